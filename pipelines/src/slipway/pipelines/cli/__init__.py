@@ -1,0 +1,47 @@
+"""The `slipway` command. Subcommands load lazily so `slipway --help` stays instant.
+
+Add a command by naming its module and function in COMMANDS; the module imports
+its heavy dependencies (kfp, mlflow) itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from slipway.pipelines import __version__
+
+# name -> "module:function" under slipway.pipelines.cli, listed in --help in this order.
+COMMANDS: dict[str, str] = {
+    "check": "check:check",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = importlib.import_module(f"slipway.pipelines.cli.{module_name}")
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="slipway")
+@click.option(
+    "--project",
+    "-C",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="The spoke directory (default: the nearest one at or above the current directory).",
+)
+@click.pass_context
+def main(ctx: click.Context, project: str | None) -> None:
+    """Slipway: train, gate, register, roll out and roll back a spoke's model."""
+    ctx.ensure_object(dict)
+    ctx.obj["project"] = project

@@ -1,0 +1,28 @@
+"""`slipway check`: is this a valid spoke? Cheap enough for a pre-commit hook."""
+
+from __future__ import annotations
+
+import click
+
+from slipway.pipelines.cli._common import spoke_from_context
+from slipway.pipelines.tiers import rules_for
+
+
+@click.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate slipway.toml and report every problem with its field."""
+    spoke = spoke_from_context(ctx)
+    cfg = spoke.config
+    rules = rules_for(cfg.governance.risk_tier)
+    click.echo(f"{spoke.root / 'slipway.toml'}: ok")
+    click.echo(f"  model        {cfg.model_name} (risk tier {cfg.governance.risk_tier})")
+    click.echo(f"  KPI          {cfg.kpi.name}: {cfg.kpi.baseline} -> {cfg.kpi.target}")
+    click.echo(f"  contract     {len(cfg.data.contract.columns)} columns, "
+               f">= {cfg.data.contract.min_rows} rows")
+    steps = " -> ".join(f"{s}%" for s in cfg.rollout.canary_steps)
+    click.echo(f"  rollout      {steps}, {cfg.rollout.step_seconds}s per step")
+    click.echo(f"  governance   approval {'required' if rules.approval_required else 'not required'}"
+               f", model card {'required' if rules.card_required else 'optional'}")
+    click.echo(f"  budget       {cfg.budget.monthly_usd:g} USD/month on {cfg.deploy.target} "
+               f"({cfg.deploy.region})")

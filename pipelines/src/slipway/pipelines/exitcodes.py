@@ -1,0 +1,19 @@
+"""Exit codes of the `slipway` command: scripts and CI branch on these, so they never change.
+
+Documented in docs/reference/cli.md.
+"""
+
+from enum import IntEnum
+
+
+class Exit(IntEnum):
+    OK = 0
+    ERROR = 1  # unexpected failure; the message says what broke
+    USAGE = 2  # bad command line (click's own code)
+    CONFIG = 3  # not a spoke, or slipway.toml invalid
+    DATA_INVALID = 4  # training data broke the data contract; nothing registered
+    GATE_REJECTED = 5  # challenger failed a gate; nothing registered as challenger
+    ROLLED_BACK = 6  # a rollout breached a guardrail and was rolled back
+    NOT_APPROVED = 7  # governance refused: approval or model card missing
+    UNREACHABLE = 8  # the gateway, registry or backend could not be reached
+    DRIFT = 9  # monitoring found drift (and started retraining, if asked)
