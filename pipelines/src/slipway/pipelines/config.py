@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -165,7 +166,7 @@ class Rollout(_Section):
             raise ValueError(f"first step is {steps[0]}%; a canary may take 1 to 50%")
         if steps[-1] != 100:
             raise ValueError(f"last step is {steps[-1]}%; a rollout ends at 100")
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b <= a for a, b in pairwise(steps)):
             raise ValueError(f"{steps} must be strictly increasing")
         return steps
 

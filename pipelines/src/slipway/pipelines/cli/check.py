@@ -22,7 +22,8 @@ def check(ctx: click.Context) -> None:
                f">= {cfg.data.contract.min_rows} rows")
     steps = " -> ".join(f"{s}%" for s in cfg.rollout.canary_steps)
     click.echo(f"  rollout      {steps}, {cfg.rollout.step_seconds}s per step")
-    click.echo(f"  governance   approval {'required' if rules.approval_required else 'not required'}"
-               f", model card {'required' if rules.card_required else 'optional'}")
+    approval = "required" if rules.approval_required else "not required"
+    card = "required" if rules.card_required else "optional"
+    click.echo(f"  governance   approval {approval}, model card {card}")
     click.echo(f"  budget       {cfg.budget.monthly_usd:g} USD/month on {cfg.deploy.target} "
                f"({cfg.deploy.region})")

@@ -1,0 +1,36 @@
+# The hub's entry points. Works on a fresh machine with only python3, git and make:
+# uv is bootstrapped into .tools/ when it is not on PATH, and uv builds .venv from uv.lock.
+UV_VERSION := 0.13.8
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+# Spokes made by the tests and the demo find the same uv.
+export PATH := $(dir $(UV)):$(PATH)
+export UV_PYTHON_DOWNLOADS := never
+RUN := $(UV) run --no-sync
+PYTEST_WORKERS ?= 2
+
+.PHONY: help setup test lint demo docs clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock pipelines/pyproject.toml infra/pyproject.toml | $(UV)
+	$(UV) sync --locked --all-packages --all-extras --group dev
+	@touch $@
+
+setup: .venv/.synced ## install uv (if missing) and the hub's environment
+
+lint: setup ## ruff over the hub
+	$(RUN) ruff check .
+
+test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
+	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+demo: setup ## stamp the demo spoke into build/demo and run the whole story on it
+	$(RUN) python scripts/demo.py
+
+clean: ## remove environments and build output
+	rm -rf .venv .tools build site

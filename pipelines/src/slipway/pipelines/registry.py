@@ -1,0 +1,76 @@
+"""The model registry conventions every Slipway command shares (MLflow 3, aliases not stages).
+
+One registered model per spoke, named after its slug. Aliases say what a version is doing:
+`champion` serves, `challenger` is under rollout, `previous` is the instant-rollback target.
+The embedded registry is MLflow on sqlite under <spoke>/.slipway/; MLFLOW_TRACKING_URI points
+every command at a shared server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS = "previous"
+
+STATE_DIR = ".slipway"
+
+# Tags on every registered version (lineage, then governance and rollout outcomes).
+TAG_GIT_SHA = "slipway.git_sha"
+TAG_GIT_DIRTY = "slipway.git_dirty"
+TAG_DATA_DIGEST = "slipway.data_digest"
+TAG_PIPELINE_SHA256 = "slipway.pipeline_sha256"
+TAG_TEMPLATE_VERSION = "slipway.template_version"
+TAG_SLIPWAY_VERSION = "slipway.version"
+TAG_RISK_TIER = "slipway.risk_tier"
+TAG_KPI_NAME = "slipway.kpi.name"
+TAG_KPI_BASELINE = "slipway.kpi.baseline"
+TAG_KPI_TARGET = "slipway.kpi.target"
+TAG_AUTHOR = "slipway.author"
+TAG_ROLLOUT_OUTCOME = "slipway.rollout.outcome"  # promoted | rolled_back | aborted
+TAG_ROLLOUT_REASON = "slipway.rollout.reason"
+
+
+def state_dir(root: Path) -> Path:
+    """Where a spoke keeps its embedded registry, rollout state and audit trail."""
+    path = root / STATE_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def tracking_uri(root: Path) -> str:
+    """MLFLOW_TRACKING_URI when set (a shared server), else the spoke's embedded sqlite."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state_dir(root) / 'mlflow.db'}"
+
+
+def artifact_location(root: Path) -> str | None:
+    """Artifacts of the embedded registry live beside it; a server decides its own."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    return (state_dir(root) / "artifacts").as_uri()
+
+
+def client(root: Path) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(root)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def version_by_alias(mlflow_client: MlflowClient, model: str, alias: str) -> ModelVersion | None:
+    """The version holding `alias`, or None when nobody holds it (or the model is new)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(model, alias)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise
