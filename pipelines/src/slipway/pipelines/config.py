@@ -171,12 +171,31 @@ class Rollout(_Section):
         return steps
 
 
+class Scaling(_Section):
+    """Autoscaling bounds of one environment's endpoint: the cost ceiling is infrastructure."""
+
+    min_instances: int = Field(default=1, ge=1, le=20)
+    max_instances: int = Field(default=2, ge=1, le=40)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> Scaling:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) is greater than max_instances "
+                f"({self.max_instances})"
+            )
+        return self
+
+
 class Deploy(_Section):
     # The embedded local target is always available; this names the production engine.
     target: Literal["sagemaker"] = "sagemaker"
     region: Annotated[str, Field(pattern=REGION_RE)] = "eu-west-1"
     instance_type: str = "ml.m5.large"
     gateway_url: str = "http://127.0.0.1:8780"
+    # Endpoint autoscaling per environment (dev has no endpoint: it runs the local target).
+    staging: Scaling = Scaling(min_instances=1, max_instances=2)
+    prod: Scaling = Scaling(min_instances=2, max_instances=4)
 
 
 class Budget(_Section):
