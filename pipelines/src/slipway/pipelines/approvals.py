@@ -1,0 +1,145 @@
+"""Approvals and rejections of a model version: recorded as version tags and in the audit trail.
+
+A decision lives in two places on purpose. The version tags are what a rollout reads (fast,
+next to the model); the audit trail is the tamper-evident history of who decided what and
+why. The latest decision wins: a rejected version can be re-reviewed and approved later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from slipway.pipelines import audit
+from slipway.pipelines.registry import TAG_AUTHOR
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from slipway.pipelines.config import SpokeConfig
+
+TAG_APPROVAL_STATE = "slipway.approval.state"  # approved | rejected
+TAG_APPROVAL_BY = "slipway.approval.by"
+TAG_APPROVAL_REASON = "slipway.approval.reason"
+TAG_APPROVAL_AT = "slipway.approval.at"
+
+
+class Decision(StrEnum):
+    approved = "approved"
+    rejected = "rejected"
+
+
+class ApprovalError(Exception):
+    """A decision was refused (self-approval, unlisted approver, unknown version); says why."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    decision: Decision
+    by: str
+    reason: str
+    at: str
+
+
+def same_person(a: str, b: str) -> bool:
+    """Names and e-mails compare without case or surrounding space: 'Ann ' is 'ann'."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def approval_of(version: ModelVersion) -> Approval | None:
+    """The latest recorded decision on a version, or None when nobody has decided yet."""
+    tags = version.tags or {}
+    state = tags.get(TAG_APPROVAL_STATE)
+    if state not in {d.value for d in Decision}:
+        return None
+    return Approval(
+        decision=Decision(state),
+        by=tags.get(TAG_APPROVAL_BY, ""),
+        reason=tags.get(TAG_APPROVAL_REASON, ""),
+        at=tags.get(TAG_APPROVAL_AT, ""),
+    )
+
+
+def author_of(version: ModelVersion) -> str:
+    return (version.tags or {}).get(TAG_AUTHOR, "").strip()
+
+
+def get_version(client: MlflowClient, model: str, version: str) -> ModelVersion:
+    """The registry version, or ApprovalError naming the versions that do exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(model, str(version))
+    except MlflowException:
+        known = sorted(
+            (int(v.version) for v in client.search_model_versions(f"name='{model}'")),
+        )
+        listing = ", ".join(map(str, known)) if known else "none yet (run `slipway train`)"
+        raise ApprovalError(
+            f"model {model!r} has no version {version}; registered versions: {listing}"
+        ) from None
+
+
+def approver_problem(config: SpokeConfig, version: ModelVersion, by: str) -> str | None:
+    """Why `by` may not approve this version, or None when they may."""
+    author = author_of(version)
+    if not author:
+        return (
+            f"version {version.version} has no {TAG_AUTHOR} tag, so nobody can show the "
+            "approver is not its author; register it through `slipway train`"
+        )
+    if same_person(by, author):
+        return f"{by} is the author of version {version.version}; self-approval is refused"
+    allowed = config.governance.approvers
+    if allowed and not any(same_person(by, name) for name in allowed):
+        return f"{by} is not in [governance] approvers ({', '.join(allowed)})"
+    return None
+
+
+def record_decision(
+    root: Path,
+    config: SpokeConfig,
+    client: MlflowClient,
+    version: str,
+    decision: Decision,
+    *,
+    by: str,
+    reason: str,
+) -> Approval:
+    """Check who decides, then tag the version and append to the audit trail.
+
+    Rejections are open to any listed approver except the author too: an author withdrawing
+    their own version should roll back or retrain, not mark it as reviewed.
+    """
+    by, reason = by.strip(), reason.strip()
+    if not by:
+        raise ApprovalError("--by must name the approver (a person, e.g. an e-mail address)")
+    if not reason:
+        raise ApprovalError("--reason must say why (it is kept in the audit trail)")
+    model_version = get_version(client, config.model_name, version)
+    if problem := approver_problem(config, model_version, by):
+        raise ApprovalError(problem)
+    actor = audit.current_actor(root)
+    if same_person(actor, author_of(model_version)):
+        raise ApprovalError(
+            f"you ({actor}) are the author of version {version}; a decision must be recorded "
+            "by the approver themselves, not on their behalf"
+        )
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    for key, value in (
+        (TAG_APPROVAL_STATE, decision.value),
+        (TAG_APPROVAL_BY, by),
+        (TAG_APPROVAL_REASON, reason),
+        (TAG_APPROVAL_AT, at),
+    ):
+        client.set_model_version_tag(config.model_name, str(version), key, value)
+    verb = "approve" if decision is Decision.approved else "reject"
+    audit.append(
+        root, verb, model=config.model_name, version=version, reason=reason, actor=actor,
+        details={"by": by, "author": author_of(model_version)},
+    )
+    return Approval(decision=decision, by=by, reason=reason, at=at)

@@ -1,0 +1,79 @@
+"""May this version be rolled out now? The one question every rollout asks governance.
+
+The answer is driven by the tier table in tiers.py, never by tier names: a tier that needs
+approval needs a recorded approval by a named approver who is not the version's author; a
+tier that needs a model card needs one generated for exactly this version from the current
+slipway.toml. Each blocker says who may act and the exact command to run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from slipway.pipelines.approvals import (
+    ApprovalError,
+    Decision,
+    approval_of,
+    approver_problem,
+    author_of,
+    get_version,
+)
+from slipway.pipelines.card import card_problem
+from slipway.pipelines.tiers import rules_for
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from slipway.pipelines.config import SpokeConfig
+
+
+def who_may_approve(config: SpokeConfig, author: str) -> str:
+    named = config.governance.approvers
+    others = [name for name in named if name.strip().casefold() != author.casefold()]
+    if others:
+        return "one of " + ", ".join(others)
+    return f"anyone but the author ({author or 'unknown'})"
+
+
+def release_blockers(
+    root: Path, config: SpokeConfig, client: MlflowClient, version: str
+) -> list[str]:
+    """Every reason `version` may not be rolled out now; an empty list means it may proceed.
+
+    `root` is the spoke (its slipway.toml is what the card must be current with).
+    """
+    rules = rules_for(config.governance.risk_tier)
+    tier = config.governance.risk_tier
+    try:
+        model_version = get_version(client, config.model_name, str(version))
+    except ApprovalError as exc:
+        return [str(exc)]
+    blockers: list[str] = []
+    if rules.approval_required:
+        author = author_of(model_version)
+        approve = f"slipway approve {version} --by NAME --reason TEXT"
+        who = who_may_approve(config, author)
+        decision = approval_of(model_version)
+        if decision is None:
+            blockers.append(
+                f"risk tier {tier} needs an approval of version {version} by a named approver "
+                f"who is not its author; {who} may run `{approve}`"
+            )
+        elif decision.decision is Decision.rejected:
+            blockers.append(
+                f"version {version} was rejected by {decision.by} ({decision.reason}); "
+                f"train a new version, or after a new review {who} may run `{approve}`"
+            )
+        elif problem := approver_problem(config, model_version, decision.by):
+            blockers.append(
+                f"the approval of version {version} does not count: {problem}; "
+                f"{who} may run `{approve}`"
+            )
+    if rules.card_required and (problem := card_problem(root, config, client, model_version)):
+        blockers.append(
+            f"risk tier {tier} needs a current model card before promotion: {problem}; "
+            f"an owner of {config.model_name} ({config.project.contact}) may run "
+            f"`slipway card {version}`"
+        )
+    return blockers
