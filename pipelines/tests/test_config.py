@@ -1,0 +1,126 @@
+"""slipway.toml validation: good files load, bad ones name the field and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slipway.pipelines.config import (
+    ConfigError,
+    RiskTier,
+    find_spoke_root,
+    load_config,
+    parse_config,
+)
+
+VALID = """
+[project]
+name = "Churn Guard"
+slug = "churn-guard"
+package = "churn_guard"
+team = "retention"
+contact = "retention@example.com"
+business_owner = "VP Retention"
+cost_center = "cc-42"
+
+[kpi]
+name = "monthly churn percent"
+baseline = 4.0
+target = 3.0
+higher_is_better = false
+
+[data]
+loader = "churn_guard.data:load"
+target = "churned"
+
+[data.contract]
+min_rows = 10
+columns = { tenure = { dtype = "int", min = 0 }, plan = { dtype = "str", allowed = ["a", "b"] } }
+
+[training]
+trainer = "churn_guard.train:train"
+
+[budget]
+monthly_usd = 250
+"""
+
+
+def with_replaced(old: str, new: str) -> str:
+    assert old in VALID, f"test bug: {old!r} is not in the base config"
+    return VALID.replace(old, new)
+
+
+def test_a_minimal_valid_file_gets_the_documented_defaults():
+    config = parse_config(VALID)
+    assert config.model_name == "churn-guard"
+    assert config.governance.risk_tier is RiskTier.low
+    assert config.rollout.canary_steps == [10, 32, 100]
+    assert config.gates.primary_metric == "roc_auc"
+    assert config.deploy.target == "sagemaker"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "words"),
+    [
+        ('slug = "churn-guard"', 'slug = "Churn Guard"', "project.slug", "pattern"),
+        ('contact = "retention@example.com"', 'contact = "nobody"', "project.contact", "pattern"),
+        ("monthly_usd = 250", "monthly_usd = 0", "budget.monthly_usd", "greater than 0"),
+        ("target = 3.0", "target = 5.0", "kpi", "must be below baseline"),
+        ('loader = "churn_guard.data:load"', 'loader = "churn_guard.data"', "data.loader",
+         "pattern"),
+        ("[budget]", '[deploy]\nregion = "Europe"\n[budget]', "deploy.region", "pattern"),
+        ("[budget]", '[deploy]\ntarget = "azure"\n[budget]', "deploy.target", "'sagemaker'"),
+        ("[budget]", "[rollout]\ncanary_steps = [60, 100]\n[budget]", "rollout.canary_steps",
+         "1 to 50%"),
+        ("[budget]", "[rollout]\ncanary_steps = [10, 50]\n[budget]", "rollout.canary_steps",
+         "ends at 100"),
+        ("[budget]", "[rollout]\ncanary_steps = [10, 10, 100]\n[budget]",
+         "rollout.canary_steps", "strictly increasing"),
+        ("[budget]", '[governance]\nrisk_tier = "extreme"\n[budget]', "governance.risk_tier",
+         "'low', 'medium' or 'high'"),
+        ("[budget]", "[gates.minimum]\nbogus = 0.5\n[budget]", "(top level)", "unknown metrics"),
+        ("min_rows = 10", "min_rows = 10\nmin_row = 3", "data.contract.min_row", "unknown key"),
+        ('target = "churned"', 'target = "tenure"', "data", "must not be listed"),
+    ],
+)
+def test_each_bad_value_is_reported_with_its_field(old, new, field, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_replaced(old, new))
+    message = str(err.value)
+    line = next((ln for ln in message.splitlines() if f"- {field}:" in ln), None)
+    assert line is not None, message
+    assert words in line, message
+
+
+def test_every_problem_is_listed_at_once():
+    text = with_replaced("monthly_usd = 250", "monthly_usd = -1")
+    text = text.replace('contact = "retention@example.com"', 'contact = "x"')
+    with pytest.raises(ConfigError, match=r"2 problem\(s\)") as err:
+        parse_config(text)
+    assert "budget.monthly_usd" in str(err.value)
+    assert "project.contact" in str(err.value)
+
+
+def test_a_missing_section_is_named():
+    text = VALID.split("[budget]")[0]
+    with pytest.raises(ConfigError, match=r"- budget: required, but missing"):
+        parse_config(text)
+
+
+def test_broken_toml_says_where():
+    with pytest.raises(ConfigError, match=r"not valid TOML.*line 1"):
+        parse_config("[project\n")
+
+
+def test_spoke_root_is_found_from_a_subdirectory(tmp_path: Path):
+    (tmp_path / "slipway.toml").write_text(VALID)
+    nested = tmp_path / "src" / "pkg"
+    nested.mkdir(parents=True)
+    assert find_spoke_root(nested) == tmp_path.resolve()
+    assert load_config(tmp_path).project.team == "retention"
+
+
+def test_a_directory_that_is_not_a_spoke_gets_a_next_step(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"not a Slipway spoke.*copier copy"):
+        load_config(tmp_path)
