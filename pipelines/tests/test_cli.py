@@ -48,3 +48,9 @@ def test_check_summarises_a_good_spoke(tmp_path: Path):
     assert result.exit_code == Exit.OK, result.output
     assert "churn-guard (risk tier low)" in result.output
     assert "10% -> 32% -> 100%" in result.output
+
+
+def test_exit_codes_are_documented_as_they_are():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md").read_text()
+    for code in Exit:
+        assert f"| {int(code)} | {code.name} |" in docs, f"{code.name} missing from cli.md"
