@@ -37,6 +37,10 @@ class ApprovalError(Exception):
     """A decision was refused (self-approval, unlisted approver, unknown version); says why."""
 
 
+class UnknownVersionError(ApprovalError):
+    """The model has no such version; the message lists the ones it has."""
+
+
 @dataclass(frozen=True)
 class Approval:
     decision: Decision
@@ -69,7 +73,7 @@ def author_of(version: ModelVersion) -> str:
 
 
 def get_version(client: MlflowClient, model: str, version: str) -> ModelVersion:
-    """The registry version, or ApprovalError naming the versions that do exist."""
+    """The registry version, or UnknownVersionError naming the versions that do exist."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -79,7 +83,7 @@ def get_version(client: MlflowClient, model: str, version: str) -> ModelVersion:
             (int(v.version) for v in client.search_model_versions(f"name='{model}'")),
         )
         listing = ", ".join(map(str, known)) if known else "none yet (run `slipway train`)"
-        raise ApprovalError(
+        raise UnknownVersionError(
             f"model {model!r} has no version {version}; registered versions: {listing}"
         ) from None
 

@@ -53,6 +53,13 @@ TAG_CARD_CONFIG_SHA256 = "slipway.card.config_sha256"
 TAG_CARD_SHA256 = "slipway.card.sha256"
 TAG_CARD_AT = "slipway.card.at"
 
+# Tags on the registered model (not a version): who owns it and which slipway.toml the cards
+# were made from, so the hub's catalog can judge cards without the spoke's checkout.
+MODEL_TAG_OWNER = "slipway.owner"
+MODEL_TAG_TEAM = "slipway.team"
+MODEL_TAG_RISK_TIER = "slipway.risk_tier"
+MODEL_TAG_CONFIG_SHA256 = "slipway.config_sha256"
+
 CARD_FILE = Path("docs") / "model_card.md"
 CARD_ARTIFACT_DIR = "model_card"
 PLOTS = ("plots/confusion_matrix.png", "plots/roc_curve.png")
@@ -116,16 +123,35 @@ def fingerprint(config_sha: str, facts: dict[str, Any]) -> str:
     return _sha({"config": config_sha, "version": facts})
 
 
-def card_problem(
-    root: Path, config: SpokeConfig, client: MlflowClient, version: ModelVersion
+def config_sha256(config: SpokeConfig) -> str:
+    return _sha(config_facts(config))
+
+
+def publish_model_facts(client: MlflowClient, config: SpokeConfig) -> None:
+    """Record owner, team, tier and the config sha256 on the registered model for the catalog."""
+    for key, value in (
+        (MODEL_TAG_OWNER, config.project.contact),
+        (MODEL_TAG_TEAM, config.project.team),
+        (MODEL_TAG_RISK_TIER, config.governance.risk_tier.value),
+        (MODEL_TAG_CONFIG_SHA256, config_sha256(config)),
+    ):
+        client.set_registered_model_tag(config.model_name, key, value)
+
+
+def card_problem(config: SpokeConfig, client: MlflowClient, version: ModelVersion) -> str | None:
+    """Why this version has no card current with slipway.toml and the registry, or None."""
+    return card_problem_for(config_sha256(config), client, version)
+
+
+def card_problem_for(
+    config_sha: str, client: MlflowClient, version: ModelVersion
 ) -> str | None:
-    """Why this version has no current card, or None when it has one."""
+    """card_problem given only the config's sha256 (the catalog reads it from the registry)."""
     tags = version.tags or {}
     number = version.version
     recorded = tags.get(TAG_CARD_FINGERPRINT)
     if not recorded:
         return f"version {number} has no model card"
-    config_sha = _sha(config_facts(config))
     if tags.get(TAG_CARD_CONFIG_SHA256) != config_sha:
         return (
             f"the model card of version {number} is out of date: slipway.toml changed "
@@ -144,12 +170,6 @@ def card_problem(
 def _card_artifact_exists(client: MlflowClient, run_id: str) -> bool:
     listed = client.list_artifacts(run_id, CARD_ARTIFACT_DIR)
     return any(item.path.endswith("model_card.md") for item in listed)
-
-
-def card_is_current(
-    root: Path, config: SpokeConfig, client: MlflowClient, version: ModelVersion
-) -> bool:
-    return card_problem(root, config, client, version) is None
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
@@ -257,7 +277,7 @@ def render_card(
     """(markdown, config sha, fingerprint, gaps) for one version."""
     gaps: list[str] = []
     facts = version_facts(client, version)
-    config_sha = _sha(config_facts(config))
+    config_sha = config_sha256(config)
     print_fp = fingerprint(config_sha, facts)
     gov, kpi, project, data = config.governance, config.kpi, config.project, config.data
     tags = facts["tags"]
@@ -295,7 +315,8 @@ def render_card(
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "fingerprint": print_fp,
         "tier": gov.risk_tier.value,
-        "description": project.description or "_No description._",
+        # The template seeds intended_use from the description: say it once.
+        "description": "" if project.description == gov.intended_use else project.description,
         "intended_use": gov.intended_use or "_Not declared._",
         "team": project.team,
         "contact": project.contact,
@@ -348,6 +369,7 @@ def write_card(
         (TAG_CARD_AT, datetime.now(UTC).isoformat(timespec="seconds")),
     ):
         client.set_model_version_tag(config.model_name, number, key, value)
+    publish_model_facts(client, config)
     audit.append(
         root, "card", model=config.model_name, version=number,
         reason=f"model card generated ({len(gaps)} gap(s))",

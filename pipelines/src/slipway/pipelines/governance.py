@@ -41,7 +41,7 @@ def release_blockers(
 ) -> list[str]:
     """Every reason `version` may not be rolled out now; an empty list means it may proceed.
 
-    `root` is the spoke (its slipway.toml is what the card must be current with).
+    `root` is the spoke; the card must be current with its slipway.toml (`config`).
     """
     rules = rules_for(config.governance.risk_tier)
     tier = config.governance.risk_tier
@@ -70,7 +70,7 @@ def release_blockers(
                 f"the approval of version {version} does not count: {problem}; "
                 f"{who} may run `{approve}`"
             )
-    if rules.card_required and (problem := card_problem(root, config, client, model_version)):
+    if rules.card_required and (problem := card_problem(config, client, model_version)):
         blockers.append(
             f"risk tier {tier} needs a current model card before promotion: {problem}; "
             f"an owner of {config.model_name} ({config.project.contact}) may run "

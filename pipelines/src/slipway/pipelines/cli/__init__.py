@@ -15,6 +15,17 @@ from slipway.pipelines import __version__
 # name -> "module:function" under slipway.pipelines.cli, listed in --help in this order.
 COMMANDS: dict[str, str] = {
     "check": "check:check",
+    "serve": "serve:serve",
+    "deploy": "deploy:deploy",
+    "traffic": "traffic:traffic",
+    "promote": "promote:promote",
+    "rollback": "rollback:rollback",
+    "status": "status:status",
+    "approve": "approve:approve",
+    "reject": "approve:reject",
+    "card": "card:card",
+    "audit": "audit:audit",
+    "catalog": "catalog:catalog",
 }
 
 

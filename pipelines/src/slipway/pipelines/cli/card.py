@@ -1,0 +1,45 @@
+"""`slipway card [VERSION]`: generate the model card from the registry and slipway.toml."""
+
+from __future__ import annotations
+
+import click
+
+from slipway.pipelines.approvals import UnknownVersionError, get_version
+from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.registry import CHALLENGER, client, version_by_alias
+
+
+@click.command()
+@click.argument("version", required=False)
+@click.pass_context
+def card(ctx: click.Context, version: str | None) -> None:
+    """Write docs/model_card.md for VERSION (default: the challenger, else the newest
+    version) and log it to the version's run. Gaps are listed on the card and here."""
+    from slipway.pipelines.card import CardError, write_card
+
+    spoke = spoke_from_context(ctx)
+    registry = client(spoke.root)
+    model = spoke.config.model_name
+    try:
+        if version is None:
+            chosen = version_by_alias(registry, model, CHALLENGER)
+            if chosen is None:
+                versions = registry.search_model_versions(f"name='{model}'")
+                if not versions:
+                    fail(f"model {model!r} has no registered version yet; run `slipway train`",
+                         Exit.USAGE)
+                chosen = max(versions, key=lambda v: int(v.version))
+        else:
+            chosen = get_version(registry, model, version)
+        result = write_card(spoke.root, spoke.config, registry, chosen)
+    except UnknownVersionError as exc:
+        fail(str(exc), Exit.USAGE)
+    except CardError as exc:
+        fail(str(exc), Exit.ERROR)
+    click.echo(f"{result.path}: model card of {model} version {result.version} "
+               f"(logged to its run; fingerprint {result.fingerprint[:12]})")
+    if result.gaps:
+        click.echo(f"{len(result.gaps)} gap(s) listed on the card:")
+        for gap in result.gaps:
+            click.echo(f"  - {gap}")

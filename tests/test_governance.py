@@ -1,0 +1,312 @@
+"""Governance enforced, not labelled: risk tiers change what blocks a rollout.
+
+Every test works on a spoke rendered from the template and a real MLflow registry (sqlite
+under the spoke's .slipway/) holding real scikit-learn models trained on the spoke's own
+breast-cancer data. Each safety check is shown firing and then letting a good version pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from slipway.pipelines import audit
+from slipway.pipelines.approvals import TAG_APPROVAL_STATE, Decision, record_decision
+from slipway.pipelines.card import CARD_FILE, write_card
+from slipway.pipelines.catalog import catalog
+from slipway.pipelines.cli import main
+from slipway.pipelines.config import load_config
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance import release_blockers
+from slipway.pipelines.registry import (
+    CHAMPION,
+    TAG_AUTHOR,
+    TAG_DATA_DIGEST,
+    TAG_GIT_SHA,
+    TAG_RISK_TIER,
+    artifact_location,
+    client,
+    tracking_uri,
+)
+
+AUTHOR = "ada@example.com"
+REVIEWER = "grace@example.com"
+
+
+@pytest.fixture(scope="module")
+def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from copier import run_copy
+
+    dst = tmp_path_factory.mktemp("governed") / "spoke"
+    run_copy(str(template_repo), dst, defaults=True, vcs_ref="HEAD", quiet=True,
+             data={"project_slug": "tumour-triage", "package_name": "tumour_triage"})
+    return dst
+
+
+def make_spoke(rendered: Path, dst: Path, tier: str, approvers: list[str] | None = None) -> Path:
+    """A copy of the rendered spoke with the risk tier (and approvers) changed in slipway.toml."""
+    spoke = dst / f"spoke-{tier}"
+    shutil.copytree(rendered, spoke, ignore=shutil.ignore_patterns(".slipway"))
+    toml = spoke / "slipway.toml"
+    text = toml.read_text()
+    text = re.sub(r'(?m)^risk_tier = "\w+"', f'risk_tier = "{tier}"', text)
+    if approvers is not None:
+        text = text.replace("approvers = []", f"approvers = {approvers!r}".replace("'", '"'))
+    toml.write_text(text)
+    assert load_config(spoke).governance.risk_tier == tier
+    return spoke
+
+
+def _spoke_module(root: Path, name: str) -> Any:
+    path = next((root / "src").glob(f"*/{name}.py"))
+    spec = importlib.util.spec_from_file_location(f"_spoke_{name}_{id(root)}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def register_version(root: Path, *, author: str, c: float = 1.0) -> str:
+    """Train the spoke's own model on its own data and register it as a new version."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    config = load_config(root)
+    frame = _spoke_module(root, "data").load()
+    features, labels = frame.drop(columns=[config.data.target]), frame[config.data.target]
+    x_train, x_test, y_train, y_test = train_test_split(
+        features, labels, test_size=0.25, random_state=42, stratify=labels
+    )
+    model = _spoke_module(root, "train").train(x_train, y_train, {"C": c, "max_iter": 500})
+    uri = tracking_uri(root)
+    registry = client(root)
+    experiment = registry.get_experiment_by_name(config.model_name)
+    experiment_id = (experiment.experiment_id if experiment else registry.create_experiment(
+        config.model_name, artifact_location=artifact_location(root)))
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id):
+            scores = model.predict_proba(x_test)[:, 1]
+            mlflow.log_metrics({
+                "test_roc_auc": roc_auc_score(y_test, scores),
+                "test_accuracy": accuracy_score(y_test, model.predict(x_test)),
+            })
+            figure, axes = plt.subplots()
+            axes.hist(scores, bins=20)
+            mlflow.log_figure(figure, "plots/roc_curve.png")
+            plt.close(figure)
+            info = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name=config.model_name,
+                pip_requirements=["scikit-learn"],
+            )
+    finally:
+        mlflow.set_tracking_uri(None)
+    version = str(info.registered_model_version)
+    for key, value in ((TAG_AUTHOR, author), (TAG_RISK_TIER, config.governance.risk_tier.value),
+                       (TAG_GIT_SHA, "0" * 40), (TAG_DATA_DIGEST, "1" * 64)):
+        registry.set_model_version_tag(config.model_name, version, key, value)
+    return version
+
+
+def governed(
+    rendered: Path, tmp_path: Path, tier: str, **kwargs: Any
+) -> tuple[Path, Any, Any, str]:
+    """(spoke, its config, its registry client, one freshly registered version by AUTHOR)."""
+    root = make_spoke(rendered, tmp_path, tier, **kwargs)
+    return root, load_config(root), client(root), register_version(root, author=AUTHOR)
+
+
+def cli(root: Path, *args: str, actor: str = REVIEWER) -> Any:
+    return CliRunner().invoke(main, ["--project", str(root), *args],
+                              env={"SLIPWAY_ACTOR": actor})
+
+
+@pytest.fixture
+def actor(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SLIPWAY_ACTOR", REVIEWER)
+    return REVIEWER
+
+
+def test_unapproved_high_risk_version_is_blocked_until_a_named_other_person_approves(
+    rendered: Path, tmp_path: Path, actor: str
+):
+    root, config, registry, version = governed(
+        rendered, tmp_path, "high", approvers=[REVIEWER, AUTHOR]
+    )
+
+    blockers = release_blockers(root, config, registry, version)
+    assert len(blockers) == 2, blockers  # no approval, no card
+    approval = next(b for b in blockers if "approval" in b)
+    assert f"slipway approve {version} --by NAME --reason TEXT" in approval
+    assert REVIEWER in approval and AUTHOR not in approval.split("may run")[0].split("one of")[1]
+    assert f"slipway card {version}" in next(b for b in blockers if "card" in b)
+
+    # Self-approval is refused, even though the author is a listed approver; nothing recorded.
+    refused = cli(root, "approve", version, "--by", AUTHOR, "--reason", "looks fine to me")
+    assert refused.exit_code == Exit.NOT_APPROVED, refused.output
+    assert "self-approval is refused" in refused.output
+    assert TAG_APPROVAL_STATE not in registry.get_model_version(config.model_name, version).tags
+    assert audit.read(root) == []
+
+    # The author cannot record someone else's approval on their behalf either.
+    proxy = cli(root, "approve", version, "--by", REVIEWER, "--reason", "ok", actor=AUTHOR.upper())
+    assert proxy.exit_code == Exit.NOT_APPROVED and "on their behalf" in proxy.output
+
+    # Someone outside [governance] approvers may not approve.
+    outsider = cli(root, "approve", version, "--by", "mallory@example.com", "--reason", "ok")
+    assert outsider.exit_code == Exit.NOT_APPROVED and "not in [governance] approvers" in (
+        outsider.output)
+
+    approved = cli(root, "approve", version, "--by", REVIEWER, "--reason", "bias review done")
+    assert approved.exit_code == 0, approved.output
+    assert "still blocking a rollout" in approved.output  # the card is still missing
+    assert [b for b in release_blockers(root, config, registry, version) if "approval" in b] == []
+
+    carded = cli(root, "card", version)
+    assert carded.exit_code == 0, carded.output
+    assert release_blockers(root, config, registry, version) == []
+    entry = next(e for e in audit.read(root) if e["action"] == "approve")
+    assert (entry["version"], entry["actor"], entry["details"]["by"], entry["reason"]) == (
+        version, REVIEWER, REVIEWER, "bias review done")
+
+
+def test_a_rejection_blocks_and_a_later_approval_lifts_it(
+    rendered: Path, tmp_path: Path, actor: str
+):
+    root, config, registry, version = governed(rendered, tmp_path, "high")
+    write_card(root, config, registry, registry.get_model_version(config.model_name, version))
+
+    rejected = cli(root, "reject", version, "--by", REVIEWER, "--reason", "recall too low")
+    assert rejected.exit_code == 0, rejected.output
+    [blocker] = release_blockers(root, config, registry, version)
+    assert "was rejected by grace@example.com (recall too low)" in blocker
+
+    record_decision(root, config, registry, version, Decision.approved, by=REVIEWER,
+                    reason="recall re-measured on the full hold-out")
+    assert release_blockers(root, config, registry, version) == []
+    assert [e["action"] for e in audit.read(root)] == ["card", "reject", "approve"]
+
+
+def test_unknown_version_is_a_usage_error_naming_the_versions_that_exist(
+    rendered: Path, tmp_path: Path, actor: str
+):
+    root = make_spoke(rendered, tmp_path, "high")
+    version = register_version(root, author=AUTHOR)
+    result = cli(root, "approve", "42", "--by", REVIEWER, "--reason", "ok")
+    assert result.exit_code == Exit.USAGE
+    assert f"has no version 42; registered versions: {version}" in result.output
+    assert release_blockers(root, load_config(root), client(root), "42") == [
+        f"model 'tumour-triage' has no version 42; registered versions: {version}"
+    ]
+
+
+def test_medium_risk_version_without_a_current_card_cannot_be_promoted(
+    rendered: Path, tmp_path: Path, actor: str
+):
+    root, config, registry, version = governed(rendered, tmp_path, "medium")
+
+    [blocker] = release_blockers(root, config, registry, version)
+    assert "needs a current model card" in blocker and f"slipway card {version}" in blocker
+    assert "approval" not in blocker  # medium does not need one
+
+    write_card(root, config, registry, registry.get_model_version(config.model_name, version))
+    assert release_blockers(root, config, registry, version) == []
+
+    # The card goes stale when what it states changes: here a limitation is declared.
+    toml = root / "slipway.toml"
+    toml.write_text(toml.read_text().replace(
+        "limitations = []", 'limitations = ["Not validated on biopsies from under-18s"]'))
+    changed = load_config(root)
+    [stale] = release_blockers(root, changed, registry, version)
+    assert "out of date: slipway.toml changed" in stale
+
+    write_card(root, changed, registry, registry.get_model_version(config.model_name, version))
+    assert release_blockers(root, changed, registry, version) == []
+
+    # ... or when the version's registered facts change behind the card's back.
+    registry.set_model_version_tag(config.model_name, version, TAG_DATA_DIGEST, "2" * 64)
+    [moved] = release_blockers(root, changed, registry, version)
+    assert "lineage tags or metrics changed" in moved
+
+
+def test_low_risk_needs_neither_card_nor_approval(rendered: Path, tmp_path: Path, actor: str):
+    root = make_spoke(rendered, tmp_path, "low")
+    version = register_version(root, author=AUTHOR)
+    assert release_blockers(root, load_config(root), client(root), version) == []
+
+
+def test_card_states_registry_facts_and_lists_its_gaps(rendered: Path, tmp_path: Path, actor: str):
+    root, config, registry, version = governed(rendered, tmp_path, "medium")
+
+    result = cli(root, "card")  # no VERSION: the newest one
+    assert result.exit_code == 0, result.output
+    text = (root / CARD_FILE).read_text()
+    assert f"# Model card: {config.project.name}, version {version}" in text
+    assert config.project.contact in text and config.kpi.name in text
+    assert "| mean_radius | float | 0.0 | 57.0 | no |" in text
+    run_id = registry.get_model_version(config.model_name, version).run_id
+    auc = registry.get_run(run_id).data.metrics["test_roc_auc"]
+    assert f"| roc_auc | {auc:.4f} | n/a | n/a |" in text
+    # Gaps are listed, not hidden: the template declares no limitations, this run logged no
+    # confusion matrix, and there is no champion yet.
+    gaps = text.split("## Gaps")[1]
+    assert "no limitations declared" in gaps
+    assert "plots/confusion_matrix.png was not logged" in gaps
+    assert "no comparison with a champion" in gaps
+    assert "no limitations declared" in result.output
+    assert (root / "docs/model_card/roc_curve.png").stat().st_size > 0
+    logged = [a.path for a in registry.list_artifacts(run_id, "model_card")]
+    assert logged == ["model_card/model_card.md"]
+
+
+def test_catalog_shows_every_model_and_its_governance_state(
+    rendered: Path, tmp_path: Path, actor: str
+):
+    import json
+
+    root = make_spoke(rendered, tmp_path, "high")
+    config = load_config(root)
+    registry = client(root)
+    first = register_version(root, author=AUTHOR)
+    second = register_version(root, author=AUTHOR, c=0.5)
+    registry.set_registered_model_alias(config.model_name, CHAMPION, first)
+    registry.set_model_version_tag(config.model_name, second, "slipway.rollout.outcome",
+                                   "rolled_back")
+    registry.set_model_version_tag(config.model_name, second, "slipway.rollout.reason",
+                                   "error rate 0.2 > 0.005")
+    # A second team's model in the same registry, never carded: the catalog says so.
+    registry.create_registered_model("churn-radar")
+
+    [unreviewed, ours] = catalog(registry, config)
+    assert (unreviewed.model, unreviewed.champion_version, unreviewed.card_current) == (
+        "churn-radar", None, None)
+    assert (ours.owner, ours.risk_tier, ours.champion_version, ours.versions) == (
+        config.project.contact, "high", first, 2)
+    assert (ours.last_rollout_version, ours.last_rollout_outcome) == (second, "rolled_back")
+    assert ours.approval == "none" and ours.card_current is False
+
+    record_decision(root, config, registry, first, Decision.approved, by=REVIEWER, reason="ok")
+    write_card(root, config, registry, registry.get_model_version(config.model_name, first))
+    result = cli(root, "catalog", "--json")
+    assert result.exit_code == 0, result.output
+    listed = {m["model"]: m for m in json.loads(result.output)["models"]}
+    assert listed["tumour-triage"]["approval"] == f"approved by {REVIEWER}"
+    assert listed["tumour-triage"]["card_current"] is True
+
+    # The hub's view without the spoke's checkout: from the model tags the card recorded.
+    hub = CliRunner().invoke(main, ["catalog"], env={"MLFLOW_TRACKING_URI": tracking_uri(root)})
+    assert hub.exit_code == 0, hub.output
+    row = next(line for line in hub.output.splitlines() if line.startswith("tumour-triage"))
+    assert config.project.contact in row and "current" in row and "rolled_back" in row
