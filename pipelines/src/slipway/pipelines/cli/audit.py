@@ -29,7 +29,7 @@ def audit(ctx: click.Context, verify: bool, version: str | None) -> None:
             )
         click.echo(f"audit trail intact: {result.entries} entries, chain and head agree")
         return
-    lines = trail.show(spoke.root, model=spoke.config.model_name, version=version)
+    lines = trail.show(spoke.root, version=version)
     if not lines:
         click.echo("the audit trail is empty" + (f" for version {version}" if version else ""))
     for line in lines:
