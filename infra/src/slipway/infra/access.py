@@ -1,0 +1,218 @@
+"""SpokeAccess: the IAM roles a spoke's pipelines, endpoint and CI assume, least privilege.
+
+Every statement names its resources (the spoke's bucket prefix, its image repository, its
+KMS key, SageMaker resources under its name prefix). The only `*` resources are on the
+few actions AWS defines only on `*` (ecr:GetAuthorizationToken, cloudwatch:PutMetricData,
+which is then limited by a namespace condition). CI gets no long-lived keys: GitHub's
+OIDC token is trusted for exactly one repository.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from slipway.infra.plan import DRIFT_NAMESPACE
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+_ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+_ECR_PUSH = ("ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
+             "ecr:PutImage")
+
+
+@dataclass(frozen=True)
+class AccessScope:
+    """What one spoke may touch: names and ARNs known before anything is created."""
+
+    name_prefix: str  # SageMaker resources, log groups and roles start with this
+    region: str
+    account_id: pulumi.Input[str]
+    bucket_name: str
+    bucket_prefix: str  # "" for a spoke's own bucket, "spokes/<slug>/" in the hub's bucket
+    kms_key_arn: pulumi.Input[str]
+    repository_arn: pulumi.Input[str]
+
+
+def statement(
+    actions: Sequence[str], resources: Sequence[str], condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    stmt: dict[str, Any] = {"Effect": "Allow", "Action": sorted(actions),
+                            "Resource": list(resources)}
+    if condition:
+        stmt["Condition"] = condition
+    return stmt
+
+
+def policy_document(statements: Sequence[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def service_trust(service: str) -> str:
+    """Trust policy letting an AWS service (e.g. sagemaker.amazonaws.com) assume a role."""
+    return policy_document(
+        [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+    )
+
+
+def github_oidc_trust(provider_arn: str, repository: str) -> str:
+    """Trust policy for GitHub Actions of one repository (`owner/name`), any branch or tag."""
+    return policy_document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com"},
+                    "StringLike": {f"{GITHUB_OIDC_HOST}:sub": f"repo:{repository}:*"},
+                },
+            }
+        ]
+    )
+
+
+def _storage_statements(scope: AccessScope, kms_key_arn: str, write: bool) -> list[dict[str, Any]]:
+    bucket_arn = f"arn:aws:s3:::{scope.bucket_name}"
+    objects = f"{bucket_arn}/{scope.bucket_prefix}*"
+    object_actions = ["s3:GetObject", *(["s3:PutObject"] if write else [])]
+    kms_actions = ["kms:Decrypt", *(["kms:GenerateDataKey"] if write else [])]
+    list_condition = (
+        {"StringLike": {"s3:prefix": [f"{scope.bucket_prefix}*"]}} if scope.bucket_prefix else None
+    )
+    return [
+        statement(object_actions, [objects]),
+        statement(["s3:ListBucket"], [bucket_arn], list_condition),
+        statement(kms_actions, [kms_key_arn]),
+    ]
+
+
+def _logs_statement(scope: AccessScope, account_id: str) -> dict[str, Any]:
+    return statement(
+        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        [f"arn:aws:logs:{scope.region}:{account_id}:log-group:/aws/sagemaker/*"],
+    )
+
+
+def _sagemaker_arns(scope: AccessScope, account_id: str) -> list[str]:
+    base = f"arn:aws:sagemaker:{scope.region}:{account_id}"
+    return [f"{base}:{kind}/{scope.name_prefix}*"
+            for kind in ("model", "endpoint-config", "endpoint", "training-job",
+                         "processing-job")]
+
+
+def pipeline_policy(scope: AccessScope, account_id: str, kms: str, repo: str) -> str:
+    """Training pipelines: read/write artifacts, pull images, run jobs under the prefix."""
+    return policy_document(
+        [
+            *_storage_statements(scope, kms, write=True),
+            statement(_ECR_PULL, [repo]),
+            statement(["ecr:GetAuthorizationToken"], ["*"]),
+            _logs_statement(scope, account_id),
+            statement(
+                ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
+                 "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"],
+                _sagemaker_arns(scope, account_id),
+            ),
+        ]
+    )
+
+
+def endpoint_policy(scope: AccessScope, account_id: str, kms: str, repo: str) -> str:
+    """The endpoint: read model artifacts, pull its image, publish the drift metric."""
+    return policy_document(
+        [
+            *_storage_statements(scope, kms, write=False),
+            statement(_ECR_PULL, [repo]),
+            statement(["ecr:GetAuthorizationToken"], ["*"]),
+            _logs_statement(scope, account_id),
+            statement(
+                ["cloudwatch:PutMetricData"],
+                ["*"],
+                {"StringEquals": {"cloudwatch:namespace": DRIFT_NAMESPACE}},
+            ),
+        ]
+    )
+
+
+def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_role: str) -> str:
+    """CI: push images and artifacts, roll the endpoint, read alarms; nothing else."""
+    return policy_document(
+        [
+            *_storage_statements(scope, kms, write=True),
+            statement([*_ECR_PULL, *_ECR_PUSH], [repo]),
+            statement(["ecr:GetAuthorizationToken"], ["*"]),
+            statement(
+                ["sagemaker:CreateModel", "sagemaker:DescribeModel",
+                 "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig",
+                 "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint",
+                 "sagemaker:AddTags", "sagemaker:ListTags"],
+                _sagemaker_arns(scope, account_id),
+            ),
+            statement(["iam:PassRole"], [pass_role],
+                      {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+            statement(
+                ["cloudwatch:DescribeAlarms"],
+                [f"arn:aws:cloudwatch:{scope.region}:{account_id}:alarm:{scope.name_prefix}*"],
+            ),
+        ]
+    )
+
+
+class SpokeAccess(pulumi.ComponentResource):
+    """Pipeline, endpoint and (with a GitHub repository) CI roles for one spoke."""
+
+    pipeline_role_arn: pulumi.Output[str]
+    endpoint_role_arn: pulumi.Output[str]
+    ci_role_arn: pulumi.Output[str] | None
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        scope: AccessScope,
+        tags: dict[str, str],
+        github_repository: str | None,
+        github_oidc_provider_arn: pulumi.Input[str] | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("slipway:infra:SpokeAccess", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        refs = pulumi.Output.all(scope.account_id, scope.kms_key_arn, scope.repository_arn)
+
+        def role(suffix: str, trust: pulumi.Input[str], policy: pulumi.Input[str]) -> aws.iam.Role:
+            created = aws.iam.Role(
+                f"{name}-{suffix}",
+                name=f"{scope.name_prefix}-{suffix}"[:64],
+                assume_role_policy=trust,
+                max_session_duration=3600,
+                tags=tags,
+                opts=child,
+            )
+            aws.iam.RolePolicy(f"{name}-{suffix}-policy", role=created.id, policy=policy,
+                               opts=child)
+            return created
+
+        pipeline = role("pipeline", service_trust("sagemaker.amazonaws.com"),
+                        refs.apply(lambda r: pipeline_policy(scope, *r)))
+        endpoint = role("endpoint", service_trust("sagemaker.amazonaws.com"),
+                        refs.apply(lambda r: endpoint_policy(scope, *r)))
+        self.pipeline_role_arn = pipeline.arn
+        self.endpoint_role_arn = endpoint.arn
+        self.ci_role_arn = None
+        if github_repository and github_oidc_provider_arn is not None:
+            trust = pulumi.Output.from_input(github_oidc_provider_arn).apply(
+                lambda arn: github_oidc_trust(arn, github_repository)
+            )
+            ci_refs = pulumi.Output.all(refs, endpoint.arn)
+            ci = role("ci", trust, ci_refs.apply(lambda r: ci_policy(scope, *r[0], r[1])))
+            self.ci_role_arn = ci.arn
+        self.register_outputs(
+            {"pipeline_role_arn": self.pipeline_role_arn,
+             "endpoint_role_arn": self.endpoint_role_arn,
+             "ci_role_arn": self.ci_role_arn}
+        )

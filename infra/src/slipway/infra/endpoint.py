@@ -1,0 +1,245 @@
+"""ModelEndpoint: a SageMaker endpoint that rolls out by canary and rolls back on its own.
+
+One SageMaker Model and one EndpointConfiguration per model version (both immutable, named
+by the version), an Endpoint whose blue/green CANARY deployment comes from the rollout plan,
+and the three CloudWatch alarms that roll it back: the 5XX error rate, the p95 model latency
+against the guardrail, and the prediction-drift metric the gateway-side monitoring publishes.
+The previous version's Model and EndpointConfiguration are kept in the stack: SageMaker's
+automatic rollback returns the endpoint to that configuration, so it must still exist, and
+`sagemaker_target.verify_endpoint` recognises a silent rollback by its name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from slipway.infra.plan import (
+    DRIFT_METRIC,
+    DRIFT_NAMESPACE,
+    TARGET_INVOCATIONS_PER_INSTANCE,
+    EndpointPlan,
+)
+
+VARIANT = "AllTraffic"
+ALARM_PERIOD_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ModelRelease:
+    """A registered model version ready to serve: its image and its model artifact."""
+
+    version: int
+    image_uri: str
+    model_data_url: str
+
+
+def config_name(endpoint_name: str, version: int) -> str:
+    """The EndpointConfiguration (and Model) name of a version: verification keys on it."""
+    return f"{endpoint_name}-v{version}"
+
+
+def alarm_names(endpoint_name: str) -> dict[str, str]:
+    """The rollback alarms of an endpoint by guardrail."""
+    return {
+        "errors": f"{endpoint_name}-5xx-rate",
+        "latency": f"{endpoint_name}-p95-latency",
+        "drift": f"{endpoint_name}-prediction-psi",
+    }
+
+
+class ModelEndpoint(pulumi.ComponentResource):
+    """Endpoint + versioned configurations + rollback alarms + autoscaling bounds."""
+
+    endpoint_name: pulumi.Output[str]
+    endpoint_config_name: pulumi.Output[str]
+    previous_endpoint_config_name: pulumi.Output[str | None]
+    alarm_names: pulumi.Output[list[str]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        endpoint_name: str,
+        plan: EndpointPlan,
+        release: ModelRelease,
+        previous: ModelRelease | None,
+        execution_role_arn: pulumi.Input[str],
+        champion_p95_latency_ms: float,
+        drift_dimensions: dict[str, str],
+        tags: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("slipway:infra:ModelEndpoint", name, None, opts)
+        kept = [release]
+        if previous is not None and previous.version != release.version:
+            kept.append(previous)
+        configs = [
+            self._versioned_config(name, endpoint_name, plan, r, execution_role_arn, tags)
+            for r in kept
+        ]
+        alarms = self._rollback_alarms(name, endpoint_name, plan, champion_p95_latency_ms,
+                              drift_dimensions, tags)
+        current = config_name(endpoint_name, release.version)
+        endpoint = aws.sagemaker.Endpoint(
+            f"{name}-endpoint",
+            name=endpoint_name,
+            endpoint_config_name=current,
+            deployment_config={
+                "blue_green_update_policy": {
+                    "traffic_routing_configuration": {
+                        "type": "CANARY",
+                        "canary_size": {"type": "CAPACITY_PERCENT",
+                                        "value": plan.canary_percent},
+                        "wait_interval_in_seconds": plan.wait_seconds,
+                    },
+                    "termination_wait_in_seconds": plan.termination_wait_seconds,
+                    "maximum_execution_timeout_in_seconds": plan.max_execution_seconds,
+                },
+                "auto_rollback_configuration": {
+                    # Known names, not outputs: the policies match them in preview too.
+                    "alarms": [{"alarm_name": n} for n in alarm_names(endpoint_name).values()],
+                },
+            },
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*configs, *alarms]),
+        )
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling",
+            service_namespace="sagemaker",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            resource_id=f"endpoint/{endpoint_name}/variant/{VARIANT}",
+            min_capacity=plan.min_instances,
+            max_capacity=plan.max_instances,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[endpoint]),
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-scaling-policy",
+            name=f"{endpoint_name}-invocations",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": float(TARGET_INVOCATIONS_PER_INSTANCE),
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "SageMakerVariantInvocationsPerInstance",
+                },
+                "scale_in_cooldown": 300,
+                "scale_out_cooldown": 60,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.endpoint_name = endpoint.name
+        self.endpoint_config_name = pulumi.Output.from_input(current)
+        self.previous_endpoint_config_name = pulumi.Output.from_input(
+            config_name(endpoint_name, kept[1].version) if len(kept) > 1 else None
+        )
+        self.alarm_names = pulumi.Output.all(*(a.name for a in alarms))
+        self.register_outputs(
+            {"endpoint_name": self.endpoint_name,
+             "endpoint_config_name": self.endpoint_config_name,
+             "previous_endpoint_config_name": self.previous_endpoint_config_name,
+             "alarm_names": self.alarm_names}
+        )
+
+    def _versioned_config(
+        self,
+        name: str,
+        endpoint_name: str,
+        plan: EndpointPlan,
+        release: ModelRelease,
+        role_arn: pulumi.Input[str],
+        tags: dict[str, str],
+    ) -> aws.sagemaker.EndpointConfiguration:
+        versioned = config_name(endpoint_name, release.version)
+        model = aws.sagemaker.Model(
+            f"{name}-model-v{release.version}",
+            name=versioned,
+            execution_role_arn=role_arn,
+            primary_container={"image": release.image_uri,
+                               "model_data_url": release.model_data_url},
+            tags={**tags, "model-version": str(release.version)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return aws.sagemaker.EndpointConfiguration(
+            f"{name}-config-v{release.version}",
+            name=versioned,
+            production_variants=[
+                {
+                    "variant_name": VARIANT,
+                    "model_name": versioned,
+                    "initial_instance_count": plan.min_instances,
+                    "instance_type": plan.instance_type,
+                }
+            ],
+            tags={**tags, "model-version": str(release.version)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[model]),
+        )
+
+    def _rollback_alarms(
+        self,
+        name: str,
+        endpoint_name: str,
+        plan: EndpointPlan,
+        champion_p95_latency_ms: float,
+        drift_dimensions: dict[str, str],
+        tags: dict[str, str],
+    ) -> list[aws.cloudwatch.MetricAlarm]:
+        names = alarm_names(endpoint_name)
+        dims = {"EndpointName": endpoint_name, "VariantName": VARIANT}
+        child = pulumi.ResourceOptions(parent=self)
+
+        def sagemaker_metric(query_id: str, metric: str) -> dict[str, object]:
+            return {
+                "id": query_id,
+                "return_data": False,
+                "metric": {"namespace": "AWS/SageMaker", "metric_name": metric,
+                           "dimensions": dims, "period": ALARM_PERIOD_SECONDS, "stat": "Sum"},
+            }
+
+        def alarm(key: str, description: str, threshold: float,
+                  **metric: object) -> aws.cloudwatch.MetricAlarm:
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-alarm-{key}",
+                name=names[key],
+                alarm_description=description,
+                comparison_operator="GreaterThanThreshold",
+                evaluation_periods=1,
+                threshold=threshold,
+                # No traffic is not a failure: a quiet canary must not roll back.
+                treat_missing_data="notBreaching",
+                tags=tags,
+                opts=child,
+                **metric,
+            )
+
+        errors = alarm(
+            "errors", "5XX share of invocations above rollout.guardrails.max_error_rate",
+            plan.max_error_rate,
+            metric_queries=[
+                sagemaker_metric("errors", "Invocation5XXErrors"),
+                sagemaker_metric("invocations", "Invocations"),
+                {"id": "rate", "expression": "IF(invocations > 0, errors / invocations, 0)",
+                 "label": "5XX error rate", "return_data": True},
+            ],
+        )
+        latency = alarm(
+            "latency",
+            "p95 ModelLatency above the champion's p95 times "
+            "rollout.guardrails.max_p95_latency_ratio",
+            # ModelLatency is reported in microseconds.
+            round(champion_p95_latency_ms * plan.max_latency_ratio * 1000.0, 3),
+            namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions=dims,
+            period=ALARM_PERIOD_SECONDS, extended_statistic="p95",
+        )
+        drift = alarm(
+            "drift", "prediction PSI above rollout.guardrails.max_prediction_psi",
+            plan.max_prediction_psi,
+            namespace=DRIFT_NAMESPACE, metric_name=DRIFT_METRIC, dimensions=drift_dimensions,
+            period=ALARM_PERIOD_SECONDS, statistic="Maximum",
+        )
+        return [errors, latency, drift]

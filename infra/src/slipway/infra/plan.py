@@ -1,0 +1,111 @@
+"""What an environment's endpoint must look like, computed from slipway.toml alone.
+
+Pure data, no Pulumi: the components render this plan into AWS resources, the policies
+check the same numbers, and a reader can see in one place how the rollout plan written
+for the local gateway becomes a SageMaker blue/green deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.guardrails import thresholds_for
+from slipway.pipelines.tiers import rules_for
+
+
+class Environment(StrEnum):
+    dev = "dev"
+    staging = "staging"
+    prod = "prod"
+
+
+# SageMaker's limits on blue/green traffic routing (CreateEndpoint DeploymentConfig).
+MAX_CANARY_PERCENT = 50
+MAX_WAIT_SECONDS = 3600
+MIN_EXECUTION_TIMEOUT = 600
+MAX_EXECUTION_TIMEOUT = 14400
+# After traffic has fully shifted the old fleet is kept this long, so an alarm that fires
+# late can still roll back to warm instances.
+TERMINATION_WAIT_SECONDS = 300
+# Target tracking: add an instance when a variant sees more invocations per instance and
+# minute than this. A conservative default for a small scikit-learn model.
+TARGET_INVOCATIONS_PER_INSTANCE = 100
+# The custom metric the gateway-side monitoring publishes (prediction drift, PSI).
+DRIFT_NAMESPACE = "Slipway/Monitoring"
+DRIFT_METRIC = "PredictionPSI"
+
+
+def parse_environment(stack_name: str) -> Environment:
+    """The environment a Pulumi stack name stands for; a clear error for any other name."""
+    try:
+        return Environment(stack_name)
+    except ValueError:
+        allowed = ", ".join(e.value for e in Environment)
+        raise ValueError(
+            f"Pulumi stack {stack_name!r} is not a Slipway environment; use one of: {allowed} "
+            f"(`pulumi stack select {Environment.staging.value}`)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class EndpointPlan:
+    """The serving shape of one environment: instances, canary and rollback thresholds."""
+
+    instance_type: str
+    min_instances: int
+    max_instances: int
+    canary_percent: int
+    wait_seconds: int
+    termination_wait_seconds: int
+    max_execution_seconds: int
+    max_error_rate: float
+    max_latency_ratio: float
+    max_prediction_psi: float
+
+
+def endpoint_plan(config: SpokeConfig, environment: Environment) -> EndpointPlan | None:
+    """The endpoint plan of `environment`, or None for dev (dev runs the local target).
+
+    The canary share is the rollout plan's first step (capped at SageMaker's 50%), held for
+    step_seconds (at least the tier's minimum, at most SageMaker's 3600 s). The alarm
+    thresholds are the very ones the local rollout engine judges by (guardrails.thresholds_for:
+    slipway.toml's guardrails tightened by the risk tier).
+    """
+    if environment is Environment.dev:
+        return None
+    rules = rules_for(config.governance.risk_tier)
+    rollout = config.rollout
+    scaling = config.deploy.staging if environment is Environment.staging else config.deploy.prod
+    wait = min(max(rollout.step_seconds, rules.min_step_seconds), MAX_WAIT_SECONDS)
+    limits = thresholds_for(config)
+    return EndpointPlan(
+        instance_type=config.deploy.instance_type,
+        min_instances=scaling.min_instances,
+        max_instances=scaling.max_instances,
+        canary_percent=min(rollout.canary_steps[0], MAX_CANARY_PERCENT),
+        wait_seconds=wait,
+        termination_wait_seconds=TERMINATION_WAIT_SECONDS,
+        max_execution_seconds=min(
+            max(MIN_EXECUTION_TIMEOUT, 2 * wait + TERMINATION_WAIT_SECONDS), MAX_EXECUTION_TIMEOUT
+        ),
+        max_error_rate=limits.max_error_rate,
+        max_latency_ratio=limits.max_p95_latency_ratio,
+        max_prediction_psi=limits.max_prediction_psi,
+    )
+
+
+# How slipway.toml's budget.monthly_usd is split between the environment stacks; each
+# environment's budget alerts at 80% and 100% of its share, the hub's per-spoke budget
+# watches the total.
+BUDGET_SHARE: dict[Environment, float] = {
+    Environment.dev: 0.1,
+    Environment.staging: 0.2,
+    Environment.prod: 0.7,
+}
+
+
+def environment_budget_usd(config: SpokeConfig, environment: Environment) -> float:
+    """The monthly budget of one environment stack, in USD."""
+    return round(config.budget.monthly_usd * BUDGET_SHARE[environment], 2)

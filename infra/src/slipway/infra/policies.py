@@ -1,0 +1,334 @@
+"""Policies: plain functions over resource properties, returning what is wrong.
+
+One implementation, two callers: the mock tests run `check_stack` over every stack the
+components build, and the Pulumi policy pack in infra/policy/ wraps the same functions so
+`pulumi preview` in CI refuses the same mistakes. Properties are Pulumi's (camelCase) names,
+as both the mocks and the policy engine see them. This module imports no Pulumi and no AWS
+SDK, so the policy pack's own environment needs only pulumi-policy and the config model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from slipway.infra.tags import REQUIRED_TAGS
+from slipway.pipelines.config import RiskTier
+from slipway.pipelines.tiers import rules_for
+
+BUCKET = "aws:s3/bucket:Bucket"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+PUBLIC_ACCESS = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+KMS_KEY = "aws:kms/key:Key"
+ECR_REPO = "aws:ecr/repository:Repository"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+IAM_POLICY = "aws:iam/policy:Policy"
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+BUDGET = "aws:budgets/budget:Budget"
+
+# Resource types that carry tags and therefore must carry the required ones.
+TAGGABLE = frozenset({
+    BUCKET, KMS_KEY, ECR_REPO, ROLE, ENDPOINT, ENDPOINT_CONFIG, ALARM, BUDGET,
+    "aws:sagemaker/model:Model",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+    "aws:appautoscaling/target:Target",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+})
+MAX_CANARY_PERCENT = 50
+BUDGET_ALERTS = (80.0, 100.0)
+# A rollback must watch each guardrail: errors, latency, and the drift metric.
+ROLLBACK_METRICS = frozenset({"Invocation5XXErrors", "ModelLatency", "PredictionPSI"})
+GITHUB_OIDC = "token.actions.githubusercontent.com"
+
+
+class ResourceLike(Protocol):
+    """What a policy reads: the mock recording and the policy pack's resources both fit."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def props(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    resource: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.policy}] {self.resource}: {self.message}"
+
+
+Policy = Callable[[Sequence[ResourceLike]], list[Violation]]
+
+
+def _of(resources: Iterable[ResourceLike], type_token: str) -> list[ResourceLike]:
+    return [r for r in resources if r.type == type_token]
+
+
+def _by_bucket(resources: Sequence[ResourceLike], type_token: str) -> dict[str, ResourceLike]:
+    return {str(r.props.get("bucket")): r for r in _of(resources, type_token)}
+
+
+def _statements(document: Any) -> list[dict[str, Any]]:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError:
+            return []
+    if not isinstance(document, Mapping):
+        return []
+    stmts = document.get("Statement", [])
+    return [s for s in ([stmts] if isinstance(stmts, Mapping) else stmts)
+            if isinstance(s, Mapping)]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def encryption_on(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every bucket is encrypted with a KMS key; every KMS key rotates."""
+    found: list[Violation] = []
+    sse = _by_bucket(resources, SSE)
+    for bucket in _of(resources, BUCKET):
+        config = sse.get(str(bucket.props.get("bucket")))
+        rules = _as_list(config.props.get("rules")) if config else []
+        defaults = [r.get("applyServerSideEncryptionByDefault") or {} for r in rules]
+        if not any(d.get("sseAlgorithm") == "aws:kms" and d.get("kmsMasterKeyId")
+                   for d in defaults):
+            found.append(Violation("encryption-on", bucket.name,
+                                   "bucket has no SSE-KMS default encryption with a key; "
+                                   "use slipway.infra.ArtifactStore"))
+    for key in _of(resources, KMS_KEY):
+        if not key.props.get("enableKeyRotation"):
+            found.append(Violation("encryption-on", key.name,
+                                   "KMS key rotation is off; set enable_key_rotation=True"))
+    return found
+
+
+def versioning_on(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every bucket keeps versions: no artifact is lost to an overwrite or a delete."""
+    versioning = _by_bucket(resources, VERSIONING)
+    found = []
+    for bucket in _of(resources, BUCKET):
+        config = versioning.get(str(bucket.props.get("bucket")))
+        status = ((config.props.get("versioningConfiguration") or {}).get("status")
+                  if config else None)
+        if status != "Enabled":
+            found.append(Violation("versioning-on", bucket.name,
+                                   f"versioning is {status or 'not configured'}; enable it"))
+    return found
+
+
+def public_access_blocked(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every bucket blocks all four public access paths and refuses plain HTTP."""
+    blocks = _by_bucket(resources, PUBLIC_ACCESS)
+    policies = _by_bucket(resources, BUCKET_POLICY)
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    found = []
+    for bucket in _of(resources, BUCKET):
+        name = str(bucket.props.get("bucket"))
+        block = blocks.get(name)
+        missing = [f for f in flags if not (block and block.props.get(f) is True)]
+        if missing:
+            found.append(Violation("public-access-blocked", bucket.name,
+                                   f"public access not blocked: {', '.join(missing)}"))
+        policy = policies.get(name)
+        denies_http = any(
+            s.get("Effect") == "Deny"
+            and (s.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+            for s in _statements(policy.props.get("policy") if policy else None)
+        )
+        if not denies_http:
+            found.append(Violation("public-access-blocked", bucket.name,
+                                   "no bucket policy denying aws:SecureTransport=false (TLS only)"))
+    return found
+
+
+def no_wildcard_iam(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """No IAM statement allows every action, or a whole service on every resource."""
+    found = []
+    for res in [*_of(resources, ROLE_POLICY), *_of(resources, IAM_POLICY)]:
+        for stmt in _statements(res.props.get("policy")):
+            if stmt.get("Effect") != "Allow":
+                continue
+            actions = [str(a) for a in _as_list(stmt.get("Action"))]
+            resources_ = [str(r) for r in _as_list(stmt.get("Resource"))]
+            if "*" in actions:
+                found.append(Violation("no-wildcard-iam", res.name, "allows Action '*'"))
+            elif "*" in resources_ and any(a.endswith(":*") for a in actions):
+                found.append(Violation("no-wildcard-iam", res.name,
+                                       f"allows {[a for a in actions if a.endswith(':*')]} "
+                                       "on Resource '*'"))
+    return found
+
+
+def github_trust_scoped(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """A role trusting GitHub's OIDC provider is scoped to one repository and to STS."""
+    found = []
+    for role in _of(resources, ROLE):
+        for stmt in _statements(role.props.get("assumeRolePolicy")):
+            federated = str((stmt.get("Principal") or {}).get("Federated", ""))
+            if GITHUB_OIDC not in federated:
+                continue
+            cond = stmt.get("Condition") or {}
+            sub = [str(v) for op in ("StringLike", "StringEquals")
+                   for v in _as_list((cond.get(op) or {}).get(f"{GITHUB_OIDC}:sub"))]
+            aud = (cond.get("StringEquals") or {}).get(f"{GITHUB_OIDC}:aud")
+            if not sub or any(not v.startswith("repo:") or v.startswith("repo:*") for v in sub):
+                found.append(Violation("github-trust-scoped", role.name,
+                                       "GitHub OIDC trust is not limited to one repository "
+                                       "(condition token.actions.githubusercontent.com:sub)"))
+            if aud != "sts.amazonaws.com":
+                found.append(Violation("github-trust-scoped", role.name,
+                                       "GitHub OIDC trust does not require aud=sts.amazonaws.com"))
+    return found
+
+
+def required_tags(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every taggable resource says who owns it and who pays."""
+    found = []
+    for res in resources:
+        if res.type not in TAGGABLE:
+            continue
+        tags = res.props.get("tags") or {}
+        missing = [k for k in REQUIRED_TAGS if not tags.get(k)]
+        if missing:
+            found.append(Violation("required-tags", res.name, f"missing tags {missing}"))
+    return found
+
+
+def budget_present(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """The stack has a cost budget alerting someone at 80% and at 100%."""
+    budgets = _of(resources, BUDGET)
+    if not budgets:
+        return [Violation("budget-present", "(stack)", "no aws.budgets.Budget in the stack; "
+                          "add slipway.infra.SpokeBudget")]
+    found = []
+    for budget in budgets:
+        alerts = {
+            float(n.get("threshold", -1))
+            for n in _as_list(budget.props.get("notifications"))
+            if n.get("thresholdType") == "PERCENTAGE" and n.get("subscriberEmailAddresses")
+        }
+        missing = [t for t in BUDGET_ALERTS if t not in alerts]
+        if missing:
+            found.append(Violation("budget-present", budget.name,
+                                   f"no email alert at {missing} percent of the budget"))
+    return found
+
+
+def _tier_of(res: ResourceLike) -> RiskTier:
+    tag = (res.props.get("tags") or {}).get("risk-tier")
+    # An untagged resource is judged by the strictest tier (and flagged by required-tags).
+    return RiskTier(tag) if tag in RiskTier.__members__ else RiskTier.high
+
+
+def instance_types_allowed(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Endpoint instances come from the risk tier's allow-list (slipway.pipelines.tiers)."""
+    found = []
+    for config in _of(resources, ENDPOINT_CONFIG):
+        tier = _tier_of(config)
+        allowed = rules_for(tier).instance_types
+        for variant in _as_list(config.props.get("productionVariants")):
+            itype = variant.get("instanceType")
+            if itype not in allowed:
+                found.append(Violation("instance-types-allowed", config.name,
+                                       f"{itype} is not allowed for risk tier {tier.value}; "
+                                       f"use one of {', '.join(allowed)}"))
+    return found
+
+
+def canary_capped(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every endpoint deploys blue/green by CANARY of at most 50% of capacity."""
+    found = []
+    for endpoint in _of(resources, ENDPOINT):
+        policy = ((endpoint.props.get("deploymentConfig") or {})
+                  .get("blueGreenUpdatePolicy") or {})
+        routing = policy.get("trafficRoutingConfiguration") or {}
+        size = routing.get("canarySize") or {}
+        if routing.get("type") != "CANARY":
+            found.append(Violation("canary-capped", endpoint.name,
+                                   f"traffic routing is {routing.get('type') or 'not set'}, "
+                                   "not a blue/green CANARY"))
+        elif size.get("type") != "CAPACITY_PERCENT" or not (
+            0 < float(size.get("value", 0)) <= MAX_CANARY_PERCENT
+        ):
+            found.append(Violation("canary-capped", endpoint.name,
+                                   f"canary size {size} must be 1 to {MAX_CANARY_PERCENT} "
+                                   "CAPACITY_PERCENT"))
+    return found
+
+
+def rollback_alarms_wired(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every endpoint rolls back on alarms that exist in the stack and watch each guardrail."""
+    alarms = {str(a.props.get("name")): a for a in _of(resources, ALARM)}
+    found = []
+    for endpoint in _of(resources, ENDPOINT):
+        rollback = ((endpoint.props.get("deploymentConfig") or {})
+                    .get("autoRollbackConfiguration") or {})
+        names = [str(a.get("alarmName")) for a in _as_list(rollback.get("alarms"))]
+        unknown = [n for n in names if n not in alarms]
+        if unknown:
+            found.append(Violation("rollback-alarms-wired", endpoint.name,
+                                   f"rollback names alarms not in the stack: {unknown}"))
+        watched = set()
+        for name in names:
+            alarm = alarms.get(name)
+            if alarm is None:
+                continue
+            watched.add(alarm.props.get("metricName"))
+            watched.update((q.get("metric") or {}).get("metricName")
+                           for q in _as_list(alarm.props.get("metricQueries")))
+        missing = sorted(ROLLBACK_METRICS - watched)
+        if missing:
+            found.append(Violation("rollback-alarms-wired", endpoint.name,
+                                   f"no rollback alarm watches {missing}"))
+    return found
+
+
+def images_scanned_immutable(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every image repository scans on push and never lets a tag move."""
+    found = []
+    for repo in _of(resources, ECR_REPO):
+        if not (repo.props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
+            found.append(Violation("images-scanned-immutable", repo.name, "scan on push is off"))
+        if repo.props.get("imageTagMutability") != "IMMUTABLE":
+            found.append(Violation("images-scanned-immutable", repo.name,
+                                   "image tags are mutable; set IMMUTABLE"))
+    return found
+
+
+ALL_POLICIES: dict[str, Policy] = {
+    "encryption-on": encryption_on,
+    "versioning-on": versioning_on,
+    "public-access-blocked": public_access_blocked,
+    "no-wildcard-iam": no_wildcard_iam,
+    "github-trust-scoped": github_trust_scoped,
+    "required-tags": required_tags,
+    "budget-present": budget_present,
+    "instance-types-allowed": instance_types_allowed,
+    "canary-capped": canary_capped,
+    "rollback-alarms-wired": rollback_alarms_wired,
+    "images-scanned-immutable": images_scanned_immutable,
+}
+
+
+def check_stack(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every policy over one stack's resources; an empty list means compliant."""
+    return [v for policy in ALL_POLICIES.values() for v in policy(resources)]

@@ -1,0 +1,238 @@
+"""The spoke's stack: everything one environment of a spoke needs, from slipway.toml.
+
+`infra/__main__.py` in a spoke is three lines: load slipway.toml, read the stack inputs,
+call `build_spoke_stack`. dev gets storage, an image repository, roles and a budget (it
+serves with the local target); staging and prod add the endpoint with canary and alarms.
+With no model version in the stack configuration (a first deploy, nothing registered yet)
+no endpoint is created: the stack succeeds and reports `endpoint_status = "bootstrap"`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from slipway.infra.access import GITHUB_OIDC_HOST, AccessScope, SpokeAccess
+from slipway.infra.artifact_store import ArtifactStore
+from slipway.infra.budget import SpokeBudget
+from slipway.infra.endpoint import ModelEndpoint, ModelRelease
+from slipway.infra.image_repository import ModelImageRepository
+from slipway.infra.plan import (
+    Environment,
+    endpoint_plan,
+    environment_budget_usd,
+    parse_environment,
+)
+from slipway.infra.tags import PROJECT_TAG, spoke_tags
+from slipway.pipelines.config import SpokeConfig, load_config
+
+DEFAULT_CHAMPION_P95_MS = 100.0
+_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class StackInputError(ValueError):
+    """A stack configuration value is wrong; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class StackInputs:
+    """What the stack configuration (Pulumi.<env>.yaml) adds to slipway.toml.
+
+    The model version is deploy-time state, not design: `slipway deploy` sets it with
+    `pulumi config set modelVersion N` (sagemaker_target.deploy_model_version).
+    """
+
+    model_version: int | None = None
+    image_uri: str | None = None
+    model_data_url: str | None = None
+    previous_model_version: int | None = None
+    champion_p95_latency_ms: float = DEFAULT_CHAMPION_P95_MS
+    github_repository: str | None = None
+
+
+def _version(raw: str | None, key: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise StackInputError(
+            f"stack config {key} = {raw!r} is not a registered model version; set a positive "
+            f"integer (`pulumi config set {key} 3`) or remove it (`pulumi config rm {key}`)"
+        )
+    return int(raw)
+
+
+def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
+    """Validate the raw stack configuration values (keys as in Pulumi.<env>.yaml)."""
+    latency_raw = values.get("championP95LatencyMs")
+    try:
+        latency = float(latency_raw) if latency_raw else DEFAULT_CHAMPION_P95_MS
+    except ValueError:
+        latency = -1.0
+    if latency <= 0:
+        raise StackInputError(
+            f"stack config championP95LatencyMs = {latency_raw!r} must be a positive number "
+            "of milliseconds (the serving champion's measured p95 latency)"
+        )
+    repo = values.get("githubRepository") or None
+    if repo is not None and not _REPO_RE.match(repo):
+        raise StackInputError(
+            f"stack config githubRepository = {repo!r} must be 'owner/name' of the GitHub "
+            "repository whose Actions may deploy this spoke"
+        )
+    inputs = StackInputs(
+        model_version=_version(values.get("modelVersion"), "modelVersion"),
+        image_uri=values.get("imageUri") or None,
+        model_data_url=values.get("modelDataUrl") or None,
+        previous_model_version=_version(values.get("previousModelVersion"),
+                                        "previousModelVersion"),
+        champion_p95_latency_ms=latency,
+        github_repository=repo,
+    )
+    if inputs.model_version is None and inputs.previous_model_version is not None:
+        raise StackInputError(
+            "stack config previousModelVersion is set but modelVersion is not; set the "
+            "version to serve with `pulumi config set modelVersion N`"
+        )
+    return inputs
+
+
+STACK_INPUT_KEYS = ("modelVersion", "imageUri", "modelDataUrl", "previousModelVersion",
+                    "championP95LatencyMs", "githubRepository")
+
+
+def read_stack_inputs() -> StackInputs:
+    """The current Pulumi stack's configuration, validated."""
+    config = pulumi.Config()
+    return parse_stack_inputs({key: config.get(key) for key in STACK_INPUT_KEYS})
+
+
+def release_for(version: int, inputs_image: str | None, inputs_data: str | None, *,
+                repository_url: str, bucket_name: str) -> ModelRelease:
+    """A version's image and artifact: the stack config's overrides, else the conventions
+    (the image tagged `v<version>` in the spoke's repository, the artifact under
+    `models/v<version>/` in its bucket) that the training pipeline publishes to."""
+    return ModelRelease(
+        version=version,
+        image_uri=inputs_image or f"{repository_url}:v{version}",
+        model_data_url=inputs_data or f"s3://{bucket_name}/models/v{version}/model.tar.gz",
+    )
+
+
+def github_oidc_provider_arn(account_id: str) -> str:
+    """The account's GitHub OIDC provider, created once by the hub platform stack."""
+    return f"arn:aws:iam::{account_id}:oidc-provider/{GITHUB_OIDC_HOST}"
+
+
+def require_region(expected: str, source: str) -> None:
+    """Fail before creating anything when the AWS provider targets another region."""
+    actual = aws.get_region().region
+    if actual != expected:
+        raise StackInputError(
+            f"the AWS provider targets {actual} but {source} says {expected}; set "
+            f"`pulumi config set aws:region {expected}` (or change {source})"
+        )
+
+
+def build_spoke_stack(
+    config: SpokeConfig, environment: Environment, inputs: StackInputs
+) -> dict[str, Any]:
+    """Create the environment's resources; return the outputs to export."""
+    require_region(config.deploy.region, "slipway.toml [deploy].region")
+    slug = config.project.slug
+    env = environment.value
+    tags = spoke_tags(config, env)
+    # A synchronous invoke: names below are plain strings, known even in `pulumi preview`,
+    # which is what lets the policies match buckets, alarms and endpoints by name.
+    account_id = aws.get_caller_identity().account_id
+    prefix = f"{slug}-{env}"
+    bucket_name = f"{prefix}-{account_id}"
+    store = ArtifactStore(f"{prefix}-artifacts", bucket_name=bucket_name, tags=tags)
+    repository_name = f"slipway/{prefix}"
+    repository_url = (
+        f"{account_id}.dkr.ecr.{config.deploy.region}.amazonaws.com/{repository_name}"
+    )
+    images = ModelImageRepository(
+        f"{prefix}-images", repository_name=repository_name, tags=tags,
+        kms_key_arn=store.kms_key_arn,
+    )
+    access = SpokeAccess(
+        f"{prefix}-access",
+        scope=AccessScope(
+            name_prefix=prefix, region=config.deploy.region, account_id=account_id,
+            bucket_name=bucket_name, bucket_prefix="", kms_key_arn=store.kms_key_arn,
+            repository_arn=images.repository_arn,
+        ),
+        tags=tags,
+        github_repository=inputs.github_repository,
+        github_oidc_provider_arn=github_oidc_provider_arn(account_id),
+    )
+    budget = SpokeBudget(
+        f"{prefix}-budget", budget_name=prefix,
+        match_tags={f"user:{PROJECT_TAG}": slug, "user:environment": env},
+        monthly_usd=environment_budget_usd(config, environment),
+        email=config.project.contact, tags=tags,
+    )
+    outputs: dict[str, Any] = {
+        "environment": env,
+        "bucket_name": store.bucket_name,
+        "repository_url": images.repository_url,
+        "pipeline_role_arn": access.pipeline_role_arn,
+        "endpoint_role_arn": access.endpoint_role_arn,
+        "ci_role_arn": access.ci_role_arn,
+        "budget_name": budget.budget_name,
+    }
+    plan = endpoint_plan(config, environment)
+    if plan is None:
+        outputs["endpoint_status"] = "local-target"
+        return outputs
+    if inputs.model_version is None:
+        # First deploy: nothing registered yet. Storage, images and roles exist so the
+        # first training run can publish; the endpoint comes with the first modelVersion.
+        outputs["endpoint_status"] = "bootstrap"
+        return outputs
+    known = {"repository_url": repository_url, "bucket_name": bucket_name}
+    current = release_for(inputs.model_version, inputs.image_uri, inputs.model_data_url, **known)
+    previous = (
+        release_for(inputs.previous_model_version, None, None, **known)
+        if inputs.previous_model_version is not None
+        else None
+    )
+    endpoint = ModelEndpoint(
+        f"{prefix}-serving",
+        endpoint_name=prefix,
+        plan=plan,
+        release=current,
+        previous=previous,
+        execution_role_arn=access.endpoint_role_arn,
+        champion_p95_latency_ms=inputs.champion_p95_latency_ms,
+        drift_dimensions={"Model": slug, "Environment": env},
+        tags=tags,
+    )
+    outputs.update(
+        endpoint_status="serving",
+        endpoint_name=endpoint.endpoint_name,
+        endpoint_config_name=endpoint.endpoint_config_name,
+        previous_endpoint_config_name=endpoint.previous_endpoint_config_name,
+        alarm_names=endpoint.alarm_names,
+        model_version=current.version,
+    )
+    return outputs
+
+
+def spoke_program(spoke_root: Path) -> dict[str, Any]:
+    """The whole of a spoke's `infra/__main__.py`: slipway.toml + stack config -> resources.
+
+    Exports every output and returns them (the spoke's mock test reads the return value).
+    """
+    config = load_config(spoke_root)
+    outputs = build_spoke_stack(config, parse_environment(pulumi.get_stack()),
+                                read_stack_inputs())
+    for name, value in outputs.items():
+        pulumi.export(name, value)
+    return outputs

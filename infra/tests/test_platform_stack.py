@@ -1,0 +1,91 @@
+"""The hub platform stack (infra/platform/) under Pulumi's mock mode, a stand-in for AWS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slipway.infra.platform import (
+    PLATFORM_PROJECT,
+    PlatformSpecError,
+    build_platform_stack,
+    load_platform_spec,
+)
+from slipway.infra.policies import check_stack
+from slipway.infra.testing import MOCK_ACCOUNT, StackRun, run_stack
+
+SPEC_FILE = Path(__file__).resolve().parents[1] / "platform" / "spokes.toml"
+
+
+@pytest.fixture(scope="module")
+def platform() -> StackRun:
+    spec = load_platform_spec(SPEC_FILE)
+    return run_stack(lambda: build_platform_stack(spec), project=PLATFORM_PROJECT, stack="prod")
+
+
+def test_the_hub_stack_passes_every_policy(platform):
+    assert check_stack(platform.resources) == []
+
+
+def test_shared_store_uses_the_platform_key_and_mlflow_writes_under_its_prefix(platform):
+    bucket = f"{PLATFORM_PROJECT}-{MOCK_ACCOUNT}"
+    key = platform.one("aws:kms/key:Key")
+    sse = platform.one("aws:s3/bucketServerSideEncryptionConfiguration:"
+                       "BucketServerSideEncryptionConfiguration").props
+    assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].endswith(
+        key.name)
+    mlflow = platform.one("aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer").props
+    assert mlflow["artifactStoreUri"] == f"s3://{bucket}/mlflow/"
+    assert platform.outputs["bucket_name"] == bucket
+    oidc = platform.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").props
+    assert oidc["url"] == "https://token.actions.githubusercontent.com"
+    assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_each_declared_spoke_gets_a_prefix_scoped_role_repository_and_budget(platform):
+    spec = load_platform_spec(SPEC_FILE)
+    assert [s.slug for s in spec.spokes] == ["diagnosis-assist", "claims-triage"]
+    bucket = f"{PLATFORM_PROJECT}-{MOCK_ACCOUNT}"
+    budgets = {b.props["name"]: b.props for b in platform.of_type("aws:budgets/budget:Budget")}
+    for spoke in spec.spokes:
+        assert platform.outputs["spokes"][spoke.slug]["prefix"] == (
+            f"s3://{bucket}/spokes/{spoke.slug}/")
+        policy = next(p for p in platform.of_type("aws:iam/rolePolicy:RolePolicy")
+                      if p.name == f"{spoke.slug}-access-pipeline-policy")
+        objects = [r for s in json.loads(policy.props["policy"])["Statement"]
+                   for r in s["Resource"] if r.startswith("arn:aws:s3:::") and "/" in r]
+        assert objects == [f"arn:aws:s3:::{bucket}/spokes/{spoke.slug}/*"]
+        budget = budgets[f"slipway-{spoke.slug}"]
+        assert budget["limitAmount"] == f"{spoke.monthly_usd:.2f}"
+        assert {n["threshold"] for n in budget["notifications"]} == {80.0, 100.0}
+        assert budget["notifications"][0]["subscriberEmailAddresses"] == [spoke.contact]
+        repo = next(r for r in platform.of_type("aws:ecr/repository:Repository")
+                    if r.props["name"] == f"slipway/{spoke.slug}")
+        assert repo.props["tags"]["risk-tier"] == spoke.risk_tier.value
+        ci = next(r for r in platform.of_type("aws:iam/role:Role")
+                  if r.name == f"{spoke.slug}-access-ci")
+        trust = json.loads(ci.props["assumeRolePolicy"])["Statement"][0]
+        assert trust["Condition"]["StringLike"] == {
+            "token.actions.githubusercontent.com:sub": f"repo:{spoke.github_repository}:*"}
+
+
+def spec_error(tmp_path: Path, text: str) -> str:
+    bad = tmp_path / "spokes.toml"
+    bad.write_text(text)
+    with pytest.raises(PlatformSpecError) as err:
+        load_platform_spec(bad)
+    return str(err.value)
+
+
+def test_a_bad_spokes_file_names_the_field_and_the_duplicate(tmp_path):
+    text = SPEC_FILE.read_text()
+    message = spec_error(tmp_path, text.replace('contact = "claims-ml@example.com"',
+                                                'contact = "claims-ml"'))
+    assert "spokes.1.contact: String should match pattern" in message
+    duplicate = text + ('\n[[spokes]]\nslug = "diagnosis-assist"\nteam = "t"\n'
+                        'contact = "a@b.io"\ncost_center = "c"\nmonthly_usd = 1\n'
+                        'github_repository = "o/r"\n')
+    assert "spokes declared twice: ['diagnosis-assist']" in spec_error(tmp_path, duplicate)
+    assert "cannot read it as TOML" in spec_error(tmp_path, "[platform\n")

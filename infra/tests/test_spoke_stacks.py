@@ -1,0 +1,254 @@
+"""Every environment of the demo spoke, for every risk tier, under Pulumi's mock mode.
+
+Pulumi's mocks stand in for AWS: they record what the stack asks for. The assertions are on
+the properties that carry the safety (canary, rollback alarms, encryption, least privilege,
+budget), compared with the values in the rendered slipway.toml.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from slipway.infra.plan import Environment, parse_environment
+from slipway.infra.policies import check_stack
+from slipway.infra.spoke_stack import (
+    StackInputError,
+    StackInputs,
+    build_spoke_stack,
+    parse_stack_inputs,
+)
+from slipway.infra.testing import MOCK_ACCOUNT, MOCK_REGION, StackRun, run_stack
+from slipway.pipelines.config import SpokeConfig
+
+pytestmark = pytest.mark.xdist_group("infra-spokes")
+
+SERVING = StackInputs(model_version=3, previous_model_version=2,
+                      champion_p95_latency_ms=40.0, github_repository="example-org/demo")
+
+
+def run(config: SpokeConfig, env: str, inputs: StackInputs = SERVING) -> StackRun:
+    return run_stack(lambda: build_spoke_stack(config, Environment(env), inputs),
+                     project=config.project.slug, stack=env)
+
+
+@pytest.mark.parametrize("tier", ["low", "medium", "high"])
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_every_stack_of_every_tier_passes_every_policy(configs, tier, env):
+    result = run(configs[tier], env)
+    assert check_stack(result.resources) == []
+    status = "local-target" if env == "dev" else "serving"
+    assert result.outputs["endpoint_status"] == status
+
+
+def test_prod_canary_and_wait_come_from_the_rollout_plan(configs):
+    config = configs["medium"]
+    endpoint = run(config, "prod").one("aws:sagemaker/endpoint:Endpoint").props
+    policy = endpoint["deploymentConfig"]["blueGreenUpdatePolicy"]
+    assert dict(policy["trafficRoutingConfiguration"]) == {
+        "type": "CANARY",
+        "canarySize": {"type": "CAPACITY_PERCENT", "value": config.rollout.canary_steps[0]},
+        "waitIntervalInSeconds": config.rollout.step_seconds,
+    }
+    assert policy["terminationWaitInSeconds"] == 300
+    assert endpoint["endpointConfigName"] == f"{config.project.slug}-prod-v3"
+
+
+def test_rollback_alarms_are_the_real_alarms_of_the_stack_with_guardrail_thresholds(configs):
+    config = configs["medium"]
+    result = run(config, "prod")
+    endpoint = result.one("aws:sagemaker/endpoint:Endpoint").props
+    wired = [a["alarmName"] for a in endpoint["deploymentConfig"]["autoRollbackConfiguration"]
+             ["alarms"]]
+    alarms = {a.props["name"]: a.props for a in
+              result.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert sorted(wired) == sorted(alarms) == sorted(result.outputs["alarm_names"])
+    guard = config.rollout.guardrails
+    slug = config.project.slug
+    errors = alarms[f"{slug}-prod-5xx-rate"]
+    assert errors["threshold"] == guard.max_error_rate
+    assert {q["metric"]["metricName"] for q in errors["metricQueries"] if "metric" in q} == {
+        "Invocation5XXErrors", "Invocations"}
+    latency = alarms[f"{slug}-prod-p95-latency"]
+    assert (latency["metricName"], latency["extendedStatistic"]) == ("ModelLatency", "p95")
+    assert latency["threshold"] == pytest.approx(40.0 * guard.max_p95_latency_ratio * 1000)
+    drift = alarms[f"{slug}-prod-prediction-psi"]
+    assert (drift["namespace"], drift["metricName"]) == ("Slipway/Monitoring", "PredictionPSI")
+    assert drift["threshold"] == guard.max_prediction_psi
+
+
+def alarm_thresholds(result: StackRun) -> dict[str, float]:
+    # The error-rate alarm is metric math (no metricName): call it "rate".
+    return {a.props.get("metricName", "rate"): a.props["threshold"]
+            for a in result.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+
+
+def test_high_risk_tier_tightens_alarm_thresholds(configs):
+    medium = alarm_thresholds(run(configs["medium"], "prod"))
+    high = alarm_thresholds(run(configs["high"], "prod"))
+    assert high["rate"] == pytest.approx(medium["rate"] / 2)
+    assert high["PredictionPSI"] == pytest.approx(medium["PredictionPSI"] / 2)
+    assert high["ModelLatency"] < medium["ModelLatency"]
+
+
+def test_previous_configuration_is_kept_for_rollback(configs):
+    result = run(configs["low"], "staging")
+    names = sorted(c.props["name"] for c in result.of_type(
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration"))
+    slug = configs["low"].project.slug
+    assert names == [f"{slug}-staging-v2", f"{slug}-staging-v3"]
+    assert result.outputs["previous_endpoint_config_name"] == f"{slug}-staging-v2"
+
+
+def test_autoscaling_bounds_per_environment_come_from_slipway_toml(configs):
+    config = configs["medium"]
+    for env, scaling in (("staging", config.deploy.staging), ("prod", config.deploy.prod)):
+        target = run(config, env).one("aws:appautoscaling/target:Target").props
+        assert (target["minCapacity"], target["maxCapacity"]) == (
+            scaling.min_instances, scaling.max_instances)
+        assert target["resourceId"] == f"endpoint/{config.project.slug}-{env}/variant/AllTraffic"
+
+
+def test_artifact_store_is_versioned_kms_encrypted_private_and_tls_only(configs):
+    result = run(configs["medium"], "dev")
+    bucket = result.one("aws:s3/bucket:Bucket").props["bucket"]
+    assert bucket == f"{configs['medium'].project.slug}-dev-{MOCK_ACCOUNT}"
+    sse = result.one("aws:s3/bucketServerSideEncryptionConfiguration:"
+                     "BucketServerSideEncryptionConfiguration").props
+    default = sse["rules"][0]["applyServerSideEncryptionByDefault"]
+    key = result.one("aws:kms/key:Key")
+    assert default["sseAlgorithm"] == "aws:kms"
+    assert default["kmsMasterKeyId"].endswith(key.name)
+    assert key.props["enableKeyRotation"] is True
+    versioning = result.one("aws:s3/bucketVersioning:BucketVersioning").props
+    assert (versioning["bucket"], versioning["versioningConfiguration"]) == (
+        bucket, {"status": "Enabled"})
+    block = result.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").props
+    assert all(block[f] is True for f in ("blockPublicAcls", "blockPublicPolicy",
+                                          "ignorePublicAcls", "restrictPublicBuckets"))
+    policy = json.loads(result.one("aws:s3/bucketPolicy:BucketPolicy").props["policy"])
+    [deny] = policy["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    lifecycle = result.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    assert lifecycle.props["rules"][0]["noncurrentVersionExpiration"]["noncurrentDays"] == 90
+
+
+def test_image_repository_scans_on_push_and_is_immutable(configs):
+    repo = run(configs["medium"], "dev").one("aws:ecr/repository:Repository").props
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+
+
+def test_roles_have_no_wildcards_and_ci_trusts_only_its_repository(configs):
+    result = run(configs["medium"], "prod")
+    for rp in result.of_type("aws:iam/rolePolicy:RolePolicy"):
+        for stmt in json.loads(rp.props["policy"])["Statement"]:
+            assert "*" not in stmt["Action"], rp.name
+            if stmt["Resource"] == ["*"]:
+                assert stmt["Action"] in (["ecr:GetAuthorizationToken"],
+                                          ["cloudwatch:PutMetricData"]), rp.name
+    ci = next(r for r in result.of_type("aws:iam/role:Role") if r.name.endswith("-ci"))
+    [trust] = json.loads(ci.props["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Federated": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/"
+                                                "token.actions.githubusercontent.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+        "StringLike": {"token.actions.githubusercontent.com:sub": "repo:example-org/demo:*"},
+    }
+
+
+def test_without_a_github_repository_no_ci_role_is_trusted(configs):
+    result = run(configs["medium"], "dev", StackInputs())
+    assert [r.name for r in result.of_type("aws:iam/role:Role") if r.name.endswith("-ci")] == []
+    assert result.outputs["ci_role_arn"] is None
+
+
+def test_budget_alerts_the_contact_at_80_and_100_percent_of_its_share(configs):
+    config = configs["medium"]
+    budget = run(config, "prod").one("aws:budgets/budget:Budget").props
+    assert budget["limitAmount"] == f"{config.budget.monthly_usd * 0.7:.2f}"
+    assert (budget["limitUnit"], budget["timeUnit"]) == ("USD", "MONTHLY")
+    assert [(n["threshold"], n["thresholdType"], n["subscriberEmailAddresses"])
+            for n in budget["notifications"]] == [
+        (80.0, "PERCENTAGE", [config.project.contact]),
+        (100.0, "PERCENTAGE", [config.project.contact]),
+    ]
+
+
+def test_every_taggable_resource_carries_owner_team_tier_and_cost_center(configs):
+    config = configs["high"]
+    result = run(config, "prod")
+    tagged = [r for r in result.resources if "tags" in r.props]
+    assert len(tagged) >= 12
+    for res in tagged:
+        tags = res.props["tags"]
+        assert (tags["owner"], tags["team"], tags["risk-tier"], tags["cost-center"]) == (
+            config.project.contact, config.project.team, "high", config.project.cost_center)
+
+
+def test_outputs_by_value(configs):
+    config = configs["medium"]
+    slug = config.project.slug
+    outputs = run(config, "prod").outputs
+    expected = {
+        "environment": "prod",
+        "bucket_name": f"{slug}-prod-{MOCK_ACCOUNT}",
+        "repository_url": f"{MOCK_ACCOUNT}.dkr.ecr.{MOCK_REGION}.amazonaws.com/slipway/{slug}-prod",
+        "budget_name": f"{slug}-prod",
+        "endpoint_status": "serving",
+        "endpoint_name": f"{slug}-prod",
+        "endpoint_config_name": f"{slug}-prod-v3",
+        "previous_endpoint_config_name": f"{slug}-prod-v2",
+        "alarm_names": [f"{slug}-prod-5xx-rate", f"{slug}-prod-p95-latency",
+                        f"{slug}-prod-prediction-psi"],
+        "model_version": 3,
+    }
+    assert {k: outputs[k] for k in expected} == expected
+    assert outputs["endpoint_role_arn"].startswith("arn:aws:iam")
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_first_deploy_without_a_registered_model_bootstraps(configs, env):
+    result = run(configs["medium"], env, StackInputs())
+    assert result.outputs["endpoint_status"] == "bootstrap"
+    for kind in ("endpoint:Endpoint", "model:Model", "endpointConfiguration:EndpointConfiguration"):
+        assert result.of_type(f"aws:sagemaker/{kind}") == []
+    # What the first training run needs is there, and compliant.
+    assert len(result.of_type("aws:s3/bucket:Bucket")) == 1
+    assert len(result.of_type("aws:ecr/repository:Repository")) == 1
+    assert check_stack(result.resources) == []
+
+
+def test_stack_config_overrides_image_and_artifact(configs):
+    inputs = StackInputs(model_version=7, image_uri="registry.example/model@sha256:abc",
+                         model_data_url="s3://elsewhere/model.tar.gz")
+    model = run(configs["low"], "staging", inputs).one("aws:sagemaker/model:Model").props
+    assert model["primaryContainer"] == {"image": "registry.example/model@sha256:abc",
+                                         "modelDataUrl": "s3://elsewhere/model.tar.gz"}
+
+
+def test_stack_inputs_are_validated_with_errors_that_say_what_to_do():
+    assert parse_stack_inputs({"modelVersion": "4", "previousModelVersion": "3"}) == StackInputs(
+        model_version=4, previous_model_version=3)
+    with pytest.raises(StackInputError, match=r"modelVersion = 'latest'.*pulumi config set"):
+        parse_stack_inputs({"modelVersion": "latest"})
+    with pytest.raises(StackInputError, match="previousModelVersion is set but modelVersion"):
+        parse_stack_inputs({"previousModelVersion": "2"})
+    with pytest.raises(StackInputError, match="championP95LatencyMs"):
+        parse_stack_inputs({"championP95LatencyMs": "-5"})
+    with pytest.raises(StackInputError, match="owner/name"):
+        parse_stack_inputs({"githubRepository": "just-a-name"})
+    with pytest.raises(ValueError, match="use one of: dev, staging, prod"):
+        parse_environment("production")
+
+
+def test_a_provider_in_another_region_fails_before_creating_anything(configs):
+    config = configs["low"]
+    expected = config.deploy.region
+    with pytest.raises(StackInputError,
+                       match=f"targets eu-central-1 but .* says {expected}; set `pulumi config set "
+                             f"aws:region {expected}`"):
+        run_stack(lambda: build_spoke_stack(config, Environment.dev, StackInputs()),
+                  project=config.project.slug, stack="dev", region="eu-central-1")
