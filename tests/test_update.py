@@ -1,0 +1,150 @@
+"""`copier update` from the previous release to the working tree, as a domain team lives it.
+
+The releases come from CHANGELOG.md and are tagged in a temporary clone (tests/releases.py);
+spokes copy from its `git+file://` URL, so they pin the libraries by a git source at the tag,
+as a copy from the hub's remote does. A team copies at the previous release, commits its own
+edits, and updates with `--defaults`: the update must leave no conflict, keep the edits,
+migrate the answers, move the library pin, and the spoke must still pass its own tests.
+An untouched spoke, updated, must equal a fresh copy.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import HUB, git
+from releases import (
+    ReleaseRepo,
+    build_release_repo,
+    commit_all,
+    copy,
+    released,
+    update,
+)
+
+pytestmark = pytest.mark.xdist_group("releases")
+
+# Answers a team chose at copy time; the update must keep them.
+ANSWERS = {"project_name": "Fraud Radar", "team": "payments-ml", "risk_tier": "high",
+           "canary_first_percent": "5"}
+TEAM_NOTE = "Escalations: #payments-ml-oncall, never the platform team."
+TEAM_HELPER = '\n\ndef team_helper() -> str:\n    """Our own code."""\n    return "ours"\n'
+
+
+def conflicts(spoke: Path) -> list[str]:
+    """Unmerged paths, .rej files and conflict markers: what an update must never leave."""
+    found = [f"unmerged: {line}" for line in git(spoke, "ls-files", "-u").splitlines()]
+    for path in spoke.rglob("*"):
+        if ".git" in path.relative_to(spoke).parts or not path.is_file():
+            continue
+        if path.suffix == ".rej":
+            found.append(f"rejected hunk: {path.relative_to(spoke)}")
+            continue
+        text = path.read_text(errors="replace")
+        if any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in text.splitlines()):
+            found.append(f"conflict markers: {path.relative_to(spoke)}")
+    return found
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(root).parts}
+
+
+@pytest.fixture(scope="module")
+def release_repo(tmp_path_factory: pytest.TempPathFactory) -> ReleaseRepo:
+    return build_release_repo(tmp_path_factory.mktemp("releases") / "slipway")
+
+
+@pytest.fixture(scope="module")
+def updated_spoke(release_repo: ReleaseRepo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Copied at the previous release, edited by its team, updated to the working tree."""
+    spoke = copy(release_repo, release_repo.previous,
+                 tmp_path_factory.mktemp("team") / "fraud-radar", ANSWERS)
+    commit_all(spoke, "copied from slipway")
+    package = spoke / "src" / "fraud_radar"
+    with (package / "train.py").open("a") as f:
+        f.write(TEAM_HELPER)
+    toml = spoke / "slipway.toml"
+    toml.write_text(toml.read_text().replace("C = 1.0", "C = 0.3")
+                    .replace("roc_auc = 0.95", "roc_auc = 0.97"))
+    readme = spoke / "README.md"
+    lines = readme.read_text().splitlines(keepends=True)
+    readme.write_text("".join([*lines[:2], TEAM_NOTE + "\n", *lines[2:]]))
+    commit_all(spoke, "our model, our gates, our escalation path")
+    done = update(spoke, release_repo.current)
+    assert done.returncode == 0, done.stderr
+    return spoke
+
+
+def test_every_release_is_a_commit_whose_version_file_says_so() -> None:
+    releases = released((HUB / "CHANGELOG.md").read_text())
+    assert releases, "CHANGELOG.md names no release commit"
+    for release in releases:
+        assert git(HUB, "show", f"{release.commit}:VERSION") == release.version
+
+
+def test_update_leaves_no_conflict(updated_spoke: Path) -> None:
+    assert conflicts(updated_spoke) == []
+
+
+def test_team_edits_survive_the_update(updated_spoke: Path) -> None:
+    assert (updated_spoke / "src" / "fraud_radar" / "train.py").read_text().endswith(
+        TEAM_HELPER)
+    config = tomllib.loads((updated_spoke / "slipway.toml").read_text())
+    assert config["training"]["params"]["C"] == 0.3
+    assert config["gates"]["minimum"]["roc_auc"] == 0.97
+    assert TEAM_NOTE in (updated_spoke / "README.md").read_text()
+
+
+def test_answers_are_migrated(updated_spoke: Path, release_repo: ReleaseRepo) -> None:
+    answers = yaml.safe_load((updated_spoke / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == release_repo.current
+    assert answers["_src_path"] == release_repo.url
+    for key, value in ANSWERS.items():
+        assert str(answers[key]) == value, key
+    questions = yaml.safe_load((HUB / "copier.yml").read_text())
+    asked = {k for k, v in questions.items()
+             if not k.startswith("_") and not (isinstance(v, dict) and v.get("when") is False)}
+    assert asked <= set(answers), f"not in the answers file: {sorted(asked - set(answers))}"
+
+
+def test_library_pin_moves_with_the_template(updated_spoke: Path,
+                                             release_repo: ReleaseRepo) -> None:
+    sources = tomllib.loads((updated_spoke / "pyproject.toml").read_text())["tool"]["uv"][
+        "sources"]
+    for name, subdir in (("slipway-pipelines", "pipelines"), ("slipway-infra", "infra")):
+        assert sources[name] == {"git": release_repo.url, "tag": release_repo.current,
+                                 "subdirectory": subdir}
+
+
+@pytest.mark.slow
+def test_updated_spoke_passes_its_own_tests(updated_spoke: Path) -> None:
+    """The team's `make setup && make test`, libraries fetched from the git tag."""
+    commit_all(updated_spoke, "update the slipway template")
+    for target in ("setup", "test"):
+        run = subprocess.run(["make", target], cwd=updated_spoke, capture_output=True,
+                             text=True)
+        assert run.returncode == 0, f"make {target}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+
+
+def test_untouched_spoke_updated_equals_a_fresh_copy(release_repo: ReleaseRepo,
+                                                     tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    old = copy(release_repo, release_repo.previous, tmp_path / "a" / "spoke", ANSWERS)
+    commit_all(old, "copied")
+    done = update(old, release_repo.current)
+    assert done.returncode == 0, done.stderr
+    fresh = copy(release_repo, release_repo.current, tmp_path / "b" / "spoke", ANSWERS)
+    updated, expected = tree(old), tree(fresh)
+    assert sorted(updated) == sorted(expected)
+    differing = [path for path in expected if updated[path] != expected[path]]
+    assert differing == []
