@@ -7,5 +7,6 @@ import pulumi
 from slipway.infra.platform import build_platform_stack, load_platform_spec
 
 spec = load_platform_spec(Path(__file__).resolve().parent / "spokes.toml")
-for name, value in build_platform_stack(spec).items():
+outputs = build_platform_stack(spec)
+for name, value in outputs.items():
     pulumi.export(name, value)

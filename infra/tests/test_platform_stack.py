@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ SPEC_FILE = Path(__file__).resolve().parents[1] / "platform" / "spokes.toml"
 
 @pytest.fixture(scope="module")
 def platform() -> StackRun:
-    spec = load_platform_spec(SPEC_FILE)
-    return run_stack(lambda: build_platform_stack(spec), project=PLATFORM_PROJECT, stack="prod")
+    # The platform project's own program, as `pulumi up` in infra/platform/ runs it.
+    program = SPEC_FILE.parent / "__main__.py"
+    return run_stack(lambda: runpy.run_path(str(program))["outputs"],
+                     project=PLATFORM_PROJECT, stack="prod")
 
 
 def test_the_hub_stack_passes_every_policy(platform):
@@ -89,3 +92,10 @@ def test_a_bad_spokes_file_names_the_field_and_the_duplicate(tmp_path):
                         'github_repository = "o/r"\n')
     assert "spokes declared twice: ['diagnosis-assist']" in spec_error(tmp_path, duplicate)
     assert "cannot read it as TOML" in spec_error(tmp_path, "[platform\n")
+
+
+def test_a_provider_in_another_region_than_spokes_toml_fails():
+    spec = load_platform_spec(SPEC_FILE)
+    with pytest.raises(ValueError, match=r"spokes.toml \[platform\].region says eu-west-1"):
+        run_stack(lambda: build_platform_stack(spec), project=PLATFORM_PROJECT, stack="prod",
+                  region="us-east-1")

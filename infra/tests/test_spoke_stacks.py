@@ -147,8 +147,10 @@ def test_roles_have_no_wildcards_and_ci_trusts_only_its_repository(configs):
         for stmt in json.loads(rp.props["policy"])["Statement"]:
             assert "*" not in stmt["Action"], rp.name
             if stmt["Resource"] == ["*"]:
-                assert stmt["Action"] in (["ecr:GetAuthorizationToken"],
-                                          ["cloudwatch:PutMetricData"]), rp.name
+                assert stmt["Action"] in (
+                    ["ecr:GetAuthorizationToken"], ["cloudwatch:PutMetricData"],
+                    ["application-autoscaling:DescribeScalableTargets",
+                     "application-autoscaling:DescribeScalingPolicies"]), rp.name
     ci = next(r for r in result.of_type("aws:iam/role:Role") if r.name.endswith("-ci"))
     [trust] = json.loads(ci.props["assumeRolePolicy"])["Statement"]
     assert trust["Principal"] == {"Federated": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/"

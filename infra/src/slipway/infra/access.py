@@ -2,9 +2,9 @@
 
 Every statement names its resources (the spoke's bucket prefix, its image repository, its
 KMS key, SageMaker resources under its name prefix). The only `*` resources are on the
-few actions AWS defines only on `*` (ecr:GetAuthorizationToken, cloudwatch:PutMetricData,
-which is then limited by a namespace condition). CI gets no long-lived keys: GitHub's
-OIDC token is trusted for exactly one repository.
+few actions AWS defines only on `*` (ecr:GetAuthorizationToken, two read-only autoscaling
+Describe calls, cloudwatch:PutMetricData limited by a namespace condition). CI gets no
+long-lived keys: GitHub's OIDC token is trusted for exactly one repository.
 """
 
 from __future__ import annotations
@@ -140,25 +140,32 @@ def endpoint_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
 
 
 def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_role: str) -> str:
-    """CI: push images and artifacts, roll the endpoint, read alarms; nothing else."""
+    """CI deploys model versions: push images and artifacts, create a version's Model and
+    EndpointConfiguration, roll the endpoint, move alarm thresholds. Structural changes
+    (roles, keys, buckets, budgets) stay with the platform team's credentials."""
     return policy_document(
         [
             *_storage_statements(scope, kms, write=True),
             statement([*_ECR_PULL, *_ECR_PUSH], [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
             statement(
-                ["sagemaker:CreateModel", "sagemaker:DescribeModel",
+                ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
                  "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig",
-                 "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint",
-                 "sagemaker:AddTags", "sagemaker:ListTags"],
+                 "sagemaker:DeleteEndpointConfig", "sagemaker:UpdateEndpoint",
+                 "sagemaker:DescribeEndpoint", "sagemaker:AddTags", "sagemaker:ListTags"],
                 _sagemaker_arns(scope, account_id),
             ),
             statement(["iam:PassRole"], [pass_role],
                       {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+            # A new champion moves the latency alarm's threshold.
             statement(
-                ["cloudwatch:DescribeAlarms"],
+                ["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm",
+                 "cloudwatch:ListTagsForResource", "cloudwatch:TagResource"],
                 [f"arn:aws:cloudwatch:{scope.region}:{account_id}:alarm:{scope.name_prefix}*"],
             ),
+            # AWS defines these read-only calls on "*" only.
+            statement(["application-autoscaling:DescribeScalableTargets",
+                       "application-autoscaling:DescribeScalingPolicies"], ["*"]),
         ]
     )
 
