@@ -10,6 +10,7 @@ An untouched spoke, updated, must equal a fresh copy.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -24,6 +25,7 @@ from releases import (
     ReleaseRepo,
     build_release_repo,
     commit_all,
+    copier,
     copy,
     released,
     update,
@@ -148,3 +150,103 @@ def test_untouched_spoke_updated_equals_a_fresh_copy(release_repo: ReleaseRepo,
     assert sorted(updated) == sorted(expected)
     differing = [path for path in expected if updated[path] != expected[path]]
     assert differing == []
+
+
+MIGRATION = """
+_migrations:
+  - version: {tag}
+    when: "{{{{ _stage == 'after' }}}}"
+    command:
+      - "{{{{ _copier_python }}}}"
+      - "{{{{ _copier_conf.src_path }}}}/migrations/keep_renamed.py"
+      - README.md
+      - OVERVIEW.md
+"""
+
+
+def vanished(old: Path, new: Path, copier_yml: str) -> list[str]:
+    """Files of an old copy missing from a new one and named by no migration."""
+    gone = sorted(set(tree(old)) - set(tree(new)))
+    return [path for path in gone if path not in copier_yml]
+
+
+def test_every_file_that_vanishes_between_releases_is_migrated(
+    release_repo: ReleaseRepo, tmp_path: Path,
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    old = copy(release_repo, release_repo.previous, tmp_path / "a" / "spoke", ANSWERS)
+    new = copy(release_repo, release_repo.current, tmp_path / "b" / "spoke", ANSWERS)
+    assert vanished(old, new, (HUB / "copier.yml").read_text()) == []
+
+
+def test_a_renamed_file_ships_a_migration_that_keeps_team_edits(tmp_path: Path) -> None:
+    """A release renames README.md: without the migration the team's edit is deleted
+    silently (copier exits 0); with it, the edit moves to the new name."""
+    repo = build_release_repo(tmp_path / "slipway")
+    spoke = copy(repo, repo.current, tmp_path / "spoke", ANSWERS)
+    commit_all(spoke, "copied")
+    readme = spoke / "README.md"
+    readme.write_text(readme.read_text() + TEAM_NOTE + "\n")
+    commit_all(spoke, "our escalation path")
+
+    git(repo.path, "mv", "template/README.md.jinja", "template/OVERVIEW.md.jinja")
+    git(repo.path, "commit", "-q", "-m", "rename README.md to OVERVIEW.md, no migration")
+    git(repo.path, "tag", "v98.0.0")
+    bare = copy(repo, "v98.0.0", tmp_path / "fresh", ANSWERS)
+    assert vanished(spoke, bare, (repo.path / "copier.yml").read_text()) == ["README.md"]
+    unmigrated = tmp_path / "unmigrated"
+    subprocess.run(["git", "clone", "-q", str(spoke), str(unmigrated)], check=True)
+    lost = update(unmigrated, "v98.0.0")
+    assert lost.returncode == 0, lost.stderr  # copier reports nothing...
+    assert not (unmigrated / "README.md").exists()  # ...and the team's edit is gone
+    assert TEAM_NOTE not in (unmigrated / "OVERVIEW.md").read_text()
+
+    copier_yml = repo.path / "copier.yml"
+    copier_yml.write_text(copier_yml.read_text() + MIGRATION.format(tag="v99.0.0"))
+    git(repo.path, "commit", "-q", "-am", "the rename's migration")
+    git(repo.path, "tag", "v99.0.0")
+    assert vanished(spoke, bare, copier_yml.read_text()) == []
+
+    refused = update(spoke, "v99.0.0")
+    assert refused.returncode == 4 and "migrations" in refused.stderr
+    assert git(spoke, "status", "--porcelain") == ""  # nothing changed
+
+    done = update(spoke, "v99.0.0", "--trust")
+    assert done.returncode == 0, done.stderr
+    assert conflicts(spoke) == []
+    assert not readme.exists()
+    overview = spoke / "OVERVIEW.md"
+    assert TEAM_NOTE in overview.read_text()
+
+    before = overview.read_bytes()
+    again = subprocess.run([sys.executable, str(HUB / "migrations" / "keep_renamed.py"),
+                            "README.md", "OVERVIEW.md"], cwd=spoke, capture_output=True,
+                           text=True)
+    assert again.returncode == 0 and overview.read_bytes() == before  # idempotent
+
+
+def test_a_pushed_release_is_found_by_check_update_and_taken_by_update(
+    release_repo: ReleaseRepo, tmp_path: Path,
+) -> None:
+    """The release procedure's last step (push the tags) and a team's weekly check."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(release_repo.path, "push", "-q", str(origin), "HEAD:refs/heads/main",
+        release_repo.previous, release_repo.current)
+    hub = ReleaseRepo(origin, release_repo.releases, release_repo.current)
+    spoke = copy(hub, release_repo.previous, tmp_path / "spoke", ANSWERS)
+    commit_all(spoke, "copied")
+
+    check = copier("check-update", "--output-format", "json", cwd=spoke)
+    assert check.returncode == 0, check.stderr
+    assert json.loads(check.stdout) == {
+        "update_available": True,
+        "current_version": release_repo.previous.removeprefix("v"),
+        "latest_version": release_repo.current.removeprefix("v"),
+    }
+    done = copier("update", "--defaults", "--quiet", cwd=spoke)  # no --vcs-ref: the latest
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load((spoke / ".copier-answers.yml").read_text())["_commit"] == (
+        release_repo.current)
+    assert git(spoke, "ls-files", "-u") == ""
