@@ -92,3 +92,40 @@ def test_waiting_returns_once_settled_without_sleeping(sagemaker):
                                 config_name(ENDPOINT, 1), sleep=sleeps.append)
     assert outcome.status is DeployStatus.rolled_back
     assert sleeps == []
+
+
+def moto_endpoint(name: str) -> Any:
+    """The stand-in's own record of an endpoint (moto runs in this process), so a test can put
+    it in the states SageMaker passes through during a deployment, which moto never does."""
+    from moto.backends import get_backend
+
+    return get_backend("sagemaker")["123456789012"]["eu-west-1"].endpoints[name]
+
+
+def test_waiting_polls_through_an_update_until_the_endpoint_settles(sagemaker):
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name(ENDPOINT, 1))
+    record = moto_endpoint(ENDPOINT)
+    record.endpoint_status = "Updating"
+    polls: list[float] = []
+
+    def canary_finishes(seconds: float) -> None:
+        # One poll later SageMaker has shifted all traffic to the new configuration.
+        polls.append(seconds)
+        record.endpoint_config_name = config_name(ENDPOINT, 2)
+        record.endpoint_status = "InService"
+
+    outcome = wait_for_endpoint(sagemaker, ENDPOINT, config_name(ENDPOINT, 2),
+                                config_name(ENDPOINT, 1), poll_seconds=7, sleep=canary_finishes)
+    assert polls == [7]
+    assert outcome.status is DeployStatus.deployed
+
+
+def test_a_failed_endpoint_reports_sagemakers_reason(sagemaker):
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name(ENDPOINT, 2))
+    record = moto_endpoint(ENDPOINT)
+    record.endpoint_status = "Failed"
+    record.failure_reason = "The primary container did not pass the ping health check."
+    outcome = verify_endpoint(sagemaker, ENDPOINT, config_name(ENDPOINT, 2))
+    assert outcome.status is DeployStatus.failed
+    assert outcome.message == (
+        "endpoint is Failed: The primary container did not pass the ping health check.")
