@@ -72,7 +72,8 @@ def test_encryption_on_reports_aes256_and_unrotated_keys(good):
     def aes(props):
         props["rules"][0]["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "AES256"}
     assert fired("encryption-on", broken(good, policies.SSE, aes)) == [
-        "bucket has no SSE-KMS default encryption with a key; use slipway.infra.ArtifactStore"]
+        "bucket has no SSE-KMS default encryption with a key; "
+        "use slipway.infra.artifact_store.ArtifactStore"]
     unrotated = broken(good, policies.KMS_KEY, lambda p: p.update(enableKeyRotation=False))
     assert "rotation is off" in fired("encryption-on", unrotated)[0]
 

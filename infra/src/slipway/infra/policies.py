@@ -113,7 +113,7 @@ def encryption_on(resources: Sequence[ResourceLike]) -> list[Violation]:
                    for d in defaults):
             found.append(Violation("encryption-on", bucket.name,
                                    "bucket has no SSE-KMS default encryption with a key; "
-                                   "use slipway.infra.ArtifactStore"))
+                                   "use slipway.infra.artifact_store.ArtifactStore"))
     for key in _of(resources, KMS_KEY):
         if not key.props.get("enableKeyRotation"):
             found.append(Violation("encryption-on", key.name,
@@ -218,7 +218,7 @@ def budget_present(resources: Sequence[ResourceLike]) -> list[Violation]:
     budgets = _of(resources, BUDGET)
     if not budgets:
         return [Violation("budget-present", "(stack)", "no aws.budgets.Budget in the stack; "
-                          "add slipway.infra.SpokeBudget")]
+                          "add slipway.infra.budget.SpokeBudget")]
     found = []
     for budget in budgets:
         alerts = {
