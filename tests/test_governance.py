@@ -8,8 +8,6 @@ breast-cancer data. Each safety check is shown firing and then letting a good ve
 from __future__ import annotations
 
 import importlib.util
-import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,98 +24,29 @@ from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import release_blockers
 from slipway.pipelines.registry import (
     CHAMPION,
-    TAG_AUTHOR,
     TAG_DATA_DIGEST,
-    TAG_GIT_SHA,
-    TAG_RISK_TIER,
-    artifact_location,
     client,
     tracking_uri,
 )
 
-AUTHOR = "ada@example.com"
-REVIEWER = "grace@example.com"
 
-
-@pytest.fixture(scope="module")
-def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from copier import run_copy
-
-    dst = tmp_path_factory.mktemp("governed") / "spoke"
-    run_copy(str(template_repo), dst, defaults=True, vcs_ref="HEAD", quiet=True,
-             data={"project_slug": "tumour-triage", "package_name": "tumour_triage"})
-    return dst
-
-
-def make_spoke(rendered: Path, dst: Path, tier: str, approvers: list[str] | None = None) -> Path:
-    """A copy of the rendered spoke with the risk tier (and approvers) changed in slipway.toml."""
-    spoke = dst / f"spoke-{tier}"
-    shutil.copytree(rendered, spoke, ignore=shutil.ignore_patterns(".slipway"))
-    toml = spoke / "slipway.toml"
-    text = toml.read_text()
-    text = re.sub(r'(?m)^risk_tier = "\w+"', f'risk_tier = "{tier}"', text)
-    if approvers is not None:
-        text = text.replace("approvers = []", f"approvers = {approvers!r}".replace("'", '"'))
-    toml.write_text(text)
-    assert load_config(spoke).governance.risk_tier == tier
-    return spoke
-
-
-def _spoke_module(root: Path, name: str) -> Any:
-    path = next((root / "src").glob(f"*/{name}.py"))
-    spec = importlib.util.spec_from_file_location(f"_spoke_{name}_{id(root)}", path)
+def _load_support() -> Any:
+    path = Path(__file__).with_name("governance_support.py")
+    spec = importlib.util.spec_from_file_location("governance_support", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def register_version(root: Path, *, author: str, c: float = 1.0) -> str:
-    """Train the spoke's own model on its own data and register it as a new version."""
-    import matplotlib
+support = _load_support()
+AUTHOR, REVIEWER = support.AUTHOR, support.REVIEWER
+make_spoke, register_version = support.make_spoke, support.register_version
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mlflow
-    from sklearn.metrics import accuracy_score, roc_auc_score
-    from sklearn.model_selection import train_test_split
 
-    config = load_config(root)
-    frame = _spoke_module(root, "data").load()
-    features, labels = frame.drop(columns=[config.data.target]), frame[config.data.target]
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, labels, test_size=0.25, random_state=42, stratify=labels
-    )
-    model = _spoke_module(root, "train").train(x_train, y_train, {"C": c, "max_iter": 500})
-    uri = tracking_uri(root)
-    registry = client(root)
-    experiment = registry.get_experiment_by_name(config.model_name)
-    experiment_id = (experiment.experiment_id if experiment else registry.create_experiment(
-        config.model_name, artifact_location=artifact_location(root)))
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id):
-            scores = model.predict_proba(x_test)[:, 1]
-            mlflow.log_metrics({
-                "test_roc_auc": roc_auc_score(y_test, scores),
-                "test_accuracy": accuracy_score(y_test, model.predict(x_test)),
-            })
-            figure, axes = plt.subplots()
-            axes.hist(scores, bins=20)
-            mlflow.log_figure(figure, "plots/roc_curve.png")
-            plt.close(figure)
-            info = mlflow.sklearn.log_model(
-                model, name="model", registered_model_name=config.model_name,
-                pip_requirements=["scikit-learn"],
-            )
-    finally:
-        mlflow.set_tracking_uri(None)
-    version = str(info.registered_model_version)
-    for key, value in ((TAG_AUTHOR, author), (TAG_RISK_TIER, config.governance.risk_tier.value),
-                       (TAG_GIT_SHA, "0" * 40), (TAG_DATA_DIGEST, "1" * 64)):
-        registry.set_model_version_tag(config.model_name, version, key, value)
-    return version
+@pytest.fixture(scope="module")
+def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return support.render_spoke(template_repo, tmp_path_factory.mktemp("governed") / "spoke")
 
 
 def governed(

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "card": "card:card",
     "audit": "audit:audit",
     "catalog": "catalog:catalog",
+    "monitor": "monitor:monitor",
     "fleet": "fleet:fleet",
 }
 

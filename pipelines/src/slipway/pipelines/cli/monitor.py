@@ -1,0 +1,64 @@
+"""`slipway monitor`: compare served traffic with the training data; retrain on drift."""
+
+from __future__ import annotations
+
+import click
+
+from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.exitcodes import Exit
+
+
+@click.command()
+@click.option("--retrain/--no-retrain", default=True, show_default=True,
+              help="Start local training when drift is found.")
+@click.pass_context
+def monitor(ctx: click.Context, retrain: bool) -> None:
+    """Per-feature and prediction PSI of the gateway's captured sample against the training
+    data; writes a report with a chart. Exit 9 when drift is found (after retraining)."""
+    from slipway.pipelines import audit
+    from slipway.pipelines.monitor import MonitorError, check_drift, write_report
+    from slipway.pipelines.registry import client
+    from slipway.pipelines.spoke_code import SpokeCodeError
+    from slipway.pipelines.training import TrainingError, run_local_training
+
+    spoke = spoke_from_context(ctx)
+    model = spoke.config.model_name
+    try:
+        report = check_drift(spoke.root, spoke.config, client(spoke.root))
+    except (MonitorError, SpokeCodeError) as exc:
+        fail(str(exc), Exit.ERROR)
+    path = write_report(spoke.root, report)
+    click.echo(f"{path}: {report.samples} served rows of champion v{report.champion} "
+               f"against {report.reference_rows} training rows")
+    if not report.enough_samples:
+        click.echo(f"not judged: fewer than {report.min_samples} served rows "
+                   "([monitoring] min_samples); monitor again after more traffic")
+        return
+    if not report.drifted:
+        top = report.features[0]
+        click.echo(f"no drift (highest feature PSI {top.psi:.3f} for {top.name}, "
+                   f"prediction PSI {report.prediction_psi:.3f})")
+        return
+    why = "; ".join(report.breaches)
+    click.echo(f"drift found: {why}")
+    audit.append(spoke.root, "drift", model=model, version=report.champion, reason=why,
+                 details={"report": str(path), "samples": report.samples})
+    if not retrain:
+        click.echo("not retraining (--no-retrain); run `slipway train` when ready")
+        raise SystemExit(int(Exit.DRIFT))
+    audit.append(spoke.root, "retrain", model=model, version=report.champion,
+                 reason=f"drift: {why}", details={"report": str(path)})
+    click.echo("starting local training because of the drift above")
+    try:
+        outcome = run_local_training(
+            spoke.root, on_step=lambda step, status: click.echo(f"  {step}: {status}")
+        )
+    except TrainingError as exc:
+        fail(f"drift found, and retraining failed: {exc}", Exit.DRIFT)
+    if outcome.version is not None:
+        click.echo(f"retrained: version {outcome.version} registered ({outcome.verdict}); "
+                   "roll it out with `slipway deploy`")
+    else:
+        click.echo(f"retrained, nothing registered ({outcome.status}): "
+                   + "; ".join(outcome.reasons))
+    raise SystemExit(int(Exit.DRIFT))

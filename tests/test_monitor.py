@@ -1,0 +1,136 @@
+"""Drift monitoring on real traffic samples: a real shift triggers retraining, no shift does not.
+
+The champion is a real model trained by the spoke's trainer on its training split. Served
+traffic is the spoke's real held-out rows (replayed twice, as the deploy pipeline replays
+them), answered by the champion and captured by the gateway's own SampleWriter. The shift
+is real: every feature scaled by 1.5, still inside the data contract, so only the drift
+monitor can notice it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from slipway.pipelines import audit
+from slipway.pipelines.cli import main
+from slipway.pipelines.config import load_config
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.monitor import check_drift
+from slipway.pipelines.registry import CHAMPION, client
+from slipway.pipelines.samples import SampleWriter
+from slipway.pipelines.spoke_code import held_out_rows
+
+
+def _load_support() -> Any:
+    path = Path(__file__).with_name("governance_support.py")
+    spec = importlib.util.spec_from_file_location("governance_support", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+support = _load_support()
+SCALE = 1.5
+
+
+@pytest.fixture(scope="module")
+def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return support.render_spoke(template_repo, tmp_path_factory.mktemp("monitored") / "spoke")
+
+
+def serving_spoke(rendered: Path, tmp_path: Path, *, scale: float) -> Path:
+    """A low-tier spoke whose champion has served the held-out rows, scaled by `scale`."""
+    import mlflow.pyfunc
+
+    root = support.make_spoke(rendered, tmp_path, "low")
+    config = load_config(root)
+    registry = client(root)
+    version = support.register_version(root, author=support.AUTHOR)
+    registry.set_registered_model_alias(config.model_name, CHAMPION, version)
+    columns = list(config.data.contract.columns)
+    traffic = held_out_rows(root, config)[columns] * scale
+    model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{version}")
+    writer = SampleWriter(root, columns, config.monitoring.sample_capacity)
+    for _ in range(2):
+        predictions = [int(p) for p in model.predict(traffic)]
+        writer.write(CHAMPION, version, traffic.itertuples(index=False, name=None), predictions)
+    return root
+
+
+def monitor(root: Path, *args: str) -> Any:
+    return CliRunner().invoke(main, ["--project", str(root), "monitor", *args],
+                              env={"SLIPWAY_ACTOR": "monitor@example.com"})
+
+
+def report_of(output: str) -> dict[str, Any]:
+    report_md = Path(output.split(":", 1)[0])
+    assert report_md.is_file() and (report_md.parent / "drift.png").stat().st_size > 0
+    return json.loads((report_md.parent / "report.json").read_text())
+
+
+def test_unshifted_real_traffic_is_not_drift_and_does_not_retrain(rendered: Path, tmp_path: Path):
+    root = serving_spoke(rendered, tmp_path, scale=1.0)
+    result = monitor(root)
+    assert result.exit_code == 0, result.output
+    assert "no drift" in result.output
+    report = report_of(result.output)
+    assert report["samples"] == 2 * 143 and not report["drifted"]
+    assert max(f["psi"] for f in report["features"]) < load_config(root).monitoring.max_feature_psi
+    assert report["contract_violations"] == []
+    assert [e["action"] for e in audit.read(root)] == []  # nothing retrained, nothing recorded
+    assert len(client(root).search_model_versions("name='tumour-triage'")) == 1
+
+
+def test_shifted_traffic_is_drift_and_says_why(rendered: Path, tmp_path: Path):
+    root = serving_spoke(rendered, tmp_path, scale=SCALE)
+    config = load_config(root)
+    report = check_drift(root, config, client(root))
+    assert report.drifted and report.contract_violations == []  # in contract, yet drifted
+    breached = [f for f in report.features if f.breached]
+    assert len(breached) >= len(config.data.contract.columns) // 2
+    assert report.prediction_psi is not None
+    assert report.prediction_psi > config.monitoring.max_prediction_psi
+    assert report.prediction_served["1"] > report.prediction_reference["1"]
+
+    result = monitor(root, "--no-retrain")
+    assert result.exit_code == Exit.DRIFT, result.output
+    assert "drift found: feature " in result.output and "not retraining" in result.output
+    [entry] = audit.read(root)
+    assert (entry["action"], entry["version"], entry["actor"]) == ("drift", "1",
+                                                                   "monitor@example.com")
+    assert "predictions: PSI" in entry["reason"]
+
+
+def test_too_few_samples_are_not_judged(rendered: Path, tmp_path: Path):
+    root = serving_spoke(rendered, tmp_path, scale=SCALE)
+    toml = root / "slipway.toml"
+    toml.write_text(toml.read_text().replace("min_samples = 200", "min_samples = 1000"))
+    result = monitor(root)
+    assert result.exit_code == 0, result.output
+    assert "not judged: fewer than 1000 served rows" in result.output
+    assert audit.read(root) == []
+
+
+@pytest.mark.slow
+def test_shifted_traffic_starts_local_retraining_and_records_why(rendered: Path, tmp_path: Path):
+    root = serving_spoke(rendered, tmp_path, scale=SCALE)
+    result = monitor(root)
+    assert result.exit_code == Exit.DRIFT, result.output
+    assert "starting local training because of the drift above" in result.output
+    assert "retrained: version 2 registered" in result.output
+    actions = [(e["action"], e["version"]) for e in audit.read(root)]
+    assert actions[:2] == [("drift", "1"), ("retrain", "1")]
+    assert ("register", "2") in actions
+    retrain = audit.read(root)[1]
+    assert retrain["reason"].startswith("drift: feature ")
+    assert retrain["details"]["report"].endswith("report.md")
+    versions = client(root).search_model_versions("name='tumour-triage'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert audit.verify(root).ok
