@@ -239,3 +239,38 @@ def test_catalog_shows_every_model_and_its_governance_state(
     assert hub.exit_code == 0, hub.output
     row = next(line for line in hub.output.splitlines() if line.startswith("tumour-triage"))
     assert config.project.contact in row and "current" in row and "rolled_back" in row
+
+
+def test_slipway_deploy_refuses_an_unapproved_high_risk_version(
+    rendered: Path, tmp_path: Path, actor: str
+):
+    from slipway.pipelines import rollout_state
+
+    root, config, registry, version = governed(rendered, tmp_path, "high")
+    nowhere = "http://127.0.0.1:9"  # governance is judged before the gateway is contacted
+    refused = cli(root, "deploy", "--version", version, "--url", nowhere)
+    assert refused.exit_code == Exit.NOT_APPROVED, refused.output
+    assert f"slipway approve {version} --by NAME --reason TEXT" in refused.output
+    assert rollout_state.latest(root) is None
+    assert registry.get_registered_model(config.model_name).aliases == {}
+
+    assert cli(root, "approve", version, "--by", REVIEWER, "--reason", "reviewed").exit_code == 0
+    assert cli(root, "card", version).exit_code == 0
+    allowed = cli(root, "deploy", "--version", version, "--url", nowhere)
+    assert allowed.exit_code == Exit.UNREACHABLE, allowed.output  # past governance now
+
+
+def test_slipway_promote_refuses_a_medium_risk_version_without_a_current_card(
+    rendered: Path, tmp_path: Path, actor: str
+):
+    root, config, registry, version = governed(rendered, tmp_path, "medium")
+    nowhere = "http://127.0.0.1:9"
+    refused = cli(root, "promote", version, "--reason", "hotfix", "--url", nowhere)
+    assert refused.exit_code == Exit.NOT_APPROVED, refused.output
+    assert "needs a current model card" in refused.output
+    assert registry.get_registered_model(config.model_name).aliases == {}
+
+    assert cli(root, "card", version).exit_code == 0
+    promoted = cli(root, "promote", version, "--reason", "hotfix", "--url", nowhere)
+    assert promoted.exit_code == 0, promoted.output
+    assert registry.get_registered_model(config.model_name).aliases == {CHAMPION: int(version)}
