@@ -157,23 +157,32 @@ def test_ci_runs_lint_tests_check_compile_and_infra_mocks(spokes: dict[str, Path
     upload = [s for s in jobs["test"]["steps"] if "upload-artifact" in s.get("uses", "")]
     assert upload and upload[0]["with"]["path"] == "build/pipelines/"
     assert "--group infra" in run_lines(jobs["infra"])
-    assert "pytest infra/tests" in run_lines(jobs["infra"])
+    infra_tests = re.search(r"pytest (\S+)", run_lines(jobs["infra"])).group(1)
+    assert (spokes["medium"] / infra_tests).is_file(), f"{infra_tests} is not in the spoke"
 
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_cd_goes_image_train_staging_prod(spokes: dict[str, Path], tier: str) -> None:
     jobs = load(spokes[tier], "cd.yml")["jobs"]
+    slug = "diagnosis-assist"  # the default project name
     assert "docker push" in run_lines(jobs["image"])
     assert 'slipway train --kfp-host "$KFP_HOST"' in run_lines(jobs["train"])
     assert jobs["train"]["needs"] == "image"
-    assert jobs["staging"]["needs"] == "train"
+    assert jobs["staging"]["needs"] == ["image", "train"]
     for stack in ("staging", "prod"):
-        runs = [s["run"] for s in jobs[stack]["steps"] if "pulumi " in s.get("run", "")]
-        assert runs == [
+        pulumi = [line.strip() for line in run_lines(jobs[stack]).splitlines()
+                  if "pulumi " in line and "get.pulumi.com" not in line]
+        assert pulumi == [
+            'pulumi login "$PULUMI_BACKEND_URL"',
+            f'pulumi config set imageUri "$IMAGE" --stack {stack}',
             f"uv run --no-sync pulumi preview --stack {stack} --non-interactive --diff",
             f"uv run --no-sync pulumi up --stack {stack} --non-interactive --yes",
         ]
         assert jobs[stack]["environment"] == stack
+    # Each stack's image goes to that stack's repository (the spoke's Pulumi program's name).
+    pushes = {job: s["env"]["REPOSITORY"] for job in ("image", "prod")
+              for s in jobs[job]["steps"] if "docker push" in s.get("run", "")}
+    assert pushes == {"image": f"slipway/{slug}-staging", "prod": f"slipway/{slug}-prod"}
     if tier == "high":
         # Reviewers live on the environment (repo settings); the workflow refuses without.
         assert jobs["prod-protection"]["needs"] == "staging"
