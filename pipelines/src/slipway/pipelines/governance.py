@@ -50,7 +50,9 @@ def release_blockers(
     except ApprovalError as exc:
         return [str(exc)]
     blockers: list[str] = []
-    if rules.approval_required:
+    # A tier without automatic promotion needs a person's decision: that decision is the
+    # approval, so both flags lead here.
+    if rules.approval_required or not rules.automatic_promotion:
         author = author_of(model_version)
         approve = f"slipway approve {version} --by NAME --reason TEXT"
         who = who_may_approve(config, author)
@@ -77,3 +79,33 @@ def release_blockers(
             f"`slipway card {version}`"
         )
     return blockers
+
+
+def tier_table() -> str:
+    """The risk-tier table as Markdown, straight from tiers.py (docs/spoke/governance.md
+    shows exactly this; a test keeps the two in step)."""
+    from slipway.pipelines.config import RiskTier
+    from slipway.pipelines.tiers import TIER_RULES
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    rows: list[tuple[str, ...]] = [
+        ("rule", *(tier.value for tier in RiskTier)),
+        ("promotes with no human decision (gates + canary decide)",
+         *(yes(TIER_RULES[t].automatic_promotion) for t in RiskTier)),
+        ("current model card before promotion",
+         *(yes(TIER_RULES[t].card_required) for t in RiskTier)),
+        ("approval by a named approver who is not the author",
+         *(yes(TIER_RULES[t].approval_required) for t in RiskTier)),
+        ("shadow phase required", *(yes(TIER_RULES[t].shadow_required) for t in RiskTier)),
+        ("guardrails multiplied by", *(f"{TIER_RULES[t].guardrail_factor:g}" for t in RiskTier)),
+        ("minimum seconds per canary step",
+         *(str(TIER_RULES[t].min_step_seconds) for t in RiskTier)),
+        ("SageMaker instance types allowed",
+         *(", ".join(TIER_RULES[t].instance_types) for t in RiskTier)),
+    ]
+    header, *body = rows
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
