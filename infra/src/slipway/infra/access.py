@@ -17,9 +17,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from slipway.infra.plan import DRIFT_NAMESPACE
+from slipway.infra.plan import DRIFT_NAMESPACE, GITHUB_OIDC_HOST
 
-GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 _ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 _ECR_PUSH = ("ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
              "ecr:PutImage")

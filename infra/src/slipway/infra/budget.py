@@ -5,8 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-# Percent of the monthly budget at which the owner is emailed: a warning, then the limit.
-ALERT_THRESHOLDS: tuple[int, ...] = (80, 100)
+from slipway.infra.plan import BUDGET_ALERT_PERCENTS
 
 
 def tag_filter(match_tags: dict[str, str]) -> dict[str, object]:
@@ -45,12 +44,12 @@ class SpokeBudget(pulumi.ComponentResource):
             notifications=[
                 {
                     "comparison_operator": "GREATER_THAN",
-                    "threshold": float(percent),
+                    "threshold": percent,
                     "threshold_type": "PERCENTAGE",
                     "notification_type": "ACTUAL",
                     "subscriber_email_addresses": [email],
                 }
-                for percent in ALERT_THRESHOLDS
+                for percent in BUDGET_ALERT_PERCENTS
             ],
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),

@@ -35,6 +35,8 @@ TARGET_INVOCATIONS_PER_INSTANCE = 100
 # The custom metric the gateway-side monitoring publishes (prediction drift, PSI).
 DRIFT_NAMESPACE = "Slipway/Monitoring"
 DRIFT_METRIC = "PredictionPSI"
+# GitHub Actions' OIDC issuer: CI roles trust it, for one repository each.
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 
 
 def parse_environment(stack_name: str) -> Environment:
@@ -96,6 +98,8 @@ def endpoint_plan(config: SpokeConfig, environment: Environment) -> EndpointPlan
     )
 
 
+# Percent of a budget at which its owner is emailed: a warning, then the limit.
+BUDGET_ALERT_PERCENTS: tuple[float, ...] = (80.0, 100.0)
 # How slipway.toml's budget.monthly_usd is split between the environment stacks; each
 # environment's budget alerts at 80% and 100% of its share, the hub's per-spoke budget
 # watches the total.

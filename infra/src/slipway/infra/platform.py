@@ -18,7 +18,6 @@ import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slipway.infra.access import (
-    GITHUB_OIDC_HOST,
     AccessScope,
     SpokeAccess,
     policy_document,
@@ -28,6 +27,7 @@ from slipway.infra.access import (
 from slipway.infra.artifact_store import ArtifactStore
 from slipway.infra.budget import SpokeBudget
 from slipway.infra.image_repository import ModelImageRepository
+from slipway.infra.plan import GITHUB_OIDC_HOST
 from slipway.infra.spoke_stack import require_region
 from slipway.infra.tags import PROJECT_TAG
 from slipway.pipelines.config import EMAIL_RE, REGION_RE, SLUG_RE, RiskTier

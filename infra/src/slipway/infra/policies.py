@@ -14,6 +14,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from slipway.infra.plan import (
+    BUDGET_ALERT_PERCENTS,
+    DRIFT_METRIC,
+    GITHUB_OIDC_HOST,
+    MAX_CANARY_PERCENT,
+)
 from slipway.infra.tags import REQUIRED_TAGS
 from slipway.pipelines.config import RiskTier
 from slipway.pipelines.tiers import rules_for
@@ -41,11 +47,8 @@ TAGGABLE = frozenset({
     "aws:appautoscaling/target:Target",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
 })
-MAX_CANARY_PERCENT = 50
-BUDGET_ALERTS = (80.0, 100.0)
 # A rollback must watch each guardrail: errors, latency, and the drift metric.
-ROLLBACK_METRICS = frozenset({"Invocation5XXErrors", "ModelLatency", "PredictionPSI"})
-GITHUB_OIDC = "token.actions.githubusercontent.com"
+ROLLBACK_METRICS = frozenset({"Invocation5XXErrors", "ModelLatency", DRIFT_METRIC})
 
 
 class ResourceLike(Protocol):
@@ -184,12 +187,12 @@ def github_trust_scoped(resources: Sequence[ResourceLike]) -> list[Violation]:
     for role in _of(resources, ROLE):
         for stmt in _statements(role.props.get("assumeRolePolicy")):
             federated = str((stmt.get("Principal") or {}).get("Federated", ""))
-            if GITHUB_OIDC not in federated:
+            if GITHUB_OIDC_HOST not in federated:
                 continue
             cond = stmt.get("Condition") or {}
             sub = [str(v) for op in ("StringLike", "StringEquals")
-                   for v in _as_list((cond.get(op) or {}).get(f"{GITHUB_OIDC}:sub"))]
-            aud = (cond.get("StringEquals") or {}).get(f"{GITHUB_OIDC}:aud")
+                   for v in _as_list((cond.get(op) or {}).get(f"{GITHUB_OIDC_HOST}:sub"))]
+            aud = (cond.get("StringEquals") or {}).get(f"{GITHUB_OIDC_HOST}:aud")
             if not sub or any(not v.startswith("repo:") or v.startswith("repo:*") for v in sub):
                 found.append(Violation("github-trust-scoped", role.name,
                                        "GitHub OIDC trust is not limited to one repository "
@@ -226,7 +229,7 @@ def budget_present(resources: Sequence[ResourceLike]) -> list[Violation]:
             for n in _as_list(budget.props.get("notifications"))
             if n.get("thresholdType") == "PERCENTAGE" and n.get("subscriberEmailAddresses")
         }
-        missing = [t for t in BUDGET_ALERTS if t not in alerts]
+        missing = [t for t in BUDGET_ALERT_PERCENTS if t not in alerts]
         if missing:
             found.append(Violation("budget-present", budget.name,
                                    f"no email alert at {missing} percent of the budget"))

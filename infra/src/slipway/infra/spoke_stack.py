@@ -18,12 +18,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from slipway.infra.access import GITHUB_OIDC_HOST, AccessScope, SpokeAccess
+from slipway.infra.access import AccessScope, SpokeAccess
 from slipway.infra.artifact_store import ArtifactStore
 from slipway.infra.budget import SpokeBudget
 from slipway.infra.endpoint import ModelEndpoint, ModelRelease
 from slipway.infra.image_repository import ModelImageRepository
 from slipway.infra.plan import (
+    GITHUB_OIDC_HOST,
     Environment,
     endpoint_plan,
     environment_budget_usd,
