@@ -17,7 +17,13 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from slipway.infra.endpoint import config_name
-from slipway.infra.sagemaker_target import DeployStatus, verify_endpoint, wait_for_endpoint
+from slipway.infra.sagemaker_target import (
+    DeployStatus,
+    deploy_config,
+    verify_endpoint,
+    wait_for_endpoint,
+)
+from slipway.infra.spoke_stack import StackInputs, parse_stack_inputs
 
 ENDPOINT = "diagnosis-assist-prod"
 REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -129,3 +135,15 @@ def test_a_failed_endpoint_reports_sagemakers_reason(sagemaker):
     assert outcome.status is DeployStatus.failed
     assert outcome.message == (
         "endpoint is Failed: The primary container did not pass the ping health check.")
+
+
+def test_deploy_config_keeps_the_serving_version_for_rollback():
+    # What deploy_model_version writes before `pulumi up` (the Automation API itself needs the
+    # Pulumi CLI, absent here); the stack reads it back through the same validation.
+    moved = deploy_config(2, 3, 41.5)
+    assert moved == {"modelVersion": "3", "previousModelVersion": "2",
+                     "championP95LatencyMs": "41.5"}
+    assert parse_stack_inputs(moved) == StackInputs(
+        model_version=3, previous_model_version=2, champion_p95_latency_ms=41.5)
+    assert deploy_config(None, 1, None) == {"modelVersion": "1"}  # first deploy
+    assert deploy_config(3, 3, None) == {"modelVersion": "3"}  # redeploy: nothing to keep

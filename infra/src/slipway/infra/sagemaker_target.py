@@ -103,6 +103,22 @@ def wait_for_endpoint(
         sleep(poll_seconds)
 
 
+def deploy_config(
+    serving_version: int | None, model_version: int, champion_p95_latency_ms: float | None
+) -> dict[str, str]:
+    """The stack settings that move a stack from the serving version to `model_version`.
+
+    The serving version becomes `previousModelVersion`, so its Model and EndpointConfiguration
+    stay in the stack while SageMaker may still roll back to them.
+    """
+    values = {"modelVersion": str(model_version)}
+    if serving_version is not None and serving_version != model_version:
+        values["previousModelVersion"] = str(serving_version)
+    if champion_p95_latency_ms is not None:
+        values["championP95LatencyMs"] = str(champion_p95_latency_ms)
+    return values
+
+
 def deploy_model_version(
     infra_dir: Path,
     environment: str,
@@ -123,12 +139,9 @@ def deploy_model_version(
 
     stack = auto.select_stack(stack_name=environment, work_dir=str(infra_dir))
     serving = stack.outputs().get("model_version")
-    values = {"modelVersion": auto.ConfigValue(str(model_version))}
-    if serving is not None and int(serving.value) != model_version:
-        values["previousModelVersion"] = auto.ConfigValue(str(int(serving.value)))
-    if champion_p95_latency_ms is not None:
-        values["championP95LatencyMs"] = auto.ConfigValue(str(champion_p95_latency_ms))
-    stack.set_all_config(values)
+    values = deploy_config(int(serving.value) if serving is not None else None, model_version,
+                           champion_p95_latency_ms)
+    stack.set_all_config({key: auto.ConfigValue(value) for key, value in values.items()})
     try:
         stack.up(on_output=on_output)
     except auto.errors.CommandError as exc:
