@@ -28,7 +28,7 @@ from slipway.infra.artifact_store import ArtifactStore
 from slipway.infra.budget import SpokeBudget
 from slipway.infra.image_repository import ModelImageRepository
 from slipway.infra.plan import GITHUB_OIDC_HOST
-from slipway.infra.spoke_stack import require_region
+from slipway.infra.spoke_stack import GITHUB_REPOSITORY_RE, require_region
 from slipway.infra.tags import PROJECT_TAG
 from slipway.pipelines.config import EMAIL_RE, REGION_RE, SLUG_RE, RiskTier
 
@@ -48,7 +48,7 @@ class SpokeEntry(_Strict):
     cost_center: str = Field(min_length=1)
     risk_tier: RiskTier = RiskTier.medium
     monthly_usd: float = Field(gt=0)
-    github_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+    github_repository: Annotated[str, Field(pattern=GITHUB_REPOSITORY_RE)]
 
 
 class Platform(_Strict):

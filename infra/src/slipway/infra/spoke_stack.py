@@ -1,7 +1,7 @@
 """The spoke's stack: everything one environment of a spoke needs, from slipway.toml.
 
-`infra/__main__.py` in a spoke is three lines: load slipway.toml, read the stack inputs,
-call `build_spoke_stack`. dev gets storage, an image repository, roles and a budget (it
+A spoke's `infra/__main__.py` calls `spoke_program`: load slipway.toml, read the stack
+inputs, call `build_spoke_stack`. dev gets storage, an image repository, roles and a budget (it
 serves with the local target); staging and prod add the endpoint with canary and alarms.
 With no model version in the stack configuration (a first deploy, nothing registered yet)
 no endpoint is created: the stack succeeds and reports `endpoint_status = "bootstrap"`.
@@ -34,7 +34,7 @@ from slipway.infra.tags import PROJECT_TAG, spoke_tags
 from slipway.pipelines.config import SpokeConfig, load_config
 
 DEFAULT_CHAMPION_P95_MS = 100.0
-_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+GITHUB_REPOSITORY_RE = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 
 
 class StackInputError(ValueError):
@@ -45,8 +45,8 @@ class StackInputError(ValueError):
 class StackInputs:
     """What the stack configuration (Pulumi.<env>.yaml) adds to slipway.toml.
 
-    The model version is deploy-time state, not design: `slipway deploy` sets it with
-    `pulumi config set modelVersion N` (sagemaker_target.deploy_model_version).
+    The model version is deploy-time state, not design: `slipway deploy` sets it through
+    the Automation API (sagemaker_target.deploy_model_version).
     """
 
     model_version: int | None = None
@@ -81,7 +81,7 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
             "of milliseconds (the serving champion's measured p95 latency)"
         )
     repo = values.get("githubRepository") or None
-    if repo is not None and not _REPO_RE.match(repo):
+    if repo is not None and not re.match(GITHUB_REPOSITORY_RE, repo):
         raise StackInputError(
             f"stack config githubRepository = {repo!r} must be 'owner/name' of the GitHub "
             "repository whose Actions may deploy this spoke"
