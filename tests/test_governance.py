@@ -23,6 +23,7 @@ from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import release_blockers
 from slipway.pipelines.registry import (
+    CHALLENGER,
     CHAMPION,
     TAG_DATA_DIGEST,
     client,
@@ -211,6 +212,7 @@ def test_catalog_shows_every_model_and_its_governance_state(
     first = register_version(root, author=AUTHOR)
     second = register_version(root, author=AUTHOR, c=0.5)
     registry.set_registered_model_alias(config.model_name, CHAMPION, first)
+    registry.set_registered_model_alias(config.model_name, CHALLENGER, second)
     registry.set_model_version_tag(config.model_name, second, "slipway.rollout.outcome",
                                    "rolled_back")
     registry.set_model_version_tag(config.model_name, second, "slipway.rollout.reason",
@@ -225,14 +227,17 @@ def test_catalog_shows_every_model_and_its_governance_state(
         config.project.contact, "high", first, 2)
     assert (ours.last_rollout_version, ours.last_rollout_outcome) == (second, "rolled_back")
     assert ours.approval == "none" and ours.card_current is False
+    assert (ours.challenger_version, ours.challenger_approval) == (second, "none")
 
     record_decision(root, config, registry, first, Decision.approved, by=REVIEWER, reason="ok")
+    record_decision(root, config, registry, second, Decision.rejected, by=REVIEWER, reason="no")
     write_card(root, config, registry, registry.get_model_version(config.model_name, first))
     result = cli(root, "catalog", "--json")
     assert result.exit_code == 0, result.output
     listed = {m["model"]: m for m in json.loads(result.output)["models"]}
     assert listed["tumour-triage"]["approval"] == f"approved by {REVIEWER}"
     assert listed["tumour-triage"]["card_current"] is True
+    assert listed["tumour-triage"]["challenger_approval"] == f"rejected by {REVIEWER}"
 
     # The hub's view without the spoke's checkout: from the model tags the card recorded.
     hub = CliRunner().invoke(main, ["catalog"], env={"MLFLOW_TRACKING_URI": tracking_uri(root)})

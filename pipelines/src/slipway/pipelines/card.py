@@ -248,7 +248,10 @@ def _rollout_section(root: Path, version: ModelVersion) -> str:
     outcome = tags.get(TAG_ROLLOUT_OUTCOME)
     head = (f"Last rollout outcome: **{outcome}** ({tags.get(TAG_ROLLOUT_REASON, '')})."
             if outcome else "Not rolled out yet.")
-    return head if not rows else head + "\n\n" + _table(("when", "action", "who", "why"), rows)
+    if not rows:
+        return head
+    return (head + "\n\nEvents recorded for this version in the audit trail:\n\n"
+            + _table(("when", "action", "who", "why"), rows))
 
 
 def _fetch_plots(client: MlflowClient, run_id: str | None, into: Path, gaps: list[str]) -> str:
@@ -289,8 +292,11 @@ def render_card(
         gaps.append("no data source described ([data] source in slipway.toml)")
     for tag, what in ((TAG_DATA_DIGEST, "data digest"), (TAG_GIT_SHA, "git commit"),
                       (TAG_AUTHOR, "author"), (TAG_PIPELINE_SHA256, "pipeline sha256")):
-        if tag not in tags:
+        if tags.get(tag, "unknown") == "unknown":
             gaps.append(f"no {what} recorded on the version ({tag})")
+    if tags.get(TAG_GIT_DIRTY) == "true":
+        gaps.append("trained from a working tree with uncommitted changes: the code is not "
+                    "exactly the recorded commit")
     champion = version_by_alias(client, config.model_name, CHAMPION)
     lineage = _table(("fact", "value"), [
         ("registered", _when(version.creation_timestamp)),

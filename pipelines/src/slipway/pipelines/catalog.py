@@ -47,6 +47,7 @@ class CatalogEntry:
     # Days since the champion version was registered (MLflow keeps no alias timestamps).
     champion_age_days: float | None
     challenger_version: str | None
+    challenger_approval: str  # the decision the rollout of the challenger waits for
     last_rollout_version: str | None
     last_rollout_outcome: str | None
     last_rollout_reason: str | None
@@ -73,7 +74,7 @@ def _entry(
     by_number = {str(v.version): v for v in versions}
     aliases = dict(model.aliases or {})
     champion = by_number.get(str(aliases[CHAMPION])) if CHAMPION in aliases else None
-    challenger = aliases.get(CHALLENGER)
+    challenger = by_number.get(str(aliases[CHALLENGER])) if CHALLENGER in aliases else None
     rolled = [v for v in versions if (v.tags or {}).get(TAG_ROLLOUT_OUTCOME)]
     last = rolled[-1] if rolled else None
     own = config is not None and config.model_name == model.name
@@ -100,7 +101,8 @@ def _entry(
         versions=len(versions),
         champion_version=str(champion.version) if champion else None,
         champion_age_days=age,
-        challenger_version=str(challenger) if challenger is not None else None,
+        challenger_version=str(challenger.version) if challenger else None,
+        challenger_approval=_approval_text(challenger),
         last_rollout_version=str(last.version) if last else None,
         last_rollout_outcome=(last.tags or {}).get(TAG_ROLLOUT_OUTCOME) if last else None,
         last_rollout_reason=(last.tags or {}).get(TAG_ROLLOUT_REASON) if last else None,
