@@ -11,6 +11,7 @@ An untouched spoke, updated, must equal a fresh copy.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -20,9 +21,11 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import HUB, git
+from conftest import GIT_ENV, HUB, git
 from releases import (
+    COPIER,
     ReleaseRepo,
+    add_release,
     build_release_repo,
     commit_all,
     copier,
@@ -137,20 +140,27 @@ def test_updated_spoke_passes_its_own_tests(updated_spoke: Path) -> None:
         assert run.returncode == 0, f"make {target}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
 
 
-def test_untouched_spoke_updated_equals_a_fresh_copy(release_repo: ReleaseRepo,
-                                                     tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    old = copy(release_repo, release_repo.previous, tmp_path / "a" / "spoke", ANSWERS)
+@pytest.fixture(scope="module")
+def untouched(release_repo: ReleaseRepo, tmp_path_factory: pytest.TempPathFactory,
+              ) -> dict[str, dict[str, bytes]]:
+    """Trees of: a copy at the previous release, the same copy updated, a fresh copy."""
+    root = tmp_path_factory.mktemp("untouched")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    old = copy(release_repo, release_repo.previous, root / "a" / "spoke", ANSWERS)
     commit_all(old, "copied")
+    before = tree(old)
     done = update(old, release_repo.current)
     assert done.returncode == 0, done.stderr
-    fresh = copy(release_repo, release_repo.current, tmp_path / "b" / "spoke", ANSWERS)
-    updated, expected = tree(old), tree(fresh)
+    fresh = copy(release_repo, release_repo.current, root / "b" / "spoke", ANSWERS)
+    return {"previous": before, "updated": tree(old), "fresh": tree(fresh)}
+
+
+def test_untouched_spoke_updated_equals_a_fresh_copy(untouched: dict) -> None:
+    updated, expected = untouched["updated"], untouched["fresh"]
     assert sorted(updated) == sorted(expected)
     differing = [path for path in expected if updated[path] != expected[path]]
     assert differing == []
-
 
 MIGRATION = """
 _migrations:
@@ -164,20 +174,14 @@ _migrations:
 """
 
 
-def vanished(old: Path, new: Path, copier_yml: str) -> list[str]:
+def vanished(old: dict[str, bytes], new: dict[str, bytes], copier_yml: str) -> list[str]:
     """Files of an old copy missing from a new one and named by no migration."""
-    gone = sorted(set(tree(old)) - set(tree(new)))
-    return [path for path in gone if path not in copier_yml]
+    return [path for path in sorted(set(old) - set(new)) if path not in copier_yml]
 
 
-def test_every_file_that_vanishes_between_releases_is_migrated(
-    release_repo: ReleaseRepo, tmp_path: Path,
-) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    old = copy(release_repo, release_repo.previous, tmp_path / "a" / "spoke", ANSWERS)
-    new = copy(release_repo, release_repo.current, tmp_path / "b" / "spoke", ANSWERS)
-    assert vanished(old, new, (HUB / "copier.yml").read_text()) == []
+def test_every_file_that_vanishes_between_releases_is_migrated(untouched: dict) -> None:
+    gone = vanished(untouched["previous"], untouched["fresh"], (HUB / "copier.yml").read_text())
+    assert gone == []
 
 
 def test_a_renamed_file_ships_a_migration_that_keeps_team_edits(tmp_path: Path) -> None:
@@ -194,7 +198,8 @@ def test_a_renamed_file_ships_a_migration_that_keeps_team_edits(tmp_path: Path) 
     git(repo.path, "commit", "-q", "-m", "rename README.md to OVERVIEW.md, no migration")
     git(repo.path, "tag", "v98.0.0")
     bare = copy(repo, "v98.0.0", tmp_path / "fresh", ANSWERS)
-    assert vanished(spoke, bare, (repo.path / "copier.yml").read_text()) == ["README.md"]
+    assert vanished(tree(spoke), tree(bare), (repo.path / "copier.yml").read_text()) == [
+        "README.md"]
     unmigrated = tmp_path / "unmigrated"
     subprocess.run(["git", "clone", "-q", str(spoke), str(unmigrated)], check=True)
     lost = update(unmigrated, "v98.0.0")
@@ -206,7 +211,7 @@ def test_a_renamed_file_ships_a_migration_that_keeps_team_edits(tmp_path: Path) 
     copier_yml.write_text(copier_yml.read_text() + MIGRATION.format(tag="v99.0.0"))
     git(repo.path, "commit", "-q", "-am", "the rename's migration")
     git(repo.path, "tag", "v99.0.0")
-    assert vanished(spoke, bare, copier_yml.read_text()) == []
+    assert vanished(tree(spoke), tree(bare), copier_yml.read_text()) == []
 
     refused = update(spoke, "v99.0.0")
     assert refused.returncode == 4 and "migrations" in refused.stderr
@@ -250,3 +255,59 @@ def test_a_pushed_release_is_found_by_check_update_and_taken_by_update(
     assert yaml.safe_load((spoke / ".copier-answers.yml").read_text())["_commit"] == (
         release_repo.current)
     assert git(spoke, "ls-files", "-u") == ""
+
+
+def workflow_script(spoke: Path, step_name: str) -> str:
+    workflow = yaml.safe_load((spoke / ".github/workflows/template-update.yml").read_text())
+    steps = workflow["jobs"]["update"]["steps"]
+    return next(s["run"] for s in steps if s.get("name") == step_name)
+
+
+def run_step(spoke: Path, script: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    """A workflow step as GitHub runs it (bash -eo pipefail), `uvx` being the hub's copier."""
+    output = spoke.parent / f"{spoke.name}.github_output"
+    env = {**os.environ, **GIT_ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "GITHUB_OUTPUT": str(output), "GITHUB_RUN_ID": "7", "COPIER": "copier==9.19.1"}
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                          cwd=spoke, env=env, capture_output=True, text=True)
+
+
+def test_template_update_workflow_refuses_conflicts_and_commits_clean_updates(
+    tmp_path: Path,
+) -> None:
+    """The generated template-update.yml's own shell, run for real on two spokes."""
+    repo = build_release_repo(tmp_path / "slipway")
+    line = "`make help` lists every target."
+    clean = copy(repo, repo.current, tmp_path / "clean", ANSWERS)
+    conflicted = copy(repo, repo.current, tmp_path / "conflicted", ANSWERS)
+    for spoke in (clean, conflicted):
+        commit_all(spoke, "copied")
+    readme = conflicted / "README.md"
+    readme.write_text(readme.read_text().replace(line, "`make help`: ask #payments-ml."))
+    commit_all(conflicted, "our README line")
+    newest = add_release(repo, "template/README.md.jinja", line, "`make help` lists them.")
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    uvx = bin_dir / "uvx"  # `uvx --from copier==X copier ARGS` -> the hub's copier ARGS
+    uvx.write_text(f'#!/bin/sh\nshift 3\nexec "{COPIER}" "$@"\n')
+    uvx.chmod(0o755)
+
+    for spoke in (clean, conflicted):
+        check = run_step(spoke, workflow_script(spoke, "Is a newer template released?"),
+                         bin_dir)
+        assert check.returncode == 0, check.stderr
+        assert "behind=true" in (spoke.parent / f"{spoke.name}.github_output").read_text()
+
+    script = workflow_script(clean, "Update on a branch and refuse conflicts")
+    done = run_step(clean, script, bin_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert git(clean, "status", "--porcelain") == ""
+    assert git(clean, "branch", "--show-current") == "template-update/7"
+    assert newest in git(clean, "log", "-1", "--format=%s")
+
+    refused = run_step(conflicted, script, bin_dir)
+    assert refused.returncode == 1
+    assert "copier update left conflicts" in refused.stdout
+    assert "README.md" in refused.stdout
+    assert git(conflicted, "log", "-1", "--format=%s") == "our README line"  # no commit
