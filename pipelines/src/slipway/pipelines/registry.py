@@ -45,9 +45,14 @@ def state_dir(root: Path) -> Path:
     return path
 
 
+def embedded_tracking_uri(root: Path) -> str:
+    """The spoke's own registry: MLflow on sqlite under .slipway/."""
+    return f"sqlite:///{state_dir(root) / 'mlflow.db'}"
+
+
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI when set (a shared server), else the spoke's embedded sqlite."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state_dir(root) / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri(root)
 
 
 def artifact_location(root: Path) -> str | None:
@@ -74,3 +79,25 @@ def version_by_alias(mlflow_client: MlflowClient, model: str, alias: str) -> Mod
         if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
             return None
         raise
+
+
+# Tags on a training run (the model card and `slipway train` read them).
+TAG_RUN_KEY = "slipway.run_key"  # ties an MLflow run to the pipeline run that made it
+TAG_OUTCOME = "slipway.outcome"  # registered | gate_rejected | data_invalid
+TAG_GATE_VERDICT = "slipway.gate.verdict"  # passed | bootstrap | rejected
+TAG_GATE_BASELINE = "slipway.gate.baseline"  # e.g. "champion v3", or "none"
+TAG_REGISTERED_VERSION = "slipway.registered_version"
+
+
+def experiment_id(mlflow_client: MlflowClient, root: Path, model: str) -> str:
+    """The spoke's experiment (named after the model), created on first use.
+
+    Artifacts of the embedded registry go under .slipway/ beside it; a server's
+    experiments use the server's own artifact store.
+    """
+    existing = mlflow_client.get_experiment_by_name(model)
+    if existing is not None:
+        return existing.experiment_id
+    embedded = mlflow_client.tracking_uri == embedded_tracking_uri(root)
+    location = (state_dir(root) / "artifacts").as_uri() if embedded else None
+    return mlflow_client.create_experiment(model, artifact_location=location)

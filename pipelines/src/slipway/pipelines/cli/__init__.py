@@ -15,6 +15,8 @@ from slipway.pipelines import __version__
 # name -> "module:function" under slipway.pipelines.cli, listed in --help in this order.
 COMMANDS: dict[str, str] = {
     "check": "check:check",
+    "train": "train:train",
+    "compile": "compile:compile_pipelines",
     "serve": "serve:serve",
     "deploy": "deploy:deploy",
     "traffic": "traffic:traffic",

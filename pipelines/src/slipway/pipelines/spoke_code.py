@@ -1,0 +1,109 @@
+"""Calling the spoke team's own code: its data loader and trainer, named in slipway.toml.
+
+Also the one place that decides which rows are held out, so training, the gate, the
+deploy pipeline's replayed traffic and drift monitoring all see the same split.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slipway.pipelines.config import SpokeConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class SpokeCodeError(Exception):
+    """The spoke's loader or trainer cannot be imported or returned something unusable."""
+
+
+def make_importable(root: Path) -> None:
+    """Put the spoke's src/ first on sys.path, so its package imports without installing it."""
+    src = str((root / "src").resolve())
+    if src not in sys.path:
+        sys.path.insert(0, src)
+
+
+def resolve(root: Path, entrypoint: str, field: str) -> Callable[..., Any]:
+    """`package.module:function` from slipway.toml -> the function, or a clear error."""
+    make_importable(root)
+    module_name, _, attr = entrypoint.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpokeCodeError(
+            f"{field} = {entrypoint!r}: cannot import {module_name!r} ({exc}). "
+            f"Check the name in slipway.toml and that src/{module_name.replace('.', '/')}.py "
+            "exists."
+        ) from exc
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise SpokeCodeError(
+            f"{field} = {entrypoint!r}: {module_name} has no function {attr!r}."
+        )
+    return function
+
+
+def load_frame(root: Path, config: SpokeConfig) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = resolve(root, config.data.loader, "data.loader")()
+    if not isinstance(frame, pd.DataFrame):
+        raise SpokeCodeError(
+            f"data.loader {config.data.loader} returned {type(frame).__name__}; "
+            "it must return a pandas DataFrame of features plus the target column."
+        )
+    return frame
+
+
+def features(frame: pd.DataFrame, config: SpokeConfig) -> pd.DataFrame:
+    """The contract's columns, in the contract's order: exactly what a request carries."""
+    return frame[list(config.data.contract.columns)]
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def split(frame: pd.DataFrame, config: SpokeConfig) -> Split:
+    """Stratified, seeded train/held-out split: the same rows every run with the same data."""
+    from sklearn.model_selection import train_test_split
+
+    labels = frame[config.data.target]
+    x_train, x_test, y_train, y_test = train_test_split(
+        features(frame, config), labels, test_size=config.training.test_size,
+        random_state=config.training.seed, stratify=labels,
+    )
+    return Split(x_train, x_test, y_train, y_test)
+
+
+def held_out_rows(root: Path, config: SpokeConfig) -> pd.DataFrame:
+    """The held-out rows (features, then the target column) the gate judged models on.
+
+    The deploy pipeline replays these as traffic; they never trained a model.
+    """
+    parts = split(load_frame(root, config), config)
+    return parts.x_test.assign(**{config.data.target: parts.y_test})
+
+
+def train_model(root: Path, config: SpokeConfig, x_train: pd.DataFrame,
+                y_train: pd.Series) -> Any:
+    model = resolve(root, config.training.trainer, "training.trainer")(
+        x_train, y_train, dict(config.training.params)
+    )
+    if not hasattr(model, "predict_proba"):
+        raise SpokeCodeError(
+            f"training.trainer {config.training.trainer} returned {type(model).__name__}, "
+            "which has no predict_proba: return a fitted scikit-learn classifier."
+        )
+    return model

@@ -1,0 +1,281 @@
+"""What each training step does, as plain functions of paths and strings.
+
+The KFP components in components.py are one-line shims over these (kfp ships a
+component's source, so the logic lives here, importable and testable without kfp). Heavy
+libraries are imported only by the steps that need them: every step is its own process.
+
+A step that refuses (data breaks the contract, the gate rejects the model) records why on
+the MLflow run, then ends the process with the reason, which fails the pipeline run on
+kfp.local and on Kubeflow alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from slipway.pipelines import registry
+from slipway.pipelines.config import SpokeConfig, load_config
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+OUTCOME_REGISTERED = "registered"
+OUTCOME_GATE_REJECTED = "gate_rejected"
+OUTCOME_DATA_INVALID = "data_invalid"
+VIOLATIONS_FILE = "violations.json"
+MODEL_FILE = "model.joblib"
+PARAMS_FILE = "params.json"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who started the pipeline run and from which commit: passed in, never guessed."""
+
+    tracking_uri: str
+    run_key: str
+    git_sha: str
+    git_dirty: bool
+    pipeline_sha256: str
+    author: str
+
+
+def resolve_tracking_uri(project_root: str, tracking_uri: str) -> str:
+    """The pipeline's tracking_uri parameter, else MLFLOW_TRACKING_URI, else the embedded one."""
+    return tracking_uri or registry.tracking_uri(Path(project_root))
+
+
+def context(project_root: str, tracking_uri: str, run_key: str, git_sha: str, git_dirty: bool,
+            pipeline_sha256: str, author: str) -> RunContext:
+    return RunContext(
+        tracking_uri=resolve_tracking_uri(project_root, tracking_uri), run_key=run_key,
+        git_sha=git_sha, git_dirty=git_dirty, pipeline_sha256=pipeline_sha256, author=author,
+    )
+
+
+def refuse(message: str) -> NoReturn:
+    """End the step (and so the pipeline run) with a message for a person."""
+    raise SystemExit(message)
+
+
+def _frame(path: str) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _open_run(root: Path, config: SpokeConfig, ctx: RunContext, frame: pd.DataFrame,
+              digest: str) -> str:
+    """Create the pipeline run's MLflow run and log the data it saw (with its digest)."""
+    import mlflow
+
+    client = _client(ctx.tracking_uri)
+    experiment = registry.experiment_id(client, root, config.model_name)
+    run = client.create_run(experiment, run_name=f"train-{ctx.run_key[:8]}", tags={
+        registry.TAG_RUN_KEY: ctx.run_key,
+        registry.TAG_AUTHOR: ctx.author,
+        registry.TAG_DATA_DIGEST: digest,
+        "mlflow.source.git.commit": ctx.git_sha,
+    })
+    # MLflow caps a dataset digest at 36 characters; the version tag keeps the full sha256.
+    dataset = mlflow.data.from_pandas(
+        frame, source=config.data.loader, targets=config.data.target,
+        name=f"{config.model_name}-training", digest=digest[:32],
+    )
+    mlflow.set_tracking_uri(ctx.tracking_uri)
+    with mlflow.start_run(run_id=run.info.run_id):
+        mlflow.log_input(dataset, context="training")
+    return run.info.run_id
+
+
+def load(project_root: str, data_path: str) -> str:
+    """Call the spoke's loader; write the frame as parquet; return its digest."""
+    from slipway.pipelines.lineage import data_digest
+    from slipway.pipelines.spoke_code import load_frame
+
+    root = Path(project_root)
+    frame = load_frame(root, load_config(root))
+    frame.to_parquet(data_path, index=False)
+    digest = data_digest(frame)
+    print(f"loaded {len(frame)} rows x {frame.shape[1]} columns, digest {digest[:12]}")
+    return digest
+
+
+def validate(project_root: str, data_path: str, digest: str, ctx: RunContext) -> int:
+    """Check the data contract; on violations record them on a failed run and refuse."""
+    from slipway.pipelines.contract import format_report, validate_frame
+
+    root = Path(project_root)
+    config = load_config(root)
+    frame = _frame(data_path)
+    violations = validate_frame(frame, config.data.contract, require_target=config.data.target,
+                                enforce_min_rows=True)
+    if not violations:
+        print(f"{len(frame)} rows meet the contract ({len(config.data.contract.columns)} columns)")
+        return len(frame)
+    run_id = _open_run(root, config, ctx, frame, digest)
+    client = _client(ctx.tracking_uri)
+    client.log_dict(run_id, {"violations": [v.__dict__ for v in violations]}, VIOLATIONS_FILE)
+    client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_DATA_INVALID)
+    client.set_terminated(run_id, "FAILED")
+    refuse(format_report(violations))
+
+
+def train(project_root: str, data_path: str, model_dir: str) -> None:
+    """Fit the spoke's trainer on the training split; keep the params beside the model."""
+    import joblib
+
+    from slipway.pipelines.spoke_code import split, train_model
+
+    root = Path(project_root)
+    config = load_config(root)
+    parts = split(_frame(data_path), config)
+    model = train_model(root, config, parts.x_train, parts.y_train)
+    out = Path(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, out / MODEL_FILE)
+    (out / PARAMS_FILE).write_text(json.dumps(dict(config.training.params)))
+    print(f"trained {type(model).__name__} on {len(parts.x_train)} rows")
+
+
+def _model(model_dir: str) -> Any:
+    import joblib
+
+    return joblib.load(Path(model_dir) / MODEL_FILE)
+
+
+def evaluate(project_root: str, data_path: str, digest: str, model_dir: str, plots_dir: str,
+             ctx: RunContext) -> str:
+    """Held-out metrics and plots, logged on a new MLflow run; returns its id."""
+    import mlflow
+
+    from slipway.pipelines.evaluation import metrics, plots
+    from slipway.pipelines.spoke_code import split
+
+    root = Path(project_root)
+    config = load_config(root)
+    frame = _frame(data_path)
+    parts = split(frame, config)
+    model = _model(model_dir)
+    run_id = _open_run(root, config, ctx, frame, digest)
+    scores = metrics(model, parts.x_test, parts.y_test)
+    params = json.loads((Path(model_dir) / PARAMS_FILE).read_text())
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({**params, "test_size": config.training.test_size,
+                           "seed": config.training.seed, "trainer": config.training.trainer})
+        mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
+        for path in plots(model, parts.x_test, parts.y_test, Path(plots_dir)):
+            mlflow.log_artifact(str(path), artifact_path="plots")
+    print("held-out " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    return run_id
+
+
+def _baseline_model(client: MlflowClient, model_name: str) -> tuple[str, Any] | None:
+    for alias in (registry.CHAMPION, registry.CHALLENGER):
+        held = registry.version_by_alias(client, model_name, alias)
+        if held is not None:
+            return alias, held
+    return None
+
+
+def gate(project_root: str, data_path: str, model_dir: str, run_id: str,
+         tracking_uri: str) -> str:
+    """Judge the challenger against the floors and the baseline measured on the same rows."""
+    import mlflow
+
+    from slipway.pipelines.evaluation import metrics
+    from slipway.pipelines.gate import Baseline, judge
+    from slipway.pipelines.spoke_code import split
+
+    root = Path(project_root)
+    config = load_config(root)
+    parts = split(_frame(data_path), config)
+    client = _client(tracking_uri)
+    challenger = metrics(_model(model_dir), parts.x_test, parts.y_test)
+    held = _baseline_model(client, config.model_name)
+    baseline = None
+    if held is not None:
+        alias, version = held
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        try:
+            reigning = mlflow.sklearn.load_model(f"models:/{config.model_name}@{alias}")
+            measured = metrics(reigning, parts.x_test, parts.y_test)
+        except Exception as exc:  # any failure to score must stop the gate, loudly
+            refuse(f"gate: cannot score the {alias} (v{version.version}) on the held-out rows: "
+                   f"{exc}. If the data contract changed on purpose, retire the {alias} first.")
+        baseline = Baseline(alias=alias, version=str(version.version), metrics=measured)
+        for name, value in measured.items():
+            client.log_metric(run_id, f"champion_{name}", value)
+    verdict = judge(challenger, baseline, config.gates)
+    client.set_tag(run_id, registry.TAG_GATE_VERDICT, verdict.label)
+    client.set_tag(run_id, registry.TAG_GATE_BASELINE,
+                   f"{baseline.alias} v{baseline.version}" if baseline else "none")
+    client.log_text(run_id, "\n".join(verdict.reasons) + "\n", "gate.txt")
+    report = "\n".join(f"  - {reason}" for reason in verdict.reasons)
+    if not verdict.passed:
+        client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_GATE_REJECTED)
+        refuse(f"gate rejected the model; nothing was registered:\n{report}")
+    print(f"gate {verdict.label}:\n{report}")
+    return verdict.label
+
+
+def register(project_root: str, data_path: str, digest: str, model_dir: str, run_id: str,
+             verdict: str, ctx: RunContext) -> int:
+    """Log the model with signature and example, register it, tag lineage, alias challenger."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from slipway.pipelines import audit, lineage
+    from slipway.pipelines.spoke_code import split
+
+    root = Path(project_root)
+    config = load_config(root)
+    parts = split(_frame(data_path), config)
+    model = _model(model_dir)
+    example = parts.x_train.head(5)
+    mlflow.set_tracking_uri(ctx.tracking_uri)
+    mlflow.set_registry_uri(ctx.tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(example, model.predict(example)),
+            input_example=example, registered_model_name=config.model_name,
+            # Named up front: inferring them would load the model again in a subprocess.
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(
+                include_cloudpickle=True),
+        )
+    version = str(info.registered_model_version)
+    client = _client(ctx.tracking_uri)
+    tags = {
+        registry.TAG_GIT_SHA: ctx.git_sha,
+        registry.TAG_GIT_DIRTY: str(ctx.git_dirty).lower(),
+        registry.TAG_DATA_DIGEST: digest,
+        registry.TAG_PIPELINE_SHA256: ctx.pipeline_sha256,
+        registry.TAG_TEMPLATE_VERSION: lineage.template_version(root),
+        registry.TAG_SLIPWAY_VERSION: lineage.slipway_version(),
+        registry.TAG_RISK_TIER: str(config.governance.risk_tier),
+        registry.TAG_KPI_NAME: config.kpi.name,
+        registry.TAG_KPI_BASELINE: str(config.kpi.baseline),
+        registry.TAG_KPI_TARGET: str(config.kpi.target),
+        registry.TAG_AUTHOR: ctx.author,
+        registry.TAG_GATE_VERDICT: verdict,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(config.model_name, version, key, value)
+    client.set_registered_model_alias(config.model_name, registry.CHALLENGER, version)
+    client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_REGISTERED)
+    client.set_tag(run_id, registry.TAG_REGISTERED_VERSION, version)
+    audit.append(root, "register", model=config.model_name, version=version,
+                 reason=f"gate {verdict}", actor=ctx.author,
+                 details={"run_id": run_id, "git_sha": ctx.git_sha, "data_digest": digest})
+    print(f"registered {config.model_name} v{version} as {registry.CHALLENGER}")
+    return int(version)

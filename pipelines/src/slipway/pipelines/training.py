@@ -1,0 +1,312 @@
+"""The training pipeline: its factory, its compiled form, and running it locally or on Kubeflow.
+
+load -> validate -> train -> evaluate -> gate -> register. The spoke wires it in its own
+pipelines/training.py (`build_pipeline(config)`), which is what `slipway train` and
+`slipway compile` use, so a team that adds a step sees it everywhere.
+
+Lineage that only the starting machine knows (git commit, dirty flag, the sha256 of the
+compiled pipeline, who started it) enters as pipeline parameters; the steps record it.
+The outcome of a run is read back from its MLflow run (tagged with a fresh run key), the
+one record that exists both locally and on a cluster.
+
+No `from __future__ import annotations` here: kfp reads the pipeline's annotations as types.
+"""
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slipway.pipelines import registry
+from slipway.pipelines.config import SpokeConfig, load_config
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.spoke_code import held_out_rows
+from slipway.pipelines.steps import (
+    OUTCOME_DATA_INVALID,
+    OUTCOME_GATE_REJECTED,
+    OUTCOME_REGISTERED,
+    VIOLATIONS_FILE,
+)
+
+if TYPE_CHECKING:
+    from kfp.dsl.graph_component import GraphComponent
+
+__all__ = [
+    "TrainingError",
+    "TrainingOutcome",
+    "compile_training",
+    "held_out_rows",
+    "pipeline_arguments",
+    "run_local_training",
+    "spoke_pipeline",
+    "submit_training",
+    "training_pipeline",
+]
+
+SPOKE_PIPELINE_FILE = Path("pipelines/training.py")
+COMPILED_FILE = Path("build/pipelines/training.yaml")
+RUNS_DIR = "pipeline-runs"
+
+StepCallback = Callable[[str, str], None]
+
+
+class TrainingError(Exception):
+    """The pipeline could not run or a step crashed; the message says where and what next."""
+
+
+def training_pipeline(config: SpokeConfig) -> "GraphComponent":
+    """The standard training pipeline for a spoke, on its base image, with caching off.
+
+    Caching is off for every step: a cached `load` would hide new data from the gate.
+    """
+    from kfp import dsl
+
+    from slipway.pipelines.components import build
+
+    c = build(config.training.base_image)
+
+    @dsl.pipeline(
+        name=f"{config.model_name}-training",
+        description=f"Train, gate and register {config.model_name} (Slipway).",
+    )
+    def pipeline(
+        project_root: str = ".",
+        tracking_uri: str = "",
+        run_key: str = "",
+        git_sha: str = "unknown",
+        git_dirty: bool = True,
+        pipeline_sha256: str = "",
+        author: str = "unknown",
+    ) -> None:
+        lineage = {"tracking_uri": tracking_uri, "run_key": run_key, "git_sha": git_sha,
+                   "git_dirty": git_dirty, "pipeline_sha256": pipeline_sha256,
+                   "author": author}
+        loaded = c.load(project_root=project_root)
+        data, digest = loaded.outputs["data"], loaded.outputs["Output"]
+        checked = c.validate(project_root=project_root, data=data, digest=digest, **lineage)
+        trained = c.train(project_root=project_root, data=data).after(checked)
+        model = trained.outputs["model"]
+        evaluated = c.evaluate(project_root=project_root, data=data, digest=digest, model=model,
+                               **lineage)
+        run_id = evaluated.outputs["Output"]
+        judged = c.gate(project_root=project_root, data=data, model=model, run_id=run_id,
+                        tracking_uri=tracking_uri)
+        registered = c.register(project_root=project_root, data=data, digest=digest, model=model,
+                                run_id=run_id, verdict=judged.output, **lineage)
+        for task in (loaded, checked, trained, evaluated, judged, registered):
+            task.set_caching_options(False)
+
+    return pipeline
+
+
+def spoke_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":
+    """The pipeline the spoke wires in pipelines/training.py (`build_pipeline(config)`)."""
+    path = root / SPOKE_PIPELINE_FILE
+    if not path.is_file():
+        raise TrainingError(
+            f"{path} is missing: it wires the spoke's training pipeline. Restore it from the "
+            "template (`copier update`) or see docs/spoke/training.md."
+        )
+    spec = importlib.util.spec_from_file_location("_slipway_spoke_training", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    build_pipeline = getattr(module, "build_pipeline", None)
+    if not callable(build_pipeline):
+        raise TrainingError(f"{path} must define build_pipeline(config) returning the pipeline.")
+    return build_pipeline(config)
+
+
+def compile_training(root: Path, config: SpokeConfig, output: Path | None = None) -> Path:
+    """Write the KFP IR YAML (for Kubeflow Pipelines or Vertex AI) and return its path."""
+    return _compile(spoke_pipeline(root, config), output or root / COMPILED_FILE)
+
+
+def _compile(pipeline: "GraphComponent", output: Path) -> Path:
+    from kfp import compiler
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline, str(output))
+    return output
+
+
+def pipeline_arguments(root: Path, compiled: Path, *, tracking_uri: str,
+                       project_root: str | None = None) -> dict[str, Any]:
+    """The run's parameters: lineage only the starting machine knows, plus a fresh run key."""
+    from slipway.pipelines.audit import current_actor
+    from slipway.pipelines.lineage import file_sha256, git_state
+
+    git = git_state(root)
+    arguments: dict[str, Any] = {
+        "tracking_uri": tracking_uri,
+        "run_key": uuid.uuid4().hex,
+        "git_sha": git.sha,
+        "git_dirty": git.dirty,
+        "pipeline_sha256": file_sha256(compiled),
+        "author": current_actor(root),
+    }
+    if project_root is not None:
+        arguments["project_root"] = project_root
+    return arguments
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What a training run decided, read back from its MLflow run."""
+
+    status: str  # registered | gate_rejected | data_invalid
+    run_id: str
+    tracking_uri: str
+    log_path: Path
+    version: int | None = None
+    verdict: str | None = None  # passed | bootstrap | rejected (None when data was invalid)
+    baseline: str | None = None  # "champion v3", "challenger v1" or "none"
+    metrics: dict[str, float] = field(default_factory=dict)  # test_<metric>
+    baseline_metrics: dict[str, float] = field(default_factory=dict)  # champion_<metric>
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> Exit:
+        return {
+            OUTCOME_REGISTERED: Exit.OK,
+            OUTCOME_GATE_REJECTED: Exit.GATE_REJECTED,
+            OUTCOME_DATA_INVALID: Exit.DATA_INVALID,
+        }[self.status]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r"Executing task '([\w-]+)'")
+_FINISHED = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
+
+
+class _StepLog(io.TextIOBase):
+    """Receives kfp.local's output: keeps all of it in a log file, reports step changes."""
+
+    def __init__(self, sink: io.TextIOBase, on_step: StepCallback | None) -> None:
+        self._sink = sink
+        self._stdout = sys.stdout  # the caller's, for on_step to print to
+        self._on_step = on_step
+        self._pending = ""
+        self.failed_step: str | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._sink.write(text)
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._line(_ANSI.sub("", line))
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if started := _STARTED.search(line):
+            self._report(started.group(1), "running")
+        elif finished := _FINISHED.search(line):
+            status = finished.group(2).lower()
+            if status != "success":
+                self.failed_step = finished.group(1)
+            self._report(finished.group(1), "succeeded" if status == "success" else "failed")
+
+    def _report(self, step: str, status: str) -> None:
+        if self._on_step is not None:
+            with contextlib.redirect_stdout(self._stdout):
+                self._on_step(step, status)
+
+
+def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> TrainingOutcome:
+    """Compile and run the spoke's training pipeline on kfp.local against its registry.
+
+    on_step(step, status) is called as steps start ("running") and end ("succeeded",
+    "failed"). Returns the outcome (registered, gate_rejected or data_invalid); raises
+    TrainingError when a step crashed, naming the step and the log with its output.
+    """
+    from kfp import local
+
+    # A registry on a laptop or in a private cluster reports nothing to mlflow.org unless
+    # the team opts in; the steps inherit this.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    root = root.resolve()
+    config = load_config(root)
+    pipeline = spoke_pipeline(root, config)
+    compiled = _compile(pipeline, root / COMPILED_FILE)
+    uri = registry.tracking_uri(root)
+    arguments = pipeline_arguments(root, compiled, tracking_uri=uri, project_root=str(root))
+    runs = registry.state_dir(root) / RUNS_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    log_path = runs / f"{arguments['run_key']}.log"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs),
+               raise_on_error=False)
+    with log_path.open("w", encoding="utf-8") as sink:
+        steps = _StepLog(sink, on_step)
+        with contextlib.redirect_stdout(steps), contextlib.redirect_stderr(steps):
+            pipeline(**arguments)
+    return _outcome(root, config, arguments["run_key"], uri, log_path, steps.failed_step)
+
+
+def _outcome(root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: Path,
+             failed_step: str | None) -> TrainingOutcome:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(config.model_name)
+    found = [] if experiment is None else client.search_runs(
+        [experiment.experiment_id], f"tags.`{registry.TAG_RUN_KEY}` = '{run_key}'")
+    tags = found[0].data.tags if found else {}
+    status = tags.get(registry.TAG_OUTCOME)
+    if status is None:
+        where = f"step {failed_step!r} failed" if failed_step else "the pipeline did not finish"
+        raise TrainingError(f"{where}; its output is in {log_path}. Fix the cause and run "
+                            "`slipway train` again (nothing was registered).")
+    run = found[0]
+    metrics = run.data.metrics
+    reasons = _reasons(client, run.info.run_id, status)
+    version = tags.get(registry.TAG_REGISTERED_VERSION)
+    return TrainingOutcome(
+        status=status, run_id=run.info.run_id, tracking_uri=uri, log_path=log_path,
+        version=int(version) if version else None,
+        verdict=tags.get(registry.TAG_GATE_VERDICT), baseline=tags.get(registry.TAG_GATE_BASELINE),
+        metrics={k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")},
+        baseline_metrics={k.removeprefix("champion_"): v for k, v in metrics.items()
+                          if k.startswith("champion_")},
+        reasons=reasons,
+    )
+
+
+def _reasons(client: Any, run_id: str, status: str) -> list[str]:
+    """The violations (invalid data) or the gate's reasons, as logged on the run."""
+    name = VIOLATIONS_FILE if status == OUTCOME_DATA_INVALID else "gate.txt"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(client.download_artifacts(run_id, name, scratch))
+        if status == OUTCOME_DATA_INVALID:
+            from slipway.pipelines.contract import Violation
+
+            return [str(Violation(**v)) for v in json.loads(path.read_text())["violations"]]
+        return path.read_text().splitlines()
+
+
+def submit_training(root: Path, config: SpokeConfig, host: str, *, tracking_uri: str) -> str:
+    """Compile and submit the pipeline to a Kubeflow Pipelines endpoint; returns the run id.
+
+    The steps run in the spoke's image (training.base_image), from its working directory,
+    and reach the registry at `tracking_uri`, which must be a server the cluster can reach.
+    """
+    import kfp
+
+    compiled = compile_training(root, config)
+    arguments = pipeline_arguments(root, compiled, tracking_uri=tracking_uri)
+    run = kfp.Client(host=host).create_run_from_pipeline_package(
+        str(compiled), arguments=arguments, experiment_name=config.model_name,
+        run_name=f"{config.model_name}-training-{arguments['run_key'][:8]}",
+    )
+    return str(run.run_id)
