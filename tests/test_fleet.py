@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from packaging.version import Version
 
 sys.path.insert(0, str(Path(__file__).parent))
 from releases import (
@@ -28,6 +29,7 @@ from releases import (
 
 from slipway.pipelines.cli import main
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.fleet import git_url, parse_version
 
 pytestmark = pytest.mark.xdist_group("fleet")
 
@@ -135,3 +137,13 @@ def test_a_path_that_is_not_a_spoke_is_refused_by_name(fleet: dict, tmp_path: Pa
     code, _, err = run(str(hand_made))
     assert code == Exit.CONFIG
     assert ".copier-answers.yml is missing" in err
+
+
+def test_versions_and_sources_are_read_as_copier_writes_them() -> None:
+    assert parse_version("v0.2.0") == Version("0.2.0")
+    assert parse_version("v0.2.0-3-gabc1234") == Version("0.2.0")  # 3 commits after v0.2.0
+    assert parse_version("a1b2c3d") is None  # a bare commit: no version to compare
+    assert parse_version("1234567") is None
+    assert git_url("gh:acme/slipway") == "https://github.com/acme/slipway"
+    assert git_url("git+file:///srv/slipway") == "file:///srv/slipway"
+    assert git_url("/srv/slipway") == "/srv/slipway"

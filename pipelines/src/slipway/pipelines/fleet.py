@@ -57,15 +57,25 @@ def parse_version(ref: str) -> Version | None:
     """The PEP 440 version of a tag or `git describe` ref; None for anything else."""
     match = _DESCRIBE_RE.match(ref)
     tag = match.group("tag") if match else ref
+    if "." not in tag:  # a commit hash of digits would parse as a version
+        return None
     try:
         return Version(tag)
     except InvalidVersion:
         return None
 
 
+def git_url(source: str) -> str:
+    """What git understands, from a copier source (`gh:`/`gl:` shortcuts, `git+` prefix)."""
+    for short, full in (("gh:", "https://github.com/"), ("gl:", "https://gitlab.com/")):
+        if source.startswith(short):
+            return full + source[len(short):]
+    return source.removeprefix("git+")
+
+
 def release_tags(source: str) -> list[Version]:
     """Release versions tagged in the template repository at `source` (a path or URL)."""
-    url = source[4:] if source.startswith("git+") else source
+    url = git_url(source)
     done = subprocess.run(["git", "ls-remote", "--tags", "--refs", url],
                           capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
