@@ -15,7 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from slipway.pipelines import audit
-from slipway.pipelines.approvals import TAG_APPROVAL_STATE, Decision, record_decision
+from slipway.pipelines.approvals import (
+    TAG_APPROVAL_BY,
+    TAG_APPROVAL_STATE,
+    Decision,
+    record_decision,
+)
 from slipway.pipelines.card import CARD_FILE, write_card
 from slipway.pipelines.catalog import catalog
 from slipway.pipelines.cli import main
@@ -127,6 +132,11 @@ def test_a_rejection_blocks_and_a_later_approval_lifts_it(
                     reason="recall re-measured on the full hold-out")
     assert release_blockers(root, config, registry, version) == []
     assert [e["action"] for e in audit.read(root)] == ["card", "reject", "approve"]
+
+    # An approval edited by hand in the registry (here: to name the author) does not count.
+    registry.set_model_version_tag(config.model_name, version, TAG_APPROVAL_BY, AUTHOR)
+    [forged] = release_blockers(root, config, registry, version)
+    assert "does not count" in forged and "self-approval is refused" in forged
 
 
 def test_unknown_version_is_a_usage_error_naming_the_versions_that_exist(

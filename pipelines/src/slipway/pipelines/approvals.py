@@ -90,6 +90,8 @@ def get_version(client: MlflowClient, model: str, version: str) -> ModelVersion:
 
 def approver_problem(config: SpokeConfig, version: ModelVersion, by: str) -> str | None:
     """Why `by` may not approve this version, or None when they may."""
+    if not by.strip():
+        return "the decision names no approver"
     author = author_of(version)
     if not author:
         return (
@@ -134,11 +136,13 @@ def record_decision(
             "by the approver themselves, not on their behalf"
         )
     at = datetime.now(UTC).isoformat(timespec="seconds")
+    # The state goes last: a crash part-way leaves the previous decision in force, never a
+    # decision without its approver.
     for key, value in (
-        (TAG_APPROVAL_STATE, decision.value),
         (TAG_APPROVAL_BY, by),
         (TAG_APPROVAL_REASON, reason),
         (TAG_APPROVAL_AT, at),
+        (TAG_APPROVAL_STATE, decision.value),
     ):
         client.set_model_version_tag(config.model_name, str(version), key, value)
     verb = "approve" if decision is Decision.approved else "reject"
