@@ -17,12 +17,13 @@ TIERS = ("low", "medium", "high")
 
 
 def render_spoke(dst: Path, **answers: object) -> Path:
-    """Copy the template from this checkout (uncommitted changes included) with copier."""
+    """Copy this checkout at HEAD plus uncommitted changes (never an older tag)."""
     from copier import run_copy
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # copier warns that the checkout is dirty: expected
-        run_copy(str(HUB), dst, data=answers, defaults=True, quiet=True, unsafe=False)
+        run_copy(str(HUB), dst, data=answers, defaults=True, quiet=True, unsafe=False,
+                 vcs_ref="HEAD")
     return dst
 
 
