@@ -7,7 +7,6 @@ slipway.pipelines.components and keep the parameters of training_pipeline.
 """
 
 from kfp.dsl.graph_component import GraphComponent
-
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.training import training_pipeline
 
