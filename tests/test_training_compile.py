@@ -1,4 +1,4 @@
-"""`slipway compile`: the KFP IR a Kubeflow or Vertex AI backend receives, and its stability.
+"""What slipway compile writes: the KFP IR a Kubeflow or Vertex AI backend receives.
 
 No cluster here: what is tested is the compiled payload itself (it parses into the
 PipelineSpec protobuf, its shape matches a golden file) and that the arguments
