@@ -1,0 +1,86 @@
+"""Wall time of `slipway train` on the demo spoke, against the same model trained by a plain script.
+
+Baseline: a fresh Python process that calls the spoke's own `data.load` and `train.train`
+on the same seeded split and scores roc_auc, which is what a team without Slipway would
+run. Both are fresh processes in the same run, so the ratio is what the pipeline adds:
+six step processes, contract validation, evaluation plots, the gate against the registry,
+registration with lineage. Goals: the whole local pipeline under 30 s, overhead under 3x.
+
+    .venv/bin/python benchmarks/training.py [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import GIT_ENV, git, snapshot_working_tree
+
+VENV_BIN = Path(sys.executable).parent
+
+PLAIN = """
+import sys
+sys.path.insert(0, "src")
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from diagnosis_assist.data import TARGET, load
+from diagnosis_assist.train import train
+
+frame = load()
+x, y = frame.drop(columns=[TARGET]), frame[TARGET]
+x_train, x_test, y_train, y_test = train_test_split(
+    x, y, test_size=0.25, random_state=42, stratify=y)
+model = train(x_train, y_train, {"C": 1.0, "max_iter": 500})
+print("roc_auc", roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]))
+"""
+
+
+def demo_spoke(work: Path) -> Path:
+    from copier import run_copy
+
+    template = snapshot_working_tree(work / "slipway")
+    spoke = work / "demo"
+    run_copy(str(template), spoke, defaults=True, vcs_ref="HEAD", quiet=True)
+    git(spoke, "init", "-q", "-b", "main")
+    git(spoke, "add", "-A")
+    git(spoke, "commit", "-q", "-m", "demo spoke")
+    return spoke
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each (median is shown)")
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(GIT_ENV, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    with tempfile.TemporaryDirectory() as tmp:
+        spoke = demo_spoke(Path(tmp))
+        plain = [timed([sys.executable, "-c", PLAIN], spoke, env) for _ in range(args.repeat)]
+        # Every run after the first is gated against the version before it: the steady state.
+        slipway = [timed([str(VENV_BIN / "slipway"), "train"], spoke, env)
+                   for _ in range(args.repeat)]
+    plain_s, slipway_s = statistics.median(plain), statistics.median(slipway)
+    print(f"training the demo spoke, median of {args.repeat} on {os.cpu_count()} cores:")
+    print(f"  plain script (load + train + roc_auc)  {plain_s:6.1f} s")
+    print(f"  slipway train (6-step kfp.local run)   {slipway_s:6.1f} s   "
+          f"(each run: {', '.join(f'{t:.1f}' for t in slipway)} s)")
+    print(f"  overhead ratio                         {slipway_s / plain_s:6.1f}x   "
+          "(goal < 3x)")
+    print(f"  slipway train under 30 s               {'yes' if slipway_s < 30 else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
