@@ -101,11 +101,13 @@ def test_shifted_traffic_is_drift_and_says_why(rendered: Path, tmp_path: Path):
 
     result = monitor(root, "--no-retrain")
     assert result.exit_code == Exit.DRIFT, result.output
-    assert "drift found: feature " in result.output and "not retraining" in result.output
+    assert "drift found: " in result.output and "not retraining" in result.output
+    assert f"of {len(config.data.contract.columns)} features over PSI 0.25" in result.output
     [entry] = audit.read(root)
     assert (entry["action"], entry["version"], entry["actor"]) == ("drift", "1",
                                                                    "monitor@example.com")
-    assert "predictions: PSI" in entry["reason"]
+    assert "predictions PSI" in entry["reason"]
+    assert entry["details"]["breaches"] == report.breaches
 
 
 def test_too_few_samples_are_not_judged(rendered: Path, tmp_path: Path):
@@ -136,7 +138,7 @@ def test_shifted_traffic_starts_local_retraining_and_records_why(retrained: tupl
     assert actions[:2] == [("drift", "1"), ("retrain", "1")]
     assert ("register", "2") in actions
     retrain = audit.read(root)[1]
-    assert retrain["reason"].startswith("drift: feature ")
+    assert retrain["reason"].startswith("drift: ") and "features over PSI" in retrain["reason"]
     assert retrain["details"]["report"].endswith("report.md")
     versions = client(root).search_model_versions("name='tumour-triage'")
     assert sorted(int(v.version) for v in versions) == [1, 2]

@@ -132,7 +132,8 @@ def format_table(entries: list[CatalogEntry]) -> str:
               "card")
     rows = [header]
     for e in entries:
-        card = {True: "current", False: "STALE/MISSING", None: "-"}[e.card_current]
+        card = "-" if e.card_current is None else "current" if e.card_current else (
+            "missing" if (e.card_problem or "").endswith("has no model card") else "STALE")
         rollout = (f"v{e.last_rollout_version} {e.last_rollout_outcome}"
                    if e.last_rollout_outcome else "-")
         rows.append((

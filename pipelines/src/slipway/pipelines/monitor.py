@@ -79,6 +79,21 @@ class DriftReport:
         return found
 
     @property
+    def summary(self) -> str:
+        """The breaches in one line for people and the audit trail (all of them are in
+        `breaches` and the report)."""
+        drifted = [f for f in self.features if f.breached]
+        parts = []
+        if drifted:
+            worst = ", ".join(f"{f.name} {f.psi:.2f}" for f in drifted[:3])
+            parts.append(f"{len(drifted)} of {len(self.features)} features over PSI "
+                         f"{self.max_feature_psi:g} (worst: {worst})")
+        if self.prediction_psi is not None and self.prediction_psi > self.max_prediction_psi:
+            parts.append(f"predictions PSI {self.prediction_psi:.2f} > "
+                         f"{self.max_prediction_psi:g}")
+        return "; ".join(parts)
+
+    @property
     def drifted(self) -> bool:
         return bool(self.breaches)
 

@@ -39,10 +39,11 @@ def monitor(ctx: click.Context, retrain: bool) -> None:
         click.echo(f"no drift (highest feature PSI {top.psi:.3f} for {top.name}, "
                    f"prediction PSI {report.prediction_psi:.3f})")
         return
-    why = "; ".join(report.breaches)
+    why = report.summary
     click.echo(f"drift found: {why}")
     audit.append(spoke.root, "drift", model=model, version=report.champion, reason=why,
-                 details={"report": str(path), "samples": report.samples})
+                 details={"report": str(path), "samples": report.samples,
+                          "breaches": report.breaches})
     if not retrain:
         click.echo("not retraining (--no-retrain); run `slipway train` when ready")
         raise SystemExit(int(Exit.DRIFT))
