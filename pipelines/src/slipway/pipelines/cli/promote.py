@@ -1,0 +1,43 @@
+"""`slipway promote VERSION`: make a version the champion by hand (governed and audited)."""
+
+from __future__ import annotations
+
+import click
+
+from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.cli._gateway_opts import url_option
+from slipway.pipelines.exitcodes import Exit
+
+
+@click.command()
+@click.argument("version")
+@click.option("--reason", required=True, help="Why, for the audit trail.")
+@url_option
+@click.pass_context
+def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> None:
+    """Move `champion` to VERSION now; the old champion becomes `previous`."""
+    spoke = spoke_from_context(ctx)
+    from slipway.pipelines import registry, release, rollout_state
+    from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable, resolve_url
+    from slipway.pipelines.governance import release_blockers
+
+    open_row = rollout_state.open_rollout(spoke.root)
+    if open_row is not None:
+        fail(f"rollout {open_row.id} of version {open_row.version} is open; finish it with "
+             "`slipway deploy --resume` or `slipway rollback` first", Exit.ERROR)
+    client = registry.client(spoke.root)
+    model = spoke.config.model_name
+    blockers = release_blockers(spoke.root, spoke.config, client, version)
+    if blockers:
+        fail("promotion refused by governance:\n  - " + "\n  - ".join(blockers),
+             Exit.NOT_APPROVED)
+    release.promote(spoke.root, client, model, version, reason=f"manual promotion: {reason}")
+    click.echo(f"promoted: version {version} is the champion of {model}")
+    gateway = GatewayClient(resolve_url(url, spoke.config))
+    try:
+        gateway.reload()
+        click.echo(f"gateway at {gateway.url} now serves version {version}")
+    except GatewayUnreachable as exc:
+        click.echo(f"warning: {exc}; it serves the new champion when it (re)starts", err=True)
+    finally:
+        gateway.close()

@@ -1,0 +1,47 @@
+"""`slipway rollback`: abort the open rollout, or revert the last promotion, at once."""
+
+from __future__ import annotations
+
+import click
+
+from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.cli._gateway_opts import url_option
+from slipway.pipelines.exitcodes import Exit
+
+
+@click.command()
+@click.option("--reason", default="manual rollback", show_default=True,
+              help="Why, for the version's tag and the audit trail.")
+@url_option
+@click.pass_context
+def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
+    """Challenger traffic to 0 and alias removed; or, with no rollout open, `champion` back
+    to `previous`."""
+    spoke = spoke_from_context(ctx)
+    from slipway.pipelines import registry, release, rollout_state
+    from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable, resolve_url
+    from slipway.pipelines.rollout import Controller, plan_for
+
+    gateway = GatewayClient(resolve_url(url, spoke.config))
+    try:
+        if rollout_state.open_rollout(spoke.root) is not None:
+            controller = Controller(spoke.root, spoke.config, gateway, plan_for(spoke.config),
+                                    echo=click.echo)
+            outcome = controller.abort(f"manual rollback: {reason}")
+            click.echo(f"rollout {outcome.rollout_id} closed: {outcome.status}")
+            return
+        client = registry.client(spoke.root)
+        try:
+            entry = release.revert_promotion(spoke.root, client, spoke.config.model_name,
+                                             reason=f"manual rollback: {reason}")
+        except release.ReleaseError as exc:
+            fail(str(exc), Exit.ERROR)
+        click.echo(f"reverted: version {entry['version']} out, champion is "
+                   f"{entry['details']['champion']} again")
+        try:
+            gateway.reload()
+        except GatewayUnreachable as exc:
+            click.echo(f"warning: {exc}; it serves the restored champion when it (re)starts",
+                       err=True)
+    finally:
+        gateway.close()

@@ -1,0 +1,29 @@
+"""`slipway serve`: the embedded gateway on this machine (champion + challenger, one process)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from slipway.pipelines.cli._common import spoke_from_context
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Anything but loopback needs SLIPWAY_ADMIN_TOKEN for /admin.")
+@click.option("--port", default=8780, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to bind; 0 picks a free one (the URL is printed first).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the champion and challenger on /invocations (MLflow's scoring protocol)."""
+    spoke = spoke_from_context(ctx)
+    from slipway.pipelines.gateway import serve as run
+
+    token = os.environ.get("SLIPWAY_ADMIN_TOKEN")
+
+    def announce(url: str) -> None:
+        click.echo(f"slipway gateway listening on {url}", nl=True)
+        click.get_text_stream("stdout").flush()
+
+    run(spoke.root, spoke.config, host=host, port=port, admin_token=token, announce=announce)

@@ -1,0 +1,55 @@
+"""`slipway status`: aliases, gateway weights, the rollout in progress and its readings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from slipway.pipelines.cli._common import spoke_from_context
+from slipway.pipelines.cli._gateway_opts import url_option
+
+
+@click.command()
+@url_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw the rollouts' weights and error rates over time to this PNG.")
+@click.pass_context
+def status(ctx: click.Context, url: str | None, as_json: bool, chart: Path | None) -> None:
+    """Show what serves now and where the last rollout stands (open ones need action)."""
+    spoke = spoke_from_context(ctx)
+    from slipway.pipelines.status import collect
+
+    report = collect(spoke.root, spoke.config, url)
+    if chart is not None:
+        from slipway.pipelines.chart import draw_rollouts
+
+        draw_rollouts(spoke.root, chart)
+        report["chart"] = str(chart)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    aliases = report["aliases"]
+    click.echo(f"model      {report['model']}: champion {aliases['champion']}, challenger "
+               f"{aliases['challenger']}, previous {aliases['previous']}")
+    gw = report["gateway"]
+    if gw.get("reachable"):
+        click.echo(f"gateway    {gw['url']}: champion {gw['champion']}, challenger "
+                   f"{gw['challenger']} at {gw['weight']}%{' (shadow)' if gw['shadow'] else ''}")
+    else:
+        click.echo(f"gateway    {gw['url']}: not reachable")
+    ro = report["rollout"]
+    if ro is None:
+        click.echo("rollout    none yet")
+    else:
+        reason = f"  {ro['reason']}" if ro["reason"] else ""
+        click.echo(f"rollout    #{ro['id']} version {ro['version']}: {ro['status']}, phase "
+                   f"{ro['phase']}, weight {ro['weight']}%{reason}")
+        if ro.get("last_reading"):
+            click.echo(f"readings   {ro['last_reading']}")
+        if report.get("action"):
+            click.secho(f"action     {report['action']}", fg="yellow")
+    if chart is not None:
+        click.echo(f"chart      {chart}")

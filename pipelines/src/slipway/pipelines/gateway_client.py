@@ -1,0 +1,64 @@
+"""Talk to a running gateway: where it is (`--url`, then SLIPWAY_GATEWAY_URL, then
+slipway.toml deploy.gateway_url) and its admin operations, with one error for 'not there'."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from slipway.pipelines.config import SpokeConfig
+
+URL_ENV = "SLIPWAY_GATEWAY_URL"
+TOKEN_ENV = "SLIPWAY_ADMIN_TOKEN"
+
+
+class GatewayUnreachable(RuntimeError):
+    """No gateway answered at the URL; the message says how to start one or point at it."""
+
+
+def resolve_url(option: str | None, config: SpokeConfig) -> str:
+    return (option or os.environ.get(URL_ENV) or config.deploy.gateway_url).rstrip("/")
+
+
+class GatewayClient:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url
+        token = os.environ.get(TOKEN_ENV)
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url, timeout=timeout, headers=headers)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(
+                f"no gateway answers at {self.url} ({type(exc).__name__}); start one with "
+                f"`slipway serve`, or point at it with --url or {URL_ENV}"
+            ) from exc
+        if response.status_code >= 400:
+            raise RuntimeError(f"gateway {method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/admin/state")
+
+    def reload(self) -> dict[str, Any]:
+        return self._call("POST", "/admin/reload")
+
+    def set_weights(self, challenger: int, shadow: bool = False) -> dict[str, Any]:
+        return self._call("POST", "/admin/weights", json={"challenger": challenger,
+                                                          "shadow": shadow})
+
+    def window(self, after: int) -> dict[str, Any]:
+        return self._call("GET", "/admin/window", params={"after": after})
+
+    def invoke(self, frame_split: dict[str, Any]) -> httpx.Response:
+        return self._http.post("/invocations", json={"dataframe_split": frame_split})
+
+    def close(self) -> None:
+        self._http.close()

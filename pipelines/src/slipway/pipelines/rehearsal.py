@@ -1,0 +1,108 @@
+"""Rehearse a bad release: register a deliberately broken challenger and watch it get pulled.
+
+A rollback path that never ran is a rollback path that does not work. These are real MLflow
+pyfunc models, registered like any candidate (alias `challenger`, tagged as a rehearsal),
+that wrap a known-good version and break it in one of the ways the guardrails watch for:
+- `raise`: every prediction fails (error-rate guardrail);
+- `slow`: correct answers, `delay` seconds late per call (p95 latency guardrail);
+- `constant`: always the same class (prediction-drift guardrail).
+The runbook (docs/spoke/runbook-bad-model.md), the tests and the demo use them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+from slipway.pipelines import audit, registry
+from slipway.pipelines.config import SpokeConfig
+
+KINDS = ("raise", "slow", "constant")
+TAG_REHEARSAL = "slipway.rehearsal"
+
+
+class FaultyModel(mlflow.pyfunc.PythonModel):
+    """A known-good model broken on purpose in one observable way."""
+
+    def __init__(self, kind: str, model: Any, delay: float) -> None:
+        self.kind, self.model, self.delay = kind, model, delay
+
+    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+        if self.kind == "raise":
+            raise RuntimeError("rehearsal: this version fails every prediction on purpose")
+        if self.kind == "slow":
+            time.sleep(self.delay)
+            return self.model.predict(model_input)
+        first = self.model.classes_[0] if hasattr(self.model, "classes_") else 0
+        return [first] * len(model_input)
+
+
+@contextmanager
+def fluent_registry(root: Path) -> Iterator[None]:
+    """Point MLflow's fluent API (log_model, load_model) at the spoke's registry for a block.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which every later
+    `registry.client(...)` and every child process would follow to this spoke; the
+    environment is restored on exit so the next spoke in the process is not misdirected
+    (the fluent API itself keeps this URI until the next block sets its own).
+    """
+    import mlflow
+
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {k: os.environ.get(k) for k in keys}
+    uri = registry.tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def register_faulty(
+    root: Path, config: SpokeConfig, kind: str, *, base_version: str | None = None,
+    delay: float = 0.25,
+) -> str:
+    """Register a broken copy of `base_version` (default: the champion) as the challenger."""
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from slipway.pipelines.traffic import replay_rows
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown fault {kind!r}; choose one of {KINDS}")
+    client = registry.client(root)
+    model_name = config.model_name
+    if base_version is None:
+        champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+        if champion is None:
+            raise ValueError("no champion to break; deploy a first version, or pass base_version")
+        base_version = str(champion.version)
+    example = pd.DataFrame.from_records(replay_rows(root, config)[:5])
+    experiment = registry.experiment_id(client, root, model_name)
+    with fluent_registry(root):
+        base = mlflow.sklearn.load_model(f"models:/{model_name}/{base_version}")
+        with mlflow.start_run(experiment_id=experiment, run_name=f"rehearsal-{kind}"):
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=FaultyModel(kind, base, delay),
+                signature=infer_signature(example, base.predict(example)),
+                registered_model_name=model_name,
+            )
+    version = str(info.registered_model_version)
+    client.set_model_version_tag(model_name, version, TAG_REHEARSAL, kind)
+    client.set_registered_model_alias(model_name, registry.CHALLENGER, version)
+    audit.append(root, "register", model=model_name, version=version,
+                 reason=f"rehearsal: a deliberately broken ({kind}) copy of v{base_version}",
+                 details={"rehearsal": kind, "base_version": base_version})
+    return version

@@ -1,0 +1,92 @@
+"""Promotion and rollback in the registry: the alias moves, tags and audit records.
+
+Each function is idempotent (safe to repeat after a crash half way) and does the same
+things whoever calls it: the rollout controller, `slipway promote`, `slipway rollback`.
+- promotion: `champion` -> the version, the old champion -> `previous`, `challenger` removed
+  if it pointed at the version, outcome tag, audit record;
+- rollback of a challenger: alias `challenger` removed, the version tagged with outcome and
+  reason, audit record (traffic is the caller's job and always comes first);
+- revert of a promotion: `champion` -> `previous`, the reverted version tagged, audit record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slipway.pipelines import audit
+from slipway.pipelines.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    TAG_ROLLOUT_OUTCOME,
+    TAG_ROLLOUT_REASON,
+    version_by_alias,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+PROMOTED = "promoted"
+ROLLED_BACK = "rolled_back"
+
+
+class ReleaseError(RuntimeError):
+    """The registry is not in a state this operation can act on; the message says why."""
+
+
+def _alias_version(client: MlflowClient, model: str, alias: str) -> str | None:
+    found = version_by_alias(client, model, alias)
+    return None if found is None else str(found.version)
+
+
+def _tag(client: MlflowClient, model: str, version: str, outcome: str, reason: str) -> None:
+    client.set_model_version_tag(model, version, TAG_ROLLOUT_OUTCOME, outcome)
+    client.set_model_version_tag(model, version, TAG_ROLLOUT_REASON, reason[:5000])
+
+
+def promote(
+    root: Path, client: MlflowClient, model: str, version: str, *, reason: str,
+    old_champion: str | None = None, details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Make `version` the champion; the champion it replaces (or `old_champion`, recorded
+    when a rollout started, so a repeat after a crash stays right) becomes `previous`."""
+    client.get_model_version(model, version)  # raises with MLflow's message if unknown
+    current = _alias_version(client, model, CHAMPION)
+    old = old_champion if old_champion is not None else current
+    if old is not None and old != version:
+        client.set_registered_model_alias(model, PREVIOUS, old)
+    client.set_registered_model_alias(model, CHAMPION, version)
+    if _alias_version(client, model, CHALLENGER) == version:
+        client.delete_registered_model_alias(model, CHALLENGER)
+    _tag(client, model, version, PROMOTED, reason)
+    return audit.append(root, "promote", model=model, version=version, reason=reason,
+                        details={"previous": old, **(details or {})})
+
+
+def reject_challenger(
+    root: Path, client: MlflowClient, model: str, version: str, *, reason: str,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Take `version` out of its rollout: alias removed, outcome tagged, audit record."""
+    if _alias_version(client, model, CHALLENGER) == version:
+        client.delete_registered_model_alias(model, CHALLENGER)
+    _tag(client, model, version, ROLLED_BACK, reason)
+    return audit.append(root, "rollback", model=model, version=version, reason=reason,
+                        details={"kind": "challenger", **(details or {})})
+
+
+def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: str) -> dict:
+    """Give `champion` back to the `previous` version at once; tag the reverted one."""
+    current = _alias_version(client, model, CHAMPION)
+    previous = _alias_version(client, model, PREVIOUS)
+    if previous is None or current is None:
+        raise ReleaseError(
+            f"nothing to revert: {model} has no `previous` version (champion is {current}); "
+            "promote a known-good version with `slipway promote VERSION` instead"
+        )
+    client.set_registered_model_alias(model, CHAMPION, previous)
+    client.delete_registered_model_alias(model, PREVIOUS)
+    _tag(client, model, current, ROLLED_BACK, reason)
+    return audit.append(root, "rollback", model=model, version=current, reason=reason,
+                        details={"kind": "promotion", "champion": previous})

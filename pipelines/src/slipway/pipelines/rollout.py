@@ -1,0 +1,320 @@
+"""The rollout controller: shadow, canary steps, guardrails, then promotion or rollback.
+
+The plan comes from slipway.toml [rollout] and the risk tier (tiers.py); only the step
+and shadow durations may be overridden (tests and demos hold steps for seconds, not
+minutes). Every decision is written to the durable rollout state before it is acted on,
+so a controller killed at any point is resumed (`slipway deploy --resume`) or aborted
+(`slipway rollback`) into a consistent registry, gateway and audit trail.
+
+A first deploy (no champion yet) bootstraps: the candidate is loaded as challenger, answers
+held-out rows through the gateway as a smoke test, and is then promoted to 100%.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from slipway.pipelines import registry, release, rollout_state
+from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable
+from slipway.pipelines.guardrails import MIN_PSI_SAMPLES, Thresholds, judge, thresholds_for
+from slipway.pipelines.tiers import rules_for
+
+POLL_SECONDS = 0.25
+SMOKE_ROWS = 50
+SHADOW = "shadow"
+SMOKE = "smoke"
+
+
+class NotApproved(RuntimeError):
+    """Governance refused the rollout; the message lists each blocker and who may clear it."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    shadow_seconds: float
+    steps: list[int]
+    step_seconds: float
+    min_requests: int
+    step_timeout: float
+    thresholds: Thresholds
+
+    def phases(self) -> list[str]:
+        """The phase names in order: `shadow` (if any), then one per canary percentage."""
+        return ([SHADOW] if self.shadow_seconds > 0 else []) + [f"{p}%" for p in self.steps]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "thresholds": self.thresholds.as_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        return cls(**{**data, "thresholds": Thresholds(**data["thresholds"])})
+
+
+def plan_for(
+    config: SpokeConfig, *, step_seconds: float | None = None,
+    shadow_seconds: float | None = None, step_timeout: float | None = None,
+) -> Plan:
+    """The plan for this spoke: slipway.toml, overrides, then the tier's floors on top."""
+    rules = rules_for(config.governance.risk_tier)
+    step = max(step_seconds or config.rollout.step_seconds, rules.min_step_seconds)
+    shadow = config.rollout.shadow_seconds if shadow_seconds is None else shadow_seconds
+    if rules.shadow_required:
+        shadow = max(shadow, rules.min_step_seconds)
+    return Plan(
+        shadow_seconds=shadow,
+        steps=list(config.rollout.canary_steps),
+        step_seconds=step,
+        min_requests=config.rollout.min_requests_per_step,
+        step_timeout=step_timeout or max(3 * step, 30.0),
+        thresholds=thresholds_for(config),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # promoted | rolled_back
+    version: str
+    reason: str
+    rollout_id: int
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Controller:
+    def __init__(
+        self, root: Path, config: SpokeConfig, gateway: GatewayClient, plan: Plan,
+        echo: Callable[[str], None] = print,
+        smoke_rows: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.root, self.config, self.gateway, self.plan = root, config, gateway, plan
+        self.model = config.model_name
+        self.client = registry.client(root)
+        self._echo = echo
+        self._smoke_rows = smoke_rows
+        self._t0 = time.monotonic()
+        self._baseline: dict[str, Any] = {}
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def deploy(self, version: str | None) -> Outcome:
+        """Roll `version` (default: the `challenger` alias) out, or bootstrap a first champion."""
+        version = version or self._alias(registry.CHALLENGER)
+        if version is None:
+            raise release.ReleaseError(
+                f"{self.model} has no `challenger` to roll out; train one (`slipway train`) "
+                "or name a registered version with --version N"
+            )
+        self.client.get_model_version(self.model, version)
+        champion = self._alias(registry.CHAMPION)
+        if champion == version:
+            raise release.ReleaseError(f"version {version} is already the champion")
+        self._check_governance(version)
+        self.gateway.health()  # GatewayUnreachable before anything changes
+        plan = self.plan.as_dict() | {"bootstrap": champion is None}
+        row = rollout_state.start(self.root, model=self.model, version=version,
+                                  champion_version=champion, plan=plan, pid=os.getpid())
+        self._event(row.id, f"rollout {row.id}: version {version} against champion "
+                            f"{champion or '(none: first deploy)'}")
+        if self._alias(registry.CHALLENGER) != version:
+            self.client.set_registered_model_alias(self.model, registry.CHALLENGER, version)
+        self.gateway.reload()
+        if champion is None:
+            return self._bootstrap(row.id, version)
+        return self._run(row.id, 0)
+
+    def resume(self) -> Outcome:
+        """Continue the open rollout after its controller died (its step restarts)."""
+        row = rollout_state.open_rollout(self.root)
+        if row is None:
+            raise release.ReleaseError("no rollout is open; nothing to resume")
+        if _pid_alive(row.controller_pid):
+            raise release.ReleaseError(
+                f"controller pid {row.controller_pid} is still driving rollout {row.id}; "
+                "let it finish, or stop it and run `slipway deploy --resume` again"
+            )
+        self.plan = Plan.from_dict({k: v for k, v in row.plan.items() if k != "bootstrap"})
+        self.gateway.health()
+        rollout_state.update(self.root, row.id, controller_pid=os.getpid())
+        self._event(row.id, f"resumed rollout {row.id} ({row.status}, phase {row.phase})")
+        if row.status == rollout_state.PROMOTING:
+            return self._promote(row.id)
+        if row.status == rollout_state.ROLLING_BACK:
+            return self._rollback(row.id, row.reason)
+        if self._alias(registry.CHALLENGER) != row.version:
+            return self._rollback(row.id, "resume found the `challenger` alias moved away")
+        self.gateway.reload()
+        if row.plan.get("bootstrap"):
+            return self._bootstrap(row.id, row.version)
+        # The 100% step is judged against the champion of the step before: retake both.
+        last = len(self.plan.phases()) - 1
+        start = max(0, row.step_index - (1 if row.step_index == last else 0))
+        return self._run(row.id, start)
+
+    def abort(self, reason: str) -> Outcome:
+        """Roll the open rollout back now (`slipway rollback` while a rollout is open)."""
+        row = rollout_state.open_rollout(self.root)
+        if row is None:
+            raise release.ReleaseError("no rollout is open")
+        if row.status == rollout_state.PROMOTING:
+            return self._promote(row.id)  # past the point of no return: finish, then revert
+        return self._rollback(row.id, reason)
+
+    # -- phases -------------------------------------------------------------------------------
+
+    def _bootstrap(self, rollout_id: int, version: str) -> Outcome:
+        rollout_state.update(self.root, rollout_id, phase=SMOKE, step_index=0, weight=100)
+        rows = self._smoke_rows() if self._smoke_rows else []
+        if not rows:
+            return self._rollback(rollout_id, "bootstrap needs held-out rows for a smoke test")
+        failures = []
+        for i, row in enumerate(rows[:SMOKE_ROWS]):
+            response = self.gateway.invoke(
+                {"columns": list(row), "data": [list(row.values())]})
+            if response.status_code != 200:
+                failures.append(f"row {i}: {response.status_code} {response.text[:200]}")
+        n = min(len(rows), SMOKE_ROWS)
+        if failures:
+            return self._rollback(
+                rollout_id, f"smoke test failed on {len(failures)}/{n} held-out rows: "
+                            f"{failures[0]}")
+        self._event(rollout_id, f"smoke test: {n}/{n} held-out rows answered")
+        return self._promote(rollout_id, note=f"first champion, smoke test on {n} held-out rows")
+
+    def _run(self, rollout_id: int, start: int) -> Outcome:
+        phases = self.plan.phases()
+        for index in range(start, len(phases)):
+            row = rollout_state.get(self.root, rollout_id)
+            if row is None or row.status != rollout_state.RUNNING:
+                return self._finished(rollout_id)
+            name = phases[index]
+            shadow = name == SHADOW
+            weight = 0 if shadow else int(name.rstrip("%"))
+            rollout_state.update(self.root, rollout_id, step_index=index, phase=name,
+                                 weight=weight, shadow=shadow)
+            seq = self.gateway.set_weights(weight, shadow)["seq"]
+            label = "shadow (challenger scores a copy of every request)" if shadow else (
+                f"challenger at {weight}%")
+            self._event(rollout_id, f"step {index + 1}/{len(phases)}: {label}")
+            breaches = self._hold(rollout_id, name, weight, seq,
+                                  self.plan.shadow_seconds if shadow else self.plan.step_seconds)
+            if breaches is None:
+                return self._finished(rollout_id)
+            if breaches:
+                return self._rollback(rollout_id, f"step {name}: " + "; ".join(breaches))
+        return self._promote(rollout_id)
+
+    def _hold(
+        self, rollout_id: int, phase: str, weight: int, seq: int, seconds: float
+    ) -> list[str] | None:
+        """Watch one step's window until it passes (returns []), breaches (the reasons), or
+        someone else closed the rollout (None)."""
+        started = time.monotonic()
+        while True:
+            time.sleep(POLL_SECONDS)
+            row = rollout_state.get(self.root, rollout_id)
+            if row is None or row.status != rollout_state.RUNNING:
+                return None
+            window = self.gateway.window(seq)
+            champion = window["champion"]
+            if champion["requests"] >= MIN_PSI_SAMPLES or not self._baseline:
+                baseline = champion
+            else:
+                baseline = self._baseline
+            elapsed = time.monotonic() - started
+            enough = window["challenger"]["requests"] >= self.plan.min_requests
+            final = elapsed >= seconds and enough
+            verdict = judge(window, baseline, self.plan.thresholds,
+                            min_requests=self.plan.min_requests, final=final)
+            rollout_state.record_reading(self.root, rollout_id, phase, weight,
+                                         verdict.readings)
+            if verdict.breaches:
+                return verdict.breaches
+            if final:
+                if champion["requests"] >= MIN_PSI_SAMPLES:
+                    self._baseline = champion
+                self._event(rollout_id, f"step {phase} passed: " + ", ".join(
+                    f"{k}={v}" for k, v in verdict.readings.items() if v is not None))
+                return []
+            if elapsed >= self.plan.step_timeout:
+                got = window["challenger"]["requests"]
+                return [f"not enough traffic: {got} of {self.plan.min_requests} challenger "
+                        f"requests within {self.plan.step_timeout:g}s"]
+
+    def _rollback(self, rollout_id: int, reason: str) -> Outcome:
+        """Traffic first (weight 0), then registry, audit and state; safe to repeat."""
+        row = rollout_state.get(self.root, rollout_id)
+        assert row is not None
+        rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLING_BACK,
+                             reason=reason, weight=0, shadow=False)
+        try:
+            self.gateway.set_weights(0, False)
+        except GatewayUnreachable:
+            self._echo("warning: gateway unreachable; it restores weight 0 when it restarts")
+        self._event(rollout_id, f"ROLLBACK: challenger weight 0; {reason}")
+        release.reject_challenger(self.root, self.client, self.model, row.version,
+                                  reason=reason, details={"rollout": rollout_id})
+        self._reload_quietly()
+        rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLED_BACK)
+        self._event(rollout_id, f"rolled back version {row.version}; champion stays "
+                                f"{row.champion_version}")
+        return Outcome(rollout_state.ROLLED_BACK, row.version, reason, rollout_id)
+
+    def _promote(self, rollout_id: int, note: str = "") -> Outcome:
+        row = rollout_state.get(self.root, rollout_id)
+        assert row is not None
+        reason = note or f"passed {len(self.plan.phases())} rollout steps within guardrails"
+        rollout_state.update(self.root, rollout_id, status=rollout_state.PROMOTING,
+                             phase="promote")
+        release.promote(self.root, self.client, self.model, row.version, reason=reason,
+                        old_champion=row.champion_version, details={"rollout": rollout_id})
+        self._reload_quietly()
+        rollout_state.update(self.root, rollout_id, status=rollout_state.PROMOTED, reason=reason,
+                             weight=0, shadow=False)
+        self._event(rollout_id, f"PROMOTED version {row.version} to champion "
+                                f"(previous: {row.champion_version})")
+        return Outcome(rollout_state.PROMOTED, row.version, reason, rollout_id)
+
+    def _finished(self, rollout_id: int) -> Outcome:
+        row = rollout_state.get(self.root, rollout_id)
+        assert row is not None
+        self._echo(f"rollout {rollout_id} was closed by another command: {row.status}")
+        return Outcome(row.status, row.version, row.reason or "closed elsewhere", rollout_id)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _alias(self, alias: str) -> str | None:
+        found = registry.version_by_alias(self.client, self.model, alias)
+        return None if found is None else str(found.version)
+
+    def _check_governance(self, version: str) -> None:
+        from slipway.pipelines.governance import release_blockers
+
+        blockers = release_blockers(self.root, self.config, self.client, version)
+        if blockers:
+            raise NotApproved("rollout refused by governance:\n  - " + "\n  - ".join(blockers))
+
+    def _reload_quietly(self) -> None:
+        try:
+            self.gateway.reload()
+        except GatewayUnreachable:
+            self._echo("warning: gateway unreachable; it loads the new aliases when it restarts")
+
+    def _event(self, rollout_id: int, message: str) -> None:
+        rollout_state.record_event(self.root, rollout_id, message)
+        self._echo(f"[{time.monotonic() - self._t0:7.1f}s] {message}")

@@ -1,0 +1,116 @@
+"""The gateway's bounded on-disk sample of served inputs and predictions, for drift monitoring.
+
+Format (stable; the drift monitor reads it through `read_samples`): JSON-lines segment files
+under `<spoke>/.slipway/samples/`, named `segment-<12-digit sequence>.jsonl`. Each line is
+one served row:
+
+    {"at": 1732470000.123, "variant": "champion", "version": "3",
+     "features": {"mean_radius": 14.2, ...}, "prediction": 1}
+
+`at` is Unix time in seconds; `variant` is `champion` or `challenger` (shadow copies included);
+`prediction` is the model's output for the row (a number or a string). A segment holds at
+most a quarter of `[monitoring] sample_capacity` rows; when the segments together exceed the
+capacity the oldest one is deleted, so at most `sample_capacity` rows are kept, the most
+recent ones.
+Writers append whole lines and flush per batch, so a reader never sees half a row (a torn
+last line after a crash is skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slipway.pipelines.registry import state_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SAMPLES_DIR = "samples"
+SEGMENTS_PER_CAPACITY = 4
+
+
+def samples_dir(root: Path) -> Path:
+    path = state_dir(root) / SAMPLES_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("segment-*.jsonl"))
+
+
+class SampleWriter:
+    """Appends served rows to the current segment; rotates and prunes to stay bounded."""
+
+    def __init__(self, root: Path, columns: Sequence[str], capacity: int) -> None:
+        self._dir = samples_dir(root)
+        self._columns = list(columns)
+        self._segment_rows = max(1, capacity // SEGMENTS_PER_CAPACITY)
+        self._lock = threading.Lock()
+        existing = _segments(self._dir)
+        self._seq = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+        self._rows_in_segment = self._segment_rows  # start a fresh segment on first write
+
+    def write(
+        self, variant: str, version: str, rows: Sequence[Sequence[Any]], predictions: Sequence[Any]
+    ) -> None:
+        now = round(time.time(), 3)
+        lines = [
+            json.dumps(
+                {
+                    "at": now,
+                    "variant": variant,
+                    "version": version,
+                    "features": dict(zip(self._columns, row, strict=True)),
+                    "prediction": pred,
+                }
+            )
+            for row, pred in zip(rows, predictions, strict=True)
+        ]
+        with self._lock:
+            while lines:
+                if self._rows_in_segment >= self._segment_rows:
+                    self._rotate()
+                room = self._segment_rows - self._rows_in_segment
+                chunk, lines = lines[:room], lines[room:]
+                with self._current.open("a", encoding="utf-8") as handle:
+                    handle.write("\n".join(chunk) + "\n")
+                self._rows_in_segment += len(chunk)
+
+    def _rotate(self) -> None:
+        self._current = self._dir / f"segment-{self._seq:012d}.jsonl"
+        self._seq += 1
+        self._rows_in_segment = 0
+        segments = _segments(self._dir)
+        # Keep the newest full segments so that, with the new one, capacity is the bound.
+        for old in segments[: max(0, len(segments) - (SEGMENTS_PER_CAPACITY - 1))]:
+            old.unlink(missing_ok=True)
+
+
+def read_samples(root: Path) -> pd.DataFrame:
+    """Every sampled row, oldest first: the feature columns plus `_at`, `_variant`,
+    `_version` and `_prediction`. Empty (no columns) when nothing was served yet."""
+    import pandas as pd
+
+    records = []
+    for segment in _segments(samples_dir(root)):
+        for line in segment.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a torn last line from a crash
+                continue
+            records.append(
+                {
+                    **entry["features"],
+                    "_at": entry["at"],
+                    "_variant": entry["variant"],
+                    "_version": entry["version"],
+                    "_prediction": entry["prediction"],
+                }
+            )
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,41 @@
+"""What `slipway status` reports: registry aliases, the gateway's live weights and the last
+rollout with its latest guardrail readings, plus what to do when a rollout is left open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from slipway.pipelines import registry, rollout_state
+from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable, resolve_url
+
+
+def collect(root: Path, config: SpokeConfig, url: str | None = None) -> dict[str, Any]:
+    client = registry.client(root)
+    model = config.model_name
+    aliases = {}
+    for alias in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS):
+        found = registry.version_by_alias(client, model, alias)
+        aliases[alias] = None if found is None else str(found.version)
+    gateway = GatewayClient(resolve_url(url, config), timeout=5.0)
+    try:
+        gw: dict[str, Any] = {"url": gateway.url, "reachable": True, **gateway.state()}
+    except GatewayUnreachable:
+        gw = {"url": gateway.url, "reachable": False}
+    finally:
+        gateway.close()
+    row = rollout_state.latest(root)
+    rollout = None
+    action = None
+    if row is not None:
+        rollout = row.as_dict()
+        readings = rollout_state.readings(root, row.id)
+        rollout["last_reading"] = readings[-1] if readings else None
+        rollout["events"] = rollout_state.events(root, row.id)
+        if row.status in rollout_state.OPEN_STATUSES:
+            action = (f"rollout {row.id} is open ({row.status}); if its controller (pid "
+                      f"{row.controller_pid}) is gone, run `slipway deploy --resume` to "
+                      "continue or `slipway rollback` to abort")
+    return {"model": model, "aliases": aliases, "gateway": gw, "rollout": rollout,
+            "action": action}

@@ -1,0 +1,196 @@
+"""The rollout controller end to end: real gateway on 127.0.0.1, real registry, the real CLI,
+and 20 concurrent clients replaying held-out rows throughout.
+
+Each safety test includes the model that must trip it (raising, slow, constant-class), and
+the success test a healthy one that must not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from slipway.pipelines import audit, registry, rollout_state
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.rehearsal import register_faulty
+
+from .conftest import SLIPWAY, STARTUP_GUARD_S, GatewayProcess, Load, Spoke, slipway
+
+CONCURRENCY = 20
+RATE = 200.0  # requests/s in total: enough for each step, civil to parallel test workers
+
+
+def aliases(spoke: Spoke) -> dict[str, str | None]:
+    client = registry.client(spoke.root)
+    out = {}
+    for alias in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS):
+        found = registry.version_by_alias(client, spoke.config.model_name, alias)
+        out[alias] = None if found is None else str(found.version)
+    return out
+
+
+def outcome_tags(spoke: Spoke, version: str) -> tuple[str | None, str | None]:
+    mv = registry.client(spoke.root).get_model_version(spoke.config.model_name, version)
+    return mv.tags.get(registry.TAG_ROLLOUT_OUTCOME), mv.tags.get(registry.TAG_ROLLOUT_REASON)
+
+
+def gateway_state(url: str) -> dict:
+    return httpx.get(f"{url}/admin/state", timeout=10).json()
+
+
+def deploy_under_load(spoke: Spoke, gw: GatewayProcess, *args: str):
+    with Load(gw.url, spoke, concurrency=CONCURRENCY, rate=RATE) as load:
+        done = slipway(spoke.root, "deploy", "--url", gw.url, "--step-seconds", "1", *args)
+    print(done.stdout, done.stderr)
+    print("clients:", load.report.summary())
+    return done, load.report
+
+
+def test_healthy_challenger_is_promoted_with_zero_failed_requests(spoke, gateway):
+    done, report = deploy_under_load(spoke, gateway, "--version", "2")
+
+    assert done.returncode == 0, done.stderr
+    assert report.failed == 0
+    assert report.variants["champion"] > 0 and report.variants["challenger"] > 0
+    assert aliases(spoke) == {"champion": "2", "challenger": None, "previous": "1"}
+    assert outcome_tags(spoke, "2")[0] == "promoted"
+    assert [e["version"] for e in audit.read(spoke.root) if e["action"] == "promote"] == [
+        "1", "2"]
+    state = gateway_state(gateway.url)
+    assert (state["champion"], state["challenger"], state["weight"]) == ("2", None, 0)
+    phases = {r["phase"] for r in rollout_state.readings(spoke.root, 1)}
+    assert phases == {"10%", "32%", "100%"}
+
+
+def test_raising_challenger_is_rolled_back_at_the_first_step(spoke, gateway):
+    version = register_faulty(spoke.root, spoke.config, "raise")
+    done, report = deploy_under_load(spoke, gateway, "--version", version)
+
+    assert done.returncode == Exit.ROLLED_BACK, done.stdout + done.stderr
+    assert "error rate" in done.stderr
+    row = rollout_state.latest(spoke.root)
+    assert (row.status, row.phase, row.weight) == ("rolled_back", "10%", 0)
+    assert aliases(spoke) == {"champion": "1", "challenger": None, "previous": None}
+    outcome, reason = outcome_tags(spoke, version)
+    assert outcome == "rolled_back" and "error rate" in reason
+    assert audit.read(spoke.root)[-1]["action"] == "rollback"
+    # The clients that failed are exactly the challenger's share of the first window:
+    # the gateway's own error count for the version matches what the clients saw, and the
+    # deterministic split caps it at 10% of the window (plus requests in flight).
+    window = rollout_state.readings(spoke.root, row.id)[-1]
+    window_total = window["champion_requests"] + window["challenger_requests"]
+    metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    served_errors = sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+        if line.startswith("slipway_gateway_errors_total") and f'version="{version}"' in line)
+    print(f"failed client requests: {report.failed} of {report.sent}; first window "
+          f"{window_total} requests; gateway errors {served_errors}")
+    assert report.failed > 0
+    assert report.failed == served_errors
+    assert report.failed <= math.ceil(0.10 * (window_total + CONCURRENCY))
+    assert gateway_state(gateway.url)["challenger"] is None
+
+
+@pytest.mark.parametrize(("kind", "guardrail"), [("slow", "p95 latency"),
+                                                 ("constant", "prediction drift")])
+def test_misbehaving_challenger_trips_its_guardrail(spoke, gateway, kind, guardrail):
+    version = register_faulty(spoke.root, spoke.config, kind)
+    done, report = deploy_under_load(spoke, gateway, "--version", version)
+
+    assert done.returncode == Exit.ROLLED_BACK, done.stdout + done.stderr
+    assert guardrail in done.stderr
+    assert aliases(spoke)["champion"] == "1" and aliases(spoke)["challenger"] is None
+    assert outcome_tags(spoke, version)[0] == "rolled_back"
+    assert report.failed == 0  # slow or wrong, but never an error the client saw
+    assert gateway_state(gateway.url)["weight"] == 0
+
+
+@pytest.mark.parametrize("recovery", ["resume", "rollback"])
+def test_controller_killed_mid_rollout_recovers_consistently(spoke, gateway, recovery):
+    with Load(gateway.url, spoke, concurrency=CONCURRENCY, rate=RATE) as load:
+        controller = subprocess.Popen(
+            [SLIPWAY, "-C", str(spoke.root), "deploy", "--version", "2", "--url", gateway.url,
+             "--step-seconds", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + STARTUP_GUARD_S
+        while time.monotonic() < deadline:
+            row = rollout_state.latest(spoke.root)
+            if row is not None and row.phase == "32%":
+                break
+            assert controller.poll() is None, controller.communicate()
+            time.sleep(0.1)
+        os.kill(controller.pid, signal.SIGKILL)
+        controller.wait()
+
+        status = json.loads(slipway(spoke.root, "status", "--json", "--url", gateway.url,
+                                    check=True).stdout)
+        assert status["rollout"]["status"] == "running"
+        assert status["action"] and "slipway deploy --resume" in status["action"]
+        assert status["gateway"]["weight"] == 32  # traffic left as the controller left it
+        assert status["aliases"]["challenger"] == "2"
+
+        if recovery == "resume":
+            done = slipway(spoke.root, "deploy", "--resume", "--url", gateway.url)
+            expected = {"champion": "2", "challenger": None, "previous": "1"}
+        else:
+            done = slipway(spoke.root, "rollback", "--url", gateway.url, "--reason", "drill")
+            expected = {"champion": "1", "challenger": None, "previous": None}
+    print(done.stdout, done.stderr, load.report.summary())
+    assert done.returncode == 0, done.stderr
+    assert aliases(spoke) == expected
+    state = gateway_state(gateway.url)
+    assert (state["champion"], state["challenger"], state["weight"]) == (
+        expected["champion"], None, 0)
+    row = rollout_state.latest(spoke.root)
+    assert row.status == ("promoted" if recovery == "resume" else "rolled_back")
+    actions = [(e["action"], e["version"]) for e in audit.read(spoke.root)]
+    closing = ("promote", "2") if recovery == "resume" else ("rollback", "2")
+    assert actions.count(closing) == 1 and actions[-1] == closing
+    assert load.report.failed == 0
+
+
+def test_manual_rollback_after_a_promotion_restores_the_previous_champion(spoke, gateway):
+    slipway(spoke.root, "promote", "2", "--reason", "hotfix", "--url", gateway.url, check=True)
+    assert gateway_state(gateway.url)["champion"] == "2"
+
+    slipway(spoke.root, "rollback", "--url", gateway.url, "--reason", "bad KPI", check=True)
+
+    assert aliases(spoke) == {"champion": "1", "challenger": None, "previous": None}
+    assert gateway_state(gateway.url)["champion"] == "1"
+    assert outcome_tags(spoke, "2") == ("rolled_back", "manual rollback: bad KPI")
+    again = slipway(spoke.root, "rollback", "--url", gateway.url)
+    assert again.returncode == Exit.ERROR and "no `previous` version" in again.stderr
+
+
+def test_first_deploy_bootstraps_after_a_smoke_test_and_refuses_a_broken_one(spoke):
+    client = registry.client(spoke.root)
+    client.delete_registered_model_alias(spoke.config.model_name, registry.CHAMPION)
+    broken = register_faulty(spoke.root, spoke.config, "raise", base_version="1")
+    gw = GatewayProcess(spoke.root)
+    try:
+        assert httpx.get(f"{gw.url}/health", timeout=10).json()["status"] == "no_champion"
+        refused = slipway(spoke.root, "deploy", "--version", broken, "--url", gw.url)
+        assert refused.returncode == Exit.ROLLED_BACK and "smoke test failed" in refused.stderr
+        assert aliases(spoke)["champion"] is None
+
+        slipway(spoke.root, "deploy", "--version", "1", "--url", gw.url, check=True)
+        assert aliases(spoke)["champion"] == "1"
+        answer = httpx.post(f"{gw.url}/invocations", timeout=10, json={
+            "dataframe_records": [dict.fromkeys(spoke.config.data.contract.columns, 0.1)]})
+        assert answer.status_code == 200 and answer.headers["x-slipway-version"] == "1"
+    finally:
+        gw.stop()
+
+
+def test_unreachable_gateway_and_governance_refusal_have_their_exit_codes(spoke):
+    unreachable = slipway(spoke.root, "deploy", "--version", "2", "--url",
+                          "http://127.0.0.1:9")
+    assert unreachable.returncode == Exit.UNREACHABLE, unreachable.stderr
+    assert rollout_state.latest(spoke.root) is None
+    assert aliases(spoke)["challenger"] is None
