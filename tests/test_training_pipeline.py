@@ -244,6 +244,26 @@ def test_invalid_data_fails_at_validate_and_changes_nothing(spoke, first_run):
     assert _versions(spoke) == before
 
 
+def test_a_crashing_loader_names_the_step_and_the_cause(spoke, first_run):
+    assert first_run.returncode == 0
+    before = _versions(spoke)
+    toml = spoke / "slipway.toml"
+    original = toml.read_text()
+    toml.write_text(original.replace('loader = "diagnosis_assist.data:load"',
+                                     'loader = "diagnosis_assist.data:missing"'))
+    try:
+        result = slipway(spoke, "train")
+    finally:
+        toml.write_text(original)
+    assert result.returncode == Exit.ERROR, result.stdout + result.stderr
+    assert "load-data        FAILED" in result.stdout
+    assert ("step 'load-data' failed: SpokeCodeError: data.loader = "
+            "'diagnosis_assist.data:missing': diagnosis_assist.data has no function 'missing'"
+            in result.stderr)
+    assert "nothing was registered" in result.stderr
+    assert _versions(spoke) == before
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -266,8 +266,10 @@ def _outcome(root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: 
     status = tags.get(registry.TAG_OUTCOME)
     if status is None:
         where = f"step {failed_step!r} failed" if failed_step else "the pipeline did not finish"
-        raise TrainingError(f"{where}; its output is in {log_path}. Fix the cause and run "
-                            "`slipway train` again (nothing was registered).")
+        cause = _last_error(log_path)
+        raise TrainingError(f"{where}{': ' + cause if cause else ''}\nIts output is in "
+                            f"{log_path}. Fix the cause and run `slipway train` again "
+                            "(nothing was registered).")
     run = found[0]
     metrics = run.data.metrics
     reasons = _reasons(client, run.info.run_id, status)
@@ -281,6 +283,18 @@ def _outcome(root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: 
                           if k.startswith("champion_")},
         reasons=reasons,
     )
+
+
+_EXCEPTION = re.compile(r"^\s*((?:\w+\.)*\w*(?:Error|Exception)): (.+)$")
+
+
+def _last_error(log_path: Path) -> str | None:
+    """The last exception a step printed (e.g. the loader's own error), for the message."""
+    found = None
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if match := _EXCEPTION.match(_ANSI.sub("", line)):
+            found = f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+    return found
 
 
 def _reasons(client: Any, run_id: str, status: str) -> list[str]:
