@@ -200,6 +200,14 @@ def _metrics_section(facts: dict[str, Any], gaps: list[str]) -> str:
     return _table(("metric", "this version", "champion (same rows)", "difference"), rows)
 
 
+def _gates_line(config: SpokeConfig) -> str:
+    gates = config.gates
+    floors = ", ".join(f"{name} >= {value:g}" for name, value in sorted(gates.minimum.items()))
+    metric = gates.primary_metric
+    return (f"Gates a version had to pass: {floors or 'no absolute floors'}, and "
+            f"{metric} >= the champion's {metric} + {gates.champion_margin:g}.")
+
+
 def _contract_section(config: SpokeConfig) -> str:
     contract = config.data.contract
     rows = [
@@ -338,6 +346,9 @@ def render_card(
         "plots": _fetch_plots(client, version.run_id, plots_dir, gaps),
         "limitations": "\n".join(f"- {item}" for item in gov.limitations) or "_None declared._",
         "approvals": _approval_section(root, config, version, gaps),
+        "approvers": "Who may approve: " + (", ".join(gov.approvers) or "anyone but the author")
+        + ".",
+        "gates": _gates_line(config),
         "rollouts": _rollout_section(root, version),
     }
     sections["gaps"] = "\n".join(f"- {gap}" for gap in gaps) or "None."
