@@ -129,6 +129,7 @@ def retrained(rendered: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("monitor-retrained")  # one worker, one retraining run
 def test_shifted_traffic_starts_local_retraining_and_records_why(retrained: tuple[Path, Any]):
     root, result = retrained
     assert result.exit_code == Exit.DRIFT, result.output
@@ -146,6 +147,7 @@ def test_shifted_traffic_starts_local_retraining_and_records_why(retrained: tupl
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("monitor-retrained")
 def test_the_retrained_version_gets_a_card_from_what_training_recorded(
     retrained: tuple[Path, Any],
 ):
