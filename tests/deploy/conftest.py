@@ -35,42 +35,20 @@ class Spoke:
     config: SpokeConfig
 
 
-def _register_trained(root: Path, config: SpokeConfig, params: dict) -> str:
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
-    from slipway.pipelines import registry
-    from slipway.pipelines.rehearsal import fluent_registry
-    from slipway.pipelines.spoke_code import load_frame, split, train_model
-
-    parts = split(load_frame(root, config), config)
-    trainer_config = config.model_copy(
-        update={"training": config.training.model_copy(update={"params": params})})
-    model = train_model(root, trainer_config, parts.x_train, parts.y_train)
-    client = registry.client(root)
-    example = parts.x_train.head(5)
-    experiment = registry.experiment_id(client, root, config.model_name)
-    with fluent_registry(root), mlflow.start_run(experiment_id=experiment):
-        info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(example, model.predict(example)),
-            input_example=example, registered_model_name=config.model_name)
-    return str(info.registered_model_version)
-
-
 @pytest.fixture(scope="session")
 def deploy_base(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Spoke:
     """A low-tier spoke whose registry holds v1 (champion) and v2 (healthy, unaliased)."""
     from copier import run_copy
 
     from slipway.pipelines import registry, release
+    from slipway.pipelines.rehearsal import register_trained
 
     root = tmp_path_factory.mktemp("deploy-base") / "spoke"
     run_copy(str(template_repo), root, data={"risk_tier": "low"}, defaults=True,
              vcs_ref="HEAD", quiet=True, unsafe=False)
     config = load_config(root)
-    v1 = _register_trained(root, config, {"C": 1.0, "max_iter": 500})
-    v2 = _register_trained(root, config, {"C": 0.5, "max_iter": 500})
+    v1 = register_trained(root, config, {"C": 1.0, "max_iter": 500})
+    v2 = register_trained(root, config, {"C": 0.5, "max_iter": 500})
     assert (v1, v2) == ("1", "2")
     release.promote(root, registry.client(root), config.model_name, v1,
                     reason="test fixture: first champion")

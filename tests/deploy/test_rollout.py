@@ -2,7 +2,9 @@
 and 20 concurrent clients replaying held-out rows throughout.
 
 Each safety test includes the model that must trip it (raising, slow, constant-class), and
-the success test a healthy one that must not.
+the success test a healthy one that must not. The commands run, as subprocesses: slipway
+deploy (and deploy --resume), slipway rollback, slipway promote, slipway status, slipway
+traffic.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ def test_healthy_challenger_is_promoted_with_zero_failed_requests(spoke, gateway
     assert (state["champion"], state["challenger"], state["weight"]) == ("2", None, 0)
     phases = {r["phase"] for r in rollout_state.readings(spoke.root, 1)}
     assert phases == {"10%", "32%", "100%"}
+    chart = spoke.root / "build" / "rollouts.png"
+    slipway(spoke.root, "status", "--url", gateway.url, "--chart", str(chart), check=True)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_raising_challenger_is_rolled_back_at_the_first_step(spoke, gateway):
@@ -158,6 +163,12 @@ def test_controller_killed_mid_rollout_recovers_consistently(spoke, gateway, rec
 def test_manual_rollback_after_a_promotion_restores_the_previous_champion(spoke, gateway):
     slipway(spoke.root, "promote", "2", "--reason", "hotfix", "--url", gateway.url, check=True)
     assert gateway_state(gateway.url)["champion"] == "2"
+    replay = slipway(spoke.root, "traffic", "--rate", "50", "--duration", "2", "--url",
+                     gateway.url, "--json", check=True)
+    seen = json.loads(replay.stdout)
+    assert seen["sent"] > 0 and seen["failed"] == 0 and set(seen["variants"]) == {"champion"}
+    no_chart = slipway(spoke.root, "status", "--chart", str(spoke.root / "x.png"))
+    assert no_chart.returncode == Exit.ERROR and "no rollout has run" in no_chart.stderr
 
     slipway(spoke.root, "rollback", "--url", gateway.url, "--reason", "bad KPI", check=True)
 

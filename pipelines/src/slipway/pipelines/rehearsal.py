@@ -69,6 +69,30 @@ def fluent_registry(root: Path) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) -> str:
+    """Register a healthy version trained by the spoke's own trainer with `params`, outside
+    the training pipeline: a second good candidate for rehearsals and benchmarks (no gate,
+    no alias; the training pipeline remains the way real candidates are made)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from slipway.pipelines.spoke_code import load_frame, split, train_model
+
+    parts = split(load_frame(root, config), config)
+    training = config.training.model_copy(update={"params": params})
+    model = train_model(root, config.model_copy(update={"training": training}),
+                        parts.x_train, parts.y_train)
+    client = registry.client(root)
+    example = parts.x_train.head(5)
+    experiment = registry.experiment_id(client, root, config.model_name)
+    with fluent_registry(root), mlflow.start_run(experiment_id=experiment,
+                                                 run_name="rehearsal-trained"):
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(example, model.predict(example)),
+            input_example=example, registered_model_name=config.model_name)
+    return str(info.registered_model_version)
+
+
 def register_faulty(
     root: Path, config: SpokeConfig, kind: str, *, base_version: str | None = None,
     delay: float = 0.25,

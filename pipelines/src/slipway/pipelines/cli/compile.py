@@ -13,6 +13,7 @@ from slipway.pipelines.exitcodes import Exit
 # pipeline -> "module:function(root, config, output) -> Path"; one line per pipeline.
 PIPELINES: dict[str, str] = {
     "training": "slipway.pipelines.training:compile_training",
+    "deploy": "slipway.pipelines.deploy_pipeline:compile_deploy",
 }
 
 

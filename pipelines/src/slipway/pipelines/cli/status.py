@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from slipway.pipelines.cli._common import spoke_from_context
+from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
+from slipway.pipelines.exitcodes import Exit
 
 
 @click.command()
@@ -26,7 +27,10 @@ def status(ctx: click.Context, url: str | None, as_json: bool, chart: Path | Non
     if chart is not None:
         from slipway.pipelines.chart import draw_rollouts
 
-        draw_rollouts(spoke.root, chart)
+        try:
+            draw_rollouts(spoke.root, chart)
+        except ValueError as exc:
+            fail(str(exc), Exit.ERROR)
         report["chart"] = str(chart)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

@@ -1,0 +1,14 @@
+"""This spoke's deploy pipeline: resolve the candidate -> approval gate -> rollout -> record.
+
+`slipway compile` writes it to build/pipelines/deploy.yaml; `slipway deploy` runs the same
+rollout from a laptop. The rollout plan and guardrails live in slipway.toml [rollout], so
+most teams never edit this file.
+"""
+
+from kfp.dsl.graph_component import GraphComponent
+from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.deploy_pipeline import deploy_pipeline
+
+
+def build_pipeline(config: SpokeConfig) -> GraphComponent:
+    return deploy_pipeline(config)
