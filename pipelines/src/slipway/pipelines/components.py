@@ -10,10 +10,10 @@ No `from __future__ import annotations` here: kfp reads the annotations as types
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 from kfp.dsl.python_component import PythonComponent
 
 
@@ -42,24 +42,29 @@ def train_model(project_root: str, data: Input[Dataset], model: Output[Model]) -
     steps.train(project_root, data.path, model.path)
 
 
-def evaluate_model(project_root: str, data: Input[Dataset], digest: str, model: Input[Model],
-                   plots: Output[Artifact], tracking_uri: str, run_key: str, git_sha: str,
-                   git_dirty: bool, pipeline_sha256: str, author: str) -> str:
-    """Held-out metrics, confusion matrix and ROC curve on a new MLflow run (its id is out)."""
+def evaluate_model(project_root: str, data: Input[Dataset], model: Input[Model],
+                   metrics: Output[Metrics], plots: Output[Artifact]) -> None:
+    """Held-out metrics (shown by Kubeflow too), confusion matrix and ROC curve."""
+    from slipway.pipelines import steps
+
+    for name, value in steps.evaluate(project_root, data.path, model.path, plots.path).items():
+        metrics.log_metric(name, value)
+
+
+def gate_model(project_root: str, data: Input[Dataset], digest: str, model: Input[Model],
+               metrics: Input[Metrics], plots: Input[Artifact], tracking_uri: str, run_key: str,
+               git_sha: str, git_dirty: bool, pipeline_sha256: str,
+               author: str) -> NamedTuple("GateOutputs", [("run_id", str), ("verdict", str)]):
+    """Log the evaluation on an MLflow run; floors, then at least as good as the champion."""
+    from collections import namedtuple
+
     from slipway.pipelines import steps
 
     ctx = steps.context(project_root, tracking_uri, run_key, git_sha, git_dirty,
                         pipeline_sha256, author)
-    return steps.evaluate(project_root, data.path, digest, model.path, plots.path, ctx)
-
-
-def gate_model(project_root: str, data: Input[Dataset], model: Input[Model], run_id: str,
-               tracking_uri: str) -> str:
-    """Floors from slipway.toml, then at least as good as the champion on the same rows."""
-    from slipway.pipelines import steps
-
-    return steps.gate(project_root, data.path, model.path, run_id,
-                      steps.resolve_tracking_uri(project_root, tracking_uri))
+    run_id, verdict = steps.gate(project_root, data.path, digest, model.path, plots.path,
+                                 dict(metrics.metadata), ctx)
+    return namedtuple("GateOutputs", ["run_id", "verdict"])(run_id, verdict)
 
 
 def register_model(project_root: str, data: Input[Dataset], digest: str, model: Input[Model],

@@ -43,15 +43,11 @@ class RunContext:
     author: str
 
 
-def resolve_tracking_uri(project_root: str, tracking_uri: str) -> str:
-    """The pipeline's tracking_uri parameter, else MLFLOW_TRACKING_URI, else the embedded one."""
-    return tracking_uri or registry.tracking_uri(Path(project_root))
-
-
 def context(project_root: str, tracking_uri: str, run_key: str, git_sha: str, git_dirty: bool,
             pipeline_sha256: str, author: str) -> RunContext:
+    """The run's context; an empty tracking_uri means MLFLOW_TRACKING_URI, else embedded."""
     return RunContext(
-        tracking_uri=resolve_tracking_uri(project_root, tracking_uri), run_key=run_key,
+        tracking_uri=tracking_uri or registry.tracking_uri(Path(project_root)), run_key=run_key,
         git_sha=git_sha, git_dirty=git_dirty, pipeline_sha256=pipeline_sha256, author=author,
     )
 
@@ -153,30 +149,19 @@ def _model(model_dir: str) -> Any:
     return joblib.load(Path(model_dir) / MODEL_FILE)
 
 
-def evaluate(project_root: str, data_path: str, digest: str, model_dir: str, plots_dir: str,
-             ctx: RunContext) -> str:
-    """Held-out metrics and plots, logged on a new MLflow run; returns its id."""
-    import mlflow
-
+def evaluate(project_root: str, data_path: str, model_dir: str,
+             plots_dir: str) -> dict[str, float]:
+    """Held-out metrics and plots. No registry access here: the gate logs both on the run."""
     from slipway.pipelines.evaluation import metrics, plots
     from slipway.pipelines.spoke_code import split
 
-    root = Path(project_root)
-    config = load_config(root)
-    frame = _frame(data_path)
-    parts = split(frame, config)
+    config = load_config(Path(project_root))
+    parts = split(_frame(data_path), config)
     model = _model(model_dir)
-    run_id = _open_run(root, config, ctx, frame, digest)
     scores = metrics(model, parts.x_test, parts.y_test)
-    params = json.loads((Path(model_dir) / PARAMS_FILE).read_text())
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_params({**params, "test_size": config.training.test_size,
-                           "seed": config.training.seed, "trainer": config.training.trainer})
-        mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
-        for path in plots(model, parts.x_test, parts.y_test, Path(plots_dir)):
-            mlflow.log_artifact(str(path), artifact_path="plots")
+    plots(model, parts.x_test, parts.y_test, Path(plots_dir))
     print("held-out " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    return run_id
+    return scores
 
 
 def _baseline_model(client: MlflowClient, model_name: str) -> tuple[str, Any] | None:
@@ -187,9 +172,10 @@ def _baseline_model(client: MlflowClient, model_name: str) -> tuple[str, Any] | 
     return None
 
 
-def gate(project_root: str, data_path: str, model_dir: str, run_id: str,
-         tracking_uri: str) -> str:
-    """Judge the challenger against the floors and the baseline measured on the same rows."""
+def gate(project_root: str, data_path: str, digest: str, model_dir: str, plots_dir: str,
+         scores: dict[str, float], ctx: RunContext) -> tuple[str, str]:
+    """Record the evaluation on a new MLflow run, then judge the challenger against the
+    floors and the baseline, scored here on the same rows. Returns (run id, verdict)."""
     import mlflow
 
     from slipway.pipelines.evaluation import metrics
@@ -198,15 +184,21 @@ def gate(project_root: str, data_path: str, model_dir: str, run_id: str,
 
     root = Path(project_root)
     config = load_config(root)
-    parts = split(_frame(data_path), config)
-    client = _client(tracking_uri)
-    challenger = metrics(_model(model_dir), parts.x_test, parts.y_test)
+    frame = _frame(data_path)
+    parts = split(frame, config)
+    run_id = _open_run(root, config, ctx, frame, digest)
+    params = json.loads((Path(model_dir) / PARAMS_FILE).read_text())
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({**params, "test_size": config.training.test_size,
+                           "seed": config.training.seed, "trainer": config.training.trainer})
+        mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
+        mlflow.log_artifacts(plots_dir, artifact_path="plots")
+    client = _client(ctx.tracking_uri)
     held = _baseline_model(client, config.model_name)
     baseline = None
     if held is not None:
         alias, version = held
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
+        mlflow.set_registry_uri(ctx.tracking_uri)
         try:
             reigning = mlflow.sklearn.load_model(f"models:/{config.model_name}@{alias}")
             measured = metrics(reigning, parts.x_test, parts.y_test)
@@ -216,7 +208,7 @@ def gate(project_root: str, data_path: str, model_dir: str, run_id: str,
         baseline = Baseline(alias=alias, version=str(version.version), metrics=measured)
         for name, value in measured.items():
             client.log_metric(run_id, f"champion_{name}", value)
-    verdict = judge(challenger, baseline, config.gates)
+    verdict = judge(scores, baseline, config.gates)
     client.set_tag(run_id, registry.TAG_GATE_VERDICT, verdict.label)
     client.set_tag(run_id, registry.TAG_GATE_BASELINE,
                    f"{baseline.alias} v{baseline.version}" if baseline else "none")
@@ -226,7 +218,7 @@ def gate(project_root: str, data_path: str, model_dir: str, run_id: str,
         client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_GATE_REJECTED)
         refuse(f"gate rejected the model; nothing was registered:\n{report}")
     print(f"gate {verdict.label}:\n{report}")
-    return verdict.label
+    return run_id, verdict.label
 
 
 def register(project_root: str, data_path: str, digest: str, model_dir: str, run_id: str,

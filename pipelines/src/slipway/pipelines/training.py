@@ -95,13 +95,13 @@ def training_pipeline(config: SpokeConfig) -> "GraphComponent":
         checked = c.validate(project_root=project_root, data=data, digest=digest, **lineage)
         trained = c.train(project_root=project_root, data=data).after(checked)
         model = trained.outputs["model"]
-        evaluated = c.evaluate(project_root=project_root, data=data, digest=digest, model=model,
-                               **lineage)
-        run_id = evaluated.outputs["Output"]
-        judged = c.gate(project_root=project_root, data=data, model=model, run_id=run_id,
-                        tracking_uri=tracking_uri)
+        evaluated = c.evaluate(project_root=project_root, data=data, model=model)
+        judged = c.gate(project_root=project_root, data=data, digest=digest, model=model,
+                        metrics=evaluated.outputs["metrics"], plots=evaluated.outputs["plots"],
+                        **lineage)
         registered = c.register(project_root=project_root, data=data, digest=digest, model=model,
-                                run_id=run_id, verdict=judged.output, **lineage)
+                                run_id=judged.outputs["run_id"],
+                                verdict=judged.outputs["verdict"], **lineage)
         for task in (loaded, checked, trained, evaluated, judged, registered):
             task.set_caching_options(False)
 
