@@ -10,6 +10,7 @@ shown to fire on a deliberately bad workflow.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -208,3 +209,24 @@ def test_template_update_refuses_conflicts_before_opening_a_pr(
              "exit 1", "gh pr create"]
     positions = [script.index(s) for s in order]
     assert positions == sorted(positions), order
+
+
+@pytest.mark.slow
+def test_ci_steps_pass_in_a_fresh_spoke(render) -> None:
+    """Every `run:` of ci.yml, in order, in a freshly rendered spoke, as the runner would
+    (bash -eo pipefail, uv on PATH); then the artifact path holds the compiled pipelines."""
+    spoke = render("ci-spoke")
+    jobs = load(spoke, "ci.yml")["jobs"]
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    for job_id in ("test", "infra"):
+        for step in jobs[job_id]["steps"]:
+            if "run" not in step:
+                continue
+            done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
+                                   step["run"]], cwd=spoke, env=env, capture_output=True,
+                                  text=True)
+            assert done.returncode == 0, (
+                f"{job_id}: {step['run']}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    upload = next(s for s in jobs["test"]["steps"] if "upload-artifact" in s.get("uses", ""))
+    compiled = sorted((spoke / upload["with"]["path"]).glob("*.yaml"))
+    assert compiled, f"nothing under {upload['with']['path']} to keep as an artifact"
