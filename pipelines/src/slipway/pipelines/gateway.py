@@ -258,9 +258,15 @@ class Gateway:
 
     def window(self, after: int) -> dict[str, Any]:
         """Readings per variant over the requests scored after sequence number `after`."""
+        recent = []
+        for event in reversed(self._events):  # newest first; stop at the window's start
+            if event[0] <= after:
+                break
+            recent.append(event)
+        recent.reverse()
         out: dict[str, Any] = {}
         for role in (CHAMPION, CHALLENGER):
-            events = [e for e in self._events if e[0] > after and e[1] == role]
+            events = [e for e in recent if e[1] == role]
             latencies = [e[3] for e in events if e[2]]
             predictions = [e[4] for e in events if e[2] and e[4] is not None]
             out[role] = {  # p95_ms: of the model time of each request's batch
