@@ -62,17 +62,21 @@ def released(changelog: str) -> list[Release]:
     return sorted(out, key=lambda r: tuple(int(p) for p in r.version.split(".")))
 
 
+def assert_in_history(release: Release) -> None:
+    found = subprocess.run(["git", "cat-file", "-e", f"{release.commit}^{{commit}}"],
+                           cwd=HUB, capture_output=True)
+    assert found.returncode == 0, (
+        f"release {release.version}'s commit {release.commit} is not in this checkout: "
+        "fetch the full history (git fetch --unshallow) to run the update tests"
+    )
+
+
 def build_release_repo(dst: Path) -> ReleaseRepo:
     """A clone of the hub with every release tagged and the working tree as the next one."""
     releases = released((HUB / "CHANGELOG.md").read_text(encoding="utf-8"))
     assert releases, "CHANGELOG.md names no released commit (`Commit: <sha>` under `## X.Y.Z`)"
     for release in releases:
-        found = subprocess.run(["git", "cat-file", "-e", f"{release.commit}^{{commit}}"],
-                               cwd=HUB, capture_output=True)
-        assert found.returncode == 0, (
-            f"release {release.version}'s commit {release.commit} is not in this checkout: "
-            "fetch the full history (git fetch --unshallow) to run the update tests"
-        )
+        assert_in_history(release)
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(HUB), str(dst)], check=True)
     for release in releases:
         git(dst, "tag", release.tag, release.commit)

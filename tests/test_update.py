@@ -26,6 +26,7 @@ from releases import (
     COPIER,
     ReleaseRepo,
     add_release,
+    assert_in_history,
     build_release_repo,
     commit_all,
     copier,
@@ -93,6 +94,7 @@ def test_every_release_is_a_commit_whose_version_file_says_so() -> None:
     releases = released((HUB / "CHANGELOG.md").read_text())
     assert releases, "CHANGELOG.md names no release commit"
     for release in releases:
+        assert_in_history(release)
         assert git(HUB, "show", f"{release.commit}:VERSION") == release.version
 
 
