@@ -120,18 +120,12 @@ def test_too_few_samples_are_not_judged(rendered: Path, tmp_path: Path):
     assert audit.read(root) == []
 
 
-@pytest.fixture(scope="module")
-def retrained(rendered: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    """A spoke whose champion served shifted traffic, after `slipway monitor` (one real
-    local training run: the expensive part, shared by the tests below)."""
-    root = serving_spoke(rendered, tmp_path_factory.mktemp("retrained"), scale=SCALE)
-    return root, monitor(root)
-
-
 @pytest.mark.slow
-@pytest.mark.xdist_group("monitor-retrained")  # one worker, one retraining run
-def test_shifted_traffic_starts_local_retraining_and_records_why(retrained: tuple[Path, Any]):
-    root, result = retrained
+def test_shifted_traffic_starts_local_retraining_and_records_why(rendered: Path, tmp_path: Path):
+    """One real local training run (the expensive part), so the card of the retrained
+    version is checked here too."""
+    root = serving_spoke(rendered, tmp_path, scale=SCALE)
+    result = monitor(root)
     assert result.exit_code == Exit.DRIFT, result.output
     assert "starting local training because of the drift above" in result.output
     assert "retrained: version 2 registered" in result.output
@@ -145,18 +139,12 @@ def test_shifted_traffic_starts_local_retraining_and_records_why(retrained: tupl
     assert sorted(int(v.version) for v in versions) == [1, 2]
     assert audit.verify(root).ok
 
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("monitor-retrained")
-def test_the_retrained_version_gets_a_card_from_what_training_recorded(
-    retrained: tuple[Path, Any],
-):
-    root, _ = retrained
-    result = CliRunner().invoke(main, ["--project", str(root), "card", "2"])
-    assert result.exit_code == 0, result.output
+    # The retrained version is carded from what training recorded: both plots, the
+    # champion's metrics on the same rows, the lineage.
+    carded = CliRunner().invoke(main, ["--project", str(root), "card", "2"])
+    assert carded.exit_code == 0, carded.output
     card = (root / "docs" / "model_card.md").read_text()
     gaps = card.split("## Gaps")[1]
-    # Training logged both plots, the champion's metrics on the same rows and the lineage.
     assert "plot" not in gaps and "champion" not in gaps and "digest" not in gaps, gaps
     assert "no limitations declared" in gaps  # the template declares none: a real gap
     assert "no git commit recorded" in gaps  # this test's spoke is not a git repository
