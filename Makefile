@@ -29,6 +29,9 @@ lint: setup ## ruff over the hub
 test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
+docs: setup ## build the documentation site into site/ (strict: a warning fails)
+	$(RUN) mkdocs build --strict
+
 demo: setup ## stamp the demo spoke into build/demo and run the whole story on it
 	$(RUN) python scripts/demo.py
 

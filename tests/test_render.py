@@ -123,3 +123,22 @@ def test_default_spoke_sets_itself_up_and_passes_make_test(render):
         run = subprocess.run(["make", target], cwd=spoke, capture_output=True, text=True)
         assert run.returncode == 0, f"make {target}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
     assert (spoke / ".venv" / "bin" / "slipway").exists()
+
+
+def test_image_build_context_holds_what_the_dockerfile_copies(render):
+    """No Docker engine here: check what can be checked without one, against the real spoke."""
+    spoke = render("image")
+    dockerfile = (spoke / "Dockerfile").read_text()
+    sources = [
+        src
+        for line in dockerfile.splitlines() if line.startswith("COPY ")
+        for src in line.split()[1:-1]
+    ]
+    assert sources, "the Dockerfile copies nothing"
+    ignored = set((spoke / ".dockerignore").read_text().split())
+    for src in sources:
+        assert (spoke / src).exists(), f"Dockerfile copies {src}, which a fresh spoke lacks"
+        assert src.rstrip("/") not in ignored, f"{src} is copied but .dockerignore drops it"
+    serve = spoke / "docker" / "serve"
+    assert os.access(serve, os.X_OK), "SageMaker runs `serve`: it must be executable"
+    assert "--port 8080" in serve.read_text()
