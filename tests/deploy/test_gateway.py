@@ -73,9 +73,9 @@ def test_malformed_requests_get_400s_that_say_why_while_serving_continues(spoke,
 
 def test_concurrent_requests_are_batched_and_metrics_and_samples_are_per_variant(spoke,
                                                                                  gateway):
-    with Load(gateway.url, spoke, concurrency=20, rate=0.0, guard_s=8.0) as load:
-        pass
-    load.thread.join()
+    load = Load(gateway.url, spoke, concurrency=20, rate=0.0, guard_s=8.0)
+    load.thread.start()
+    load.thread.join(timeout=120)
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
     calls = float(re.search(r'slipway_gateway_batch_rows_count\{version="1"\} (\S+)',
                             metrics).group(1))

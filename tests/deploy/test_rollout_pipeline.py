@@ -1,5 +1,6 @@
-"""The KFP deploy pipeline: compiled by `slipway compile` (run here as: slipway compile), run with kfp.local against a real
-gateway under concurrent load, with governance's approval step in front of the rollout."""
+"""The KFP deploy pipeline: compiled by `slipway compile` (run here as: slipway compile),
+run with kfp.local against a real gateway under concurrent load, with governance's approval
+step in front of the rollout."""
 
 from __future__ import annotations
 

@@ -206,9 +206,11 @@ class Gateway:
     # -- scoring ------------------------------------------------------------------------------
 
     def route(self) -> str:
+        if CHAMPION not in self.variants:  # first deploy: the candidate is all there is
+            return CHALLENGER
         if self.weight <= 0 or CHALLENGER not in self.variants:
             return CHAMPION
-        if self.weight >= 100 or CHAMPION not in self.variants:
+        if self.weight >= 100:
             return CHALLENGER
         self._routed += 1
         n, w = self._routed, self.weight

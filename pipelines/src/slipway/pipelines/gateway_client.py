@@ -29,14 +29,17 @@ class GatewayClient:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url, timeout=timeout, headers=headers)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise GatewayUnreachable(
                 f"no gateway answers at {self.url} ({type(exc).__name__}); start one with "
                 f"`slipway serve`, or point at it with --url or {URL_ENV}"
             ) from exc
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"gateway {method} {path}: {response.status_code} {response.text}")
         return response.json()
@@ -58,7 +61,7 @@ class GatewayClient:
         return self._call("GET", "/admin/window", params={"after": after})
 
     def invoke(self, frame_split: dict[str, Any]) -> httpx.Response:
-        return self._http.post("/invocations", json={"dataframe_split": frame_split})
+        return self._send("POST", "/invocations", json={"dataframe_split": frame_split})
 
     def close(self) -> None:
         self._http.close()
