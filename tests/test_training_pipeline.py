@@ -281,7 +281,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
          "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "server-artifacts")],
         stdout=log, stderr=subprocess.STDOUT, env=_env(MLFLOW_DISABLE_TELEMETRY="true"),
-        start_new_session=True,
+        cwd=tmp_path, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
