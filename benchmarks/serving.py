@@ -111,7 +111,9 @@ def main() -> None:
               f"{args.concurrency} concurrent clients, {args.seconds:g} s per measurement\n")
 
         port = free_port()
-        env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri(root)}
+        # mlflow execs `uvicorn` by name: the venv's bin must be on PATH.
+        env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri(root),
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         mlflow_proc = subprocess.Popen(
             [MLFLOW, "models", "serve", "-m", f"models:/{config.model_name}/{v1}",
              "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],

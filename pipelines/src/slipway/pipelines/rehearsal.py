@@ -33,7 +33,8 @@ class FaultyModel(mlflow.pyfunc.PythonModel):
     def __init__(self, kind: str, model: Any, delay: float) -> None:
         self.kind, self.model, self.delay = kind, model, delay
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+    # No type hints on purpose: MLflow reads them as a schema and warns on `Any`.
+    def predict(self, context, model_input, params=None):
         if self.kind == "raise":
             raise RuntimeError("rehearsal: this version fails every prediction on purpose")
         if self.kind == "slow":
