@@ -22,6 +22,7 @@ import pytest
 from slipway.pipelines import audit, registry, rollout_state
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.rehearsal import register_faulty
+from slipway.pipelines.traffic import replay_rows
 
 from .conftest import SLIPWAY, STARTUP_GUARD_S, GatewayProcess, Load, Spoke, slipway
 
@@ -192,8 +193,9 @@ def test_first_deploy_bootstraps_after_a_smoke_test_and_refuses_a_broken_one(spo
 
         slipway(spoke.root, "deploy", "--version", "1", "--url", gw.url, check=True)
         assert aliases(spoke)["champion"] == "1"
-        answer = httpx.post(f"{gw.url}/invocations", timeout=10, json={
-            "dataframe_records": [dict.fromkeys(spoke.config.data.contract.columns, 0.1)]})
+        first_row = replay_rows(spoke.root, spoke.config)[0]
+        answer = httpx.post(f"{gw.url}/invocations", timeout=10,
+                            json={"dataframe_records": [first_row]})
         assert answer.status_code == 200 and answer.headers["x-slipway-version"] == "1"
     finally:
         gw.stop()
