@@ -1,11 +1,21 @@
 """`make demo`: the whole Slipway story on one laptop, on the template's defaults.
 
-Stamps a spoke into build/demo with `copier copy --defaults`, sets it up as a domain team
-would (`make setup`), runs its checks and tests, and says where everything is.
+1. stamp a spoke with `copier copy --defaults`, set it up and run its checks, as a team would;
+2. train v1 and bootstrap it (first deploy: smoke test, then 100%);
+3. the team tunes the model: v2 beats the champion on the same held-out rows and is promoted
+   through the canary steps under live traffic;
+4. a deliberately broken v3 (every prediction fails) is rolled back automatically at the
+   first canary step, while the champion keeps answering;
+5. the timeline, a PNG chart of weights and error rates, and the audit trail.
+
+Every step is the real command a team runs (`slipway ...` in the spoke's own .venv), against
+a real gateway on 127.0.0.1 and the spoke's embedded MLflow registry.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,15 +24,26 @@ from pathlib import Path
 
 HUB = Path(__file__).resolve().parents[1]
 DEMO = HUB / "build" / "demo"
+SLIPWAY = DEMO / ".venv" / "bin" / "slipway"
+STEP_SECONDS = "3"  # the plan's 60 s per step, shortened for a demo (`--step-seconds`)
+TRAFFIC_RATE = "120"  # requests per second replayed from held-out rows
+AUTHOR = {"GIT_AUTHOR_NAME": "Demo Author", "GIT_AUTHOR_EMAIL": "author@example.com",
+          "GIT_COMMITTER_NAME": "Demo Author", "GIT_COMMITTER_EMAIL": "author@example.com"}
 
 
 def step(title: str) -> None:
     print(f"\n\033[1m==> {title}\033[0m", flush=True)
 
 
-def run(*cmd: str, cwd: Path = DEMO, check: bool = True) -> int:
+def run(*cmd: str, cwd: Path = DEMO, ok: tuple[int, ...] = (0,)) -> int:
     print(f"$ {' '.join(cmd)}", flush=True)
-    return subprocess.run(cmd, cwd=cwd, check=check).returncode
+    code = subprocess.run(cmd, cwd=cwd, env=ENV).returncode
+    if code not in ok:
+        sys.exit(f"demo stopped: `{' '.join(cmd)}` exited {code}")
+    return code
+
+
+ENV = {**os.environ, **AUTHOR, "SLIPWAY_ACTOR": AUTHOR["GIT_AUTHOR_EMAIL"]}
 
 
 def stamp() -> None:
@@ -33,22 +54,89 @@ def stamp() -> None:
         str(HUB), str(DEMO), cwd=HUB)
     # A spoke is a git repository: every registered version records its commit.
     run("git", "init", "-q", "-b", "main")
+    commit("Spoke from the Slipway template")
+
+
+def commit(message: str) -> None:
     run("git", "add", "-A")
-    run("git", "-c", "user.name=Demo Author", "-c", "user.email=author@example.com",
-        "commit", "-q", "-m", "Spoke from the Slipway template")
+    run("git", "commit", "-q", "-m", message)
+
+
+def start_gateway() -> tuple[subprocess.Popen[str], str]:
+    step("slipway serve: the local gateway (champion + challenger, weighted)")
+    gateway = subprocess.Popen([str(SLIPWAY), "serve", "--port", "0"], cwd=DEMO, env=ENV,
+                               stdout=subprocess.PIPE, text=True)
+    assert gateway.stdout is not None
+    first = gateway.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:\d+", first)
+    if not match:
+        gateway.kill()
+        sys.exit(f"demo stopped: the gateway did not start ({first.strip()!r})")
+    print(f"gateway on {match.group(0)}", flush=True)
+    return gateway, match.group(0)
+
+
+def deploy_under_traffic(expect: int) -> None:
+    """Replay held-out rows against the gateway while the controller walks the plan."""
+    traffic = subprocess.Popen(
+        [str(SLIPWAY), "traffic", "--rate", TRAFFIC_RATE, "--duration", "120"], cwd=DEMO,
+        env=ENV, stdout=subprocess.DEVNULL,
+    )
+    try:
+        run(str(SLIPWAY), "deploy", "--step-seconds", STEP_SECONDS, ok=(expect,))
+    finally:
+        traffic.terminate()
+        traffic.wait(timeout=30)
 
 
 def main() -> None:
     started = time.perf_counter()
     stamp()
-    step("make setup: .venv with uv and the pinned slipway libraries")
-    run("make", "--no-print-directory", "setup")
-    step("make check: validate slipway.toml")
-    run("make", "--no-print-directory", "check")
-    step("make test: the spoke's own tests")
-    run("make", "--no-print-directory", "test")
+    step("make setup / check / test: what a team runs right after copying")
+    for target in ("setup", "check", "test"):
+        run("make", "--no-print-directory", target)
+
+    step("v1: train, gate (bootstrap: no champion yet), register as challenger")
+    run("make", "--no-print-directory", "train")
+    gateway, url = start_gateway()
+    ENV["SLIPWAY_GATEWAY_URL"] = url
+    try:
+        step("v1: model card (risk tier medium needs a current one), then first deploy")
+        run(str(SLIPWAY), "card")
+        run(str(SLIPWAY), "deploy", "--step-seconds", STEP_SECONDS)
+
+        step("v2: the team tunes regularisation (C 1.0 -> 0.1), retrains, beats the champion")
+        toml = DEMO / "slipway.toml"
+        toml.write_text(toml.read_text().replace("C = 1.0", "C = 0.1"))
+        commit("Stronger regularisation: fewer false alarms on the held-out biopsies")
+        run("make", "--no-print-directory", "train")
+        run(str(SLIPWAY), "card")
+        step("v2: canary under live traffic, guardrails judged per step, then promotion")
+        deploy_under_traffic(expect=0)
+
+        step("v3: a broken release (every prediction raises) reaches the canary")
+        run(str(SLIPWAY.parent / "python"), "-c",
+            "from pathlib import Path; from slipway.pipelines.config import load_config;"
+            " from slipway.pipelines.rehearsal import register_faulty;"
+            " print('registered broken version', register_faulty(Path('.'),"
+            " load_config(Path('.')), 'raise'))")
+        run(str(SLIPWAY), "card")
+        deploy_under_traffic(expect=6)  # 6: rolled back automatically
+
+        step("where it stands: aliases, weights, the rollouts as a chart, the audit trail")
+        chart = DEMO / "build" / "rollouts.png"
+        run(str(SLIPWAY), "status", "--chart", str(chart))
+        run(str(SLIPWAY), "audit", "--verify")
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=30)
+
     print(f"\nDone in {time.perf_counter() - started:.0f} s. The spoke is in {DEMO}.")
-    print("Next: cd build/demo && make help")
+    print(f"  chart of the rollouts:  {chart}")
+    print(f"  model card:             {DEMO / 'docs' / 'model_card.md'}")
+    print(f"  registry:               cd build/demo && .venv/bin/mlflow ui --backend-store-uri "
+          f"sqlite:///{DEMO / '.slipway' / 'mlflow.db'}")
+    print("  more:                   cd build/demo && make help")
 
 
 if __name__ == "__main__":
