@@ -88,7 +88,11 @@ def test_concurrent_requests_are_batched_and_metrics_and_samples_are_per_variant
     assert 'slipway_gateway_latency_seconds_bucket{le="0.005",variant="champion"' in metrics
     assert re.search(r'slipway_gateway_predictions_total\{value="[01]",variant="champion"',
                      metrics)
-    samples = read_samples(spoke.root)
+    for _ in range(100):  # the gateway flushes the sample once a second; bounded wait
+        samples = read_samples(spoke.root)
+        if len(samples) >= load.report.ok:
+            break
+        time.sleep(0.2)
     assert len(samples) == load.report.ok
     assert set(spoke.config.data.contract.columns) < set(samples.columns)
     assert set(samples["_variant"]) == {"champion"} and set(samples["_prediction"]) <= {0, 1}

@@ -48,6 +48,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 WINDOW_EVENTS = 200_000  # readings kept for /admin/window: minutes of traffic at full speed
 WINDOW_PREDICTIONS = 5_000  # prediction values returned per variant for drift judgement
+SAMPLE_FLUSH_SECONDS = 1.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -236,10 +237,18 @@ class Gateway:
         self.m_latency.labels(*labels).observe(elapsed)
         for value in outputs:
             self.m_predictions.labels(*labels, _label(value)).inc()
-        loop = asyncio.get_running_loop()
-        loop.run_in_executor(None, self._samples.write, variant.role, variant.version, rows,
-                             outputs)
+        self._samples.add(variant.role, variant.version, rows, outputs)
         return outputs
+
+    async def flush_samples_forever(self) -> None:
+        """Write the queued drift sample once a second, off the event loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SAMPLE_FLUSH_SECONDS)
+            await loop.run_in_executor(None, self._samples.flush)
+
+    def flush_samples(self) -> None:
+        self._samples.flush()
 
     def _record(self, role: str, ok: bool, seconds: float, prediction: Any) -> None:
         self._seq += 1
@@ -378,7 +387,10 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.reload()
+        flusher = asyncio.get_running_loop().create_task(gateway.flush_samples_forever())
         yield
+        flusher.cancel()
+        gateway.flush_samples()
 
     return Starlette(
         routes=[

@@ -12,8 +12,9 @@ one served row:
 most a quarter of `[monitoring] sample_capacity` rows; when the segments together exceed the
 capacity the oldest one is deleted, so at most `sample_capacity` rows are kept, the most
 recent ones.
-Writers append whole lines and flush per batch, so a reader never sees half a row (a torn
-last line after a crash is skipped).
+The gateway queues rows in memory and appends whole lines once a second, so the sample
+trails the traffic by about a second and a reader never sees half a row (a torn last line
+after a crash is skipped).
 """
 
 from __future__ import annotations
@@ -51,28 +52,38 @@ class SampleWriter:
         self._dir = samples_dir(root)
         self._columns = list(columns)
         self._segment_rows = max(1, capacity // SEGMENTS_PER_CAPACITY)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the in-memory queue
+        self._write_lock = threading.Lock()  # one writer of the segment files at a time
+        self._pending: list[tuple[float, str, str, Sequence[Sequence[Any]], Sequence[Any]]] = []
         existing = _segments(self._dir)
         self._seq = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
         self._rows_in_segment = self._segment_rows  # start a fresh segment on first write
 
+    def add(
+        self, variant: str, version: str, rows: Sequence[Sequence[Any]], predictions: Sequence[Any]
+    ) -> None:
+        """Queue served rows in memory (cheap, on the serving path); `flush` writes them."""
+        with self._lock:
+            self._pending.append((round(time.time(), 3), variant, version, rows, predictions))
+
     def write(
         self, variant: str, version: str, rows: Sequence[Sequence[Any]], predictions: Sequence[Any]
     ) -> None:
-        now = round(time.time(), 3)
+        self.add(variant, version, rows, predictions)
+        self.flush()
+
+    def flush(self) -> None:
+        """Append everything queued to the segments (the gateway calls this once a second)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
         lines = [
-            json.dumps(
-                {
-                    "at": now,
-                    "variant": variant,
-                    "version": version,
-                    "features": dict(zip(self._columns, row, strict=True)),
-                    "prediction": pred,
-                }
-            )
+            json.dumps({"at": at, "variant": variant, "version": version,
+                        "features": dict(zip(self._columns, row, strict=True)),
+                        "prediction": pred})
+            for at, variant, version, rows, predictions in pending
             for row, pred in zip(rows, predictions, strict=True)
         ]
-        with self._lock:
+        with self._write_lock:
             while lines:
                 if self._rows_in_segment >= self._segment_rows:
                     self._rotate()
