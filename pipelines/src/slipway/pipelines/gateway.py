@@ -39,6 +39,7 @@ from starlette.routing import Route
 from slipway.pipelines import registry, rollout_state
 from slipway.pipelines.batching import Batcher
 from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.fluent import fluent_registry
 from slipway.pipelines.samples import SampleWriter
 from slipway.pipelines.scoring import BadRequest, parse_rows
 
@@ -117,10 +118,8 @@ class Gateway:
     def _load_variant(self, role: str, version: str) -> Variant:
         import mlflow.pyfunc
 
-        uri = registry.tracking_uri(self.root)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        model = mlflow.pyfunc.load_model(f"models:/{self.config.model_name}/{version}")
+        with fluent_registry(self.root):
+            model = mlflow.pyfunc.load_model(f"models:/{self.config.model_name}/{version}")
         to_frame = self._frame_builder()
         batch_rows = self.m_batch.labels(version)
 

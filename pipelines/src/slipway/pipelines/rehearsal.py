@@ -11,10 +11,7 @@ The runbook (docs/spoke/runbook-bad-model.md), the tests and the demo use them.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import mlflow.pyfunc
 
 from slipway.pipelines import audit, registry
 from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.fluent import fluent_registry
 
 KINDS = ("raise", "slow", "constant")
 TAG_REHEARSAL = "slipway.rehearsal"
@@ -42,32 +40,6 @@ class FaultyModel(mlflow.pyfunc.PythonModel):
             return self.model.predict(model_input)
         first = self.model.classes_[0] if hasattr(self.model, "classes_") else 0
         return [first] * len(model_input)
-
-
-@contextmanager
-def fluent_registry(root: Path) -> Iterator[None]:
-    """Point MLflow's fluent API (log_model, load_model) at the spoke's registry for a block.
-
-    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which every later
-    `registry.client(...)` and every child process would follow to this spoke; the
-    environment is restored on exit so the next spoke in the process is not misdirected
-    (the fluent API itself keeps this URI until the next block sets its own).
-    """
-    import mlflow
-
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = {k: os.environ.get(k) for k in keys}
-    uri = registry.tracking_uri(root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) -> str:
