@@ -33,6 +33,8 @@ class Batcher:
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
         self._worker: asyncio.Task | None = None
+        self._busy = False
+        self._closing = False
 
     async def predict(self, rows: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
         """The model's outputs for `rows`, computed in a batch with whoever else is waiting,
@@ -46,8 +48,9 @@ class Batcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not (self._closing and self._queue.empty()):
             batch = [await self._queue.get()]
+            self._busy = True
             size = len(batch[0][0])
             while not self._queue.empty() and size < self._max_rows:
                 item = self._queue.get_nowait()
@@ -61,6 +64,8 @@ class Batcher:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+            self._busy = False
+        self._executor.shutdown(wait=False)
 
     def _predict_batch(
         self, batch: Sequence[tuple[list[tuple[Any, ...]], asyncio.Future]]
@@ -91,6 +96,10 @@ class Batcher:
             return exc
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop once the requests already queued are answered: a variant taken out of
+        service (rollback, promotion) still owes its in-flight callers an answer."""
+        self._closing = True
+        if self._worker is None or (self._queue.empty() and not self._busy):
+            if self._worker is not None:
+                self._worker.cancel()
+            self._executor.shutdown(wait=False)
