@@ -74,3 +74,25 @@ def render(template_repo: Path, tmp_path: Path) -> Renderer:
         return dst
 
     return _render
+
+
+@pytest.fixture(autouse=True)
+def no_inherited_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every spoke in a test uses its own embedded registry: an MLFLOW_TRACKING_URI left in
+    the environment (by a developer's shell, or by earlier code in this xdist worker) would
+    send its commands to another registry."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_default_registry() -> Any:
+    """MLflow's default registry is `./mlflow.db`: code that reaches it was not pointed at a
+    spoke's registry, and two xdist workers migrating that one file race each other."""
+    stray = HUB / "mlflow.db"
+    existed = stray.exists()
+    yield
+    if not existed and stray.exists():
+        stray.unlink()
+        pytest.fail("a test used MLflow's default registry (./mlflow.db) instead of a spoke's: "
+                    "wrap the MLflow call in slipway.pipelines.fluent.fluent_registry(root)")

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from slipway.pipelines.config import load_config
+from slipway.pipelines.fluent import fluent_registry
 from slipway.pipelines.registry import (
     TAG_AUTHOR,
     TAG_DATA_DIGEST,
@@ -21,7 +22,6 @@ from slipway.pipelines.registry import (
     TAG_RISK_TIER,
     artifact_location,
     client,
-    tracking_uri,
 )
 
 AUTHOR = "ada@example.com"
@@ -69,25 +69,20 @@ def register_version(root: Path, *, author: str, c: float = 1.0) -> str:
     experiment = registry.get_experiment_by_name(config.model_name)
     experiment_id = (experiment.experiment_id if experiment else registry.create_experiment(
         config.model_name, artifact_location=artifact_location(root)))
-    mlflow.set_tracking_uri(tracking_uri(root))
-    mlflow.set_registry_uri(tracking_uri(root))
-    try:
-        with mlflow.start_run(experiment_id=experiment_id):
-            scores = model.predict_proba(parts.x_test)[:, 1]
-            mlflow.log_metrics({
-                "test_roc_auc": roc_auc_score(parts.y_test, scores),
-                "test_accuracy": accuracy_score(parts.y_test, model.predict(parts.x_test)),
-            })
-            figure, axes = plt.subplots()
-            axes.hist(scores, bins=20)
-            mlflow.log_figure(figure, "plots/roc_curve.png")
-            plt.close(figure)
-            info = mlflow.sklearn.log_model(
-                model, name="model", registered_model_name=config.model_name,
-                pip_requirements=["scikit-learn"],
-            )
-    finally:
-        mlflow.set_tracking_uri(None)
+    with fluent_registry(root), mlflow.start_run(experiment_id=experiment_id):
+        scores = model.predict_proba(parts.x_test)[:, 1]
+        mlflow.log_metrics({
+            "test_roc_auc": roc_auc_score(parts.y_test, scores),
+            "test_accuracy": accuracy_score(parts.y_test, model.predict(parts.x_test)),
+        })
+        figure, axes = plt.subplots()
+        axes.hist(scores, bins=20)
+        mlflow.log_figure(figure, "plots/roc_curve.png")
+        plt.close(figure)
+        info = mlflow.sklearn.log_model(
+            model, name="model", registered_model_name=config.model_name,
+            pip_requirements=["scikit-learn"],
+        )
     version = str(info.registered_model_version)
     for key, value in ((TAG_AUTHOR, author), (TAG_RISK_TIER, config.governance.risk_tier.value),
                        (TAG_GIT_SHA, "0" * 40), (TAG_DATA_DIGEST, "1" * 64)):

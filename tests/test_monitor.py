@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from slipway.pipelines import audit
 from slipway.pipelines.cli import main
 from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.fluent import fluent_registry
 from slipway.pipelines.monitor import check_drift
 from slipway.pipelines.registry import CHAMPION, client
 from slipway.pipelines.samples import SampleWriter
@@ -56,7 +60,8 @@ def serving_spoke(rendered: Path, tmp_path: Path, *, scale: float) -> Path:
     registry.set_registered_model_alias(config.model_name, CHAMPION, version)
     columns = list(config.data.contract.columns)
     traffic = held_out_rows(root, config)[columns] * scale
-    model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{version}")
+    with fluent_registry(root):
+        model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{version}")
     writer = SampleWriter(root, columns, config.monitoring.sample_capacity)
     for _ in range(2):
         predictions = [int(p) for p in model.predict(traffic)]
@@ -76,11 +81,21 @@ def report_of(output: str) -> dict[str, Any]:
 
 
 def test_unshifted_real_traffic_is_not_drift_and_does_not_retrain(rendered: Path, tmp_path: Path):
+    """Run as a team does, in a fresh process started elsewhere: the champion must be
+    loaded from the spoke's registry, never from MLflow's default `./mlflow.db`."""
     root = serving_spoke(rendered, tmp_path, scale=1.0)
-    result = monitor(root)
-    assert result.exit_code == 0, result.output
-    assert "no drift" in result.output
-    report = report_of(result.output)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("slipway")), "--project", str(root), "monitor"],
+        cwd=elsewhere, env={**env, "SLIPWAY_ACTOR": "monitor@example.com"},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no drift" in result.stdout
+    assert not (elsewhere / "mlflow.db").exists() and not (root / "mlflow.db").exists()
+    report = report_of(result.stdout)
     assert report["samples"] == 2 * 143 and not report["drifted"]
     assert max(f["psi"] for f in report["features"]) < load_config(root).monitoring.max_feature_psi
     assert report["contract_violations"] == []

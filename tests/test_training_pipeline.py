@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pytest
 from slipway.pipelines import registry
 from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.fluent import fluent_registry
 from slipway.pipelines.lineage import data_digest, file_sha256
 from slipway.pipelines.spoke_code import held_out_rows, load_frame
 from slipway.pipelines.training import COMPILED_FILE, run_local_training
@@ -119,7 +121,7 @@ def test_first_run_registers_version_1_with_full_lineage(spoke, first_run):
     out = first_run.stdout
     for step in ("load-data", "validate-data", "train-model", "evaluate-model", "gate-model",
                  "register-model"):
-        assert f"{step}" in out and "ok" in out
+        assert re.search(rf"(?m)^\s*{step}\s+ok\b", out), f"{step} not reported ok:\n{out}"
     assert f"registered {MODEL} v1 as challenger (gate: bootstrap)" in out
     assert f"mlflow ui --backend-store-uri {registry.embedded_tracking_uri(spoke)}" in out
 
@@ -164,9 +166,8 @@ def test_registered_model_serves_with_its_signature(spoke, first_run):
     import mlflow
 
     assert first_run.returncode == 0
-    mlflow.set_tracking_uri(registry.embedded_tracking_uri(spoke))
-    mlflow.set_registry_uri(registry.embedded_tracking_uri(spoke))
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@challenger")
+    with fluent_registry(spoke):
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}@challenger")
     inputs = model.metadata.get_input_schema().input_names()
     assert inputs == list(load_config(spoke).data.contract.columns)
     rows = held_out_rows(spoke, load_config(spoke))

@@ -55,14 +55,6 @@ def deploy_base(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -
     return Spoke(root, config)
 
 
-@pytest.fixture(autouse=True)
-def no_inherited_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every spoke here uses its own embedded registry: an MLFLOW_TRACKING_URI left in the
-    environment by earlier code in this worker would send commands to another spoke."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-
-
 @pytest.fixture
 def spoke(deploy_base: Spoke, tmp_path: Path) -> Spoke:
     """A private copy of the base spoke (registry, audit trail and all)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines.contract import validate_frame
+from slipway.pipelines.fluent import fluent_registry
 from slipway.pipelines.guardrails import psi
 from slipway.pipelines.registry import CHAMPION, state_dir, version_by_alias
 from slipway.pipelines.samples import read_samples
@@ -150,7 +151,8 @@ def check_drift(root: Path, config: SpokeConfig, client: MlflowClient) -> DriftR
         for name in columns:
             value = psi(reference[name].tolist(), current[name].tolist())
             drifts.append(FeatureDrift(name, round(value, 4), value > monitoring.max_feature_psi))
-        model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{champion.version}")
+        with fluent_registry(root):
+            model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{champion.version}")
         expected = list(model.predict(features(reference, config)))
         actual = served[PREDICTION].tolist()
         prediction_psi = round(psi(expected, actual), 4)
