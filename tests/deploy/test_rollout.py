@@ -22,12 +22,14 @@ import pytest
 from slipway.pipelines import audit, registry, rollout_state
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.rehearsal import register_faulty
+from slipway.pipelines.rollout import plan_for
 from slipway.pipelines.traffic import replay_rows
 
 from .conftest import SLIPWAY, STARTUP_GUARD_S, GatewayProcess, Load, Spoke, slipway
 
 CONCURRENCY = 20
 RATE = 200.0  # requests/s in total: enough for each step, civil to parallel test workers
+DEAD_PID = 2**22 + 1  # above the largest pid Linux can hand out: no process has it
 
 
 def aliases(spoke: Spoke) -> dict[str, str | None]:
@@ -127,7 +129,9 @@ def test_controller_killed_mid_rollout_recovers_consistently(spoke, gateway, rec
         deadline = time.monotonic() + STARTUP_GUARD_S
         while time.monotonic() < deadline:
             row = rollout_state.latest(spoke.root)
-            if row is not None and row.phase == "32%":
+            # The phase is recorded just before the gateway is told: kill after both.
+            if (row is not None and row.phase == "32%"
+                    and gateway_state(gateway.url)["weight"] == 32):
                 break
             assert controller.poll() is None, controller.communicate()
             time.sleep(0.1)
@@ -158,6 +162,28 @@ def test_controller_killed_mid_rollout_recovers_consistently(spoke, gateway, rec
     actions = [(e["action"], e["version"]) for e in audit.read(spoke.root)]
     closing = ("promote", "2") if recovery == "resume" else ("rollback", "2")
     assert actions.count(closing) == 1 and actions[-1] == closing
+    assert load.report.failed == 0
+
+
+def test_rollback_while_promoting_finishes_the_promotion_then_reverts_it(spoke, gateway):
+    """A controller killed between `promoting` and `promoted`, then `slipway rollback`: the
+    team asked for the old champion, so the promotion is completed (registry and audit agree)
+    and reverted, never left standing."""
+    model = spoke.config.model_name
+    registry.client(spoke.root).set_registered_model_alias(model, registry.CHALLENGER, "2")
+    row = rollout_state.start(spoke.root, model=model, version="2", champion_version="1",
+                              plan=plan_for(spoke.config).as_dict(), pid=DEAD_PID)
+    rollout_state.update(spoke.root, row.id, status=rollout_state.PROMOTING, phase="promote")
+    with Load(gateway.url, spoke, concurrency=CONCURRENCY, rate=RATE) as load:
+        done = slipway(spoke.root, "rollback", "--url", gateway.url, "--reason", "drill")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"rollout {row.id} closed: rolled_back" in done.stdout
+    assert aliases(spoke) == {"champion": "1", "challenger": None, "previous": None}
+    assert gateway_state(gateway.url)["champion"] == "1"
+    assert rollout_state.latest(spoke.root).status == rollout_state.ROLLED_BACK
+    assert outcome_tags(spoke, "2") == ("rolled_back", "manual rollback: drill")
+    actions = [(e["action"], e["version"]) for e in audit.read(spoke.root)]
+    assert actions[-2:] == [("promote", "2"), ("rollback", "2")]
     assert load.report.failed == 0
 
 

@@ -172,7 +172,7 @@ class Controller:
         if row is None:
             raise release.ReleaseError("no rollout is open")
         if row.status == rollout_state.PROMOTING:
-            return self._promote(row.id)  # past the point of no return: finish, then revert
+            return self._revert_promotion(row.id, reason)
         return self._rollback(row.id, reason)
 
     # -- phases -------------------------------------------------------------------------------
@@ -289,6 +289,23 @@ class Controller:
         self._event(rollout_id, f"PROMOTED version {row.version} to champion "
                                 f"(previous: {row.champion_version})")
         return Outcome(rollout_state.PROMOTED, row.version, reason, rollout_id)
+
+    def _revert_promotion(self, rollout_id: int, reason: str) -> Outcome:
+        """A rollback asked for while the aliases were moving: finish the promotion, so the
+        registry and the audit trail agree on what happened, then give the champion back."""
+        promoted = self._promote(rollout_id)
+        if promoted.version is None or self._alias(registry.PREVIOUS) is None:
+            raise release.ReleaseError(
+                f"version {promoted.version} was a first champion, so there is nothing to "
+                "go back to; promote a known-good version with `slipway promote VERSION`"
+            )
+        release.revert_promotion(self.root, self.client, self.model, reason=reason)
+        self._reload_quietly()
+        rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLED_BACK,
+                             reason=reason)
+        self._event(rollout_id, f"ROLLBACK after promotion: version {promoted.version} out, "
+                                f"champion {self._alias(registry.CHAMPION)} again; {reason}")
+        return Outcome(rollout_state.ROLLED_BACK, promoted.version, reason, rollout_id)
 
     def _finished(self, rollout_id: int) -> Outcome:
         row = rollout_state.get(self.root, rollout_id)

@@ -27,7 +27,10 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
         if rollout_state.open_rollout(spoke.root) is not None:
             controller = Controller(spoke.root, spoke.config, gateway, plan_for(spoke.config),
                                     echo=click.echo)
-            outcome = controller.abort(f"manual rollback: {reason}")
+            try:
+                outcome = controller.abort(f"manual rollback: {reason}")
+            except release.ReleaseError as exc:
+                fail(str(exc), Exit.ERROR)
             click.echo(f"rollout {outcome.rollout_id} closed: {outcome.status}")
             return
         client = registry.client(spoke.root)
