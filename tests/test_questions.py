@@ -21,25 +21,48 @@ BAD_ANSWERS = [
     ("project_name", "9lives", "a letter first"),
     ("project_name", "ab", "3 to 40 characters"),
     ("project_name", "churn/model", "letters, digits, spaces"),
+    # The derived package must be importable and must not hide (or be hidden by) a module the
+    # spoke imports: `lambda` is a SyntaxError, `pandas` shadows pandas.
+    ("project_name", "Lambda", "'lambda', which is a Python keyword"),
+    ("project_name", "Pandas", "'pandas', which a standard-library module, a dependency"),
+    ("project_name", "Json", "'json', which a standard-library module"),
+    ("project_name", "Mlflow", "'mlflow', which a standard-library module"),
+    ("project_name", "Sklearn", "'sklearn', which a standard-library module"),
+    ("project_name", "Test", "e.g. 'Test Model' (package test_model)"),
     ("description", "", "one non-empty line"),
     ("team", "Data Science", "lowercase letters"),
     ("contact_email", "ml-team.example.com", "an email address"),
     ("business_owner", "  ", "must not be empty"),
     ("cost_center", "cc 1", "letters, digits"),
     ("kpi_name", "", "must not be empty"),
+    ("kpi_baseline", "abc", "kpi_baseline must be a finite number like 48"),
+    ("kpi_baseline", "nan", "kpi_baseline must be a finite number like 48"),
+    ("kpi_baseline", float("inf"), "kpi_baseline must be a finite number like 48"),
+    ("kpi_target", float("nan"), "kpi_target must be a finite number like 24"),
+    ("kpi_target", "-.inf", "kpi_target must be a finite number like 24"),
     ("kpi_target", 48.0, "must differ from kpi_baseline"),
     ("risk_tier", "extreme", "'extreme' is not in ['low', 'medium', 'high']"),
     ("deploy_target", "azureml", "'azureml' is not in ['sagemaker']"),
     ("aws_region", "Europe-West", "must look like eu-west-1"),
     ("aws_region", "eu-west", "must look like eu-west-1"),
-    ("monthly_budget_usd", 0, "positive number"),
-    ("monthly_budget_usd", -25.0, "positive number"),
+    ("monthly_budget_usd", 0, "positive, finite number"),
+    ("monthly_budget_usd", -25.0, "positive, finite number"),
+    ("monthly_budget_usd", "lots", "positive, finite number"),
+    ("monthly_budget_usd", ".inf", "positive, finite number"),
     ("canary_first_percent", 0, "between 1 and 50"),
     ("canary_first_percent", 51, "between 1 and 50"),
+    ("canary_first_percent", "ten", "a whole number between 1 and 50"),
+    ("canary_first_percent", 12.5, "a whole number between 1 and 50"),
     ("canary_step_count", 1, "between 2 and 6"),
+    ("canary_step_count", "three", "a whole number between 2 and 6"),
     ("step_seconds", 1, "between 5 and 86400"),
+    ("step_seconds", "1m", "a whole number between 5 and 86400"),
     ("max_error_rate", 0.9, "between 0 and 0.5"),
+    ("max_error_rate", float("nan"), "a number between 0 and 0.5"),
+    ("max_error_rate", "low", "a number between 0 and 0.5"),
     ("max_p95_latency_ratio", 1.0, "between 1.05 and 10"),
+    ("max_p95_latency_ratio", float("inf"), "a number between 1.05 and 10"),
+    ("max_p95_latency_ratio", "fast", "a number between 1.05 and 10"),
     ("ci_provider", "jenkins", "'jenkins' is not in ['github']"),
 ]
 
@@ -78,8 +101,52 @@ def test_the_cli_reports_a_bad_answer_and_writes_nothing(template_repo: Path, tm
         capture_output=True, text=True,
     )
     assert run.returncode != 0
-    assert "monthly_budget_usd must be a positive number of US dollars" in run.stderr
+    assert "monthly_budget_usd must be a positive, finite number of US dollars" in run.stderr
     assert not dst.exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("kpi_baseline=abc", "kpi_baseline must be a finite number like 48 or 12.5 (got 'abc')"),
+        ("kpi_target=inf", "kpi_target must be a finite number like 24 or 12.5 (got 'inf')"),
+        ("step_seconds=1.5", "step_seconds must be a whole number between 5 and 86400"),
+        ("project_name=Lambda", "add a word, e.g. 'Lambda Model'"),
+    ],
+)
+def test_the_cli_explains_a_value_that_is_not_allowed(
+    template_repo: Path, tmp_path: Path, answer: str, message: str
+):
+    """`-d` answers arrive as strings: a non-number gets the validator's message, not a bare
+    "could not convert string to float"."""
+    dst = tmp_path / "spoke"
+    run = subprocess.run(
+        [sys.executable, "-m", "copier", "copy", "--defaults", "--vcs-ref", "HEAD",
+         "-d", answer, str(template_repo), str(dst)],
+        capture_output=True, text=True,
+    )
+    assert run.returncode != 0
+    assert message in run.stderr
+    assert not dst.exists()
+
+
+def test_numbers_given_as_text_render_a_valid_slipway_toml(render):
+    """What `-d` sends (strings, whole numbers for floats) renders numbers slipway.toml loads."""
+    from slipway.pipelines.config import load_config
+
+    spoke = render(project_name="Pandas Model", kpi_baseline="12", kpi_target="30.5",
+                   monthly_budget_usd="250", canary_first_percent="5", canary_step_count="4",
+                   step_seconds="30", max_error_rate="0.02", max_p95_latency_ratio="2")
+    config = load_config(spoke)
+    assert (spoke / "src" / "pandas_model" / "__init__.py").is_file()
+    assert (config.kpi.baseline, config.kpi.target) == (12.0, 30.5)
+    assert config.kpi.higher_is_better
+    assert config.budget.monthly_usd == 250
+    assert config.rollout.canary_steps[0] == 5
+    assert len(config.rollout.canary_steps) == 4
+    assert config.rollout.step_seconds == 30
+    assert config.rollout.guardrails.max_error_rate == 0.02
+    assert config.rollout.guardrails.max_p95_latency_ratio == 2.0
 
 
 def test_copy_needs_no_trust(template_repo: Path, tmp_path: Path):
