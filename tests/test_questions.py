@@ -29,6 +29,8 @@ BAD_ANSWERS = [
     ("project_name", "Mlflow", "'mlflow', which a standard-library module"),
     ("project_name", "Sklearn", "'sklearn', which a standard-library module"),
     ("project_name", "Test", "e.g. 'Test Model' (package test_model)"),
+    ("project_name", "Pipelines", "'pipelines', which a standard-library module, a dependency or"
+     " a folder of the spoke"),
     ("description", "", "one non-empty line"),
     ("team", "Data Science", "lowercase letters"),
     ("contact_email", "ml-team.example.com", "an email address"),
