@@ -132,6 +132,21 @@ def test_shadow_mode_answers_from_the_champion_while_the_challenger_scores_a_cop
     assert window["challenger"]["requests"] == 20
 
 
+def test_every_row_of_a_batched_request_reaches_the_drift_window(spoke, gateway):
+    """Callers that send batches are judged for drift like single-row callers."""
+    from slipway.pipelines.traffic import replay_rows
+
+    rows = replay_rows(spoke.root, spoke.config)[:40]
+    seq = httpx.get(f"{gateway.url}/admin/window", params={"after": 0}, timeout=10).json()["seq"]
+    answer = httpx.post(f"{gateway.url}/invocations", json={"dataframe_records": rows},
+                        timeout=30)
+    assert answer.status_code == 200, answer.text
+    window = httpx.get(f"{gateway.url}/admin/window", params={"after": seq}, timeout=10).json()
+    assert window["champion"]["requests"] == 1
+    assert window["champion"]["predictions"] == answer.json()["predictions"]
+    assert len(window["champion"]["predictions"]) == 40
+
+
 def test_admin_operations_need_loopback_or_the_token(spoke):
     from starlette.testclient import TestClient
 

@@ -227,6 +227,16 @@ def test_first_deploy_bootstraps_after_a_smoke_test_and_refuses_a_broken_one(spo
         gw.stop()
 
 
+def test_a_step_without_enough_traffic_fails_and_rolls_back(spoke, gateway):
+    """No load on purpose: a canary that nobody calls proves nothing, so it is not promoted."""
+    done = slipway(spoke.root, "deploy", "--version", "2", "--url", gateway.url,
+                   "--step-seconds", "1", "--step-timeout", "2")
+    assert done.returncode == Exit.ROLLED_BACK, done.stdout + done.stderr
+    assert "not enough traffic: 0 challenger requests" in done.stderr
+    assert aliases(spoke) == {"champion": "1", "challenger": None, "previous": None}
+    assert gateway_state(gateway.url)["weight"] == 0
+
+
 def test_unreachable_gateway_and_governance_refusal_have_their_exit_codes(spoke):
     unreachable = slipway(spoke.root, "deploy", "--version", "2", "--url",
                           "http://127.0.0.1:9")

@@ -86,7 +86,9 @@ class Gateway:
         self.shadow = False
         self._routed = 0
         self._seq = 0
-        self._events: deque[tuple[int, str, bool, float, Any]] = deque(maxlen=WINDOW_EVENTS)
+        # (seq, role, ok, model seconds, predictions) per request
+        self._events: deque[tuple[int, str, bool, float, tuple[Any, ...]]] = deque(
+            maxlen=WINDOW_EVENTS)
         self._background: set[asyncio.Task] = set()
         self._samples = SampleWriter(root, self.columns, config.monitoring.sample_capacity)
         self._reload_lock = asyncio.Lock()
@@ -223,15 +225,14 @@ class Gateway:
         try:
             outputs, model_seconds = await variant.batcher.predict(rows)
         except Exception:
-            self._record(variant.role, False, time.perf_counter() - start, None)
+            self._record(variant.role, False, time.perf_counter() - start, ())
             self.m_requests.labels(*labels).inc()
             self.m_errors.labels(*labels).inc()
             raise
         elapsed = time.perf_counter() - start
         # The window keeps model time (comparable across variants whatever their share of
         # traffic); the histogram keeps the full time to answer (what callers feel).
-        self._record(variant.role, True, model_seconds,
-                     outputs[0] if len(outputs) == 1 else None)
+        self._record(variant.role, True, model_seconds, tuple(outputs))
         self.m_requests.labels(*labels).inc()
         self.m_latency.labels(*labels).observe(elapsed)
         for value in outputs:
@@ -249,9 +250,11 @@ class Gateway:
     def flush_samples(self) -> None:
         self._samples.flush()
 
-    def _record(self, role: str, ok: bool, seconds: float, prediction: Any) -> None:
+    def _record(self, role: str, ok: bool, seconds: float, predictions: tuple[Any, ...]) -> None:
+        """One request: every row's prediction is kept, so batched callers are judged for
+        drift like single-row ones."""
         self._seq += 1
-        self._events.append((self._seq, role, ok, seconds, prediction))
+        self._events.append((self._seq, role, ok, seconds, predictions))
 
     def shadow_copy(self, rows: list[tuple[Any, ...]]) -> None:
         variant = self.variants.get(CHALLENGER)
@@ -278,7 +281,7 @@ class Gateway:
         for role in (CHAMPION, CHALLENGER):
             events = [e for e in recent if e[1] == role]
             latencies = [e[3] for e in events if e[2]]
-            predictions = [e[4] for e in events if e[2] and e[4] is not None]
+            predictions = [p for e in events if e[2] for p in e[4]]
             out[role] = {  # p95_ms: of the model time of each request's batch
                 "requests": len(events),
                 "errors": sum(1 for e in events if not e[2]),

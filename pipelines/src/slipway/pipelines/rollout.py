@@ -237,7 +237,11 @@ class Controller:
             else:
                 baseline = self._baseline
             elapsed = time.monotonic() - started
-            enough = window["challenger"]["requests"] >= self.plan.min_requests
+            # Drift needs MIN_PSI_SAMPLES predictions whatever min_requests says: a step is
+            # never passed without its drift guardrail having been judged.
+            got = window["challenger"]["requests"]
+            enough = (got >= self.plan.min_requests
+                      and len(window["challenger"]["predictions"]) >= MIN_PSI_SAMPLES)
             final = elapsed >= seconds and enough
             verdict = judge(window, baseline, self.plan.thresholds,
                             min_requests=self.plan.min_requests, final=final)
@@ -252,9 +256,10 @@ class Controller:
                     f"{k}={v}" for k, v in verdict.readings.items() if v is not None))
                 return []
             if elapsed >= self.plan.step_timeout:
-                got = window["challenger"]["requests"]
-                return [f"not enough traffic: {got} of {self.plan.min_requests} challenger "
-                        f"requests within {self.plan.step_timeout:g}s"]
+                needed = max(self.plan.min_requests, MIN_PSI_SAMPLES)
+                return [f"not enough traffic: {got} challenger requests "
+                        f"({len(window['challenger']['predictions'])} answered) of {needed} "
+                        f"within {self.plan.step_timeout:g}s"]
 
     def _rollback(self, rollout_id: int, reason: str) -> Outcome:
         """Traffic first (weight 0), then registry, audit and state; safe to repeat."""
