@@ -131,3 +131,13 @@ def test_a_spoke_without_its_pipeline_file_gets_a_clear_error(render):
     assert result.exit_code == Exit.CONFIG
     assert "pipelines/training.py is missing" in result.output
     assert "copier update" in result.output
+
+
+def test_a_deploy_wiring_without_build_pipeline_gets_a_clear_error(render):
+    spoke = render()
+    (spoke / "pipelines" / "deploy.py").write_text("PIPELINE = None\n")
+    result = CliRunner().invoke(main, ["--project", str(spoke), "compile"])
+    assert result.exit_code == Exit.CONFIG, result.output
+    assert "pipelines/deploy.py must define build_pipeline(config)" in result.output
+    assert "docs/spoke/deploy.md" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

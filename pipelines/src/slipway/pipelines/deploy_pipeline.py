@@ -9,7 +9,6 @@ any traffic moves. The spoke's pipelines/deploy.py wires `deploy_pipeline(config
 No `from __future__ import annotations` here: kfp reads the annotations as types.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 from kfp import dsl
 from kfp.dsl import Artifact, Output
 
+from slipway.pipelines import spoke_code
 from slipway.pipelines.config import SpokeConfig, load_config
 
 if TYPE_CHECKING:
@@ -158,16 +158,7 @@ def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
 
 def spoke_deploy_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":
     """The pipeline the spoke wires in pipelines/deploy.py (`build_pipeline(config)`)."""
-    path = root / SPOKE_DEPLOY_FILE
-    if not path.is_file():
-        raise DeployPipelineError(
-            f"{path} is missing: it wires the spoke's deploy pipeline. Restore it from the "
-            "template (`copier update`) or see docs/spoke/deploy.md.")
-    spec = importlib.util.spec_from_file_location("_slipway_spoke_deploy", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_pipeline(config)
+    return spoke_code.spoke_pipeline(root, config, SPOKE_DEPLOY_FILE, "docs/spoke/deploy.md")
 
 
 def compile_deploy(root: Path, config: SpokeConfig, output: Path) -> Path:

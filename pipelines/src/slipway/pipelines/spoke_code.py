@@ -23,6 +23,29 @@ class SpokeCodeError(Exception):
     """The spoke's loader or trainer cannot be imported or returned something unusable."""
 
 
+def spoke_pipeline(root: Path, config: SpokeConfig, relative: str, guide: str) -> Any:
+    """Call `build_pipeline(config)` of the spoke's pipelines/<name>.py, imported by path:
+    the team owns that wiring, slipway owns the steps it wires. `guide` is the docs page
+    that explains the file, named in the error when it is missing or wrong."""
+    import importlib.util
+
+    path = root / relative
+    if not path.is_file():
+        raise SpokeCodeError(
+            f"{path} is missing: it wires the spoke's pipeline. Restore it from the "
+            f"template (`copier update`) or see {guide}."
+        )
+    spec = importlib.util.spec_from_file_location(f"_slipway_spoke_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    build_pipeline = getattr(module, "build_pipeline", None)
+    if not callable(build_pipeline):
+        raise SpokeCodeError(
+            f"{path} must define build_pipeline(config) returning the pipeline; see {guide}.")
+    return build_pipeline(config)
+
+
 def make_importable(root: Path) -> None:
     """Put the spoke's src/ first on sys.path, so its package imports without installing it."""
     src = str((root / "src").resolve())

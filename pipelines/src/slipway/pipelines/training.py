@@ -13,7 +13,6 @@ No `from __future__ import annotations` here: kfp reads the pipeline's annotatio
 """
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slipway.pipelines import registry
+from slipway.pipelines import registry, spoke_code
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.spoke_code import held_out_rows
@@ -110,20 +109,8 @@ def training_pipeline(config: SpokeConfig) -> "GraphComponent":
 
 def spoke_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":
     """The pipeline the spoke wires in pipelines/training.py (`build_pipeline(config)`)."""
-    path = root / SPOKE_PIPELINE_FILE
-    if not path.is_file():
-        raise TrainingError(
-            f"{path} is missing: it wires the spoke's training pipeline. Restore it from the "
-            "template (`copier update`) or see docs/spoke/training.md."
-        )
-    spec = importlib.util.spec_from_file_location("_slipway_spoke_training", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    build_pipeline = getattr(module, "build_pipeline", None)
-    if not callable(build_pipeline):
-        raise TrainingError(f"{path} must define build_pipeline(config) returning the pipeline.")
-    return build_pipeline(config)
+    return spoke_code.spoke_pipeline(root, config, str(SPOKE_PIPELINE_FILE),
+                                     "docs/spoke/training.md")
 
 
 def compile_training(root: Path, config: SpokeConfig, output: Path | None = None) -> Path:

@@ -24,6 +24,7 @@ PIPELINES: dict[str, str] = {
 def compile_pipelines(ctx: click.Context, output_dir: Path | None) -> None:
     """Compile the pipelines for Kubeflow Pipelines or Vertex AI (same IR YAML)."""
     from slipway.pipelines.lineage import file_sha256
+    from slipway.pipelines.spoke_code import SpokeCodeError
     from slipway.pipelines.training import TrainingError
 
     spoke = spoke_from_context(ctx)
@@ -33,6 +34,6 @@ def compile_pipelines(ctx: click.Context, output_dir: Path | None) -> None:
         compile_one = getattr(importlib.import_module(module_name), attr)
         try:
             path = compile_one(spoke.root, spoke.config, out / f"{name}.yaml")
-        except TrainingError as exc:
+        except (TrainingError, SpokeCodeError) as exc:
             fail(str(exc), Exit.CONFIG)
         click.echo(f"{path}  sha256 {file_sha256(path)}")

@@ -54,7 +54,7 @@ def monitor(ctx: click.Context, retrain: bool) -> None:
         outcome = run_local_training(
             spoke.root, on_step=lambda step, status: click.echo(f"  {step}: {status}")
         )
-    except TrainingError as exc:
+    except (TrainingError, SpokeCodeError) as exc:
         fail(f"drift found, and retraining failed: {exc}", Exit.DRIFT)
     if outcome.version is not None:
         click.echo(f"retrained: version {outcome.version} registered ({outcome.verdict}); "
