@@ -1,68 +1,139 @@
-"""The SageMaker deploy target's verification, against moto in server mode on 127.0.0.1.
+"""The SageMaker deploy target, against two stand-ins: moto in server mode on 127.0.0.1 for
+AWS, and `FakeStack` for Pulumi's Automation API.
 
 moto is a stand-in for AWS, not AWS: it serves SageMaker's DescribeEndpoint over real HTTP
-with the states a deployment ends in. moto has no UpdateEndpoint, so each test creates the
-endpoint directly in the state SageMaker leaves it: on the intended configuration after a
-successful canary, or still on the previous one after an alarm-driven (silent) rollback.
+with the states a deployment ends in. moto has no UpdateEndpoint, so a test (or FakeStack's
+`up`) puts the endpoint directly in the state SageMaker leaves it: on the intended
+configuration after a successful canary, or still on the previous one after an alarm-driven
+(silent) rollback. The Pulumi CLI, which the real Automation API drives, is not installed
+here; FakeStack keeps the stack settings and does to moto what `pulumi up` asks SageMaker to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import sys
+from collections.abc import Callable, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
-from urllib.request import Request, urlopen
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from botocore.exceptions import ClientError
+from click.testing import CliRunner
+from pulumi.automation import CommandError, CommandResult, ConfigValue, OutputValue
 
+from slipway.infra import sagemaker_target
 from slipway.infra.endpoint import config_name
 from slipway.infra.sagemaker_target import (
     DeployStatus,
+    TargetUnavailable,
     deploy_config,
+    deploy_model_version,
+    open_stack,
     verify_endpoint,
     wait_for_endpoint,
 )
 from slipway.infra.spoke_stack import StackInputs, parse_stack_inputs
+from slipway.pipelines import audit, registry, release
+from slipway.pipelines.cli import main
+from slipway.pipelines.config import load_config
+from slipway.pipelines.exitcodes import Exit
 
 ENDPOINT = "diagnosis-assist-prod"
-REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+REGION = "eu-west-1"
+ACCESS_DENIED = ("error: creating SageMaker Model (diagnosis-assist-prod-v2): AccessDenied: "
+                 "ci role is not authorized to perform: sagemaker:CreateModel")
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+def create_version_config(client: Any, endpoint_name: str, version: int) -> str:
+    """A version's Model and EndpointConfiguration, named as ModelEndpoint names them."""
+    name = config_name(endpoint_name, version)
     try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+        client.describe_endpoint_config(EndpointConfigName=name)
+        return name
+    except ClientError:
+        pass
+    client.create_model(
+        ModelName=name,
+        ExecutionRoleArn=f"arn:aws:iam::123456789012:role/{endpoint_name}-endpoint",
+        PrimaryContainer={"Image": f"123456789012.dkr.ecr.{REGION}.amazonaws.com/m:v{version}"},
+    )
+    client.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
+                             "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+    )
+    return name
 
 
 @pytest.fixture
-def sagemaker(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    client = boto3.client(
-        "sagemaker", region_name="eu-west-1", endpoint_url=moto_url,
-        aws_access_key_id="moto", aws_secret_access_key="moto",
-    )
-    # Each test starts from an empty moto account.
-    urlopen(Request(f"{moto_url}/moto-api/reset", method="POST")).close()
+def sagemaker(aws_stand_in: str) -> Any:
+    """A SageMaker client of the moto stand-in, with versions 1 and 2 of ENDPOINT defined."""
+    client = boto3.client("sagemaker", region_name=REGION)
     for version in (1, 2):
-        name = config_name(ENDPOINT, version)
-        client.create_model(
-            ModelName=name,
-            ExecutionRoleArn="arn:aws:iam::123456789012:role/diagnosis-assist-prod-endpoint",
-            PrimaryContainer={"Image": f"{REGISTRY}/m:v{version}"},
-        )
-        client.create_endpoint_config(
-            EndpointConfigName=name,
-            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
-                                 "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
-        )
+        create_version_config(client, ENDPOINT, version)
     return client
+
+
+class FakeStack:
+    """A stand-in for pulumi.automation.Stack (the Pulumi CLI it drives is absent here).
+
+    It keeps the stack settings as `pulumi config` would (namespaced by project), and its
+    `up` does to the moto stand-in what the spoke's program asks SageMaker for: the
+    version's Model and EndpointConfiguration, then the endpoint's blue/green deployment,
+    which ends on the new configuration, or, when `alarm_fires`, silently on the previous
+    one. With `up_error` it fails as `pulumi up` does, before touching anything.
+    """
+
+    def __init__(self, sagemaker: Any, endpoint: Callable[[str, str], Any], endpoint_name: str,
+                 *, settings: Mapping[str, str] | None = None, alarm_fires: bool = False,
+                 up_error: str | None = None) -> None:
+        self.sagemaker, self.endpoint, self.endpoint_name = sagemaker, endpoint, endpoint_name
+        self.settings = dict(settings or {})
+        self.alarm_fires, self.up_error = alarm_fires, up_error
+        self.ups = 0
+        self._outputs: dict[str, Any] = {}
+
+    def get_all_config(self) -> dict[str, ConfigValue]:
+        return {"aws:region": ConfigValue(REGION),
+                **{f"demo:{k}": ConfigValue(v) for k, v in self.settings.items()}}
+
+    def set_all_config(self, config: MutableMapping[str, ConfigValue]) -> None:
+        self.settings.update({key: value.value for key, value in config.items()})
+
+    def remove_config(self, key: str) -> None:
+        del self.settings[key]
+
+    def up(self, *, on_output: Callable[[str], Any]) -> None:
+        self.ups += 1
+        if self.up_error:
+            raise CommandError(CommandResult(stdout="Updating (prod)\n", stderr=self.up_error,
+                                             code=255))
+        version = int(self.settings["modelVersion"])
+        previous = self.settings.get("previousModelVersion")
+        new = create_version_config(self.sagemaker, self.endpoint_name, version)
+        old = config_name(self.endpoint_name, int(previous)) if previous else None
+        lands_on = old if self.alarm_fires and old else new
+        try:
+            self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
+            self.endpoint(self.endpoint_name, REGION).endpoint_config_name = lands_on
+        except ClientError:
+            self.sagemaker.create_endpoint(EndpointName=self.endpoint_name,
+                                           EndpointConfigName=lands_on)
+        on_output(f"endpoint {self.endpoint_name}: {lands_on}")
+        self._outputs = {"endpoint_name": self.endpoint_name, "model_version": version,
+                         "previous_endpoint_config_name": old}
+
+    def outputs(self) -> dict[str, OutputValue]:
+        return {key: OutputValue(value, False) for key, value in self._outputs.items()}
+
+
+def serving(sagemaker: Any, endpoint_name: str, version: int) -> None:
+    """The endpoint as a previous deploy left it: InService on `version`."""
+    sagemaker.create_endpoint(EndpointName=endpoint_name,
+                              EndpointConfigName=create_version_config(sagemaker, endpoint_name,
+                                                                       version))
 
 
 def test_endpoint_on_the_intended_configuration_is_deployed(sagemaker):
@@ -100,17 +171,9 @@ def test_waiting_returns_once_settled_without_sleeping(sagemaker):
     assert sleeps == []
 
 
-def moto_endpoint(name: str) -> Any:
-    """The stand-in's own record of an endpoint (moto runs in this process), so a test can put
-    it in the states SageMaker passes through during a deployment, which moto never does."""
-    from moto.backends import get_backend
-
-    return get_backend("sagemaker")["123456789012"]["eu-west-1"].endpoints[name]
-
-
-def test_waiting_polls_through_an_update_until_the_endpoint_settles(sagemaker):
+def test_waiting_polls_through_an_update_until_the_endpoint_settles(sagemaker, moto_endpoint):
     sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name(ENDPOINT, 1))
-    record = moto_endpoint(ENDPOINT)
+    record = moto_endpoint(ENDPOINT, REGION)
     record.endpoint_status = "Updating"
     polls: list[float] = []
 
@@ -126,9 +189,9 @@ def test_waiting_polls_through_an_update_until_the_endpoint_settles(sagemaker):
     assert outcome.status is DeployStatus.deployed
 
 
-def test_a_failed_endpoint_reports_sagemakers_reason(sagemaker):
+def test_a_failed_endpoint_reports_sagemakers_reason(sagemaker, moto_endpoint):
     sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name(ENDPOINT, 2))
-    record = moto_endpoint(ENDPOINT)
+    record = moto_endpoint(ENDPOINT, REGION)
     record.endpoint_status = "Failed"
     record.failure_reason = "The primary container did not pass the ping health check."
     outcome = verify_endpoint(sagemaker, ENDPOINT, config_name(ENDPOINT, 2))
@@ -147,3 +210,229 @@ def test_deploy_config_keeps_the_serving_version_for_rollback():
         model_version=3, previous_model_version=2, champion_p95_latency_ms=41.5)
     assert deploy_config(None, 1, None) == {"modelVersion": "1"}  # first deploy
     assert deploy_config(3, 3, None) == {"modelVersion": "3"}  # redeploy: nothing to keep
+
+
+# -- deploy_model_version: the stack settings, `pulumi up` and the verification together ------
+
+
+def stack_serving_v1(sagemaker: Any, moto_endpoint: Any, **behaviour: Any) -> FakeStack:
+    serving(sagemaker, ENDPOINT, 1)
+    return FakeStack(sagemaker, moto_endpoint, ENDPOINT, settings={"modelVersion": "1"},
+                     **behaviour)
+
+
+def deploy(stack: FakeStack, sagemaker: Any, version: int) -> sagemaker_target.DeployOutcome:
+    return deploy_model_version(stack, sagemaker, "prod", version, on_output=lambda _: None,
+                                sleep=pytest.fail)  # a settled endpoint needs no polling
+
+
+def test_a_healthy_canary_is_deployed_and_the_stack_keeps_the_old_version(sagemaker,
+                                                                          moto_endpoint):
+    stack = stack_serving_v1(sagemaker, moto_endpoint)
+    outcome = deploy(stack, sagemaker, 2)
+    assert (outcome.status, outcome.actual_config) == (DeployStatus.deployed, f"{ENDPOINT}-v2")
+    assert stack.settings == {"modelVersion": "2", "previousModelVersion": "1"}
+
+
+def test_a_silent_rollback_puts_the_serving_version_back_in_the_stack(sagemaker, moto_endpoint):
+    stack = stack_serving_v1(sagemaker, moto_endpoint, alarm_fires=True)
+    outcome = deploy(stack, sagemaker, 2)
+    assert (outcome.status, outcome.actual_config) == (DeployStatus.rolled_back,
+                                                       f"{ENDPOINT}-v1")
+    assert outcome.message.endswith("; stack modelVersion is 1 again")
+    assert stack.settings == {"modelVersion": "1"}
+    # The next deploy keeps the version that really served, not the rejected v2.
+    stack.alarm_fires = False
+    assert deploy(stack, sagemaker, 3).status is DeployStatus.deployed
+    assert stack.settings == {"modelVersion": "3", "previousModelVersion": "1"}
+
+
+def test_a_failed_pulumi_up_is_a_failure_with_its_error_not_a_rollback(sagemaker,
+                                                                      moto_endpoint):
+    stack = stack_serving_v1(sagemaker, moto_endpoint, up_error=ACCESS_DENIED)
+    outcome = deploy(stack, sagemaker, 2)
+    assert outcome.status is DeployStatus.failed
+    assert "not authorized to perform: sagemaker:CreateModel" in outcome.message
+    assert "rolled back" not in outcome.message and "alarm" not in outcome.message
+    # Settings as they were, so a rerun after the fix records v1 as previous again.
+    assert stack.settings == {"modelVersion": "1"}
+    described = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+    assert described["EndpointConfigName"] == f"{ENDPOINT}-v1"
+
+
+def test_a_first_deploy_creates_the_endpoint_with_nothing_to_keep(aws_stand_in, moto_endpoint):
+    client = boto3.client("sagemaker", region_name=REGION)
+    stack = FakeStack(client, moto_endpoint, ENDPOINT)
+    outcome = deploy(stack, client, 1)
+    assert (outcome.status, outcome.actual_config) == (DeployStatus.deployed, f"{ENDPOINT}-v1")
+    assert stack.settings == {"modelVersion": "1"}
+
+
+def test_a_stack_that_cannot_be_opened_says_what_the_target_needs(tmp_path):
+    # On this machine the Pulumi CLI is absent; with one, tmp_path has no Pulumi project.
+    with pytest.raises(TargetUnavailable, match=r"needs the Pulumi CLI .*AWS credentials"):
+        open_stack(tmp_path, "staging")
+
+
+# -- `slipway deploy --env`: governance, the stack, exit codes, registry and audit trail ------
+
+
+@pytest.fixture
+def spoke_with_versions(spokes, tmp_path, monkeypatch) -> Callable[[str], Path]:
+    """A private copy of the rendered spoke of a tier, whose registry holds v1 (champion)
+    and v2 (challenger). The versions are registered without training: the SageMaker path
+    reads only the registry (aliases, tags); the model itself is the stack's image."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def make(tier: str) -> Path:
+        root = tmp_path / f"spoke-{tier}"
+        shutil.copytree(spokes[tier], root, ignore=shutil.ignore_patterns(".slipway"))
+        model = load_config(root).model_name
+        client = registry.client(root)
+        client.create_registered_model(model)
+        for version in ("1", "2"):
+            client.create_model_version(model, source=(root / f"model-v{version}").as_uri())
+        release.promote(root, client, model, "1", reason="test fixture: first champion")
+        client.set_registered_model_alias(model, registry.CHALLENGER, "2")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def stacks(monkeypatch) -> dict[str, Any]:
+    """Replace the Automation API's stack (open_stack) by the FakeStack a test puts here."""
+    opened: dict[str, Any] = {}
+
+    def open_fake(infra_dir: Path, environment: str) -> FakeStack:
+        assert infra_dir.name == "infra"
+        opened.setdefault("opened", []).append(environment)
+        return opened[environment]
+
+    monkeypatch.setattr(sagemaker_target, "open_stack", open_fake)
+    return opened
+
+
+def slipway_deploy(root: Path, *args: str) -> Any:
+    return CliRunner().invoke(main, ["--project", str(root), "deploy", *args])
+
+
+def version_tags(root: Path, version: str) -> tuple[str | None, str | None]:
+    mv = registry.client(root).get_model_version(load_config(root).model_name, version)
+    return mv.tags.get(registry.TAG_ROLLOUT_OUTCOME), mv.tags.get(registry.TAG_ROLLOUT_REASON)
+
+
+def alias(root: Path, name: str) -> str | None:
+    found = registry.version_by_alias(registry.client(root), load_config(root).model_name, name)
+    return None if found is None else str(found.version)
+
+
+def fake_stack_for(root: Path, sagemaker: Any, moto_endpoint: Any, env: str,
+                   **behaviour: Any) -> FakeStack:
+    endpoint_name = f"{load_config(root).project.slug}-{env}"
+    serving(sagemaker, endpoint_name, 1)
+    return FakeStack(sagemaker, moto_endpoint, endpoint_name, settings={"modelVersion": "1"},
+                     **behaviour)
+
+
+def test_deploy_env_prod_promotes_the_challenger_sagemaker_serves(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
+    result = slipway_deploy(root, "--env", "prod")
+    assert result.exit_code == Exit.OK, result.output
+    assert "deployed: version 2 serves on SageMaker prod" in result.output
+    assert stack.settings == {"modelVersion": "2", "previousModelVersion": "1"}
+    assert (alias(root, "champion"), alias(root, "previous"), alias(root, "challenger")) == (
+        "2", "1", None)
+    assert version_tags(root, "2")[0] == "promoted"
+    last = audit.read(root)[-1]
+    assert (last["action"], last["version"], last["details"]["environment"]) == (
+        "promote", "2", "prod")
+
+
+def test_deploy_env_reports_a_silent_rollback_as_rolled_back(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod",
+                                            alarm_fires=True)
+    result = slipway_deploy(root, "--env", "prod")
+    assert result.exit_code == Exit.ROLLED_BACK, result.output
+    assert "rolled back: version 2 on SageMaker prod" in result.output
+    assert stack.settings == {"modelVersion": "1"}
+    assert (alias(root, "champion"), alias(root, "challenger")) == ("1", None)
+    outcome, reason = version_tags(root, "2")
+    assert outcome == "rolled_back"
+    assert reason.startswith("SageMaker prod: SageMaker rolled back: endpoint serves")
+    last = audit.read(root)[-1]
+    assert (last["action"], last["version"], last["details"]["serving_config"]) == (
+        "rollback", "2", f"{load_config(root).project.slug}-prod-v1")
+
+
+def test_deploy_env_refuses_an_unapproved_high_risk_version_before_the_stack(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("high")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
+    trail = len(audit.read(root))
+    result = slipway_deploy(root, "--env", "prod", "--version", "2")
+    assert result.exit_code == Exit.NOT_APPROVED, result.output
+    assert "refused by governance" in result.output
+    assert "slipway approve 2 --by NAME --reason TEXT" in result.output
+    assert "opened" not in stacks  # the stack was never opened, let alone updated
+    assert (stack.ups, stack.settings) == (0, {"modelVersion": "1"})
+    assert len(audit.read(root)) == trail
+    assert alias(root, "challenger") == "2"
+
+
+def test_deploy_env_with_a_failing_pulumi_up_exits_with_the_error(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["staging"] = fake_stack_for(root, client, moto_endpoint, "staging",
+                                       up_error=ACCESS_DENIED)
+    result = slipway_deploy(root, "--env", "staging")
+    assert result.exit_code == Exit.ERROR, result.output
+    assert "failed: `pulumi up` failed on stack staging" in result.output
+    assert "deploy again" in result.output
+    # Nothing was decided about the model: it stays the challenger, untagged.
+    assert (alias(root, "challenger"), version_tags(root, "2")) == ("2", (None, None))
+    last = audit.read(root)[-1]
+    assert (last["action"], last["details"]["status"]) == ("deploy", "failed")
+
+
+def test_deploy_env_staging_records_the_outcome_and_keeps_the_challenger_for_prod(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["staging"] = fake_stack_for(root, client, moto_endpoint, "staging")
+    result = slipway_deploy(root, "--env", "staging")
+    assert result.exit_code == Exit.OK, result.output
+    assert (alias(root, "champion"), alias(root, "challenger")) == ("1", "2")
+    assert version_tags(root, "2")[0] == "staged"
+    last = audit.read(root)[-1]
+    assert (last["action"], last["details"]["status"], last["details"]["environment"]) == (
+        "deploy", "deployed", "staging")
+
+
+def test_deploy_env_without_slipway_infra_says_how_to_install_it(
+        spoke_with_versions, stacks, monkeypatch):
+    root = spoke_with_versions("low")
+    # The import fails as it does without the `infra` group: None in sys.modules, and the
+    # package no longer holding the submodule this process already imported.
+    monkeypatch.setitem(sys.modules, "slipway.infra.sagemaker_target", None)
+    monkeypatch.delattr(sys.modules["slipway.infra"], "sagemaker_target")
+    result = slipway_deploy(root, "--env", "prod")
+    assert result.exit_code == Exit.ERROR
+    assert "run `uv sync --group infra` (or `make setup`)" in result.output
+    assert "opened" not in stacks
+
+
+def test_deploy_env_refuses_the_local_rollout_options(spoke_with_versions, stacks):
+    root = spoke_with_versions("low")
+    result = slipway_deploy(root, "--env", "prod", "--resume", "--step-seconds", "2")
+    assert result.exit_code == Exit.USAGE
+    assert "--resume, --step-seconds drive(s) the local gateway rollout" in result.output
+    assert "opened" not in stacks

@@ -1,29 +1,32 @@
 """The SageMaker deploy target: move a stack to a model version, then check what AWS did.
 
-`deploy_model_version` is what `slipway deploy --env staging|prod` calls when slipway.toml
-says `target = "sagemaker"`. It (1) records the serving version as `previousModelVersion`
-and sets `modelVersion` in the stack configuration, (2) runs `pulumi up` through the
-Automation API, which makes SageMaker perform the blue/green CANARY deployment with its
-alarm-driven auto-rollback, and (3) asks SageMaker, with boto3, which EndpointConfiguration
-the endpoint really runs. SageMaker's rollback is silent from Pulumi's point of view (the
-endpoint ends InService, on the previous configuration), so step 3 is what turns it into a
-reported rollback.
+`deploy_model_version` is what `slipway deploy --env staging|prod` calls (slipway.toml's
+`[deploy].target` is "sagemaker"). It (1) records the serving version as
+`previousModelVersion` and sets `modelVersion` in the stack configuration, (2) runs
+`pulumi up` through the Automation API, which makes SageMaker perform the blue/green CANARY
+deployment with its alarm-driven auto-rollback, and (3) asks SageMaker, with boto3, which
+EndpointConfiguration the endpoint really runs. SageMaker's rollback is silent from Pulumi's
+point of view (the endpoint ends InService, on the previous configuration), so step 3 is
+what turns it into a reported rollback; the stack's `modelVersion` then goes back to the
+version that serves, so the next deploy keeps the right one as `previousModelVersion`.
 
 Steps 1-2 need the Pulumi CLI and AWS credentials; they are not run on machines without
-them (this repository's CI included). Step 3, `verify_endpoint`, is tested against moto's
-server mode on 127.0.0.1: a stand-in for AWS, not AWS.
+them (this repository's CI included). The stack is passed in (`open_stack` makes the real
+one), so the tests drive steps 1-3 with a stand-in for the Automation API's Stack, and
+step 3 against moto's server mode on 127.0.0.1: a stand-in for AWS, not AWS.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
+from pulumi.automation import CommandError, ConfigValue
 
 from slipway.infra.endpoint import config_name
 
@@ -119,42 +122,138 @@ def deploy_config(
     return values
 
 
+MODEL_VERSION = "modelVersion"
+PREVIOUS_MODEL_VERSION = "previousModelVersion"
+PULUMI_NEEDS = ("`slipway deploy --env` needs the Pulumi CLI "
+                "(https://www.pulumi.com/docs/install/), `pulumi login` to the spoke's state "
+                "backend, and AWS credentials")
+
+
+class TargetUnavailable(RuntimeError):
+    """The stack cannot be opened here (no Pulumi CLI, no project); the message says why."""
+
+
+class PulumiStack(Protocol):
+    """The part of pulumi.automation.Stack the deploy target uses: a test passes a stand-in."""
+
+    def get_all_config(self) -> Mapping[str, Any]: ...
+
+    def set_all_config(self, config: MutableMapping[str, ConfigValue]) -> None: ...
+
+    def remove_config(self, key: str) -> None: ...
+
+    def up(self, *, on_output: Callable[[str], Any]) -> Any: ...
+
+    def outputs(self) -> Mapping[str, Any]: ...
+
+
+def open_stack(infra_dir: Path, environment: str) -> PulumiStack:
+    """The spoke's Pulumi stack `environment`, through the Automation API."""
+    from pulumi import automation as auto
+
+    try:
+        return auto.select_stack(stack_name=environment, work_dir=str(infra_dir))
+    except (CommandError, OSError) as exc:
+        raise TargetUnavailable(
+            f"cannot open Pulumi stack {environment} in {infra_dir} ({exc}); {PULUMI_NEEDS}"
+        ) from exc
+
+
+def sagemaker_client(region: str) -> Any:
+    """A boto3 SageMaker client; AWS_ENDPOINT_URL (botocore's own setting) redirects it."""
+    import boto3
+
+    return boto3.client("sagemaker", region_name=region)
+
+
+def stack_setting(stack: PulumiStack, key: str) -> str | None:
+    """A key of the stack's own project namespace (`<project>:key`), or None when unset."""
+    for name, value in stack.get_all_config().items():
+        if name.partition(":")[2] == key:
+            return str(value.value)
+    return None
+
+
+def _version_of(endpoint_name: str, config: str | None) -> int | None:
+    """The model version an EndpointConfiguration name stands for (see `config_name`)."""
+    prefix = f"{endpoint_name}-v"
+    if config is None or not config.startswith(prefix):
+        return None
+    tail = config.removeprefix(prefix)
+    return int(tail) if tail.isdigit() else None
+
+
+def _set(stack: PulumiStack, values: Mapping[str, str | None]) -> None:
+    """Write stack settings; None removes a setting that is there."""
+    stack.set_all_config({k: ConfigValue(v) for k, v in values.items() if v is not None})
+    for key, value in values.items():
+        if value is None and stack_setting(stack, key) is not None:
+            stack.remove_config(key)
+
+
+def _command_failure(exc: CommandError, lines: int = 3) -> str:
+    """The end of a failed Pulumi command's output, where the engine puts the error."""
+    tail = [line.strip() for line in str(exc).splitlines() if line.strip()][-lines:]
+    return " / ".join(tail)
+
+
 def deploy_model_version(
-    infra_dir: Path,
+    stack: PulumiStack,
+    sagemaker: Any,
     environment: str,
     model_version: int,
     *,
-    region: str,
     champion_p95_latency_ms: float | None = None,
     on_output: Callable[[str], None] = print,
+    timeout_seconds: float = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> DeployOutcome:
-    """Deploy `model_version` to the `environment` stack of the spoke in `infra_dir`.
+    """Deploy `model_version` to `stack` (the spoke's `environment` stack) and verify it.
 
-    Needs the Pulumi CLI, a Pulumi backend login and AWS credentials (the spoke's CD job
-    has them through GitHub OIDC). The outcome's status is what `slipway deploy` reports;
-    `rolled-back` means SageMaker's alarms rejected the version and the champion serves.
+    `stack` is `open_stack(...)` (needs the Pulumi CLI, a backend login and AWS credentials:
+    the spoke's CD job has them through GitHub OIDC); `sagemaker` is `sagemaker_client(...)`.
+    The outcome's status is what `slipway deploy` reports: `rolled-back` means SageMaker's
+    alarms rejected the version and the previous one serves; `failed` after a failed
+    `pulumi up` restores the stack settings as they were, so a rerun starts from the truth.
     """
-    import boto3
-    from pulumi import automation as auto
-
-    stack = auto.select_stack(stack_name=environment, work_dir=str(infra_dir))
-    serving = stack.outputs().get("model_version")
-    values = deploy_config(int(serving.value) if serving is not None else None, model_version,
-                           champion_p95_latency_ms)
-    stack.set_all_config({key: auto.ConfigValue(value) for key, value in values.items()})
+    before = {key: stack_setting(stack, key) for key in (MODEL_VERSION, PREVIOUS_MODEL_VERSION)}
+    serving = int(before[MODEL_VERSION]) if (before[MODEL_VERSION] or "").isdigit() else None
+    _set(stack, deploy_config(serving, model_version, champion_p95_latency_ms))
     try:
         stack.up(on_output=on_output)
-    except auto.errors.CommandError as exc:
-        # A rollback can surface as a failed update: what the endpoint runs decides.
-        on_output(f"pulumi up failed: {exc}")
+    except CommandError as exc:
+        _set(stack, before)
+        return DeployOutcome(
+            DeployStatus.failed, "", "", None, None,
+            f"`pulumi up` failed on stack {environment}: {_command_failure(exc)}; the stack "
+            f"settings are back to modelVersion {before[MODEL_VERSION] or '(unset)'}: fix the "
+            "error above (a policy, a permission) and deploy again",
+        )
     outputs = stack.outputs()
     if "endpoint_name" not in outputs:
         return DeployOutcome(DeployStatus.failed, "", "", None, None,
                              f"stack {environment} has no endpoint after `pulumi up`; see above")
     endpoint_name = str(outputs["endpoint_name"].value)
     previous = outputs.get("previous_endpoint_config_name")
-    client = boto3.client("sagemaker", region_name=region)
-    return wait_for_endpoint(
-        client, endpoint_name, config_name(endpoint_name, model_version),
+    outcome = wait_for_endpoint(
+        sagemaker, endpoint_name, config_name(endpoint_name, model_version),
         str(previous.value) if previous is not None and previous.value else None,
+        timeout_seconds=timeout_seconds, sleep=sleep,
     )
+    if outcome.status is DeployStatus.rolled_back:
+        return _settle_on_serving(stack, outcome, endpoint_name)
+    return outcome
+
+
+def _settle_on_serving(stack: PulumiStack, outcome: DeployOutcome,
+                       endpoint_name: str) -> DeployOutcome:
+    """After SageMaker rolled back, point `modelVersion` at the version that serves, so the
+    next deploy keeps it (not the rejected one) as `previousModelVersion`."""
+    serving = _version_of(endpoint_name, outcome.actual_config)
+    if serving is None:
+        return replace(outcome, message=(
+            f"{outcome.message}; {outcome.actual_config} is not a Slipway configuration of "
+            f"{endpoint_name}, so the stack's modelVersion still names the rejected version: "
+            "set the serving one with `pulumi config set modelVersion N`"))
+    _set(stack, {MODEL_VERSION: str(serving), PREVIOUS_MODEL_VERSION: None})
+    return replace(outcome, message=f"{outcome.message}; stack modelVersion is {serving} again")

@@ -1,17 +1,40 @@
-"""`slipway deploy`: roll a version out through shadow and canary steps, or bootstrap."""
+"""`slipway deploy`: roll a version out through shadow and canary steps, or bootstrap.
+
+Without --env the rollout runs on the local gateway. With --env staging|prod it goes to the
+spoke's SageMaker stack through slipway-infra (the `infra` dependency group, which brings
+Pulumi), imported only then: slipway-pipelines itself never depends on Pulumi.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.cli._common import Spoke, fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
 from slipway.pipelines.exitcodes import Exit
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from slipway.infra.sagemaker_target import DeployOutcome
+
+ENVIRONMENTS = ("staging", "prod")
+# The registry outcome of a version that passed SageMaker's canary in staging: not promoted
+# (prod decides that), but recorded, like every rollout outcome.
+STAGED = "staged"
+INFRA_MISSING = ("`slipway deploy --env` drives the spoke's Pulumi stack and needs slipway-infra, "
+                 "which is not installed: run `uv sync --group infra` (or `make setup`), then "
+                 "try again")
 
 
 @click.command()
 @click.option("--version", "version", default=None,
               help="Registered version to roll out (default: the `challenger` alias).")
+@click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), default=None,
+              help="Deploy to this SageMaker stack (spoke's infra/, Pulumi) instead of the "
+                   "local gateway; SageMaker runs the canary and its alarms roll back.")
 @click.option("--resume", is_flag=True, help="Continue the open rollout after a crash.")
 @url_option
 @click.option("--step-seconds", type=click.FloatRange(min=0.5), default=None,
@@ -23,15 +46,24 @@ from slipway.pipelines.exitcodes import Exit
               help="A step without enough traffic fails after this long "
                    "(default: 3x the step, at least 30s).")
 @click.pass_context
-def deploy(ctx: click.Context, version: str | None, resume: bool, url: str | None,
-           step_seconds: float | None, shadow_seconds: float | None,
+def deploy(ctx: click.Context, version: str | None, environment: str | None, resume: bool,
+           url: str | None, step_seconds: float | None, shadow_seconds: float | None,
            step_timeout: float | None) -> None:
     """Shadow -> canary steps -> promote, with automatic rollback on a guardrail breach.
 
-    Exit 0 when promoted, 6 when rolled back, 7 when governance refuses, 8 when the gateway
-    cannot be reached.
+    Exit 0 when promoted (or deployed), 6 when rolled back, 7 when governance refuses, 8 when
+    the gateway cannot be reached, 1 when a SageMaker deploy failed or has not settled.
     """
     spoke = spoke_from_context(ctx)
+    if environment is not None:
+        local_only = {"--resume": resume, "--url": url, "--step-seconds": step_seconds,
+                      "--shadow-seconds": shadow_seconds, "--step-timeout": step_timeout}
+        given = [name for name, value in local_only.items() if value]
+        if given:
+            fail(f"{', '.join(given)} drive(s) the local gateway rollout; with --env SageMaker "
+                 "runs the canary from slipway.toml: drop them", Exit.USAGE)
+        _deploy_to_sagemaker(spoke, environment, version)
+        return
     from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable, resolve_url
     from slipway.pipelines.rollout import Controller, NotApproved, plan_for
     from slipway.pipelines.traffic import replay_rows
@@ -59,3 +91,96 @@ def deploy(ctx: click.Context, version: str | None, resume: bool, url: str | Non
         return
     click.secho(f"rolled back: version {outcome.version}: {outcome.reason}", fg="red", err=True)
     raise SystemExit(int(Exit.ROLLED_BACK))
+
+
+def _version_to_deploy(client: MlflowClient, spoke: Spoke, version: str | None) -> str:
+    """--version, else the `challenger` alias; either must be a registered version."""
+    from mlflow.exceptions import MlflowException
+
+    from slipway.pipelines import registry
+
+    model = spoke.config.model_name
+    if version is None:
+        found = registry.version_by_alias(client, model, registry.CHALLENGER)
+        if found is None:
+            fail(f"{model} has no `challenger` to deploy; train one (`slipway train`) or name "
+                 "a registered version with --version N", Exit.ERROR)
+        version = str(found.version)
+    try:
+        client.get_model_version(model, version)
+    except MlflowException as exc:
+        fail(f"{model} has no version {version} ({exc.message}); see `slipway status`",
+             Exit.ERROR)
+    return version
+
+
+def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) -> None:
+    """Governance first, then the stack: a refused version never reaches `pulumi up`.
+
+    Returns when the version serves; any other outcome exits with its documented code."""
+    try:
+        from slipway.infra import sagemaker_target as target
+    except ImportError as exc:
+        fail(f"{INFRA_MISSING} ({exc})", Exit.ERROR)
+    from slipway.pipelines import registry
+    from slipway.pipelines.governance import release_blockers
+
+    client = registry.client(spoke.root)
+    version = _version_to_deploy(client, spoke, version)
+    blockers = release_blockers(spoke.root, spoke.config, client, version)
+    if blockers:
+        fail(f"deploy of version {version} to SageMaker {environment} refused by governance:"
+             "\n  - " + "\n  - ".join(blockers), Exit.NOT_APPROVED)
+    try:
+        stack = target.open_stack(spoke.root / "infra", environment)
+    except target.TargetUnavailable as exc:
+        fail(str(exc), Exit.ERROR)
+    click.echo(f"deploying version {version} to SageMaker {environment} (Pulumi stack "
+               f"{environment}); SageMaker runs the canary, its alarms roll back")
+    outcome = target.deploy_model_version(
+        stack, target.sagemaker_client(spoke.config.deploy.region), environment, int(version),
+        on_output=click.echo)
+    _record(spoke, client, version, environment, outcome)
+    status = target.DeployStatus
+    if outcome.status is status.deployed:
+        click.echo(f"deployed: version {version} serves on SageMaker {environment}: "
+                   f"{outcome.message}")
+        return
+    if outcome.status is status.rolled_back:
+        click.secho(f"rolled back: version {version} on SageMaker {environment}: "
+                    f"{outcome.message}", fg="red", err=True)
+        raise SystemExit(int(Exit.ROLLED_BACK))
+    if outcome.status is status.in_progress:
+        fail(f"version {version} is still rolling out on {outcome.endpoint_name}: "
+             f"{outcome.message}; nothing was recorded as deployed. Watch it with `aws "
+             f"sagemaker describe-endpoint --endpoint-name {outcome.endpoint_name}` and run "
+             f"`slipway deploy --env {environment} --version {version}` again once it settles",
+             Exit.ERROR)
+    fail(f"deploy of version {version} to SageMaker {environment} failed: {outcome.message}",
+         Exit.ERROR)
+
+
+def _record(spoke: Spoke, client: MlflowClient, version: str, environment: str,
+            outcome: DeployOutcome) -> None:
+    """Registry and audit trail, as the local rollout records them: a rollback takes the
+    `challenger` alias away, a prod deploy promotes, the rest is an audit line (and a tag)."""
+    from slipway.infra.sagemaker_target import DeployStatus
+    from slipway.pipelines import audit, release
+    from slipway.pipelines.registry import TAG_ROLLOUT_OUTCOME, TAG_ROLLOUT_REASON
+
+    model = spoke.config.model_name
+    reason = f"SageMaker {environment}: {outcome.message}"
+    details = {"target": "sagemaker", "environment": environment,
+               "status": outcome.status.value, "endpoint": outcome.endpoint_name,
+               "serving_config": outcome.actual_config}
+    if outcome.status is DeployStatus.rolled_back:
+        release.reject_challenger(spoke.root, client, model, version, reason=reason,
+                                  details=details)
+    elif outcome.status is DeployStatus.deployed and environment == "prod":
+        release.promote(spoke.root, client, model, version, reason=reason, details=details)
+    else:
+        if outcome.status is DeployStatus.deployed:
+            client.set_model_version_tag(model, version, TAG_ROLLOUT_OUTCOME, STAGED)
+            client.set_model_version_tag(model, version, TAG_ROLLOUT_REASON, reason[:5000])
+        audit.append(spoke.root, "deploy", model=model, version=version, reason=reason,
+                     details=details)
