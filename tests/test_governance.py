@@ -280,6 +280,9 @@ def test_slipway_promote_refuses_a_medium_risk_version_without_a_current_card(
 ):
     root, config, registry, version = governed(rendered, tmp_path, "medium")
     nowhere = "http://127.0.0.1:9"
+    typo = cli(root, "promote", "99", "--reason", "hotfix", "--url", nowhere)
+    assert typo.exit_code == Exit.ERROR, typo.output  # a typo, not a governance refusal
+    assert "has no version '99'" in typo.output
     refused = cli(root, "promote", version, "--reason", "hotfix", "--url", nowhere)
     assert refused.exit_code == Exit.NOT_APPROVED, refused.output
     assert "needs a current model card" in refused.output

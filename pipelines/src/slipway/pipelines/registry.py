@@ -69,6 +69,17 @@ def client(root: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def version_exists(mlflow_client: MlflowClient, model: str, version: str) -> bool:
+    """Whether `model` has registered `version` (a typo is not a governance refusal)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow_client.get_model_version(model, version)
+    except MlflowException:
+        return False
+    return True
+
+
 def version_by_alias(mlflow_client: MlflowClient, model: str, alias: str) -> ModelVersion | None:
     """The version holding `alias`, or None when nobody holds it (or the model is new)."""
     from mlflow.exceptions import MlflowException
