@@ -124,6 +124,16 @@ def test_kfp_host_without_a_reachable_registry_is_refused(render, monkeypatch):
     assert not (spoke / COMPILED_FILE).exists()
 
 
+def test_an_unreachable_kubeflow_is_exit_8_and_submits_nothing(render):
+    spoke = render()
+    result = CliRunner().invoke(
+        main, ["--project", str(spoke), "train", "--kfp-host", "http://127.0.0.1:9"],
+        env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    assert result.exit_code == Exit.UNREACHABLE, result.output
+    assert "cannot reach Kubeflow Pipelines at http://127.0.0.1:9" in result.output
+    assert "nothing was submitted" in result.output
+
+
 def test_a_spoke_without_its_pipeline_file_gets_a_clear_error(render):
     spoke = render()
     (spoke / "pipelines" / "training.py").unlink()

@@ -74,6 +74,8 @@ def train(ctx: click.Context, kfp_host: str | None) -> None:
 
     Exit codes: 0 registered, 4 the data broke the contract, 5 the gate rejected the model.
     """
+    import urllib3.exceptions  # with kfp, in the runtime extra like the rest of this command
+
     from slipway.pipelines import registry
     from slipway.pipelines.spoke_code import SpokeCodeError
     from slipway.pipelines.training import (
@@ -91,7 +93,12 @@ def train(ctx: click.Context, kfp_host: str | None) -> None:
                 fail("--kfp-host needs MLFLOW_TRACKING_URI: the URL of the MLflow server the "
                      "cluster's steps register to (the embedded sqlite registry lives on this "
                      "machine only).", Exit.USAGE)
-            run_id = submit_training(spoke.root, config, kfp_host, tracking_uri=uri)
+            try:
+                run_id = submit_training(spoke.root, config, kfp_host, tracking_uri=uri)
+            except urllib3.exceptions.HTTPError as exc:
+                fail(f"cannot reach Kubeflow Pipelines at {kfp_host} ({exc.__class__.__name__})"
+                     ": check the URL, your VPN or port-forward, then submit again; nothing "
+                     "was submitted", Exit.UNREACHABLE)
             click.echo(f"submitted {config.model_name} training to {kfp_host}: run {run_id}")
             return
         click.echo(f"training {config.model_name} on kfp.local, registry "
