@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import runpy
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
 
+from slipway.infra.access import AccessScope, ci_policy
 from slipway.infra.platform import (
     PLATFORM_PROJECT,
     PlatformSpecError,
@@ -99,3 +101,26 @@ def test_a_provider_in_another_region_than_spokes_toml_fails():
     with pytest.raises(ValueError, match=r"spokes.toml \[platform\].region says eu-west-1"):
         run_stack(lambda: build_platform_stack(spec), project=PLATFORM_PROJECT, stack="prod",
                   region="us-east-1")
+
+
+def test_a_spokes_grants_stop_at_the_separator():
+    # IAM's `*` matches like fnmatch's: spoke "claims" owns "claims" and "claims-...".
+    scope = AccessScope(name_prefix="claims", region="eu-west-1", account_id=MOCK_ACCOUNT,
+                        bucket_name="b", bucket_prefix="spokes/claims/", kms_key_arn="k",
+                        repository_arn="r")
+    statements = json.loads(ci_policy(scope, MOCK_ACCOUNT, "k", "r", "role"))["Statement"]
+    grants = [r for s in statements if "sagemaker:UpdateEndpoint" in s["Action"]
+              for r in s["Resource"]]
+    endpoint = f"arn:aws:sagemaker:eu-west-1:{MOCK_ACCOUNT}:endpoint/"
+    assert any(fnmatchcase(endpoint + "claims", g) for g in grants)
+    assert any(fnmatchcase(endpoint + "claims-v3", g) for g in grants)
+    assert not any(fnmatchcase(endpoint + "claimsx", g) for g in grants)
+
+
+def test_a_slug_that_extends_another_is_refused(tmp_path):
+    # `claims-*` would reach claims-triage's resources, so the two cannot be onboarded.
+    extra = ('\n[[spokes]]\nslug = "claims"\nteam = "t"\ncontact = "a@b.io"\n'
+             'cost_center = "c"\nmonthly_usd = 1\ngithub_repository = "o/claims"\n')
+    message = spec_error(tmp_path, SPEC_FILE.read_text() + extra)
+    assert "'claims-triage' extends 'claims'" in message
+    assert "rename one of them" in message

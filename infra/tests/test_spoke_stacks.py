@@ -8,6 +8,7 @@ budget), compared with the values in the rendered slipway.toml.
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 
 import pytest
 
@@ -254,3 +255,72 @@ def test_a_provider_in_another_region_fails_before_creating_anything(configs):
                              f"aws:region {expected}`"):
         run_stack(lambda: build_spoke_stack(config, Environment.dev, StackInputs()),
                   project=config.project.slug, stack="dev", region="eu-central-1")
+
+
+def role_statements(result: StackRun, role: str) -> list[dict]:
+    [policy] = [r for r in result.of_type("aws:iam/rolePolicy:RolePolicy")
+                if r.name.endswith(f"-{role}-policy")]
+    return json.loads(policy.props["policy"])["Statement"]
+
+
+def granting(statements: list[dict], action: str) -> dict:
+    [found] = [s for s in statements if action in s["Action"]]
+    return found
+
+
+def test_endpoint_role_reads_its_rollback_alarms_and_writes_only_its_log_groups(configs):
+    config = configs["medium"]
+    prefix = f"{config.project.slug}-prod"
+    result = run(config, "prod")
+    statements = role_statements(result, "endpoint")
+    alarms = granting(statements, "cloudwatch:DescribeAlarms")
+    assert alarms == {"Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"],
+                      "Resource": [f"arn:aws:cloudwatch:{MOCK_REGION}:{MOCK_ACCOUNT}:alarm:"
+                                   f"{prefix}-*"]}
+    # The pattern covers exactly the alarms the endpoint rolls back on.
+    assert all(fnmatchcase(f"arn:aws:cloudwatch:{MOCK_REGION}:{MOCK_ACCOUNT}:alarm:{name}",
+                           alarms["Resource"][0]) for name in result.outputs["alarm_names"])
+    groups = (f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/"
+              f"{prefix}")
+    assert granting(statements, "logs:PutLogEvents")["Resource"] == [
+        groups, f"{groups}:*", f"{groups}-*"]
+
+
+def test_ci_role_can_create_the_endpoint_and_its_autoscaling_on_the_first_deploy(configs):
+    config = configs["medium"]
+    prefix = f"{config.project.slug}-prod"
+    statements = role_statements(run(config, "prod"), "ci")
+    sagemaker = granting(statements, "sagemaker:CreateEndpoint")
+    assert sagemaker["Resource"] == [
+        f"arn:aws:sagemaker:{MOCK_REGION}:{MOCK_ACCOUNT}:{kind}/{name}"
+        for kind in ("model", "endpoint-config", "endpoint", "training-job", "processing-job")
+        for name in (prefix, f"{prefix}-*")]
+    assert granting(statements, "application-autoscaling:RegisterScalableTarget") == {
+        "Effect": "Allow",
+        "Action": ["application-autoscaling:ListTagsForResource",
+                   "application-autoscaling:PutScalingPolicy",
+                   "application-autoscaling:RegisterScalableTarget",
+                   "application-autoscaling:TagResource"],
+        "Resource": [f"arn:aws:application-autoscaling:{MOCK_REGION}:{MOCK_ACCOUNT}:"
+                     "scalable-target/*"],
+    }
+    assert granting(statements, "iam:CreateServiceLinkedRole") == {
+        "Effect": "Allow",
+        "Action": ["iam:CreateServiceLinkedRole"],
+        "Resource": [f"arn:aws:iam::{MOCK_ACCOUNT}:role/aws-service-role/"
+                     "sagemaker.application-autoscaling.amazonaws.com/"
+                     "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
+        "Condition": {"StringEquals": {
+            "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
+    }
+
+
+def test_pipeline_role_writes_only_its_own_jobs_log_streams(configs):
+    config = configs["low"]
+    prefix = f"{config.project.slug}-staging"
+    logs = granting(role_statements(run(config, "staging"), "pipeline"), "logs:PutLogEvents")
+    base = f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:/aws/sagemaker"
+    assert logs["Resource"] == [
+        f"{base}/TrainingJobs", f"{base}/ProcessingJobs",
+        f"{base}/TrainingJobs:log-stream:{prefix}-*",
+        f"{base}/ProcessingJobs:log-stream:{prefix}-*"]

@@ -1,10 +1,13 @@
 """SpokeAccess: the IAM roles a spoke's pipelines, endpoint and CI assume, least privilege.
 
 Every statement names its resources (the spoke's bucket prefix, its image repository, its
-KMS key, SageMaker resources under its name prefix). The only `*` resources are on the
-few actions AWS defines only on `*` (ecr:GetAuthorizationToken, two read-only autoscaling
-Describe calls, cloudwatch:PutMetricData limited by a namespace condition). CI gets no
-long-lived keys: GitHub's OIDC token is trusted for exactly one repository.
+KMS key, SageMaker resources, alarms and log groups named `<prefix>` or `<prefix>-...`). The
+separator matters: a grant on `claims*` would also reach a spoke named `claims-triage`; the
+hub refuses slugs that extend another with `-` (platform.py), so `claims-*` cannot either.
+The only `*` resources are on the few actions AWS defines only on `*`
+(ecr:GetAuthorizationToken, two read-only autoscaling Describe calls,
+cloudwatch:PutMetricData limited by a namespace condition). CI gets no long-lived keys:
+GitHub's OIDC token is trusted for exactly one repository.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ _ECR_PUSH = ("ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLaye
 class AccessScope:
     """What one spoke may touch: names and ARNs known before anything is created."""
 
-    name_prefix: str  # SageMaker resources, log groups and roles start with this
+    name_prefix: str  # SageMaker resources, alarms, log groups: this name, or it + "-..."
     region: str
     account_id: pulumi.Input[str]
     bucket_name: str
@@ -90,18 +93,42 @@ def _storage_statements(scope: AccessScope, kms_key_arn: str, write: bool) -> li
     ]
 
 
-def _logs_statement(scope: AccessScope, account_id: str) -> dict[str, Any]:
-    return statement(
-        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-        [f"arn:aws:logs:{scope.region}:{account_id}:log-group:/aws/sagemaker/*"],
-    )
+def _named(scope: AccessScope) -> tuple[str, str]:
+    """The names a spoke owns: its prefix itself, and anything after its prefix and `-`."""
+    return scope.name_prefix, f"{scope.name_prefix}-*"
+
+
+_LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+
+
+def _endpoint_logs_statement(scope: AccessScope, account_id: str) -> dict[str, Any]:
+    """The endpoint's own log groups, /aws/sagemaker/Endpoints/<endpoint name>, and streams."""
+    groups = f"arn:aws:logs:{scope.region}:{account_id}:log-group:/aws/sagemaker/Endpoints"
+    exact, others = _named(scope)
+    return statement(_LOG_ACTIONS,
+                     [f"{groups}/{exact}", f"{groups}/{exact}:*", f"{groups}/{others}"])
+
+
+def _job_logs_statement(scope: AccessScope, account_id: str) -> dict[str, Any]:
+    """Training and processing jobs log to shared groups, one stream per job named after it:
+    the groups may be created, and only the spoke's jobs' streams written."""
+    base = f"arn:aws:logs:{scope.region}:{account_id}:log-group:/aws/sagemaker"
+    groups = [f"{base}/{kind}" for kind in ("TrainingJobs", "ProcessingJobs")]
+    return statement(_LOG_ACTIONS,
+                     [*groups, *(f"{g}:log-stream:{scope.name_prefix}-*" for g in groups)])
 
 
 def _sagemaker_arns(scope: AccessScope, account_id: str) -> list[str]:
     base = f"arn:aws:sagemaker:{scope.region}:{account_id}"
-    return [f"{base}:{kind}/{scope.name_prefix}*"
+    return [f"{base}:{kind}/{name}"
             for kind in ("model", "endpoint-config", "endpoint", "training-job",
-                         "processing-job")]
+                         "processing-job")
+            for name in _named(scope)]
+
+
+def _alarm_arns(scope: AccessScope, account_id: str) -> list[str]:
+    """The endpoint's rollback alarms: `<endpoint name>-<guardrail>` (endpoint.alarm_names)."""
+    return [f"arn:aws:cloudwatch:{scope.region}:{account_id}:alarm:{scope.name_prefix}-*"]
 
 
 def pipeline_policy(scope: AccessScope, account_id: str, kms: str, repo: str) -> str:
@@ -111,7 +138,7 @@ def pipeline_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
             *_storage_statements(scope, kms, write=True),
             statement(_ECR_PULL, [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
-            _logs_statement(scope, account_id),
+            _job_logs_statement(scope, account_id),
             statement(
                 ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
                  "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"],
@@ -122,13 +149,15 @@ def pipeline_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
 
 
 def endpoint_policy(scope: AccessScope, account_id: str, kms: str, repo: str) -> str:
-    """The endpoint: read model artifacts, pull its image, publish the drift metric."""
+    """The endpoint: read model artifacts, pull its image, publish the drift metric, and read
+    its own rollback alarms (SageMaker's deployment guardrails check them as this role)."""
     return policy_document(
         [
             *_storage_statements(scope, kms, write=False),
             statement(_ECR_PULL, [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
-            _logs_statement(scope, account_id),
+            _endpoint_logs_statement(scope, account_id),
+            statement(["cloudwatch:DescribeAlarms"], _alarm_arns(scope, account_id)),
             statement(
                 ["cloudwatch:PutMetricData"],
                 ["*"],
@@ -140,8 +169,9 @@ def endpoint_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
 
 def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_role: str) -> str:
     """CI deploys model versions: push images and artifacts, create a version's Model and
-    EndpointConfiguration, roll the endpoint, move alarm thresholds. Structural changes
-    (roles, keys, buckets, budgets) stay with the platform team's credentials."""
+    EndpointConfiguration, create the endpoint on the first versioned deploy (with its
+    autoscaling) and roll it later, move alarm thresholds. Structural changes (roles, keys,
+    buckets, budgets) stay with the platform team's credentials."""
     return policy_document(
         [
             *_storage_statements(scope, kms, write=True),
@@ -150,8 +180,9 @@ def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_rol
             statement(
                 ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
                  "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig",
-                 "sagemaker:DeleteEndpointConfig", "sagemaker:UpdateEndpoint",
-                 "sagemaker:DescribeEndpoint", "sagemaker:AddTags", "sagemaker:ListTags"],
+                 "sagemaker:DeleteEndpointConfig", "sagemaker:CreateEndpoint",
+                 "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:AddTags",
+                 "sagemaker:ListTags"],
                 _sagemaker_arns(scope, account_id),
             ),
             statement(["iam:PassRole"], [pass_role],
@@ -160,13 +191,38 @@ def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_rol
             statement(
                 ["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm",
                  "cloudwatch:ListTagsForResource", "cloudwatch:TagResource"],
-                [f"arn:aws:cloudwatch:{scope.region}:{account_id}:alarm:{scope.name_prefix}*"],
+                _alarm_arns(scope, account_id),
             ),
-            # AWS defines these read-only calls on "*" only.
-            statement(["application-autoscaling:DescribeScalableTargets",
-                       "application-autoscaling:DescribeScalingPolicies"], ["*"]),
+            *_autoscaling_statements(scope, account_id),
         ]
     )
+
+
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+
+
+def _autoscaling_statements(scope: AccessScope, account_id: str) -> list[dict[str, Any]]:
+    """The endpoint's autoscaling, registered with it on the first versioned deploy.
+
+    Scalable targets have random IDs, so their ARNs can be narrowed to the region and
+    account and no further. The service-linked role Application Auto Scaling uses for
+    SageMaker is created on first use, and only that one.
+    """
+    targets = (f"arn:aws:application-autoscaling:{scope.region}:{account_id}:"
+               "scalable-target/*")
+    linked_role = (f"arn:aws:iam::{account_id}:role/aws-service-role/{AUTOSCALING_SERVICE}/"
+                   "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+    return [
+        statement(["application-autoscaling:RegisterScalableTarget",
+                   "application-autoscaling:PutScalingPolicy",
+                   "application-autoscaling:ListTagsForResource",
+                   "application-autoscaling:TagResource"], [targets]),
+        # AWS defines these read-only calls on "*" only.
+        statement(["application-autoscaling:DescribeScalableTargets",
+                   "application-autoscaling:DescribeScalingPolicies"], ["*"]),
+        statement(["iam:CreateServiceLinkedRole"], [linked_role],
+                  {"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}}),
+    ]
 
 
 class SpokeAccess(pulumi.ComponentResource):

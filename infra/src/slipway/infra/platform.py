@@ -72,6 +72,18 @@ class PlatformSpec(_Strict):
             raise ValueError(f"spokes declared twice: {duplicates}; keep one entry per slug")
         return self
 
+    @model_validator(mode="after")
+    def _slugs_apart(self) -> PlatformSpec:
+        """IAM grants a spoke the names `<slug>` and `<slug>-*`: a slug that extends another
+        with `-` would fall inside the other's grant."""
+        slugs = sorted(s.slug for s in self.spokes)
+        clashes = [(a, b) for a in slugs for b in slugs if b.startswith(f"{a}-")]
+        if clashes:
+            pairs = ", ".join(f"{b!r} extends {a!r}" for a, b in clashes)
+            raise ValueError(f"{pairs}: the IAM grant on '<slug>-*' of the first would reach "
+                             "the second's resources; rename one of them")
+        return self
+
 
 class PlatformSpecError(ValueError):
     """spokes.toml is invalid; the message names each field and what is allowed."""
