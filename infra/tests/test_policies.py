@@ -1,7 +1,9 @@
 """Each policy fires on a deliberately bad property and stays quiet on the real stack.
 
 The bad stacks are the real (mock-mode) prod stack of the demo spoke with exactly one
-property broken, so each test shows the policy can fire and what it says.
+property broken (or one bad resource added), so each case shows the policy can fire and
+what it says. NEGATIVE holds one case per policy, keyed by the policy's name: a policy added
+to ALL_POLICIES without a case fails `test_every_policy_has_a_negative_case`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from slipway.infra.plan import Environment
 from slipway.infra.policies import ALL_POLICIES, check_stack
 from slipway.infra.spoke_stack import StackInputs, build_spoke_stack
 from slipway.infra.testing import RecordedResource, run_stack
+from slipway.pipelines.tiers import rules_for
 
 pytestmark = pytest.mark.xdist_group("infra-spokes")
 
@@ -61,125 +64,225 @@ def fired(name: str, resources: list[RecordedResource]) -> list[str]:
     return [v.message for v in ALL_POLICIES[name](resources)]
 
 
-def test_every_policy_has_a_negative_test_below():
-    tested = {"encryption-on", "versioning-on", "public-access-blocked", "no-wildcard-iam",
-              "github-trust-scoped", "required-tags", "budget-present", "instance-types-allowed",
-              "canary-capped", "rollback-alarms-wired", "images-scanned-immutable"}
-    assert set(ALL_POLICIES) == tested
+def added(resources: list[RecordedResource], type_token: str, name: str,
+          **props: Any) -> list[RecordedResource]:
+    """A copy of the stack with one more resource, as a careless program would add it."""
+    return [*resources, RecordedResource(type_token, name, props, f"{name}-id")]
 
 
-def test_encryption_on_reports_aes256_and_unrotated_keys(good):
+# A case returns (bad stack, exactly what the policy must report) pairs.
+Case = Callable[[list[RecordedResource]], list[tuple[list[RecordedResource], list[str]]]]
+NEGATIVE: dict[str, Case] = {}
+
+
+def negative(policy: str) -> Callable[[Case], Case]:
+    def register(case: Case) -> Case:
+        NEGATIVE[policy] = case
+        return case
+    return register
+
+
+@negative("encryption-on")
+def aes256_and_an_unrotated_key(good):
     def aes(props):
         props["rules"][0]["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "AES256"}
-    assert fired("encryption-on", broken(good, policies.SSE, aes)) == [
-        "bucket has no SSE-KMS default encryption with a key; "
-        "use slipway.infra.artifact_store.ArtifactStore"]
     unrotated = broken(good, policies.KMS_KEY, lambda p: p.update(enableKeyRotation=False))
-    assert "rotation is off" in fired("encryption-on", unrotated)[0]
+    return [
+        (broken(good, policies.SSE, aes),
+         ["bucket has no SSE-KMS default encryption with a key; "
+          "fix: use slipway.infra.artifact_store.ArtifactStore"]),
+        (unrotated, ["KMS key rotation is off; fix: set enable_key_rotation=True"]),
+    ]
 
 
-def test_versioning_on_reports_suspended(good):
+@negative("versioning-on")
+def suspended_versioning(good):
     bad = broken(good, policies.VERSIONING,
                  lambda p: p.update(versioningConfiguration={"status": "Suspended"}))
-    assert fired("versioning-on", bad) == ["versioning is Suspended; enable it"]
+    return [(bad, ["versioning is Suspended; fix: add aws.s3.BucketVersioning with status "
+                   "Enabled (ArtifactStore does)"])]
 
 
-def test_public_access_blocked_reports_an_open_flag_and_a_missing_tls_policy(good):
+@negative("public-access-blocked")
+def an_open_flag_and_no_tls_policy(good):
     bad = broken(good, policies.PUBLIC_ACCESS, lambda p: p.update(restrictPublicBuckets=False))
-    assert fired("public-access-blocked", bad) == [
-        "public access not blocked: restrictPublicBuckets"]
-    no_tls = [r for r in good if r.type != policies.BUCKET_POLICY]
-    assert "TLS only" in fired("public-access-blocked", no_tls)[0]
+    return [
+        (bad, ["public access not blocked: restrictPublicBuckets; fix: set all four flags of "
+               "aws.s3.BucketPublicAccessBlock to True"]),
+        ([r for r in good if r.type != policies.BUCKET_POLICY],
+         ["no bucket policy denying aws:SecureTransport=false; fix: add a TLS-only bucket "
+          "policy (ArtifactStore does)"]),
+    ]
 
 
-def test_no_wildcard_iam_reports_star_action_and_service_star_on_star(good):
+STAR = {"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+NAME_THEM = "fix: name the actions and the resources (see slipway.infra.access)"
+OWN_POLICY = "fix: attach a policy of your own naming the actions and resources needed"
+
+
+@negative("no-wildcard-iam")
+def wildcards_inline_attached_and_on_users(good):
     def star(doc):
         doc["Statement"].append({"Effect": "Allow", "Action": "*", "Resource": "*"})
-    bad = broken(good, policies.ROLE_POLICY, edit_policy_json("policy", star))
-    assert fired("no-wildcard-iam", bad) == ["allows Action '*'"]
 
     def s3_star(doc):
         doc["Statement"].append({"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"})
-    bad = broken(good, policies.ROLE_POLICY, edit_policy_json("policy", s3_star))
-    assert fired("no-wildcard-iam", bad) == ["allows ['s3:*'] on Resource '*'"]
+
+    def inline_star(props):
+        props["inlinePolicies"] = [{"name": "debug", "policy": json.dumps(STAR)}]
+
+    role = next(r.name for r in good if r.type == policies.ROLE)
+    attach = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+    managed = "arn:aws:iam::aws:policy/"
+    return [
+        (broken(good, policies.ROLE_POLICY, edit_policy_json("policy", star)),
+         [f"allows Action '*'; {NAME_THEM}"]),
+        (broken(good, policies.ROLE_POLICY, edit_policy_json("policy", s3_star)),
+         [f"allows ['s3:*'] on Resource '*'; {NAME_THEM}"]),
+        (broken(good, policies.ROLE, inline_star), [f"allows Action '*'; {NAME_THEM}"]),
+        (added(good, attach, "admin", role=role, policyArn=f"{managed}AdministratorAccess"),
+         [f"attaches AWS-managed AdministratorAccess; {OWN_POLICY}"]),
+        (added(good, attach, "s3-all", role=role, policyArn=f"{managed}AmazonS3FullAccess"),
+         [f"attaches AWS-managed AmazonS3FullAccess; {OWN_POLICY}"]),
+        (added(good, "aws:iam/groupPolicyAttachment:GroupPolicyAttachment", "power",
+               group="ops", policyArn=f"{managed}PowerUserAccess"),
+         [f"attaches AWS-managed PowerUserAccess; {OWN_POLICY}"]),
+        (added(good, policies.USER_POLICY, "deployer", user="ci", policy=json.dumps(STAR)),
+         [f"allows Action '*'; {NAME_THEM}"]),
+        (added(good, policies.GROUP_POLICY, "team", group="ops", policy=json.dumps(STAR)),
+         [f"allows Action '*'; {NAME_THEM}"]),
+    ]
 
 
-def test_github_trust_scoped_reports_an_unscoped_trust(good):
+@negative("github-trust-scoped")
+def a_trust_open_to_any_repository(good):
     ci_index = [r.name for r in good if r.type == policies.ROLE].index(
         next(r.name for r in good if r.type == policies.ROLE and r.name.endswith("-ci")))
 
     def any_repo(doc):
         doc["Statement"][0]["Condition"]["StringLike"][
             "token.actions.githubusercontent.com:sub"] = "repo:*"
-    bad = broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", any_repo), ci_index)
-    assert "not limited to one repository" in fired("github-trust-scoped", bad)[0]
 
     def no_condition(doc):
         del doc["Statement"][0]["Condition"]
-    bad = broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", no_condition),
-                 ci_index)
-    assert len(fired("github-trust-scoped", bad)) == 2
+
+    one_repo = ("GitHub OIDC trust is not limited to one repository; fix: add the condition "
+                "StringLike token.actions.githubusercontent.com:sub = repo:<owner>/<name>:*")
+    audience = ("GitHub OIDC trust does not require aud=sts.amazonaws.com; fix: add the "
+                "condition StringEquals token.actions.githubusercontent.com:aud = "
+                "sts.amazonaws.com")
+    return [
+        (broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", any_repo), ci_index),
+         [one_repo]),
+        (broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", no_condition),
+                ci_index),
+         [one_repo, audience]),
+    ]
 
 
-def test_required_tags_reports_the_missing_keys(good):
+@negative("required-tags")
+def owner_and_cost_center_missing(good):
     bad = broken(good, policies.ENDPOINT,
                  lambda p: p.update(tags={k: v for k, v in p["tags"].items()
                                           if k not in ("owner", "cost-center")}))
-    assert fired("required-tags", bad) == ["missing tags ['owner', 'cost-center']"]
+    return [(bad, ["missing tags ['owner', 'cost-center']; fix: pass tags=spoke_tags(...) "
+                   "(slipway.infra.tags)"])]
 
 
-def test_budget_present_reports_no_budget_and_a_missing_alert(good):
-    assert "no aws.budgets.Budget" in fired(
-        "budget-present", [r for r in good if r.type != policies.BUDGET])[0]
+@negative("budget-present")
+def no_budget_and_a_missing_alert(good):
     bad = broken(good, policies.BUDGET,
                  lambda p: p.update(notifications=p["notifications"][:1]))
-    assert fired("budget-present", bad) == ["no email alert at [100.0] percent of the budget"]
+    return [
+        ([r for r in good if r.type != policies.BUDGET],
+         ["no aws.budgets.Budget in the stack; fix: add slipway.infra.budget.SpokeBudget"]),
+        (bad, ["no email alert at [100.0] percent of the budget; fix: add PERCENTAGE "
+               "notifications with subscriber emails (SpokeBudget does)"]),
+    ]
 
 
-def test_instance_types_allowed_reports_a_type_outside_the_tier(good):
+@negative("instance-types-allowed")
+def types_outside_the_tier(good):
     def big(props):
         props["productionVariants"][0]["instanceType"] = "ml.p4d.24xlarge"
-    assert "ml.p4d.24xlarge is not allowed for risk tier medium" in fired(
-        "instance-types-allowed", broken(good, policies.ENDPOINT_CONFIG, big))[0]
 
     def high_tier_medium_type(props):
         props["tags"]["risk-tier"] = "high"
         props["productionVariants"][0]["instanceType"] = "ml.m5.2xlarge"
-    assert "not allowed for risk tier high" in fired(
-        "instance-types-allowed", broken(good, policies.ENDPOINT_CONFIG, high_tier_medium_type))[0]
+
+    return [
+        (broken(good, policies.ENDPOINT_CONFIG, big),
+         [f"ml.p4d.24xlarge is not allowed for risk tier medium; fix: use one of "
+          f"{', '.join(rules_for('medium').instance_types)}"]),
+        (broken(good, policies.ENDPOINT_CONFIG, high_tier_medium_type),
+         [f"ml.m5.2xlarge is not allowed for risk tier high; fix: use one of "
+          f"{', '.join(rules_for('high').instance_types)}"]),
+    ]
 
 
-def test_canary_capped_reports_a_large_canary_and_all_at_once(good):
+@negative("canary-capped")
+def a_large_canary_and_all_at_once(good):
     def half_plus(props):
         props["deploymentConfig"]["blueGreenUpdatePolicy"]["trafficRoutingConfiguration"][
             "canarySize"]["value"] = 60
-    assert "must be 1 to 50 CAPACITY_PERCENT" in fired(
-        "canary-capped", broken(good, policies.ENDPOINT, half_plus))[0]
 
     def all_at_once(props):
         props["deploymentConfig"]["blueGreenUpdatePolicy"]["trafficRoutingConfiguration"] = {
             "type": "ALL_AT_ONCE", "waitIntervalInSeconds": 0}
-    assert fired("canary-capped", broken(good, policies.ENDPOINT, all_at_once)) == [
-        "traffic routing is ALL_AT_ONCE, not a blue/green CANARY"]
+
+    return [
+        (broken(good, policies.ENDPOINT, half_plus),
+         ["canary size {'type': 'CAPACITY_PERCENT', 'value': 60} is not 1 to 50 "
+          "CAPACITY_PERCENT; fix: make rollout.canary_steps[0] at most 50 in slipway.toml"]),
+        (broken(good, policies.ENDPOINT, all_at_once),
+         ["traffic routing is ALL_AT_ONCE, not a blue/green CANARY; fix: deploy through "
+          "slipway.infra.endpoint.ModelEndpoint"]),
+    ]
 
 
-def test_rollback_alarms_wired_reports_unknown_and_missing_guardrails(good):
+@negative("rollback-alarms-wired")
+def an_unknown_alarm_and_an_unwatched_guardrail(good):
     def typo(props):
         props["deploymentConfig"]["autoRollbackConfiguration"]["alarms"][0]["alarmName"] += "x"
-    messages = fired("rollback-alarms-wired", broken(good, policies.ENDPOINT, typo))
-    assert "rollback names alarms not in the stack" in messages[0]
-    assert messages[1] == "no rollback alarm watches ['Invocation5XXErrors']"
-    no_drift = [r for r in good if not (r.type == policies.ALARM
-                                        and r.props.get("metricName") == "PredictionPSI")]
-    assert "no rollback alarm watches ['PredictionPSI']" in fired(
-        "rollback-alarms-wired", no_drift)
+
+    endpoint = next(r for r in good if r.type == policies.ENDPOINT).props
+    first = endpoint["deploymentConfig"]["autoRollbackConfiguration"]["alarms"][0]["alarmName"]
+    drift = next(r for r in good if r.type == policies.ALARM
+                 and r.props.get("metricName") == "PredictionPSI")
+    unknown = ("rollback names alarms not in the stack: [{!r}]; fix: name the alarms "
+               "ModelEndpoint creates (slipway.infra.endpoint.alarm_names)")
+    wire = ("fix: wire one alarm per guardrail into auto_rollback_configuration "
+            "(ModelEndpoint does)")
+    return [
+        (broken(good, policies.ENDPOINT, typo),
+         [unknown.format(f"{first}x"),
+          f"no rollback alarm watches ['Invocation5XXErrors']; {wire}"]),
+        ([r for r in good if r is not drift],
+         [unknown.format(drift.props["name"]),
+          f"no rollback alarm watches ['PredictionPSI']; {wire}"]),
+    ]
 
 
-def test_images_scanned_immutable_reports_mutable_and_unscanned(good):
+@negative("images-scanned-immutable")
+def a_mutable_unscanned_repository(good):
     bad = broken(good, policies.ECR_REPO, lambda p: p.update(
         imageTagMutability="MUTABLE", imageScanningConfiguration={"scanOnPush": False}))
-    assert fired("images-scanned-immutable", bad) == [
-        "scan on push is off", "image tags are mutable; set IMMUTABLE"]
+    return [(bad, ["scan on push is off; fix: set scan_on_push=True",
+                   "image tags are mutable; fix: set image_tag_mutability=IMMUTABLE"])]
+
+
+def test_every_policy_has_a_negative_case():
+    assert set(NEGATIVE) == set(ALL_POLICIES)
+
+
+@pytest.mark.parametrize("policy", sorted(NEGATIVE))
+def test_the_policy_reports_a_bad_property_and_says_how_to_fix_it(policy, good):
+    cases = NEGATIVE[policy](good)
+    assert cases
+    for bad, expected in cases:
+        assert fired(policy, bad) == expected
+        assert all("; fix: " in message for message in expected)
 
 
 def test_check_stack_names_policy_and_resource(good):

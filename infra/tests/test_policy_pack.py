@@ -88,7 +88,8 @@ def test_the_pack_reports_what_the_functions_report(configs, pack_python, tmp_pa
     bad = validate(pack_python, mutable, tmp_path)
     repo = next(r.name for r in result.resources if r.type == "aws:ecr/repository:Repository")
     assert bad["reports"] == [["images-scanned-immutable",
-                               "image tags are mutable; set IMMUTABLE", f"urn:{repo}"]]
+                               "image tags are mutable; fix: set image_tag_mutability=IMMUTABLE",
+                               f"urn:{repo}"]]
 
 
 def test_the_pack_entry_point_starts_its_analyzer_on_loopback(pack_python):

@@ -33,7 +33,19 @@ KMS_KEY = "aws:kms/key:Key"
 ECR_REPO = "aws:ecr/repository:Repository"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+USER_POLICY = "aws:iam/userPolicy:UserPolicy"
+GROUP_POLICY = "aws:iam/groupPolicy:GroupPolicy"
 IAM_POLICY = "aws:iam/policy:Policy"
+# Resources attaching a managed policy by ARN (property policyArn).
+POLICY_ATTACHMENTS = frozenset({
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+    "aws:iam/policyAttachment:PolicyAttachment",
+})
+# AWS-managed policies that grant administration or a whole service: never least privilege.
+AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
+BROAD_MANAGED_POLICIES = frozenset({"AdministratorAccess", "PowerUserAccess", "IAMFullAccess"})
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -68,10 +80,15 @@ class ResourceLike(Protocol):
 class Violation:
     policy: str
     resource: str
-    message: str
+    message: str  # what is wrong, then "; fix: " and what to do about it
 
     def __str__(self) -> str:
         return f"[{self.policy}] {self.resource}: {self.message}"
+
+
+def _violation(policy: str, resource: str, problem: str, fix: str) -> Violation:
+    """Every report ends with what to do: a failed preview should not need this file."""
+    return Violation(policy, resource, f"{problem}; fix: {fix}")
 
 
 Policy = Callable[[Sequence[ResourceLike]], list[Violation]]
@@ -114,13 +131,13 @@ def encryption_on(resources: Sequence[ResourceLike]) -> list[Violation]:
         defaults = [r.get("applyServerSideEncryptionByDefault") or {} for r in rules]
         if not any(d.get("sseAlgorithm") == "aws:kms" and d.get("kmsMasterKeyId")
                    for d in defaults):
-            found.append(Violation("encryption-on", bucket.name,
-                                   "bucket has no SSE-KMS default encryption with a key; "
-                                   "use slipway.infra.artifact_store.ArtifactStore"))
+            found.append(_violation("encryption-on", bucket.name,
+                                    "bucket has no SSE-KMS default encryption with a key",
+                                    "use slipway.infra.artifact_store.ArtifactStore"))
     for key in _of(resources, KMS_KEY):
         if not key.props.get("enableKeyRotation"):
-            found.append(Violation("encryption-on", key.name,
-                                   "KMS key rotation is off; set enable_key_rotation=True"))
+            found.append(_violation("encryption-on", key.name, "KMS key rotation is off",
+                                    "set enable_key_rotation=True"))
     return found
 
 
@@ -133,8 +150,10 @@ def versioning_on(resources: Sequence[ResourceLike]) -> list[Violation]:
         status = ((config.props.get("versioningConfiguration") or {}).get("status")
                   if config else None)
         if status != "Enabled":
-            found.append(Violation("versioning-on", bucket.name,
-                                   f"versioning is {status or 'not configured'}; enable it"))
+            found.append(_violation("versioning-on", bucket.name,
+                                    f"versioning is {status or 'not configured'}",
+                                    "add aws.s3.BucketVersioning with status Enabled "
+                                    "(ArtifactStore does)"))
     return found
 
 
@@ -149,8 +168,10 @@ def public_access_blocked(resources: Sequence[ResourceLike]) -> list[Violation]:
         block = blocks.get(name)
         missing = [f for f in flags if not (block and block.props.get(f) is True)]
         if missing:
-            found.append(Violation("public-access-blocked", bucket.name,
-                                   f"public access not blocked: {', '.join(missing)}"))
+            found.append(_violation("public-access-blocked", bucket.name,
+                                    f"public access not blocked: {', '.join(missing)}",
+                                    "set all four flags of aws.s3.BucketPublicAccessBlock "
+                                    "to True"))
         policy = policies.get(name)
         denies_http = any(
             s.get("Effect") == "Deny"
@@ -158,26 +179,59 @@ def public_access_blocked(resources: Sequence[ResourceLike]) -> list[Violation]:
             for s in _statements(policy.props.get("policy") if policy else None)
         )
         if not denies_http:
-            found.append(Violation("public-access-blocked", bucket.name,
-                                   "no bucket policy denying aws:SecureTransport=false (TLS only)"))
+            found.append(_violation("public-access-blocked", bucket.name,
+                                    "no bucket policy denying aws:SecureTransport=false",
+                                    "add a TLS-only bucket policy (ArtifactStore does)"))
     return found
 
 
+def _documents(resources: Sequence[ResourceLike]) -> list[tuple[str, Any]]:
+    """Every policy document in the stack with the resource that holds it: role, user and
+    group inline policies, managed policies, and a role's inline_policies."""
+    held = [(r.name, r.props.get("policy"))
+            for r in resources if r.type in (ROLE_POLICY, USER_POLICY, GROUP_POLICY, IAM_POLICY)]
+    held += [(role.name, inline.get("policy"))
+             for role in _of(resources, ROLE)
+             for inline in _as_list(role.props.get("inlinePolicies"))
+             if isinstance(inline, Mapping)]
+    return held
+
+
+def _wildcard_problem(stmt: Mapping[str, Any]) -> str | None:
+    if stmt.get("Effect") != "Allow":
+        return None
+    actions = [str(a) for a in _as_list(stmt.get("Action"))]
+    if "*" in actions:
+        return "allows Action '*'"
+    services = [a for a in actions if a.endswith(":*")]
+    if "*" in [str(r) for r in _as_list(stmt.get("Resource"))] and services:
+        return f"allows {services} on Resource '*'"
+    return None
+
+
+def _broad_managed(arn: Any) -> str | None:
+    """The name of an AWS-managed admin or full-access policy, else None."""
+    if not isinstance(arn, str) or not arn.startswith(AWS_MANAGED_PREFIX):
+        return None
+    name = arn.rsplit("/", 1)[-1]
+    return name if name in BROAD_MANAGED_POLICIES or name.endswith("FullAccess") else None
+
+
 def no_wildcard_iam(resources: Sequence[ResourceLike]) -> list[Violation]:
-    """No IAM statement allows every action, or a whole service on every resource."""
-    found = []
-    for res in [*_of(resources, ROLE_POLICY), *_of(resources, IAM_POLICY)]:
-        for stmt in _statements(res.props.get("policy")):
-            if stmt.get("Effect") != "Allow":
-                continue
-            actions = [str(a) for a in _as_list(stmt.get("Action"))]
-            resources_ = [str(r) for r in _as_list(stmt.get("Resource"))]
-            if "*" in actions:
-                found.append(Violation("no-wildcard-iam", res.name, "allows Action '*'"))
-            elif "*" in resources_ and any(a.endswith(":*") for a in actions):
-                found.append(Violation("no-wildcard-iam", res.name,
-                                       f"allows {[a for a in actions if a.endswith(':*')]} "
-                                       "on Resource '*'"))
+    """No IAM statement allows every action, or a whole service on every resource, and no
+    principal gets an AWS-managed admin or full-access policy."""
+    fix = "name the actions and the resources (see slipway.infra.access)"
+    found = [_violation("no-wildcard-iam", holder, problem, fix)
+             for holder, document in _documents(resources)
+             for stmt in _statements(document)
+             if (problem := _wildcard_problem(stmt))]
+    attached = [(r.name, r.props.get("policyArn"))
+                for r in resources if r.type in POLICY_ATTACHMENTS]
+    attached += [(role.name, arn) for role in _of(resources, ROLE)
+                 for arn in _as_list(role.props.get("managedPolicyArns"))]
+    found += [_violation("no-wildcard-iam", holder, f"attaches AWS-managed {name}",
+                         "attach a policy of your own naming the actions and resources needed")
+              for holder, arn in attached if (name := _broad_managed(arn))]
     return found
 
 
@@ -194,12 +248,18 @@ def github_trust_scoped(resources: Sequence[ResourceLike]) -> list[Violation]:
                    for v in _as_list((cond.get(op) or {}).get(f"{GITHUB_OIDC_HOST}:sub"))]
             aud = (cond.get("StringEquals") or {}).get(f"{GITHUB_OIDC_HOST}:aud")
             if not sub or any(not v.startswith("repo:") or v.startswith("repo:*") for v in sub):
-                found.append(Violation("github-trust-scoped", role.name,
-                                       "GitHub OIDC trust is not limited to one repository "
-                                       "(condition token.actions.githubusercontent.com:sub)"))
+                found.append(_violation("github-trust-scoped", role.name,
+                                        "GitHub OIDC trust is not limited to one repository",
+                                        "add the condition StringLike "
+                                        "token.actions.githubusercontent.com:sub = "
+                                        "repo:<owner>/<name>:*"))
             if aud != "sts.amazonaws.com":
-                found.append(Violation("github-trust-scoped", role.name,
-                                       "GitHub OIDC trust does not require aud=sts.amazonaws.com"))
+                found.append(_violation("github-trust-scoped", role.name,
+                                        "GitHub OIDC trust does not require "
+                                        "aud=sts.amazonaws.com",
+                                        "add the condition StringEquals "
+                                        "token.actions.githubusercontent.com:aud = "
+                                        "sts.amazonaws.com"))
     return found
 
 
@@ -212,7 +272,8 @@ def required_tags(resources: Sequence[ResourceLike]) -> list[Violation]:
         tags = res.props.get("tags") or {}
         missing = [k for k in REQUIRED_TAGS if not tags.get(k)]
         if missing:
-            found.append(Violation("required-tags", res.name, f"missing tags {missing}"))
+            found.append(_violation("required-tags", res.name, f"missing tags {missing}",
+                                    "pass tags=spoke_tags(...) (slipway.infra.tags)"))
     return found
 
 
@@ -220,8 +281,8 @@ def budget_present(resources: Sequence[ResourceLike]) -> list[Violation]:
     """The stack has a cost budget alerting someone at 80% and at 100%."""
     budgets = _of(resources, BUDGET)
     if not budgets:
-        return [Violation("budget-present", "(stack)", "no aws.budgets.Budget in the stack; "
-                          "add slipway.infra.budget.SpokeBudget")]
+        return [_violation("budget-present", "(stack)", "no aws.budgets.Budget in the stack",
+                           "add slipway.infra.budget.SpokeBudget")]
     found = []
     for budget in budgets:
         alerts = {
@@ -231,8 +292,10 @@ def budget_present(resources: Sequence[ResourceLike]) -> list[Violation]:
         }
         missing = [t for t in BUDGET_ALERT_PERCENTS if t not in alerts]
         if missing:
-            found.append(Violation("budget-present", budget.name,
-                                   f"no email alert at {missing} percent of the budget"))
+            found.append(_violation("budget-present", budget.name,
+                                    f"no email alert at {missing} percent of the budget",
+                                    "add PERCENTAGE notifications with subscriber emails "
+                                    "(SpokeBudget does)"))
     return found
 
 
@@ -251,9 +314,9 @@ def instance_types_allowed(resources: Sequence[ResourceLike]) -> list[Violation]
         for variant in _as_list(config.props.get("productionVariants")):
             itype = variant.get("instanceType")
             if itype not in allowed:
-                found.append(Violation("instance-types-allowed", config.name,
-                                       f"{itype} is not allowed for risk tier {tier.value}; "
-                                       f"use one of {', '.join(allowed)}"))
+                found.append(_violation("instance-types-allowed", config.name,
+                                        f"{itype} is not allowed for risk tier {tier.value}",
+                                        f"use one of {', '.join(allowed)}"))
     return found
 
 
@@ -266,15 +329,18 @@ def canary_capped(resources: Sequence[ResourceLike]) -> list[Violation]:
         routing = policy.get("trafficRoutingConfiguration") or {}
         size = routing.get("canarySize") or {}
         if routing.get("type") != "CANARY":
-            found.append(Violation("canary-capped", endpoint.name,
-                                   f"traffic routing is {routing.get('type') or 'not set'}, "
-                                   "not a blue/green CANARY"))
+            found.append(_violation("canary-capped", endpoint.name,
+                                    f"traffic routing is {routing.get('type') or 'not set'}, "
+                                    "not a blue/green CANARY",
+                                    "deploy through slipway.infra.endpoint.ModelEndpoint"))
         elif size.get("type") != "CAPACITY_PERCENT" or not (
             0 < float(size.get("value", 0)) <= MAX_CANARY_PERCENT
         ):
-            found.append(Violation("canary-capped", endpoint.name,
-                                   f"canary size {size} must be 1 to {MAX_CANARY_PERCENT} "
-                                   "CAPACITY_PERCENT"))
+            found.append(_violation("canary-capped", endpoint.name,
+                                    f"canary size {size} is not 1 to {MAX_CANARY_PERCENT} "
+                                    "CAPACITY_PERCENT",
+                                    "make rollout.canary_steps[0] at most "
+                                    f"{MAX_CANARY_PERCENT} in slipway.toml"))
     return found
 
 
@@ -288,8 +354,10 @@ def rollback_alarms_wired(resources: Sequence[ResourceLike]) -> list[Violation]:
         names = [str(a.get("alarmName")) for a in _as_list(rollback.get("alarms"))]
         unknown = [n for n in names if n not in alarms]
         if unknown:
-            found.append(Violation("rollback-alarms-wired", endpoint.name,
-                                   f"rollback names alarms not in the stack: {unknown}"))
+            found.append(_violation("rollback-alarms-wired", endpoint.name,
+                                    f"rollback names alarms not in the stack: {unknown}",
+                                    "name the alarms ModelEndpoint creates "
+                                    "(slipway.infra.endpoint.alarm_names)"))
         watched = set()
         for name in names:
             alarm = alarms.get(name)
@@ -300,8 +368,10 @@ def rollback_alarms_wired(resources: Sequence[ResourceLike]) -> list[Violation]:
                            for q in _as_list(alarm.props.get("metricQueries")))
         missing = sorted(ROLLBACK_METRICS - watched)
         if missing:
-            found.append(Violation("rollback-alarms-wired", endpoint.name,
-                                   f"no rollback alarm watches {missing}"))
+            found.append(_violation("rollback-alarms-wired", endpoint.name,
+                                    f"no rollback alarm watches {missing}",
+                                    "wire one alarm per guardrail into "
+                                    "auto_rollback_configuration (ModelEndpoint does)"))
     return found
 
 
@@ -310,10 +380,12 @@ def images_scanned_immutable(resources: Sequence[ResourceLike]) -> list[Violatio
     found = []
     for repo in _of(resources, ECR_REPO):
         if not (repo.props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
-            found.append(Violation("images-scanned-immutable", repo.name, "scan on push is off"))
+            found.append(_violation("images-scanned-immutable", repo.name,
+                                    "scan on push is off", "set scan_on_push=True"))
         if repo.props.get("imageTagMutability") != "IMMUTABLE":
-            found.append(Violation("images-scanned-immutable", repo.name,
-                                   "image tags are mutable; set IMMUTABLE"))
+            found.append(_violation("images-scanned-immutable", repo.name,
+                                    "image tags are mutable",
+                                    "set image_tag_mutability=IMMUTABLE"))
     return found
 
 
