@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from slipway.infra.plan import Environment, parse_environment
+from slipway.infra.plan import Environment, parse_environment, smallest_instance_type
 from slipway.infra.policies import check_stack
 from slipway.infra.spoke_stack import (
     StackInputError,
@@ -324,3 +324,20 @@ def test_pipeline_role_writes_only_its_own_jobs_log_streams(configs):
         f"{base}/TrainingJobs", f"{base}/ProcessingJobs",
         f"{base}/TrainingJobs:log-stream:{prefix}-*",
         f"{base}/ProcessingJobs:log-stream:{prefix}-*"]
+
+
+@pytest.mark.parametrize("tier", ["low", "medium", "high"])
+def test_staging_serves_on_the_tiers_smallest_type_and_prod_on_slipway_toml(configs, tier):
+    config = configs[tier]
+    types = {}
+    for env in ("staging", "prod"):
+        configs_ = run(config, env).of_type(
+            "aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+        types[env] = {v["instanceType"] for c in configs_ for v in c.props["productionVariants"]}
+    assert types == {"staging": {"ml.t2.medium"}, "prod": {config.deploy.instance_type}}
+
+
+def test_the_smallest_type_is_found_by_size_not_by_listing_order():
+    assert smallest_instance_type(("ml.m5.2xlarge", "ml.c5.xlarge", "ml.c5.large",
+                                   "ml.m5.large")) == "ml.c5.large"
+    assert smallest_instance_type(("ml.m5.12xlarge", "ml.m5.4xlarge")) == "ml.m5.4xlarge"

@@ -51,6 +51,24 @@ def parse_environment(stack_name: str) -> Environment:
         ) from None
 
 
+# Relative size of a SageMaker instance by its size word (ml.<family>.<size>); `<n>xlarge` is
+# n times xlarge. Only the order matters: which allowed type is the smallest.
+_SIZE_UNITS = {"medium": 1, "large": 2, "xlarge": 4}
+
+
+def _size(instance_type: str) -> float:
+    word = instance_type.rsplit(".", 1)[-1]
+    if word in _SIZE_UNITS:
+        return _SIZE_UNITS[word]
+    times = word.removesuffix("xlarge")
+    return 4 * int(times) if times.isdigit() and word.endswith("xlarge") else float("inf")
+
+
+def smallest_instance_type(allowed: tuple[str, ...]) -> str:
+    """The smallest of a tier's allowed types; on a tie, the one the tier lists first."""
+    return min(allowed, key=_size)
+
+
 @dataclass(frozen=True)
 class EndpointPlan:
     """The serving shape of one environment: instances, canary and rollback thresholds."""
@@ -70,8 +88,10 @@ class EndpointPlan:
 def endpoint_plan(config: SpokeConfig, environment: Environment) -> EndpointPlan | None:
     """The endpoint plan of `environment`, or None for dev (dev runs the local target).
 
-    The canary share is the rollout plan's first step (capped at SageMaker's 50%), held for
-    step_seconds (at least the tier's minimum, at most SageMaker's 3600 s). The alarm
+    Prod serves on `[deploy].instance_type`; staging, which proves a version and carries no
+    customer load, on the risk tier's smallest allowed type (slipway.toml has no per-staging
+    type yet). The canary share is the rollout plan's first step (capped at SageMaker's 50%),
+    held for step_seconds (at least the tier's minimum, at most SageMaker's 3600 s). The alarm
     thresholds are the very ones the local rollout engine judges by (guardrails.thresholds_for:
     slipway.toml's guardrails tightened by the risk tier).
     """
@@ -82,8 +102,10 @@ def endpoint_plan(config: SpokeConfig, environment: Environment) -> EndpointPlan
     scaling = config.deploy.staging if environment is Environment.staging else config.deploy.prod
     wait = min(max(rollout.step_seconds, rules.min_step_seconds), MAX_WAIT_SECONDS)
     limits = thresholds_for(config)
+    staging = environment is Environment.staging
     return EndpointPlan(
-        instance_type=config.deploy.instance_type,
+        instance_type=(smallest_instance_type(rules.instance_types) if staging
+                       else config.deploy.instance_type),
         min_instances=scaling.min_instances,
         max_instances=scaling.max_instances,
         canary_percent=min(rollout.canary_steps[0], MAX_CANARY_PERCENT),
