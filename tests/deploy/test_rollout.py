@@ -165,6 +165,51 @@ def test_controller_killed_mid_rollout_recovers_consistently(spoke, gateway, rec
     assert load.report.failed == 0
 
 
+def test_gateway_killed_mid_rollout_restarts_at_its_weight_and_the_rollout_resumes(spoke):
+    """The gateway dies (SIGKILL) at the 32% step: the controller stops without touching the
+    registry, a new gateway takes the weight from the durable rollout state, and `deploy
+    --resume` against it finishes the rollout."""
+    first = GatewayProcess(spoke.root)
+    try:
+        with Load(first.url, spoke, concurrency=CONCURRENCY, rate=RATE):
+            controller = subprocess.Popen(
+                [SLIPWAY, "-C", str(spoke.root), "deploy", "--version", "2", "--url", first.url,
+                 "--step-seconds", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+            deadline = time.monotonic() + STARTUP_GUARD_S
+            while time.monotonic() < deadline:
+                row = rollout_state.latest(spoke.root)
+                if (row is not None and row.phase == "32%"
+                        and gateway_state(first.url)["weight"] == 32):
+                    break
+                assert controller.poll() is None, controller.communicate()
+                time.sleep(0.1)
+            first.proc.kill()
+            first.proc.wait()
+            _, stderr = controller.communicate(timeout=STARTUP_GUARD_S)
+    finally:
+        first.stop()
+    assert controller.returncode == Exit.UNREACHABLE, stderr
+    assert "slipway deploy --resume" in stderr
+    assert rollout_state.latest(spoke.root).status == "running"
+    assert aliases(spoke) == {"champion": "1", "challenger": "2", "previous": None}
+
+    second = GatewayProcess(spoke.root)
+    try:
+        state = gateway_state(second.url)
+        assert (state["champion"], state["challenger"], state["weight"]) == ("1", "2", 32)
+        with Load(second.url, spoke, concurrency=CONCURRENCY, rate=RATE) as load:
+            done = slipway(spoke.root, "deploy", "--resume", "--url", second.url)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert gateway_state(second.url)["champion"] == "2"
+    finally:
+        second.stop()
+    assert aliases(spoke) == {"champion": "2", "challenger": None, "previous": "1"}
+    actions = [(e["action"], e["version"]) for e in audit.read(spoke.root)]
+    assert actions.count(("promote", "2")) == 1 and ("rollback", "2") not in actions
+    assert load.report.failed == 0
+
+
 def test_rollback_while_promoting_finishes_the_promotion_then_reverts_it(spoke, gateway):
     """A controller killed between `promoting` and `promoted`, then `slipway rollback`: the
     team asked for the old champion, so the promotion is completed (registry and audit agree)
@@ -238,6 +283,9 @@ def test_a_step_without_enough_traffic_fails_and_rolls_back(spoke, gateway):
 
 
 def test_unreachable_gateway_and_governance_refusal_have_their_exit_codes(spoke):
+    typo = slipway(spoke.root, "deploy", "--version", "99", "--url", "http://127.0.0.1:9")
+    assert typo.returncode == Exit.ERROR and "has no version '99'" in typo.stderr, typo.stderr
+    assert "Traceback" not in typo.stderr
     unreachable = slipway(spoke.root, "deploy", "--version", "2", "--url",
                           "http://127.0.0.1:9")
     assert unreachable.returncode == Exit.UNREACHABLE, unreachable.stderr

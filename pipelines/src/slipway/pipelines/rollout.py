@@ -120,7 +120,10 @@ class Controller:
                 f"{self.model} has no `challenger` to roll out; train one (`slipway train`) "
                 "or name a registered version with --version N"
             )
-        self.client.get_model_version(self.model, version)
+        if not registry.version_exists(self.client, self.model, version):
+            raise release.ReleaseError(
+                f"{self.model} has no version {version!r}; `slipway catalog` and `slipway "
+                "status` show the registered versions")
         champion = self._alias(registry.CHAMPION)
         if champion == version:
             raise release.ReleaseError(f"version {version} is already the champion")
