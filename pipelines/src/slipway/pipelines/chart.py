@@ -10,6 +10,9 @@ from pathlib import Path
 
 from slipway.pipelines import rollout_state
 
+# The challenger's share once a rollout closes: all of it when promoted, none when rolled back.
+CLOSING_WEIGHT = {rollout_state.PROMOTED: 100, rollout_state.ROLLED_BACK: 0}
+
 
 def draw_rollouts(root: Path, path: Path) -> Path:
     """One timeline of every rollout of this spoke: weight (%) and error rates (%)."""
@@ -26,19 +29,23 @@ def draw_rollouts(root: Path, path: Path) -> Path:
     for row in rows:
         readings = rollout_state.readings(root, row.id)
         times = [r["at"] - t0 for r in readings]
-        label = f"v{row.version} ({row.status})"
-        top.step(times, [100 if r["phase"] == "smoke" else r["weight"] for r in readings],
-                 where="post", label=label)
-        bottom.plot(times, [100 * r.get("error_rate", 0.0) for r in readings], label=label)
+        weights = [100 if r["phase"] == "smoke" else r["weight"] for r in readings]
+        errors = [100 * (r.get("error_rate") or 0.0) for r in readings]
         end = (row.finished_at or row.updated_at) - t0
+        if row.status in CLOSING_WEIGHT:  # where the traffic went when the rollout closed
+            times, weights = [*times, end], [*weights, CLOSING_WEIGHT[row.status]]
+        label = f"v{row.version} ({row.status})"
+        (line,) = top.step(times, weights, where="post", marker="o", markersize=2, label=label)
+        bottom.plot(times[:len(errors)], errors, marker="o", markersize=2, label=label,
+                    color=line.get_color())
         top.axvline(end, color="grey", linestyle=":", linewidth=0.8)
-        top.annotate(row.status, (end, 102), fontsize=8, rotation=90, va="bottom")
+        top.annotate(f"v{row.version} {row.status}", (end, 108), fontsize=8, ha="right",
+                     color=line.get_color())
     top.set_ylabel("challenger weight (%)")
-    top.set_ylim(0, 125)
-    top.legend(loc="upper left", fontsize=8)
+    top.set_ylim(-5, 120)
     bottom.set_ylabel("challenger error rate (%)")
     bottom.set_xlabel("seconds since the first rollout")
-    bottom.legend(loc="upper left", fontsize=8)
+    bottom.legend(loc="center left", fontsize=8)
     fig.suptitle(f"Rollouts of {rows[0].model}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -321,7 +321,11 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
 
     async def invocations(request: Request) -> Response:
         try:
-            rows = parse_rows(await request.body(), gateway.config.data.contract)
+            body = await request.body()
+        except ClientDisconnect:  # the caller left before sending its request: nobody to answer
+            return Response(status_code=400)
+        try:
+            rows = parse_rows(body, gateway.config.data.contract)
         except BadRequest as exc:
             gateway.m_bad.inc()
             return JSONResponse({"error_code": "BAD_REQUEST", "message": str(exc)}, 400)
