@@ -23,7 +23,11 @@ import time
 from pathlib import Path
 
 HUB = Path(__file__).resolve().parents[1]
-DEMO = HUB / "build" / "demo"
+# Where the demo spoke is stamped (the hub's test of `make demo` points it at a temporary dir).
+DEMO = Path(os.environ.get("SLIPWAY_DEMO_DIR") or HUB / "build" / "demo").resolve()
+# The template it is stamped from: this checkout (its committed HEAD), or the snapshot of the
+# working tree that the hub's tests render from.
+TEMPLATE = Path(os.environ.get("SLIPWAY_DEMO_TEMPLATE") or HUB).resolve()
 SLIPWAY = DEMO / ".venv" / "bin" / "slipway"
 STEP_SECONDS = "3"  # the plan's 60 s per step, shortened for a demo (`--step-seconds`)
 TRAFFIC_RATE = "120"  # requests per second replayed from held-out rows
@@ -43,15 +47,20 @@ def run(*cmd: str, cwd: Path = DEMO, ok: tuple[int, ...] = (0,)) -> int:
     return code
 
 
-ENV = {**os.environ, **AUTHOR, "SLIPWAY_ACTOR": AUTHOR["GIT_AUTHOR_EMAIL"]}
+# The demo runs on the embedded defaults: the spoke's own .venv (not the hub's, which `make`
+# would otherwise pass down as VIRTUAL_ENV) and its own registry under .slipway/.
+ENV = {**{k: v for k, v in os.environ.items()
+          if k not in {"VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
+                       "SLIPWAY_GATEWAY_URL"}},
+       **AUTHOR, "SLIPWAY_ACTOR": AUTHOR["GIT_AUTHOR_EMAIL"]}
 
 
 def stamp() -> None:
-    step(f"copier copy --defaults {HUB} build/demo")
+    step(f"copier copy --defaults {TEMPLATE} {DEMO}")
     if DEMO.exists():
         shutil.rmtree(DEMO)
     run(sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", "--vcs-ref", "HEAD",
-        str(HUB), str(DEMO), cwd=HUB)
+        str(TEMPLATE), str(DEMO), cwd=HUB)
     # A spoke is a git repository: every registered version records its commit.
     run("git", "init", "-q", "-b", "main")
     commit("Spoke from the Slipway template")
@@ -134,9 +143,9 @@ def main() -> None:
     print(f"\nDone in {time.perf_counter() - started:.0f} s. The spoke is in {DEMO}.")
     print(f"  chart of the rollouts:  {chart}")
     print(f"  model card:             {DEMO / 'docs' / 'model_card.md'}")
-    print(f"  registry:               cd build/demo && .venv/bin/mlflow ui --backend-store-uri "
+    print(f"  registry:               cd {DEMO} && .venv/bin/mlflow ui --backend-store-uri "
           f"sqlite:///{DEMO / '.slipway' / 'mlflow.db'}")
-    print("  more:                   cd build/demo && make help")
+    print(f"  more:                   cd {DEMO} && make help")
 
 
 if __name__ == "__main__":
