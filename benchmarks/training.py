@@ -27,18 +27,22 @@ from conftest import GIT_ENV, git, snapshot_working_tree
 VENV_BIN = Path(sys.executable).parent
 
 PLAIN = """
-import sys
+import importlib, sys, tomllib
 sys.path.insert(0, "src")
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
-from diagnosis_assist.data import TARGET, load
-from diagnosis_assist.train import train
 
-frame = load()
-x, y = frame.drop(columns=[TARGET]), frame[TARGET]
+toml = tomllib.load(open("slipway.toml", "rb"))
+data, training = toml["data"], toml["training"]
+def function(entrypoint):
+    module, _, name = entrypoint.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+frame = function(data["loader"])()
+x, y = frame.drop(columns=[data["target"]]), frame[data["target"]]
 x_train, x_test, y_train, y_test = train_test_split(
-    x, y, test_size=0.25, random_state=42, stratify=y)
-model = train(x_train, y_train, {"C": 1.0, "max_iter": 500})
+    x, y, test_size=training["test_size"], random_state=training["seed"], stratify=y)
+model = function(training["trainer"])(x_train, y_train, training["params"])
 print("roc_auc", roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]))
 """
 
