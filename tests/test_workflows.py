@@ -23,7 +23,7 @@ from copier import run_copy
 
 BIN = Path(sys.executable).parent
 TIERS = ("low", "medium", "high")
-WORKFLOWS = ("ci.yml", "cd.yml", "template-update.yml")
+WORKFLOWS = ("ci.yml", "cd.yml", "deploy-model.yml", "template-update.yml")
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 
@@ -66,7 +66,7 @@ def zizmor_findings(paths: list[Path]) -> list[dict[str, Any]]:
     return json.loads(proc.stdout)
 
 
-def test_every_tier_generates_the_three_workflows(spokes: dict[str, Path]) -> None:
+def test_every_tier_generates_the_workflows(spokes: dict[str, Path]) -> None:
     for tier, spoke in spokes.items():
         present = sorted(p.name for p in (spoke / ".github" / "workflows").iterdir())
         assert present == sorted(WORKFLOWS), tier
@@ -117,6 +117,7 @@ def test_permissions_are_least_privilege(spokes: dict[str, Path]) -> None:
     """Nothing at the top; each job names its own; write only where it must."""
     allowed_writes = {
         ("cd.yml", "id-token"),  # OIDC role assumption, the only way to AWS
+        ("deploy-model.yml", "id-token"),  # the same, for `slipway deploy --env`
         ("template-update.yml", "contents"),  # push the update branch
         ("template-update.yml", "pull-requests"),  # open the pull request
     }
@@ -139,10 +140,10 @@ def test_aws_access_is_oidc_only(spokes: dict[str, Path]) -> None:
         for name in WORKFLOWS:
             text = (spoke / ".github" / "workflows" / name).read_text()
             assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
-        for job in load(spoke, "cd.yml")["jobs"].values():
-            for step in job["steps"]:
-                if "configure-aws-credentials" in step.get("uses", ""):
-                    assert set(step["with"]) == {"role-to-assume", "aws-region"}
+            for job in load(spoke, name)["jobs"].values():
+                for step in job["steps"]:
+                    if "configure-aws-credentials" in step.get("uses", ""):
+                        assert set(step["with"]) == {"role-to-assume", "aws-region"}, name
 
 
 def run_lines(job: dict[str, Any]) -> str:
@@ -197,6 +198,123 @@ def test_cd_goes_image_train_staging_prod(spokes: dict[str, Path], tier: str) ->
     else:
         assert "prod-protection" not in jobs
         assert jobs["prod"]["needs"] == "staging"
+
+
+def step_named(job: dict[str, Any], needle: str) -> dict[str, Any]:
+    """The one step whose `run:` or `uses:` contains `needle`."""
+    found = [s for s in job["steps"] if needle in s.get("run", "") + s.get("uses", "")]
+    assert len(found) == 1, f"{needle}: {len(found)} steps"
+    return found[0]
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_deploy_model_runs_slipway_deploy_on_the_chosen_environment(
+    spokes: dict[str, Path], tier: str,
+) -> None:
+    """workflow_dispatch(environment, version) -> one job in that GitHub environment, one
+    deploy per endpoint at a time, AWS through OIDC as cd.yml does it, inputs only via env."""
+    wf = load(spokes[tier], "deploy-model.yml")
+    cd = load(spokes[tier], "cd.yml")
+    inputs = wf[True]["workflow_dispatch"]["inputs"]
+    assert list(wf[True]) == ["workflow_dispatch"]
+    assert inputs["environment"]["type"] == "choice"
+    assert inputs["environment"]["options"] == ["staging", "prod"]
+    assert inputs["environment"]["default"] == "staging"
+    assert inputs["version"]["type"] == "string" and not inputs["version"].get("required")
+    assert wf["concurrency"] == {"group": "deploy-model-${{ inputs.environment }}",
+                                 "cancel-in-progress": False}
+
+    job = wf["jobs"]["deploy"]
+    assert job["environment"] == "${{ inputs.environment }}"  # prod's reviewers apply
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert 0 < job["timeout-minutes"] <= 360
+    # Role assumption exactly as cd.yml: the same pinned action, the environment's role.
+    aws = step_named(job, "configure-aws-credentials")
+    cd_aws = step_named(cd["jobs"]["staging"], "configure-aws-credentials")
+    assert aws["uses"] == cd_aws["uses"] and aws["with"] == cd_aws["with"]
+    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+    assert wf["env"] == cd["env"]  # region and the pinned Pulumi CLI
+    assert "uv sync --group infra" in run_lines(job)  # slipway-infra: the SageMaker target
+
+    deploy = step_named(job, "slipway deploy")
+    assert deploy["env"]["ENVIRONMENT"] == "${{ inputs.environment }}"
+    assert deploy["env"]["VERSION"] == "${{ inputs.version }}"
+    assert deploy["env"]["MLFLOW_TRACKING_URI"] == "${{ vars.MLFLOW_TRACKING_URI }}"
+    assert "${{" not in run_lines(job), "inputs reach `run:` through env only"
+    # Login, then the last deployment's stack settings, then the deploy.
+    order = ['pulumi login "$PULUMI_BACKEND_URL"',
+             'pulumi config refresh --stack "$ENVIRONMENT" --force',
+             'slipway deploy --env "$ENVIRONMENT"']
+    positions = [run_lines(job).index(line) for line in order]
+    assert positions == sorted(positions), order
+    login = step_named(job, "pulumi login")
+    assert login["env"] == step_named(cd["jobs"]["staging"], "pulumi login")["env"]
+    steps = job["steps"]
+    assert steps.index(aws) < steps.index(deploy)
+
+    if tier == "high":
+        # cd.yml's refusal of a prod environment without required reviewers, unchanged.
+        guard = wf["jobs"]["prod-protection"]
+        assert guard["if"] == "inputs.environment == 'prod'"
+        assert guard["permissions"] == cd["jobs"]["prod-protection"]["permissions"]
+        assert guard["steps"] == cd["jobs"]["prod-protection"]["steps"]
+        assert job["needs"] == "prod-protection"
+        # staging skips the guard and must still run; a failed guard stops prod.
+        assert "needs.prod-protection.result == 'success'" in job["if"]
+        assert "needs.prod-protection.result == 'skipped'" in job["if"]
+        assert "always()" not in job["if"]
+    else:
+        assert set(wf["jobs"]) == {"deploy"}
+        assert "needs" not in job and "if" not in job
+
+
+def test_deploy_model_passes_the_version_only_when_given(
+    spokes: dict[str, Path], tmp_path: Path,
+) -> None:
+    """The deploy step's script, run by bash with a `uv` that prints its arguments."""
+    script = step_named(load(spokes["low"], "deploy-model.yml")["jobs"]["deploy"],
+                        "slipway deploy")["run"]
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "uv").write_text('#!/bin/sh\nprintf "%s|" "$@"\n')
+    (fake / "uv").chmod(0o755)
+
+    def argv(**env: str) -> list[str]:
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            env={"PATH": f"{fake}:/usr/bin:/bin", **env}, capture_output=True, text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip("|").split("|")
+
+    base = ["run", "--no-sync", "slipway", "deploy", "--env"]
+    assert argv(ENVIRONMENT="staging", VERSION="") == [*base, "staging"]
+    assert argv(ENVIRONMENT="prod", VERSION="3") == [*base, "prod", "--version", "3"]
+    # A hostile input stays one argument (click then rejects it); it is never shell code.
+    assert argv(ENVIRONMENT="prod", VERSION="1; rm -rf /") == [
+        *base, "prod", "--version", "1; rm -rf /"]
+
+
+def test_deploy_model_names_the_actor_and_keeps_the_audit_trail(
+    spokes: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The variable the workflow sets is the one the CLI reads as the actor, and the files it
+    uploads are where the audit trail is written."""
+    from slipway.pipelines import audit
+
+    job = load(spokes["low"], "deploy-model.yml")["jobs"]["deploy"]
+    deploy = step_named(job, "slipway deploy")
+    actors = {k: v for k, v in deploy["env"].items() if "ACTOR" in k}
+    assert actors == {"SLIPWAY_ACTOR": "${{ github.actor }}"}
+    monkeypatch.setenv("SLIPWAY_ACTOR", "octocat")
+    assert audit.current_actor(tmp_path) == "octocat"
+
+    upload = step_named(job, "upload-artifact")
+    assert upload["if"] == "${{ !cancelled() }}"  # a rollback (6) or refusal (7) is kept too
+    assert upload["with"]["include-hidden-files"] is True
+    kept = upload["with"]["path"].split()
+    for written in (audit.audit_path(tmp_path), audit.head_path(tmp_path)):
+        assert str(written.relative_to(tmp_path)) in kept
 
 
 def test_template_update_refuses_conflicts_before_opening_a_pr(
