@@ -272,6 +272,42 @@ def test_first_deploy_bootstraps_after_a_smoke_test_and_refuses_a_broken_one(spo
         gw.stop()
 
 
+def register_off_contract(spoke: Spoke) -> str:
+    """A real model trained without the contract's first column: its signature asks for
+    inputs that no request checked against the contract will have."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    from slipway.pipelines.fluent import fluent_registry
+    from slipway.pipelines.spoke_code import load_frame, split
+
+    parts = split(load_frame(spoke.root, spoke.config), spoke.config)
+    x_train = parts.x_train.drop(columns=parts.x_train.columns[0])
+    model = LogisticRegression(max_iter=2000).fit(x_train, parts.y_train)
+    client = registry.client(spoke.root)
+    experiment = registry.experiment_id(client, spoke.root, spoke.config.model_name)
+    with fluent_registry(spoke.root), mlflow.start_run(experiment_id=experiment):
+        info = mlflow.sklearn.log_model(
+            model, name="model", registered_model_name=spoke.config.model_name,
+            signature=infer_signature(x_train.head(5), model.predict(x_train.head(5))))
+    return str(info.registered_model_version)
+
+
+def test_a_challenger_whose_signature_breaks_the_contract_is_rolled_back_unserved(spoke,
+                                                                                   gateway):
+    version = register_off_contract(spoke)
+    done, report = deploy_under_load(spoke, gateway, "--version", version)
+    assert done.returncode == Exit.ROLLED_BACK, done.stdout + done.stderr
+    assert f"the gateway cannot serve version {version}" in done.stderr
+    assert "signature does not match the data contract" in done.stderr
+    assert aliases(spoke) == {"champion": "1", "challenger": None, "previous": None}
+    assert outcome_tags(spoke, version)[0] == "rolled_back"
+    state = gateway_state(gateway.url)
+    assert (state["champion"], state["challenger"], state["weight"]) == ("1", None, 0)
+    assert report.failed == 0  # the champion answered throughout
+
+
 def test_a_step_without_enough_traffic_fails_and_rolls_back(spoke, gateway):
     """No load on purpose: a canary that nobody calls proves nothing, so it is not promoted."""
     done = slipway(spoke.root, "deploy", "--version", "2", "--url", gateway.url,

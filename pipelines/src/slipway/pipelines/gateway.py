@@ -82,6 +82,7 @@ class Gateway:
             for name, r in config.data.contract.columns.items()
         }
         self.variants: dict[str, Variant] = {}
+        self.load_errors: dict[str, str] = {}  # role -> why its version could not be served
         self.weight = 0
         self.shadow = False
         self._routed = 0
@@ -122,6 +123,7 @@ class Gateway:
 
         with fluent_registry(self.root):
             model = mlflow.pyfunc.load_model(f"models:/{self.config.model_name}/{version}")
+        self._check_signature(version, model)
         to_frame = self._frame_builder()
         batch_rows = self.m_batch.labels(version)
 
@@ -130,6 +132,20 @@ class Gateway:
             return _to_list(model.predict(to_frame(rows)))
 
         return Variant(role=role, version=version, batcher=Batcher(predict, f"{role}-{version}"))
+
+    def _check_signature(self, version: str, model: Any) -> None:
+        """Requests are checked against the data contract; a model whose signature asks for
+        other inputs would fail every one of them, so it is refused when it loads."""
+        schema = model.metadata.get_input_schema()
+        if schema is None or not schema.has_input_names():
+            return  # no named inputs declared: the contract is the only description
+        wanted, given = set(schema.input_names()), set(self.columns)
+        if wanted != given:
+            missing, extra = sorted(wanted - given), sorted(given - wanted)
+            raise ValueError(
+                f"version {version}'s signature does not match the data contract (model wants "
+                f"{missing or 'nothing more'} beyond it, the contract has {extra or 'nothing'} "
+                "the model does not take): retrain it under the current contract")
 
     def _frame_builder(self) -> Callable[[list[tuple[Any, ...]]], pd.DataFrame]:
         """Rows -> the DataFrame a model expects. All-numeric contracts (the common case) go
@@ -164,14 +180,20 @@ class Gateway:
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
             wanted = await loop.run_in_executor(None, self._wanted_versions)
-            loaded = {}
+            loaded, self.load_errors = {}, {}
             for role, version in wanted.items():
                 current = next((v for v in self.variants.values() if v.version == version), None)
                 if current is not None:
                     loaded[role] = Variant(role, version, current.batcher)
-                else:
+                    continue
+                try:
                     loaded[role] = await loop.run_in_executor(
                         None, self._load_variant, role, version)
+                except Exception as exc:  # a model that cannot serve is reported, not fatal
+                    log.error("cannot load %s version %s: %s", role, version, exc)
+                    self.load_errors[role] = f"version {version}: {type(exc).__name__}: {exc}"
+                    if role == CHAMPION and CHAMPION in self.variants:
+                        loaded[role] = self.variants[CHAMPION]  # keep serving the one we had
             kept = {id(v.batcher) for v in loaded.values()}
             for old in self.variants.values():
                 if id(old.batcher) not in kept:
@@ -203,6 +225,7 @@ class Gateway:
             "weight": self.weight,
             "shadow": self.shadow,
             "seq": self._seq,
+            "load_errors": dict(self.load_errors),
         }
 
     # -- scoring ------------------------------------------------------------------------------

@@ -136,7 +136,8 @@ class Controller:
                             f"{champion or '(none: first deploy)'}")
         if self._alias(registry.CHALLENGER) != version:
             self.client.set_registered_model_alias(self.model, registry.CHALLENGER, version)
-        self.gateway.reload()
+        if problem := self._serve_candidate(version):
+            return self._rollback(row.id, problem)
         if champion is None:
             return self._bootstrap(row.id, version)
         return self._run(row.id, 0)
@@ -161,7 +162,8 @@ class Controller:
             return self._rollback(row.id, row.reason)
         if self._alias(registry.CHALLENGER) != row.version:
             return self._rollback(row.id, "resume found the `challenger` alias moved away")
-        self.gateway.reload()
+        if problem := self._serve_candidate(row.version):
+            return self._rollback(row.id, problem)
         if row.plan.get("bootstrap"):
             return self._bootstrap(row.id, row.version)
         # The 100% step is judged against the champion of the step before: retake both.
@@ -333,6 +335,14 @@ class Controller:
         blockers = release_blockers(self.root, self.config, self.client, version)
         if blockers:
             raise NotApproved("rollout refused by governance:\n  - " + "\n  - ".join(blockers))
+
+    def _serve_candidate(self, version: str) -> str | None:
+        """Have the gateway load the aliases; why it cannot serve `version`, or None."""
+        state = self.gateway.reload()
+        if state.get("challenger") == version:
+            return None
+        why = state.get("load_errors", {}).get(registry.CHALLENGER) or "it was not loaded"
+        return f"the gateway cannot serve version {version}: {why}"
 
     def _reload_quietly(self) -> None:
         try:
