@@ -58,7 +58,7 @@ COVERED: dict[str, tuple[str, ...]] = {
     "slipway audit": ("tests/test_audit.py",),
     "slipway catalog": ("tests/test_governance.py",),
     "slipway serve": ("tests/deploy/conftest.py",),
-    "slipway deploy": ("tests/deploy/test_rollout.py",),
+    "slipway deploy": ("tests/deploy/test_rollout.py", "infra/tests/test_sagemaker_target.py"),
     "slipway traffic": ("tests/deploy/test_rollout.py",),
     "slipway status": ("tests/deploy/test_rollout.py",),
     "slipway rollback": ("tests/deploy/test_rollout.py",),

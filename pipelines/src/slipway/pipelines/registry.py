@@ -34,7 +34,7 @@ TAG_KPI_NAME = "slipway.kpi.name"
 TAG_KPI_BASELINE = "slipway.kpi.baseline"
 TAG_KPI_TARGET = "slipway.kpi.target"
 TAG_AUTHOR = "slipway.author"
-TAG_ROLLOUT_OUTCOME = "slipway.rollout.outcome"  # promoted | rolled_back | aborted
+TAG_ROLLOUT_OUTCOME = "slipway.rollout.outcome"  # promoted | staged | rolled_back | failed
 TAG_ROLLOUT_REASON = "slipway.rollout.reason"
 
 
