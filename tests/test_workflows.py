@@ -25,6 +25,9 @@ BIN = Path(sys.executable).parent
 TIERS = ("low", "medium", "high")
 WORKFLOWS = ("ci.yml", "cd.yml", "deploy-model.yml", "template-update.yml")
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+CARRY = "uv run --no-sync python -m slipway.infra.deploy_settings"
+# What reads the stack config: from here on the last deployment's settings must be in it.
+USES_STACK_CONFIG = re.compile(r"pulumi (preview|up)\b|slipway deploy")
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +153,26 @@ def run_lines(job: dict[str, Any]) -> str:
     return "\n".join(step.get("run", "") for step in job["steps"])
 
 
+def assert_carries_deploy_settings_first(job: dict[str, Any], stack: str) -> None:
+    """After `pulumi login`, before anything reads the stack config, the job carries the last
+    deployment's deploy settings (a runner keeps none; without modelVersion the stack would
+    bootstrap and `pulumi up` delete the endpoint)."""
+    steps = job["steps"]
+    carry = step_named(job, CARRY)
+    assert carry["run"] == f"{CARRY} {stack}"
+    assert carry["working-directory"] == "infra"
+    first_use = next(i for i, s in enumerate(steps) if USES_STACK_CONFIG.search(s.get("run", "")))
+    assert steps.index(step_named(job, "pulumi login")) < steps.index(carry) < first_use
+
+
+def test_no_workflow_takes_the_whole_config_of_the_last_deployment(
+    spokes: dict[str, Path],
+) -> None:
+    # `pulumi config refresh --force` would silently drop committed infra changes.
+    for path in workflow_files(spokes):
+        assert "config refresh" not in path.read_text(), path
+
+
 def test_ci_runs_lint_tests_check_compile_and_infra_mocks(spokes: dict[str, Path]) -> None:
     jobs = load(spokes["medium"], "ci.yml")["jobs"]
     test = run_lines(jobs["test"])
@@ -181,6 +204,7 @@ def test_cd_goes_image_train_staging_prod(spokes: dict[str, Path], tier: str) ->
             f"uv run --no-sync pulumi up --stack {stack} --non-interactive --yes",
         ]
         assert jobs[stack]["environment"] == stack
+        assert_carries_deploy_settings_first(jobs[stack], stack)
     # Each stack's image goes to that stack's repository (the spoke's Pulumi program's name),
     # and the stack serves the image pushed from the same repository.
     pushes = {job: s["env"]["REPOSITORY"] for job in ("image", "prod")
@@ -241,12 +265,9 @@ def test_deploy_model_runs_slipway_deploy_on_the_chosen_environment(
     assert deploy["env"]["VERSION"] == "${{ inputs.version }}"
     assert deploy["env"]["MLFLOW_TRACKING_URI"] == "${{ vars.MLFLOW_TRACKING_URI }}"
     assert "${{" not in run_lines(job), "inputs reach `run:` through env only"
-    # Login, then the last deployment's stack settings, then the deploy.
-    order = ['pulumi login "$PULUMI_BACKEND_URL"',
-             'pulumi config refresh --stack "$ENVIRONMENT" --force',
-             'slipway deploy --env "$ENVIRONMENT"']
-    positions = [run_lines(job).index(line) for line in order]
-    assert positions == sorted(positions), order
+    # Login, then the last deployment's deploy settings, then the deploy.
+    assert_carries_deploy_settings_first(job, '"$ENVIRONMENT"')
+    assert step_named(job, CARRY)["env"] == {"ENVIRONMENT": "${{ inputs.environment }}"}
     login = step_named(job, "pulumi login")
     assert login["env"] == step_named(cd["jobs"]["staging"], "pulumi login")["env"]
     steps = job["steps"]

@@ -12,6 +12,7 @@ here; FakeStack keeps the stack settings and does to moto what `pulumi up` asks 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
@@ -23,7 +24,8 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from pulumi.automation import CommandError, CommandResult, ConfigValue, OutputValue
 
-from slipway.infra import sagemaker_target
+from slipway.infra import deploy_settings, sagemaker_target
+from slipway.infra.deploy_settings import NothingToCarryFrom, carry_deploy_settings
 from slipway.infra.endpoint import config_name
 from slipway.infra.sagemaker_target import (
     DeployStatus,
@@ -34,7 +36,12 @@ from slipway.infra.sagemaker_target import (
     verify_endpoint,
     wait_for_endpoint,
 )
-from slipway.infra.spoke_stack import StackInputs, parse_stack_inputs
+from slipway.infra.spoke_stack import (
+    DEPLOY_SETTINGS_OUTPUT,
+    StackInputs,
+    deploy_settings_of,
+    parse_stack_inputs,
+)
 from slipway.pipelines import audit, registry, release
 from slipway.pipelines.cli import main
 from slipway.pipelines.config import load_config
@@ -83,17 +90,19 @@ class FakeStack:
     `up` does to the moto stand-in what the spoke's program asks SageMaker for: the
     version's Model and EndpointConfiguration, then the endpoint's blue/green deployment,
     which ends on the new configuration, or, when `alarm_fires`, silently on the previous
-    one. With `up_error` it fails as `pulumi up` does, before touching anything.
+    one. With `up_error` it fails as `pulumi up` does, before touching anything. Its outputs
+    are what the spoke's program exports, deploy settings included (spoke_stack's own
+    `deploy_settings_of`); `outputs` are a last deployment's, as the state backend keeps them.
     """
 
     def __init__(self, sagemaker: Any, endpoint: Callable[[str, str], Any], endpoint_name: str,
                  *, settings: Mapping[str, str] | None = None, alarm_fires: bool = False,
-                 up_error: str | None = None) -> None:
+                 up_error: str | None = None, outputs: Mapping[str, Any] | None = None) -> None:
         self.sagemaker, self.endpoint, self.endpoint_name = sagemaker, endpoint, endpoint_name
         self.settings = dict(settings or {})
         self.alarm_fires, self.up_error = alarm_fires, up_error
         self.ups = 0
-        self._outputs: dict[str, Any] = {}
+        self._outputs = dict(outputs or {})
 
     def get_all_config(self) -> dict[str, ConfigValue]:
         return {"aws:region": ConfigValue(REGION),
@@ -123,7 +132,15 @@ class FakeStack:
                                            EndpointConfigName=lands_on)
         on_output(f"endpoint {self.endpoint_name}: {lands_on}")
         self._outputs = {"endpoint_name": self.endpoint_name, "model_version": version,
-                         "previous_endpoint_config_name": old}
+                         "previous_endpoint_config_name": old,
+                         DEPLOY_SETTINGS_OUTPUT: deploy_settings_of(
+                             parse_stack_inputs(self.settings))}
+
+    def on_another_runner(self, committed: Mapping[str, str]) -> FakeStack:
+        """The same stack opened by a fresh CI job: the last deployment's outputs (the state
+        backend keeps them), and only the settings committed in Pulumi.<env>.yaml."""
+        return FakeStack(self.sagemaker, self.endpoint, self.endpoint_name, settings=committed,
+                         outputs=self._outputs)
 
     def outputs(self) -> dict[str, OutputValue]:
         return {key: OutputValue(value, False) for key, value in self._outputs.items()}
@@ -436,3 +453,85 @@ def test_deploy_env_refuses_the_local_rollout_options(spoke_with_versions, stack
     assert result.exit_code == Exit.USAGE
     assert "--resume, --step-seconds drive(s) the local gateway rollout" in result.output
     assert "opened" not in stacks
+
+
+# -- carrying the deploy settings of the last deployment into a runner that keeps none ---------
+
+COMMITTED = {"githubRepository": "example-org/demo", "imageUri": "registry.example/m@sha256:new"}
+
+
+def test_the_last_deployments_settings_are_carried_and_committed_ones_kept(sagemaker,
+                                                                           moto_endpoint):
+    stack = stack_serving_v1(sagemaker, moto_endpoint)
+    stack.settings["imageUri"] = "registry.example/m@sha256:old"
+    outcome = deploy_model_version(stack, sagemaker, "prod", 2, champion_p95_latency_ms=41.5,
+                                   on_output=lambda _: None, sleep=pytest.fail)
+    assert outcome.status is DeployStatus.deployed
+    # A fresh CD job: the state backend's outputs, and Pulumi.prod.yaml as committed.
+    runner = stack.on_another_runner(COMMITTED)
+    said: list[str] = []
+    carried = carry_deploy_settings(runner, on_output=said.append)
+    deployed = {"modelVersion": "2", "previousModelVersion": "1", "championP95LatencyMs": "41.5"}
+    assert carried == deployed
+    # The committed imageUri wins over the last deployment's (`config refresh` would not).
+    assert runner.settings == {**COMMITTED, **deployed}
+    assert parse_stack_inputs(runner.settings) == StackInputs(
+        model_version=2, previous_model_version=1, champion_p95_latency_ms=41.5,
+        image_uri=COMMITTED["imageUri"], github_repository="example-org/demo")
+    assert said == ["carried from the last deployment: modelVersion=2, previousModelVersion=1, "
+                    "championP95LatencyMs=41.5"]
+
+
+@pytest.mark.parametrize(("outputs", "message"), [
+    ({}, "never deployed: nothing to carry, the committed stack config applies"),
+    ({"endpoint_status": "bootstrap", DEPLOY_SETTINGS_OUTPUT: {}},
+     "carried from the last deployment: nothing (it bootstrapped)"),
+], ids=["never-deployed", "bootstrapped"])
+def test_a_stack_without_deploy_settings_carries_nothing_and_says_so(outputs, message):
+    stack = FakeStack(None, None, ENDPOINT, settings=COMMITTED, outputs=outputs)
+    said: list[str] = []
+    assert carry_deploy_settings(stack, on_output=said.append) == {}
+    assert stack.settings == COMMITTED
+    assert said == [message]
+
+
+def test_a_deployment_without_the_output_is_refused_rather_than_bootstrapped():
+    # Deployed by an older slipway-infra: running from the committed config would delete
+    # the endpoint, so nothing is written and the message says how to recover.
+    stack = FakeStack(None, None, ENDPOINT, settings=COMMITTED,
+                      outputs={"endpoint_status": "serving", "model_version": 4})
+    with pytest.raises(NothingToCarryFrom, match=r"no `deploy_settings` output.*config refresh"):
+        carry_deploy_settings(stack)
+    assert stack.settings == COMMITTED
+
+
+@pytest.mark.parametrize("argv", [[], ["dev"], ["production"], ["staging", "prod"]])
+def test_the_entry_point_names_the_stacks_it_carries_for(argv, capsys):
+    assert deploy_settings.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m slipway.infra.deploy_settings {staging|prod}\n")
+    assert "name the SageMaker stack to carry, staging or prod" in err
+
+
+def test_the_entry_point_carries_into_the_stack_of_the_infra_directory(
+        stacks, tmp_path, monkeypatch, capsys):
+    deployed = {"modelVersion": "3", "previousModelVersion": "2"}
+    stacks["staging"] = runner = FakeStack(
+        None, None, ENDPOINT, settings=COMMITTED,
+        outputs={"endpoint_status": "serving", DEPLOY_SETTINGS_OUTPUT: deployed})
+    (tmp_path / "infra").mkdir()
+    monkeypatch.chdir(tmp_path / "infra")
+    assert deploy_settings.main(["staging"]) == 0
+    assert capsys.readouterr().out == (
+        "stack staging: carried from the last deployment: modelVersion=3, previousModelVersion=2\n")
+    assert runner.settings == {**COMMITTED, **deployed}
+
+
+def test_the_entry_point_fails_clearly_when_the_stack_cannot_be_opened(tmp_path):
+    # As `python -m` runs it in CI; here the Pulumi CLI is absent (or tmp_path no project).
+    run = subprocess.run([sys.executable, "-m", "slipway.infra.deploy_settings", "prod"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith("error: stack prod: cannot open Pulumi stack prod")
+    assert "needs the Pulumi CLI" in run.stderr
+

@@ -207,6 +207,9 @@ def test_outputs_by_value(configs):
         "alarm_names": [f"{slug}-prod-5xx-rate", f"{slug}-prod-p95-latency",
                         f"{slug}-prod-prediction-psi"],
         "model_version": 3,
+        # What `slipway deploy` set, so the next CD run can carry it (deploy_settings.py).
+        "deploy_settings": {"modelVersion": "3", "previousModelVersion": "2",
+                            "championP95LatencyMs": "40.0"},
     }
     assert {k: outputs[k] for k in expected} == expected
     assert outputs["endpoint_role_arn"].startswith("arn:aws:iam")
@@ -216,6 +219,7 @@ def test_outputs_by_value(configs):
 def test_first_deploy_without_a_registered_model_bootstraps(configs, env):
     result = run(configs["medium"], env, StackInputs())
     assert result.outputs["endpoint_status"] == "bootstrap"
+    assert result.outputs["deploy_settings"] == {}  # a next run carries nothing
     for kind in ("endpoint:Endpoint", "model:Model", "endpointConfiguration:EndpointConfiguration"):
         assert result.of_type(f"aws:sagemaker/{kind}") == []
     # What the first training run needs is there, and compliant.
@@ -227,7 +231,10 @@ def test_first_deploy_without_a_registered_model_bootstraps(configs, env):
 def test_stack_config_overrides_image_and_artifact(configs):
     inputs = StackInputs(model_version=7, image_uri="registry.example/model@sha256:abc",
                          model_data_url="s3://elsewhere/model.tar.gz")
-    model = run(configs["low"], "staging", inputs).one("aws:sagemaker/model:Model").props
+    result = run(configs["low"], "staging", inputs)
+    model = result.one("aws:sagemaker/model:Model").props
+    # Only the deploy settings given are exported: the default champion p95 is not one.
+    assert result.outputs["deploy_settings"] == {"modelVersion": "7"}
     assert model["primaryContainer"] == {"image": "registry.example/model@sha256:abc",
                                          "modelDataUrl": "s3://elsewhere/model.tar.gz"}
 

@@ -183,8 +183,9 @@ def _version_of(endpoint_name: str, config: str | None) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def _set(stack: PulumiStack, values: Mapping[str, str | None]) -> None:
-    """Write stack settings; None removes a setting that is there."""
+def write_settings(stack: PulumiStack, values: Mapping[str, str | None]) -> None:
+    """Write stack settings (the deploy target and deploy_settings both write through here);
+    None removes a setting that is there."""
     stack.set_all_config({k: ConfigValue(v) for k, v in values.items() if v is not None})
     for key, value in values.items():
         if value is None and stack_setting(stack, key) is not None:
@@ -218,11 +219,11 @@ def deploy_model_version(
     """
     before = {key: stack_setting(stack, key) for key in (MODEL_VERSION, PREVIOUS_MODEL_VERSION)}
     serving = int(before[MODEL_VERSION]) if (before[MODEL_VERSION] or "").isdigit() else None
-    _set(stack, deploy_config(serving, model_version, champion_p95_latency_ms))
+    write_settings(stack, deploy_config(serving, model_version, champion_p95_latency_ms))
     try:
         stack.up(on_output=on_output)
     except CommandError as exc:
-        _set(stack, before)
+        write_settings(stack, before)
         return DeployOutcome(
             DeployStatus.failed, "", "", None, None,
             f"`pulumi up` failed on stack {environment}: {_command_failure(exc)}; the stack "
@@ -255,5 +256,5 @@ def _settle_on_serving(stack: PulumiStack, outcome: DeployOutcome,
             f"{outcome.message}; {outcome.actual_config} is not a Slipway configuration of "
             f"{endpoint_name}, so the stack's modelVersion still names the rejected version: "
             "set the serving one with `pulumi config set modelVersion N`"))
-    _set(stack, {MODEL_VERSION: str(serving), PREVIOUS_MODEL_VERSION: None})
+    write_settings(stack, {MODEL_VERSION: str(serving), PREVIOUS_MODEL_VERSION: None})
     return replace(outcome, message=f"{outcome.message}; stack modelVersion is {serving} again")

@@ -46,14 +46,16 @@ class StackInputs:
     """What the stack configuration (Pulumi.<env>.yaml) adds to slipway.toml.
 
     The model version is deploy-time state, not design: `slipway deploy` sets it through
-    the Automation API (sagemaker_target.deploy_model_version).
+    the Automation API (sagemaker_target.deploy_model_version). An unset champion p95
+    stays None (the latency alarm then starts from DEFAULT_CHAMPION_P95_MS), so the stack
+    exports only the deploy settings it was really given.
     """
 
     model_version: int | None = None
     image_uri: str | None = None
     model_data_url: str | None = None
     previous_model_version: int | None = None
-    champion_p95_latency_ms: float = DEFAULT_CHAMPION_P95_MS
+    champion_p95_latency_ms: float | None = None
     github_repository: str | None = None
 
 
@@ -72,10 +74,10 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
     """Validate the raw stack configuration values (keys as in Pulumi.<env>.yaml)."""
     latency_raw = values.get("championP95LatencyMs")
     try:
-        latency = float(latency_raw) if latency_raw else DEFAULT_CHAMPION_P95_MS
+        latency = float(latency_raw) if latency_raw else None
     except ValueError:
         latency = -1.0
-    if latency <= 0:
+    if latency is not None and latency <= 0:
         raise StackInputError(
             f"stack config championP95LatencyMs = {latency_raw!r} must be a positive number "
             "of milliseconds (the serving champion's measured p95 latency)"
@@ -103,14 +105,26 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
     return inputs
 
 
-STACK_INPUT_KEYS = ("modelVersion", "imageUri", "modelDataUrl", "previousModelVersion",
-                    "championP95LatencyMs", "githubRepository")
+# Deploy-time state: `slipway deploy` writes these, nobody commits them. The stack exports the
+# ones it was given (DEPLOY_SETTINGS_OUTPUT), so a runner, which keeps no stack config, can
+# carry them into its next `pulumi up` (slipway.infra.deploy_settings).
+DEPLOY_SETTING_KEYS = ("modelVersion", "previousModelVersion", "championP95LatencyMs")
+STACK_INPUT_KEYS = (*DEPLOY_SETTING_KEYS, "imageUri", "modelDataUrl", "githubRepository")
+DEPLOY_SETTINGS_OUTPUT = "deploy_settings"
 
 
 def read_stack_inputs() -> StackInputs:
     """The current Pulumi stack's configuration, validated."""
     config = pulumi.Config()
     return parse_stack_inputs({key: config.get(key) for key in STACK_INPUT_KEYS})
+
+
+def deploy_settings_of(inputs: StackInputs) -> dict[str, str]:
+    """The deploy settings the stack was given, as stack config strings (only those set):
+    exported so the next run can set them again, since no committed file holds them."""
+    given = (inputs.model_version, inputs.previous_model_version, inputs.champion_p95_latency_ms)
+    return {key: str(value) for key, value in zip(DEPLOY_SETTING_KEYS, given, strict=True)
+            if value is not None}
 
 
 def release_for(version: int, inputs_image: str | None, inputs_data: str | None, *,
@@ -187,6 +201,7 @@ def build_spoke_stack(
         "endpoint_role_arn": access.endpoint_role_arn,
         "ci_role_arn": access.ci_role_arn,
         "budget_name": budget.budget_name,
+        DEPLOY_SETTINGS_OUTPUT: deploy_settings_of(inputs),
     }
     plan = endpoint_plan(config, environment)
     if plan is None:
@@ -211,7 +226,8 @@ def build_spoke_stack(
         release=current,
         previous=previous,
         execution_role_arn=access.endpoint_role_arn,
-        champion_p95_latency_ms=inputs.champion_p95_latency_ms,
+        champion_p95_latency_ms=(DEFAULT_CHAMPION_P95_MS if inputs.champion_p95_latency_ms is None
+                                 else inputs.champion_p95_latency_ms),
         drift_dimensions={"Model": slug, "Environment": env},
         tags=tags,
     )
