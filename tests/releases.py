@@ -77,7 +77,10 @@ def build_release_repo(dst: Path) -> ReleaseRepo:
     assert releases, "CHANGELOG.md names no released commit (`Commit: <sha>` under `## X.Y.Z`)"
     for release in releases:
         assert_in_history(release)
-    subprocess.run(["git", "clone", "-q", "--no-checkout", str(HUB), str(dst)], check=True)
+    # --no-tags: the releases are exactly what CHANGELOG.md names, whatever tags (real ones
+    # included) the checkout under test carries.
+    subprocess.run(["git", "clone", "-q", "--no-checkout", "--no-tags", str(HUB), str(dst)],
+                   check=True)
     for release in releases:
         git(dst, "tag", release.tag, release.commit)
     git(dst, "checkout", "-q", releases[-1].commit)

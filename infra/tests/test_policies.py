@@ -233,7 +233,7 @@ def a_large_canary_and_all_at_once(good):
 
     return [
         (broken(good, policies.ENDPOINT, half_plus),
-         ["canary size {'type': 'CAPACITY_PERCENT', 'value': 60} is not 1 to 50 "
+         ["canary size 60 CAPACITY_PERCENT is not 1 to 50 "
           "CAPACITY_PERCENT; fix: make rollout.canary_steps[0] at most 50 in slipway.toml"]),
         (broken(good, policies.ENDPOINT, all_at_once),
          ["traffic routing is ALL_AT_ONCE, not a blue/green CANARY; fix: deploy through "

@@ -337,8 +337,9 @@ def canary_capped(resources: Sequence[ResourceLike]) -> list[Violation]:
             0 < float(size.get("value", 0)) <= MAX_CANARY_PERCENT
         ):
             found.append(_violation("canary-capped", endpoint.name,
-                                    f"canary size {size} is not 1 to {MAX_CANARY_PERCENT} "
-                                    "CAPACITY_PERCENT",
+                                    f"canary size {size.get('value')} "
+                                    f"{size.get('type') or '(no type)'} is not 1 to "
+                                    f"{MAX_CANARY_PERCENT} CAPACITY_PERCENT",
                                     "make rollout.canary_steps[0] at most "
                                     f"{MAX_CANARY_PERCENT} in slipway.toml"))
     return found
