@@ -120,21 +120,27 @@ def test_misbehaving_challenger_trips_its_guardrail(spoke, gateway, kind, guardr
     assert gateway_state(gateway.url)["weight"] == 0
 
 
+def controller_at_32_percent(spoke: Spoke, url: str) -> subprocess.Popen:
+    """`slipway deploy` of v2 in its own process, returned once its 32% step is live: the
+    phase is recorded just before the gateway is told, so both are waited for."""
+    controller = subprocess.Popen(
+        [SLIPWAY, "-C", str(spoke.root), "deploy", "--version", "2", "--url", url,
+         "--step-seconds", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + STARTUP_GUARD_S
+    while time.monotonic() < deadline:
+        row = rollout_state.latest(spoke.root)
+        if row is not None and row.phase == "32%" and gateway_state(url)["weight"] == 32:
+            return controller
+        assert controller.poll() is None, controller.communicate()
+        time.sleep(0.1)
+    controller.kill()
+    raise AssertionError("the rollout never reached its 32% step")
+
+
 @pytest.mark.parametrize("recovery", ["resume", "rollback"])
 def test_controller_killed_mid_rollout_recovers_consistently(spoke, gateway, recovery):
     with Load(gateway.url, spoke, concurrency=CONCURRENCY, rate=RATE) as load:
-        controller = subprocess.Popen(
-            [SLIPWAY, "-C", str(spoke.root), "deploy", "--version", "2", "--url", gateway.url,
-             "--step-seconds", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + STARTUP_GUARD_S
-        while time.monotonic() < deadline:
-            row = rollout_state.latest(spoke.root)
-            # The phase is recorded just before the gateway is told: kill after both.
-            if (row is not None and row.phase == "32%"
-                    and gateway_state(gateway.url)["weight"] == 32):
-                break
-            assert controller.poll() is None, controller.communicate()
-            time.sleep(0.1)
+        controller = controller_at_32_percent(spoke, gateway.url)
         os.kill(controller.pid, signal.SIGKILL)
         controller.wait()
 
@@ -172,18 +178,7 @@ def test_gateway_killed_mid_rollout_restarts_at_its_weight_and_the_rollout_resum
     first = GatewayProcess(spoke.root)
     try:
         with Load(first.url, spoke, concurrency=CONCURRENCY, rate=RATE):
-            controller = subprocess.Popen(
-                [SLIPWAY, "-C", str(spoke.root), "deploy", "--version", "2", "--url", first.url,
-                 "--step-seconds", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True)
-            deadline = time.monotonic() + STARTUP_GUARD_S
-            while time.monotonic() < deadline:
-                row = rollout_state.latest(spoke.root)
-                if (row is not None and row.phase == "32%"
-                        and gateway_state(first.url)["weight"] == 32):
-                    break
-                assert controller.poll() is None, controller.communicate()
-                time.sleep(0.1)
+            controller = controller_at_32_percent(spoke, first.url)
             first.proc.kill()
             first.proc.wait()
             _, stderr = controller.communicate(timeout=STARTUP_GUARD_S)
