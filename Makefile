@@ -27,7 +27,7 @@ lint: setup ## ruff over the hub
 	$(RUN) ruff check .
 
 test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
-	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 docs: setup ## build the documentation site into site/ (strict: a warning fails)
 	$(RUN) mkdocs build --strict
