@@ -22,6 +22,10 @@ PredictFn = Callable[[list[tuple[Any, ...]]], list[Any]]
 Result = tuple[list[Any], float] | BaseException
 
 
+class Retired(RuntimeError):
+    """The variant was taken out of service before this request reached it: route again."""
+
+
 class Batcher:
     """Serialises one model's predictions and merges the requests that wait together."""
 
@@ -40,6 +44,8 @@ class Batcher:
         """The model's outputs for `rows`, computed in a batch with whoever else is waiting,
         and the seconds the model spent on that batch (its service time, without queueing:
         what a guardrail should compare between variants that carry different loads)."""
+        if self._closing:  # its worker is stopping or gone: nothing would ever answer
+            raise Retired("this model version was taken out of service; route the request again")
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run())
         future: asyncio.Future = asyncio.get_running_loop().create_future()

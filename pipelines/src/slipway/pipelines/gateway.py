@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from slipway.pipelines import registry, rollout_state
-from slipway.pipelines.batching import Batcher
+from slipway.pipelines.batching import Batcher, Retired
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.fluent import fluent_registry
 from slipway.pipelines.samples import SampleWriter
@@ -247,6 +247,8 @@ class Gateway:
         labels = (variant.role, variant.version)
         try:
             outputs, model_seconds = await variant.batcher.predict(rows)
+        except Retired:
+            raise  # not the model's fault: the caller routes again
         except Exception:
             self._record(variant.role, False, time.perf_counter() - start, ())
             self.m_requests.labels(*labels).inc()
@@ -290,7 +292,9 @@ class Gateway:
     def _shadow_done(self, task: asyncio.Task) -> None:
         self._background.discard(task)
         if not task.cancelled():
-            task.exception()  # recorded as a challenger error already; the caller never sees it
+            # Recorded as a challenger error already (or the challenger was retired by a
+            # reload): the caller never sees it.
+            task.exception()
 
     def window(self, after: int) -> dict[str, Any]:
         """Readings per variant over the requests scored after sequence number `after`."""
@@ -361,7 +365,12 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
             gateway.shadow_copy(rows)
         variant = gateway.variants[role]
         try:
-            predictions = await gateway.score(variant, rows)
+            try:
+                predictions = await gateway.score(variant, rows)
+            except Retired:  # a reload swapped the variant while this request was parsed
+                role = gateway.route()
+                variant = gateway.variants[role]
+                predictions = await gateway.score(variant, rows)
         except Exception as exc:
             return JSONResponse(
                 {"error_code": "MODEL_ERROR", "variant": role, "version": variant.version,
