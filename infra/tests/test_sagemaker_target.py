@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -297,8 +298,9 @@ def test_a_stack_that_cannot_be_opened_says_what_the_target_needs(tmp_path):
 @pytest.fixture
 def spoke_with_versions(spokes, tmp_path, monkeypatch) -> Callable[[str], Path]:
     """A private copy of the rendered spoke of a tier, whose registry holds v1 (champion)
-    and v2 (challenger). The versions are registered without training: the SageMaker path
-    reads only the registry (aliases, tags); the model itself is the stack's image."""
+    and v2 (challenger), trained from COMMIT. The versions are registered without training:
+    the SageMaker path packages a version's files (here just an MLmodel) and never loads
+    them; SageMaker does, from the stack's image."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     def make(tier: str) -> Path:
@@ -308,7 +310,12 @@ def spoke_with_versions(spokes, tmp_path, monkeypatch) -> Callable[[str], Path]:
         client = registry.client(root)
         client.create_registered_model(model)
         for version in ("1", "2"):
-            client.create_model_version(model, source=(root / f"model-v{version}").as_uri())
+            files = root / f"model-v{version}"
+            files.mkdir()
+            (files / "MLmodel").write_text(f"flavors: {{}}\nmodel_uuid: v{version}\n")
+            client.create_model_version(model, source=files.as_uri())
+            client.set_model_version_tag(model, version, registry.TAG_GIT_SHA, COMMIT)
+            client.set_model_version_tag(model, version, registry.TAG_GIT_DIRTY, "false")
         release.promote(root, client, model, "1", reason="test fixture: first champion")
         client.set_registered_model_alias(model, registry.CHALLENGER, "2")
         return root
@@ -344,10 +351,31 @@ def alias(root: Path, name: str) -> str | None:
     return None if found is None else str(found.version)
 
 
+# What cd.yml pushes for a commit, as moto keeps it: a manifest, no layers.
+COMMIT = "9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b1c3d5e7f"
+COMMIT_IMAGE = ('{"schemaVersion": 2, "mediaType": '
+                '"application/vnd.docker.distribution.manifest.v2+json", "layers": []}')
+
+
+def release_stand_in(slug: str, env: str) -> dict[str, str]:
+    """The stack's bucket and image repository in the moto stand-in, holding the image cd.yml
+    pushed for COMMIT; returns the stack outputs that name them."""
+    bucket, repository = f"{slug}-{env}-123456789012", f"slipway/{slug}-{env}"
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    ecr = boto3.client("ecr", region_name=REGION)
+    ecr.create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE")
+    ecr.put_image(repositoryName=repository, imageManifest=COMMIT_IMAGE, imageTag=COMMIT)
+    return {"bucket_name": bucket,
+            "repository_url": f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{repository}"}
+
+
 def fake_stack_for(root: Path, sagemaker: Any, moto_endpoint: Any, env: str,
                    **behaviour: Any) -> FakeStack:
     endpoint_name = f"{load_config(root).project.slug}-{env}"
     serving(sagemaker, endpoint_name, 1)
+    # The outputs its earlier `pulumi up` left name where a release is published.
+    behaviour.setdefault("outputs", release_stand_in(load_config(root).project.slug, env))
     return FakeStack(sagemaker, moto_endpoint, endpoint_name, settings={"modelVersion": "1"},
                      **behaviour)
 
@@ -535,3 +563,103 @@ def test_the_entry_point_fails_clearly_when_the_stack_cannot_be_opened(tmp_path)
     assert run.stderr.startswith("error: stack prod: cannot open Pulumi stack prod")
     assert "needs the Pulumi CLI" in run.stderr
 
+
+# -- `slipway deploy --env` publishes the version's image tag and model.tar.gz first ----------
+
+
+def published_objects(root: Path, env: str) -> list[str]:
+    bucket = f"{load_config(root).project.slug}-{env}-123456789012"
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=bucket)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def test_deploy_env_publishes_the_versions_image_and_model_before_pulumi_up(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint, tmp_path):
+    root = spoke_with_versions("low")
+    slug = load_config(root).project.slug
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["staging"] = stack = fake_stack_for(root, client, moto_endpoint, "staging")
+    published_at_up: list[list[str]] = []
+    up = stack.up
+    stack.up = lambda *, on_output: (published_at_up.append(published_objects(root, "staging")),
+                                     up(on_output=on_output))
+    result = slipway_deploy(root, "--env", "staging")
+    assert result.exit_code == Exit.OK, result.output
+    repository = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/slipway/{slug}-staging"
+    assert (f"published version 2: image {repository}:v2 (commit {COMMIT}), model "
+            f"s3://{slug}-staging-123456789012/models/v2/model.tar.gz") in result.output
+    assert published_at_up == [["models/v2/model.tar.gz"]]
+    ecr = boto3.client("ecr", region_name=REGION)
+    digests = {tag: ecr.describe_images(repositoryName=f"slipway/{slug}-staging",
+                                        imageIds=[{"imageTag": tag}])["imageDetails"][0][
+                                            "imageDigest"] for tag in (COMMIT, "v2")}
+    assert digests["v2"] == digests[COMMIT]
+    tarball = tmp_path / "model.tar.gz"
+    boto3.client("s3", region_name=REGION).download_file(
+        f"{slug}-staging-123456789012", "models/v2/model.tar.gz", str(tarball))
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+        assert "MLmodel" in names and all("/" not in name for name in names), names
+        assert archive.extractfile("MLmodel").read() == b"flavors: {}\nmodel_uuid: v2\n"
+
+
+def test_deploy_env_refuses_a_version_trained_from_a_dirty_tree_before_the_stack(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("low")
+    registry.client(root).set_model_version_tag(load_config(root).model_name, "2",
+                                                registry.TAG_GIT_DIRTY, "true")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
+    result = slipway_deploy(root, "--env", "prod")
+    assert result.exit_code == Exit.NOT_APPROVED, result.output
+    assert "uncommitted changes" in result.output
+    assert "retrain it from a clean checkout" in result.output
+    assert "opened" not in stacks
+    assert (stack.ups, stack.settings, published_objects(root, "prod")) == (
+        0, {"modelVersion": "1"}, [])
+    assert alias(root, "challenger") == "2"
+
+
+def test_deploy_env_without_the_commits_image_says_to_push_it_and_deploys_nothing(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
+    boto3.client("ecr", region_name=REGION).batch_delete_image(  # expired, or never built
+        repositoryName=f"slipway/{load_config(root).project.slug}-prod",
+        imageIds=[{"imageTag": COMMIT}])
+    trail = len(audit.read(root))
+    result = slipway_deploy(root, "--env", "prod")
+    assert result.exit_code == Exit.ERROR, result.output
+    assert f"no image for commit {COMMIT}" in result.output
+    assert "Push that commit to main so cd.yml builds its image, then deploy again" in (
+        " ".join(result.output.split()))
+    assert (stack.ups, stack.settings, published_objects(root, "prod")) == (
+        0, {"modelVersion": "1"}, [])
+    assert (alias(root, "challenger"), len(audit.read(root))) == ("2", trail)
+
+
+def test_deploy_env_to_a_stack_never_deployed_names_cd_yml_first_run(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["staging"] = stack = fake_stack_for(root, client, moto_endpoint, "staging",
+                                               outputs={})  # no `pulumi up` ever ran
+    result = slipway_deploy(root, "--env", "staging")
+    assert result.exit_code == Exit.ERROR, result.output
+    assert "stack staging has no outputs" in result.output
+    assert "cd.yml's first run on main" in result.output
+    assert stack.ups == 0
+
+
+def test_deploy_env_says_when_a_stack_setting_overrides_the_published_image(
+        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["staging"] = stack = fake_stack_for(root, client, moto_endpoint, "staging")
+    stack.settings["imageUri"] = "registry.example/m:latest"
+    result = slipway_deploy(root, "--env", "staging")
+    assert result.exit_code == Exit.OK, result.output
+    assert ("note: stack setting imageUri = registry.example/m:latest replaces the published "
+            "image: version 2 will run with it, not its own") in result.output
+    assert "modelDataUrl" not in result.output

@@ -168,14 +168,16 @@ def endpoint_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
 
 
 def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_role: str) -> str:
-    """CI deploys model versions: push images and artifacts, create a version's Model and
+    """CI deploys model versions: push images and artifacts (a version's model.tar.gz under
+    models/, its image's tag vN: release_artifacts), create a version's Model and
     EndpointConfiguration, create the endpoint on the first versioned deploy (with its
     autoscaling) and roll it later, move alarm thresholds. Structural changes (roles, keys,
     buckets, budgets) stay with the platform team's credentials."""
     return policy_document(
         [
             *_storage_statements(scope, kms, write=True),
-            statement([*_ECR_PULL, *_ECR_PUSH], [repo]),
+            # DescribeImages: `slipway deploy` checks which image a version's tag holds.
+            statement([*_ECR_PULL, *_ECR_PUSH, "ecr:DescribeImages"], [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
             statement(
                 ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",

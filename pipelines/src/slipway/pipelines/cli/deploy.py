@@ -7,6 +7,8 @@ Pulumi), imported only then: slipway-pipelines itself never depends on Pulumi.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -18,12 +20,15 @@ from slipway.pipelines.exitcodes import Exit
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from slipway.infra.sagemaker_target import DeployOutcome
+    from slipway.infra.sagemaker_target import DeployOutcome, PulumiStack
+    from slipway.pipelines.packaging import ModelPackage
 
 ENVIRONMENTS = ("staging", "prod")
 # The registry outcome of a version that passed SageMaker's canary in staging: not promoted
 # (prod decides that), but recorded, like every rollout outcome.
 STAGED = "staged"
+# Stack settings that replace a release's image or model (spoke_stack.release_for).
+OVERRIDES = {"imageUri": "image", "modelDataUrl": "model"}
 INFRA_MISSING = ("`slipway deploy --env` drives the spoke's Pulumi stack and needs slipway-infra, "
                  "which is not installed: run `uv sync --group infra` (or `make setup`), then "
                  "try again")
@@ -51,8 +56,9 @@ def deploy(ctx: click.Context, version: str | None, environment: str | None, res
            step_timeout: float | None) -> None:
     """Shadow -> canary steps -> promote, with automatic rollback on a guardrail breach.
 
-    Exit 0 when promoted (or deployed), 6 when rolled back, 7 when governance refuses, 8 when
-    the gateway cannot be reached, 1 when a SageMaker deploy failed or has not settled.
+    Exit 0 when promoted (or deployed), 6 when rolled back, 7 when governance refuses (or,
+    with --env, the version was trained from a dirty tree), 8 when the gateway (or AWS)
+    cannot be reached, 1 when a SageMaker deploy failed or has not settled.
     """
     spoke = spoke_from_context(ctx)
     if environment is not None:
@@ -115,7 +121,9 @@ def _version_to_deploy(client: MlflowClient, spoke: Spoke, version: str | None) 
 
 
 def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) -> None:
-    """Governance first, then the stack: a refused version never reaches `pulumi up`.
+    """Governance first, then the release's image and model, then the stack: a refused
+    version never reaches `pulumi up`, and `pulumi up` never points SageMaker at an image or
+    a model.tar.gz that is not there.
 
     Returns when the version serves; any other outcome exits with its documented code."""
     try:
@@ -131,10 +139,13 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
     if blockers:
         fail(f"deploy of version {version} to SageMaker {environment} refused by governance:"
              "\n  - " + "\n  - ".join(blockers), Exit.NOT_APPROVED)
-    try:
-        stack = target.open_stack(spoke.root / "infra", environment)
-    except target.TargetUnavailable as exc:
-        fail(str(exc), Exit.ERROR)
+    with tempfile.TemporaryDirectory(prefix="slipway-release-") as workdir:
+        package = _package(spoke, client, version, Path(workdir))
+        try:
+            stack = target.open_stack(spoke.root / "infra", environment)
+        except target.TargetUnavailable as exc:
+            fail(str(exc), Exit.ERROR)
+        _publish(spoke, stack, environment, package)
     click.echo(f"deploying version {version} to SageMaker {environment} (Pulumi stack "
                f"{environment}); SageMaker runs the canary, its alarms roll back")
     outcome = target.deploy_model_version(
@@ -158,6 +169,57 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
              Exit.ERROR)
     fail(f"deploy of version {version} to SageMaker {environment} failed: {outcome.message}",
          Exit.ERROR)
+
+
+def _package(spoke: Spoke, client: MlflowClient, version: str, workdir: Path) -> ModelPackage:
+    """The version's model.tar.gz and the commit of its image, or an exit saying why not."""
+    from mlflow.exceptions import MlflowException
+
+    from slipway.pipelines.packaging import NotReleasable, package_version
+
+    try:
+        return package_version(spoke.root, client, spoke.config.model_name, version, workdir)
+    except NotReleasable as exc:
+        fail(f"version {version} cannot go to SageMaker: {exc}", Exit.NOT_APPROVED)
+    except (MlflowException, OSError) as exc:
+        fail(f"cannot download version {version}'s model from the registry ({exc}); check "
+             "MLFLOW_TRACKING_URI and your access to its artifact store, then deploy again",
+             Exit.ERROR)
+
+
+def _publish(spoke: Spoke, stack: PulumiStack, environment: str, package: ModelPackage) -> None:
+    """Put the version's image tag and model.tar.gz where the stack's release will look."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from pulumi.automation import CommandError
+
+    from slipway.infra import release_artifacts as artifacts
+    from slipway.infra.sagemaker_target import stack_setting
+
+    version = package.version
+    s3, ecr = artifacts.release_clients(spoke.config.deploy.region)
+    try:
+        published = artifacts.publish_release(s3, ecr, stack.outputs(), environment, version,
+                                              package.tarball, package.commit_sha)
+    except artifacts.ReleaseRefused as exc:
+        fail(f"version {version} was not published to stack {environment}, nothing was "
+             f"deployed: {exc}", Exit.ERROR)
+    except (ClientError, CommandError) as exc:
+        fail(f"publishing version {version} to stack {environment} failed, nothing was "
+             f"deployed: {exc}. A permission error means the role deploying lacks the stack's "
+             "CI role grants (slipway.infra.access): use that role, then deploy again",
+             Exit.ERROR)
+    except BotoCoreError as exc:
+        fail(f"cannot reach AWS to publish version {version} ({exc}); nothing was deployed: "
+             "check the credentials and the network, then deploy again", Exit.UNREACHABLE)
+    click.echo(f"published version {version}: image {published.image_uri} (commit "
+               f"{package.commit_sha}), model {published.model_data_url}")
+    for key, what in OVERRIDES.items():
+        value = stack_setting(stack, key)
+        if value:
+            click.secho(f"note: stack setting {key} = {value} replaces the published {what}: "
+                        f"version {version} will run with it, not its own; remove it (`pulumi "
+                        f"config rm {key} --stack {environment}` in infra/) unless you meant it",
+                        fg="yellow", err=True)
 
 
 def _record(spoke: Spoke, client: MlflowClient, version: str, environment: str,
