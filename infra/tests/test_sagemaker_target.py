@@ -510,6 +510,25 @@ def test_the_last_deployments_settings_are_carried_and_committed_ones_kept(sagem
                     "championP95LatencyMs=41.5"]
 
 
+def test_after_an_alarm_rollback_the_serving_version_is_carried_not_the_rejected_one(
+        sagemaker, moto_endpoint):
+    """SageMaker rolled v2 back: the last deployment's export still names v2, and carrying
+    that into the next CD run would deploy the rejected version again."""
+    stack = stack_serving_v1(sagemaker, moto_endpoint, alarm_fires=True)
+    assert deploy(stack, sagemaker, 2).status is DeployStatus.rolled_back
+    runner = stack.on_another_runner(COMMITTED)
+    said: list[str] = []
+    carried = carry_deploy_settings(runner, sagemaker=sagemaker, on_output=said.append)
+    assert carried["modelVersion"] == "1" and "previousModelVersion" not in carried
+    assert runner.settings["modelVersion"] == "1"
+    assert "previousModelVersion" not in runner.settings
+    assert said[0] == ("SageMaker serves version 1, not the 2 the last deployment asked for "
+                       "(its alarms rolled that one back)")
+    # Without asking SageMaker, the export alone would have carried the rejected version.
+    blind = stack.on_another_runner(COMMITTED)
+    assert carry_deploy_settings(blind, on_output=lambda _: None)["modelVersion"] == "2"
+
+
 @pytest.mark.parametrize(("outputs", "message"), [
     ({}, "never deployed: nothing to carry, the committed stack config applies"),
     ({"endpoint_status": "bootstrap", DEPLOY_SETTINGS_OUTPUT: {}},

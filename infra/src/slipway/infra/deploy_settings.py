@@ -20,11 +20,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from botocore.exceptions import BotoCoreError
 from pulumi.automation import CommandError
 
 from slipway.infra import sagemaker_target
-from slipway.infra.sagemaker_target import PulumiStack, TargetUnavailable, write_settings
+from slipway.infra.sagemaker_target import (
+    MODEL_VERSION,
+    PREVIOUS_MODEL_VERSION,
+    PulumiStack,
+    TargetUnavailable,
+    write_settings,
+)
 from slipway.infra.spoke_stack import DEPLOY_SETTING_KEYS, DEPLOY_SETTINGS_OUTPUT
 
 ENVIRONMENTS = ("staging", "prod")
@@ -36,13 +44,16 @@ class NothingToCarryFrom(RuntimeError):
 
 
 def carry_deploy_settings(
-    stack: PulumiStack, *, on_output: Callable[[str], None] = print
+    stack: PulumiStack, *, sagemaker: Any = None, on_output: Callable[[str], None] = print
 ) -> dict[str, str]:
     """Set the deploy settings of the stack's last deployment in its config; return them.
 
     A never-deployed stack carries nothing: its committed config is the whole truth, and
     without modelVersion it bootstraps as it should. A deployed stack without the output
     is refused rather than run from the committed config, which would delete its endpoint.
+    With `sagemaker` (a boto3 client), what the endpoint really runs wins: after SageMaker's
+    alarms rolled a version back, the last deployment still names the rejected version, and
+    carrying it would deploy that version again.
     """
     outputs = stack.outputs()
     if not outputs:
@@ -57,8 +68,17 @@ def carry_deploy_settings(
             "then on the stack exports its deploy settings"
         )
     exported = outputs[DEPLOY_SETTINGS_OUTPUT].value or {}
-    carried = {key: str(exported[key]) for key in DEPLOY_SETTING_KEYS if key in exported}
+    carried: dict[str, str | None] = {
+        key: str(exported[key]) for key in DEPLOY_SETTING_KEYS if key in exported}
+    endpoint = outputs.get("endpoint_name")
+    serving = (sagemaker_target.serving_version(sagemaker, str(endpoint.value))
+               if sagemaker is not None and endpoint is not None else None)
+    if serving is not None and carried.get(MODEL_VERSION) != str(serving):
+        on_output(f"SageMaker serves version {serving}, not the {carried.get(MODEL_VERSION)} "
+                  "the last deployment asked for (its alarms rolled that one back)")
+        carried.update({MODEL_VERSION: str(serving), PREVIOUS_MODEL_VERSION: None})
     write_settings(stack, carried)
+    carried = {key: value for key, value in carried.items() if value is not None}
     listed = ", ".join(f"{key}={value}" for key, value in carried.items())
     on_output(f"carried from the last deployment: {listed or 'nothing (it bootstrapped)'}")
     return carried
@@ -75,8 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     environment = args[0]
     try:
         stack = sagemaker_target.open_stack(Path.cwd(), environment)
-        carry_deploy_settings(stack, on_output=lambda line: print(f"stack {environment}: {line}"))
-    except (TargetUnavailable, NothingToCarryFrom, CommandError) as exc:
+        region = stack.get_all_config().get("aws:region")
+        sagemaker = sagemaker_target.sagemaker_client(region.value if region else None)
+        carry_deploy_settings(stack, sagemaker=sagemaker,
+                              on_output=lambda line: print(f"stack {environment}: {line}"))
+    except (TargetUnavailable, NothingToCarryFrom, CommandError, BotoCoreError) as exc:
         print(f"error: stack {environment}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -159,7 +159,7 @@ def open_stack(infra_dir: Path, environment: str) -> PulumiStack:
         ) from exc
 
 
-def sagemaker_client(region: str) -> Any:
+def sagemaker_client(region: str | None) -> Any:
     """A boto3 SageMaker client; AWS_ENDPOINT_URL (botocore's own setting) redirects it."""
     import boto3
 
@@ -174,7 +174,17 @@ def stack_setting(stack: PulumiStack, key: str) -> str | None:
     return None
 
 
-def _version_of(endpoint_name: str, config: str | None) -> int | None:
+def serving_version(sagemaker: Any, endpoint_name: str) -> int | None:
+    """The model version the endpoint runs now, per SageMaker; None when there is no such
+    endpoint or it runs a configuration Slipway did not name."""
+    try:
+        described = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    except ClientError:
+        return None
+    return version_of(endpoint_name, described.get("EndpointConfigName"))
+
+
+def version_of(endpoint_name: str, config: str | None) -> int | None:
     """The model version an EndpointConfiguration name stands for (see `config_name`)."""
     prefix = f"{endpoint_name}-v"
     if config is None or not config.startswith(prefix):
@@ -250,7 +260,7 @@ def _settle_on_serving(stack: PulumiStack, outcome: DeployOutcome,
                        endpoint_name: str) -> DeployOutcome:
     """After SageMaker rolled back, point `modelVersion` at the version that serves, so the
     next deploy keeps it (not the rejected one) as `previousModelVersion`."""
-    serving = _version_of(endpoint_name, outcome.actual_config)
+    serving = version_of(endpoint_name, outcome.actual_config)
     if serving is None:
         return replace(outcome, message=(
             f"{outcome.message}; {outcome.actual_config} is not a Slipway configuration of "
