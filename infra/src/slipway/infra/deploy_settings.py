@@ -26,14 +26,13 @@ from botocore.exceptions import BotoCoreError
 from pulumi.automation import CommandError
 
 from slipway.infra import sagemaker_target
-from slipway.infra.sagemaker_target import (
+from slipway.infra.sagemaker_target import PulumiStack, TargetUnavailable, write_settings
+from slipway.infra.spoke_stack import (
+    DEPLOY_SETTING_KEYS,
+    DEPLOY_SETTINGS_OUTPUT,
     MODEL_VERSION,
     PREVIOUS_MODEL_VERSION,
-    PulumiStack,
-    TargetUnavailable,
-    write_settings,
 )
-from slipway.infra.spoke_stack import DEPLOY_SETTING_KEYS, DEPLOY_SETTINGS_OUTPUT
 
 ENVIRONMENTS = ("staging", "prod")
 USAGE = "usage: python -m slipway.infra.deploy_settings {staging|prod}"

@@ -16,13 +16,14 @@ boto3 only (clients are passed in), so it is tested against moto's server mode o
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from slipway.pipelines.lineage import file_sha256
 
 SHA256_METADATA = "sha256"  # S3 object metadata: x-amz-meta-sha256
 FIRST_RUN = ("cd.yml's first run on main creates it (it builds the image and runs `pulumi up` "
@@ -56,14 +57,6 @@ def model_data_key(version: int) -> str:
 def release_tag(version: int) -> str:
     """The image tag release_for expects a version's image at."""
     return f"v{version}"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _published_sha256(s3: Any, bucket: str, key: str) -> str | None:

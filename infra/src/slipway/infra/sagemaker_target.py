@@ -29,6 +29,11 @@ from botocore.exceptions import ClientError
 from pulumi.automation import CommandError, ConfigValue
 
 from slipway.infra.endpoint import config_name
+from slipway.infra.spoke_stack import (
+    CHAMPION_P95_LATENCY_MS,
+    MODEL_VERSION,
+    PREVIOUS_MODEL_VERSION,
+)
 
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
 
@@ -114,16 +119,14 @@ def deploy_config(
     The serving version becomes `previousModelVersion`, so its Model and EndpointConfiguration
     stay in the stack while SageMaker may still roll back to them.
     """
-    values = {"modelVersion": str(model_version)}
+    values = {MODEL_VERSION: str(model_version)}
     if serving_version is not None and serving_version != model_version:
-        values["previousModelVersion"] = str(serving_version)
+        values[PREVIOUS_MODEL_VERSION] = str(serving_version)
     if champion_p95_latency_ms is not None:
-        values["championP95LatencyMs"] = str(champion_p95_latency_ms)
+        values[CHAMPION_P95_LATENCY_MS] = str(champion_p95_latency_ms)
     return values
 
 
-MODEL_VERSION = "modelVersion"
-PREVIOUS_MODEL_VERSION = "previousModelVersion"
 PULUMI_NEEDS = ("`slipway deploy --env` needs the Pulumi CLI "
                 "(https://www.pulumi.com/docs/install/), `pulumi login` to the spoke's state "
                 "backend, and AWS credentials")

@@ -70,9 +70,19 @@ def _version(raw: str | None, key: str) -> int | None:
     return int(raw)
 
 
+# The stack configuration keys (Pulumi.<env>.yaml) the program reads; the deploy target and
+# the workflows' carry step write the deploy-time ones under the same names.
+MODEL_VERSION = "modelVersion"
+PREVIOUS_MODEL_VERSION = "previousModelVersion"
+CHAMPION_P95_LATENCY_MS = "championP95LatencyMs"
+IMAGE_URI = "imageUri"
+MODEL_DATA_URL = "modelDataUrl"
+GITHUB_REPOSITORY = "githubRepository"
+
+
 def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
     """Validate the raw stack configuration values (keys as in Pulumi.<env>.yaml)."""
-    latency_raw = values.get("championP95LatencyMs")
+    latency_raw = values.get(CHAMPION_P95_LATENCY_MS)
     try:
         latency = float(latency_raw) if latency_raw else None
     except ValueError:
@@ -82,18 +92,18 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
             f"stack config championP95LatencyMs = {latency_raw!r} must be a positive number "
             "of milliseconds (the serving champion's measured p95 latency)"
         )
-    repo = values.get("githubRepository") or None
+    repo = values.get(GITHUB_REPOSITORY) or None
     if repo is not None and not re.match(GITHUB_REPOSITORY_RE, repo):
         raise StackInputError(
             f"stack config githubRepository = {repo!r} must be 'owner/name' of the GitHub "
             "repository whose Actions may deploy this spoke"
         )
     inputs = StackInputs(
-        model_version=_version(values.get("modelVersion"), "modelVersion"),
-        image_uri=values.get("imageUri") or None,
-        model_data_url=values.get("modelDataUrl") or None,
-        previous_model_version=_version(values.get("previousModelVersion"),
-                                        "previousModelVersion"),
+        model_version=_version(values.get(MODEL_VERSION), MODEL_VERSION),
+        image_uri=values.get(IMAGE_URI) or None,
+        model_data_url=values.get(MODEL_DATA_URL) or None,
+        previous_model_version=_version(values.get(PREVIOUS_MODEL_VERSION),
+                                        PREVIOUS_MODEL_VERSION),
         champion_p95_latency_ms=latency,
         github_repository=repo,
     )
@@ -108,8 +118,8 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
 # Deploy-time state: `slipway deploy` writes these, nobody commits them. The stack exports the
 # ones it was given (DEPLOY_SETTINGS_OUTPUT), so a runner, which keeps no stack config, can
 # carry them into its next `pulumi up` (slipway.infra.deploy_settings).
-DEPLOY_SETTING_KEYS = ("modelVersion", "previousModelVersion", "championP95LatencyMs")
-STACK_INPUT_KEYS = (*DEPLOY_SETTING_KEYS, "imageUri", "modelDataUrl", "githubRepository")
+DEPLOY_SETTING_KEYS = (MODEL_VERSION, PREVIOUS_MODEL_VERSION, CHAMPION_P95_LATENCY_MS)
+STACK_INPUT_KEYS = (*DEPLOY_SETTING_KEYS, IMAGE_URI, MODEL_DATA_URL, GITHUB_REPOSITORY)
 DEPLOY_SETTINGS_OUTPUT = "deploy_settings"
 
 

@@ -55,7 +55,12 @@ def data_digest(frame: pd.DataFrame) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """In blocks: the files hashed include model tarballs, not only compiled pipelines."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def template_version(root: Path) -> str:

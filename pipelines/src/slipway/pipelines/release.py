@@ -22,6 +22,7 @@ from slipway.pipelines.registry import (
     TAG_ROLLOUT_OUTCOME,
     TAG_ROLLOUT_REASON,
     version_by_alias,
+    version_exists,
 )
 
 if TYPE_CHECKING:
@@ -40,9 +41,28 @@ def _alias_version(client: MlflowClient, model: str, alias: str) -> str | None:
     return None if found is None else str(found.version)
 
 
-def _tag(client: MlflowClient, model: str, version: str, outcome: str, reason: str) -> None:
+def tag_outcome(client: MlflowClient, model: str, version: str, outcome: str,
+                reason: str) -> None:
+    """Record a rollout's outcome and why on the version (every deploy target does)."""
     client.set_model_version_tag(model, version, TAG_ROLLOUT_OUTCOME, outcome)
     client.set_model_version_tag(model, version, TAG_ROLLOUT_REASON, reason[:5000])
+
+
+def candidate_version(client: MlflowClient, model: str, version: str | None) -> str:
+    """The version a deploy or promotion means: `version`, else the `challenger` alias; a
+    version that is not registered is a typo, said as such (not a governance refusal)."""
+    if version is None:
+        version = _alias_version(client, model, CHALLENGER)
+        if version is None:
+            raise ReleaseError(
+                f"{model} has no `challenger` to roll out; train one (`slipway train`) "
+                "or name a registered version with --version N"
+            )
+    if not version_exists(client, model, version):
+        raise ReleaseError(
+            f"{model} has no version {version!r}; `slipway catalog` and `slipway status` "
+            "show the registered versions")
+    return version
 
 
 def promote(
@@ -59,7 +79,7 @@ def promote(
     client.set_registered_model_alias(model, CHAMPION, version)
     if _alias_version(client, model, CHALLENGER) == version:
         client.delete_registered_model_alias(model, CHALLENGER)
-    _tag(client, model, version, PROMOTED, reason)
+    tag_outcome(client, model, version, PROMOTED, reason)
     return audit.append(root, "promote", model=model, version=version, reason=reason,
                         details={"previous": old, **(details or {})})
 
@@ -71,7 +91,7 @@ def reject_challenger(
     """Take `version` out of its rollout: alias removed, outcome tagged, audit record."""
     if _alias_version(client, model, CHALLENGER) == version:
         client.delete_registered_model_alias(model, CHALLENGER)
-    _tag(client, model, version, ROLLED_BACK, reason)
+    tag_outcome(client, model, version, ROLLED_BACK, reason)
     return audit.append(root, "rollback", model=model, version=version, reason=reason,
                         details={"kind": "challenger", **(details or {})})
 
@@ -87,6 +107,6 @@ def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: st
         )
     client.set_registered_model_alias(model, CHAMPION, previous)
     client.delete_registered_model_alias(model, PREVIOUS)
-    _tag(client, model, current, ROLLED_BACK, reason)
+    tag_outcome(client, model, current, ROLLED_BACK, reason)
     return audit.append(root, "rollback", model=model, version=current, reason=reason,
                         details={"kind": "promotion", "champion": previous})

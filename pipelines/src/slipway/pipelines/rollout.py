@@ -114,16 +114,7 @@ class Controller:
 
     def deploy(self, version: str | None) -> Outcome:
         """Roll `version` (default: the `challenger` alias) out, or bootstrap a first champion."""
-        version = version or self._alias(registry.CHALLENGER)
-        if version is None:
-            raise release.ReleaseError(
-                f"{self.model} has no `challenger` to roll out; train one (`slipway train`) "
-                "or name a registered version with --version N"
-            )
-        if not registry.version_exists(self.client, self.model, version):
-            raise release.ReleaseError(
-                f"{self.model} has no version {version!r}; `slipway catalog` and `slipway "
-                "status` show the registered versions")
+        version = release.candidate_version(self.client, self.model, version)
         champion = self._alias(registry.CHAMPION)
         if champion == version:
             raise release.ReleaseError(f"version {version} is already the champion")
@@ -304,7 +295,7 @@ class Controller:
         """A rollback asked for while the aliases were moving: finish the promotion, so the
         registry and the audit trail agree on what happened, then give the champion back."""
         promoted = self._promote(rollout_id)
-        if promoted.version is None or self._alias(registry.PREVIOUS) is None:
+        if self._alias(registry.PREVIOUS) is None:
             raise release.ReleaseError(
                 f"version {promoted.version} was a first champion, so there is nothing to "
                 "go back to; promote a known-good version with `slipway promote VERSION`"

@@ -27,8 +27,6 @@ ENVIRONMENTS = ("staging", "prod")
 # The registry outcome of a version that passed SageMaker's canary in staging: not promoted
 # (prod decides that), but recorded, like every rollout outcome.
 STAGED = "staged"
-# Stack settings that replace a release's image or model (spoke_stack.release_for).
-OVERRIDES = {"imageUri": "image", "modelDataUrl": "model"}
 INFRA_MISSING = ("`slipway deploy --env` drives the spoke's Pulumi stack and needs slipway-infra, "
                  "which is not installed: run `uv sync --group infra` (or `make setup`), then "
                  "try again")
@@ -99,27 +97,6 @@ def deploy(ctx: click.Context, version: str | None, environment: str | None, res
     raise SystemExit(int(Exit.ROLLED_BACK))
 
 
-def _version_to_deploy(client: MlflowClient, spoke: Spoke, version: str | None) -> str:
-    """--version, else the `challenger` alias; either must be a registered version."""
-    from mlflow.exceptions import MlflowException
-
-    from slipway.pipelines import registry
-
-    model = spoke.config.model_name
-    if version is None:
-        found = registry.version_by_alias(client, model, registry.CHALLENGER)
-        if found is None:
-            fail(f"{model} has no `challenger` to deploy; train one (`slipway train`) or name "
-                 "a registered version with --version N", Exit.ERROR)
-        version = str(found.version)
-    try:
-        client.get_model_version(model, version)
-    except MlflowException as exc:
-        fail(f"{model} has no version {version} ({exc.message}); see `slipway status`",
-             Exit.ERROR)
-    return version
-
-
 def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) -> None:
     """Governance first, then the release's image and model, then the stack: a refused
     version never reaches `pulumi up`, and `pulumi up` never points SageMaker at an image or
@@ -130,11 +107,14 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
         from slipway.infra import sagemaker_target as target
     except ImportError as exc:
         fail(f"{INFRA_MISSING} ({exc})", Exit.ERROR)
-    from slipway.pipelines import registry
+    from slipway.pipelines import registry, release
     from slipway.pipelines.governance import release_blockers
 
     client = registry.client(spoke.root)
-    version = _version_to_deploy(client, spoke, version)
+    try:
+        version = release.candidate_version(client, spoke.config.model_name, version)
+    except release.ReleaseError as exc:
+        fail(str(exc), Exit.ERROR)
     blockers = release_blockers(spoke.root, spoke.config, client, version)
     if blockers:
         fail(f"deploy of version {version} to SageMaker {environment} refused by governance:"
@@ -194,6 +174,7 @@ def _publish(spoke: Spoke, stack: PulumiStack, environment: str, package: ModelP
 
     from slipway.infra import release_artifacts as artifacts
     from slipway.infra.sagemaker_target import stack_setting
+    from slipway.infra.spoke_stack import IMAGE_URI, MODEL_DATA_URL
 
     version = package.version
     s3, ecr = artifacts.release_clients(spoke.config.deploy.region)
@@ -213,7 +194,8 @@ def _publish(spoke: Spoke, stack: PulumiStack, environment: str, package: ModelP
              "check the credentials and the network, then deploy again", Exit.UNREACHABLE)
     click.echo(f"published version {version}: image {published.image_uri} (commit "
                f"{package.commit_sha}), model {published.model_data_url}")
-    for key, what in OVERRIDES.items():
+    # Stack settings that replace a release's image or model (spoke_stack.release_for).
+    for key, what in ((IMAGE_URI, "image"), (MODEL_DATA_URL, "model")):
         value = stack_setting(stack, key)
         if value:
             click.secho(f"note: stack setting {key} = {value} replaces the published {what}: "
@@ -228,7 +210,6 @@ def _record(spoke: Spoke, client: MlflowClient, version: str, environment: str,
     `challenger` alias away, a prod deploy promotes, the rest is an audit line (and a tag)."""
     from slipway.infra.sagemaker_target import DeployStatus
     from slipway.pipelines import audit, release
-    from slipway.pipelines.registry import TAG_ROLLOUT_OUTCOME, TAG_ROLLOUT_REASON
 
     model = spoke.config.model_name
     reason = f"SageMaker {environment}: {outcome.message}"
@@ -242,7 +223,6 @@ def _record(spoke: Spoke, client: MlflowClient, version: str, environment: str,
         release.promote(spoke.root, client, model, version, reason=reason, details=details)
     else:
         if outcome.status is DeployStatus.deployed:
-            client.set_model_version_tag(model, version, TAG_ROLLOUT_OUTCOME, STAGED)
-            client.set_model_version_tag(model, version, TAG_ROLLOUT_REASON, reason[:5000])
+            release.tag_outcome(client, model, version, STAGED, reason)
         audit.append(spoke.root, "deploy", model=model, version=version, reason=reason,
                      details=details)

@@ -27,9 +27,10 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
              "`slipway deploy --resume` or `slipway rollback` first", Exit.ERROR)
     client = registry.client(spoke.root)
     model = spoke.config.model_name
-    if not registry.version_exists(client, model, version):
-        fail(f"{model} has no version {version!r}; `slipway catalog` and `slipway status` show "
-             "the registered versions", Exit.ERROR)
+    try:
+        release.candidate_version(client, model, version)
+    except release.ReleaseError as exc:
+        fail(str(exc), Exit.ERROR)
     blockers = release_blockers(spoke.root, spoke.config, client, version)
     if blockers:
         fail("promotion refused by governance:\n  - " + "\n  - ".join(blockers),
