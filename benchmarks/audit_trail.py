@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from slipway.pipelines import audit
+from slipway.pipelines.governance import audit
 
 
 def median_of(repeat: int, action: Callable[[], object]) -> float:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/serving.py [--seconds 10] [--concurrency 20]
 
 On one freshly rendered spoke (the template's breast-cancer logistic regression, trained by
-the spoke's own trainer), with the same load generator (slipway.pipelines.traffic: asyncio
+the spoke's own trainer), with the same load generator (slipway.pipelines.rollout.traffic: asyncio
 clients, one held-out row per request, as fast as they go, loopback only) and the same
 concurrency, it measures:
 
@@ -61,9 +61,10 @@ def free_port() -> int:
 def make_spoke(where: Path):
     from copier import run_copy
 
-    from slipway.pipelines import registry, release
+    from slipway.pipelines import registry
     from slipway.pipelines.config import load_config
-    from slipway.pipelines.rehearsal import register_trained
+    from slipway.pipelines.rollout import release
+    from slipway.pipelines.rollout.rehearsal import register_trained
 
     root = where / "spoke"
     run_copy(str(HUB), root, data={"risk_tier": "low"}, defaults=True, vcs_ref="HEAD",
@@ -86,7 +87,7 @@ def start_gateway(root: Path) -> tuple[subprocess.Popen, str]:
 
 
 def measure(label: str, url: str, rows: list, seconds: float, concurrency: int) -> dict:
-    from slipway.pipelines.traffic import run_traffic
+    from slipway.pipelines.rollout.traffic import run_traffic
 
     run_traffic(url, rows, duration=min(2.0, seconds), concurrency=concurrency)  # warm up
     report = run_traffic(url, rows, duration=seconds, concurrency=concurrency)
@@ -103,8 +104,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from slipway.pipelines import registry
-    from slipway.pipelines.rehearsal import register_faulty
-    from slipway.pipelines.traffic import replay_rows, run_traffic
+    from slipway.pipelines.rollout.rehearsal import register_faulty
+    from slipway.pipelines.rollout.traffic import replay_rows, run_traffic
 
     with tempfile.TemporaryDirectory() as tmp:
         root, config, v1, v2 = make_spoke(Path(tmp))

@@ -126,7 +126,7 @@ def main() -> None:
         step("v3: a broken release (every prediction raises) reaches the canary")
         run(str(SLIPWAY.parent / "python"), "-c",
             "from pathlib import Path; from slipway.pipelines.config import load_config;"
-            " from slipway.pipelines.rehearsal import register_faulty;"
+            " from slipway.pipelines.rollout.rehearsal import register_faulty;"
             " print('registered broken version', register_faulty(Path('.'),"
             " load_config(Path('.')), 'raise'))")
         run(str(SLIPWAY), "card")

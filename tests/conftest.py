@@ -95,4 +95,4 @@ def no_default_registry() -> Any:
     if not existed and stray.exists():
         stray.unlink()
         pytest.fail("a test used MLflow's default registry (./mlflow.db) instead of a spoke's: "
-                    "wrap the MLflow call in slipway.pipelines.fluent.fluent_registry(root)")
+                    "wrap the MLflow call in slipway.pipelines.registry.fluent_registry(root)")

@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 from slipway.pipelines.config import load_config
-from slipway.pipelines.fluent import fluent_registry
 from slipway.pipelines.registry import (
     TAG_AUTHOR,
     TAG_DATA_DIGEST,
@@ -22,6 +21,7 @@ from slipway.pipelines.registry import (
     TAG_RISK_TIER,
     artifact_location,
     client,
+    fluent_registry,
 )
 
 AUTHOR = "ada@example.com"
@@ -58,7 +58,7 @@ def register_version(root: Path, *, author: str, c: float = 1.0) -> str:
     import mlflow
     from sklearn.metrics import accuracy_score, roc_auc_score
 
-    from slipway.pipelines.spoke_code import load_frame, split, train_model
+    from slipway.pipelines.training.spoke_code import load_frame, split, train_model
 
     config = load_config(root)
     config = config.model_copy(update={"training": config.training.model_copy(

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from slipway.pipelines import audit
 from slipway.pipelines.cli import main
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance import audit
 
 SPOKE_TOML = Path(__file__).resolve().parents[1] / "pipelines" / "tests" / "test_config.py"
 
@@ -128,7 +128,7 @@ def test_an_emptied_trail_and_a_removed_head_are_caught(spoke: Path):
 WRITER = """
 import sys
 from pathlib import Path
-from slipway.pipelines import audit
+from slipway.pipelines.governance import audit
 for i in range(10):
     audit.append(Path(sys.argv[1]), "note", model="demo", reason=f"entry {i}", actor=sys.argv[2])
 """

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from slipway.pipelines import audit, registry, rollout_state
+from slipway.pipelines import registry
 from slipway.pipelines.config import load_config
+from slipway.pipelines.governance import audit
+from slipway.pipelines.rollout import state as rollout_state
 
 HUB = Path(__file__).resolve().parents[1]
 README_COMMAND = ("make", "demo")

@@ -29,7 +29,7 @@ from releases import (
 
 from slipway.pipelines.cli import main
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.fleet import git_url, parse_version
+from slipway.pipelines.hub.fleet import git_url, parse_version
 
 pytestmark = pytest.mark.xdist_group("fleet")
 

@@ -14,19 +14,19 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from slipway.pipelines import audit
-from slipway.pipelines.approvals import (
+from slipway.pipelines.cli import main
+from slipway.pipelines.config import load_config
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance import audit
+from slipway.pipelines.governance.approvals import (
     TAG_APPROVAL_BY,
     TAG_APPROVAL_STATE,
     Decision,
     record_decision,
 )
-from slipway.pipelines.card import CARD_FILE, write_card
-from slipway.pipelines.catalog import catalog
-from slipway.pipelines.cli import main
-from slipway.pipelines.config import load_config
-from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.governance import release_blockers
+from slipway.pipelines.governance.blockers import release_blockers
+from slipway.pipelines.governance.model_card import CARD_FILE, write_card
+from slipway.pipelines.hub.catalog import catalog
 from slipway.pipelines.registry import (
     CHALLENGER,
     CHAMPION,
@@ -259,7 +259,7 @@ def test_catalog_shows_every_model_and_its_governance_state(
 def test_slipway_deploy_refuses_an_unapproved_high_risk_version(
     rendered: Path, tmp_path: Path, actor: str
 ):
-    from slipway.pipelines import rollout_state
+    from slipway.pipelines.rollout import state as rollout_state
 
     root, config, registry, version = governed(rendered, tmp_path, "high")
     nowhere = "http://127.0.0.1:9"  # governance is judged before the gateway is contacted

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from slipway.pipelines.governance import tier_table
+from slipway.pipelines.governance.blockers import tier_table
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "spoke" / "governance.md"
 MARKED = re.compile(r"<!-- tiers:start -->\n(.*?)\n<!-- tiers:end -->", re.S)
@@ -20,7 +20,8 @@ def documented_table(markdown: str) -> str:
 def test_the_documented_tier_table_is_generated_from_tiers_py():
     assert documented_table(PAGE.read_text(encoding="utf-8")) == tier_table(), (
         f"{PAGE} is out of step with tiers.py: paste the output of "
-        "`python -c 'from slipway.pipelines.governance import tier_table; print(tier_table())'`"
+        "`python -c 'from slipway.pipelines.governance.blockers import tier_table; "
+        "print(tier_table())'`"
         " between the markers"
     )
 

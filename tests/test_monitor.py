@@ -20,15 +20,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from slipway.pipelines import audit
 from slipway.pipelines.cli import main
 from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.fluent import fluent_registry
-from slipway.pipelines.monitor import check_drift
-from slipway.pipelines.registry import CHAMPION, client
-from slipway.pipelines.samples import SampleWriter
-from slipway.pipelines.spoke_code import held_out_rows
+from slipway.pipelines.governance import audit
+from slipway.pipelines.governance.monitoring import check_drift
+from slipway.pipelines.registry import CHAMPION, client, fluent_registry
+from slipway.pipelines.serving.drift_sample import SampleWriter
+from slipway.pipelines.training.spoke_code import held_out_rows
 
 
 def _load_support() -> Any:

@@ -22,7 +22,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from slipway.pipelines.cli import main
 from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.training import COMPILED_FILE, pipeline_arguments
+from slipway.pipelines.training.pipeline import COMPILED_FILE, pipeline_arguments
 
 GOLDEN = Path(__file__).parent / "golden" / "training_pipeline.json"
 

@@ -25,10 +25,10 @@ import pytest
 from slipway.pipelines import registry
 from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.fluent import fluent_registry
-from slipway.pipelines.lineage import data_digest, file_sha256
-from slipway.pipelines.spoke_code import held_out_rows, load_frame
-from slipway.pipelines.training import COMPILED_FILE, run_local_training
+from slipway.pipelines.registry import fluent_registry
+from slipway.pipelines.training.lineage import data_digest, file_sha256
+from slipway.pipelines.training.pipeline import COMPILED_FILE, run_local_training
+from slipway.pipelines.training.spoke_code import held_out_rows, load_frame
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -156,7 +156,7 @@ def test_first_run_registers_version_1_with_full_lineage(spoke, first_run):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert artifacts == {"plots/confusion_matrix.png", "plots/roc_curve.png"}
 
-    from slipway.pipelines import audit
+    from slipway.pipelines.governance import audit
 
     (entry,) = [e for e in audit.read(spoke) if e["action"] == "register"]
     assert (entry["model"], entry["version"], entry["actor"]) == (MODEL, "1", AUTHOR)

@@ -13,10 +13,10 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from slipway.pipelines.config import DataContract, Gates
-from slipway.pipelines.contract import Violation, format_report, validate_frame
-from slipway.pipelines.gate import Baseline, judge
-from slipway.pipelines.lineage import UNKNOWN, data_digest, git_state, template_version
-from slipway.pipelines.spoke_code import SpokeCodeError, resolve
+from slipway.pipelines.training.data_contract import Violation, format_report, validate_frame
+from slipway.pipelines.training.lineage import UNKNOWN, data_digest, git_state, template_version
+from slipway.pipelines.training.quality_gate import Baseline, judge
+from slipway.pipelines.training.spoke_code import SpokeCodeError, resolve
 
 CONTRACT = DataContract.model_validate({
     "min_rows": 5,

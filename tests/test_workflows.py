@@ -318,7 +318,7 @@ def test_deploy_model_names_the_actor_and_keeps_the_audit_trail(
 ) -> None:
     """The variable the workflow sets is the one the CLI reads as the actor, and the files it
     uploads are where the audit trail is written."""
-    from slipway.pipelines import audit
+    from slipway.pipelines.governance import audit
 
     job = load(spokes["low"], "deploy-model.yml")["jobs"]["deploy"]
     deploy = step_named(job, "slipway deploy")

@@ -21,7 +21,7 @@ from slipway.infra.plan import Environment
 from slipway.infra.policies import ALL_POLICIES, check_stack
 from slipway.infra.spoke_stack import StackInputs, build_spoke_stack
 from slipway.infra.testing import RecordedResource, run_stack
-from slipway.pipelines.tiers import rules_for
+from slipway.pipelines.governance.tiers import rules_for
 
 pytestmark = pytest.mark.xdist_group("infra-spokes")
 

@@ -35,7 +35,7 @@ from slipway.infra.release_artifacts import (
 from slipway.infra.spoke_stack import release_for
 from slipway.pipelines import registry
 from slipway.pipelines.config import load_config
-from slipway.pipelines.packaging import ModelPackage, NotReleasable, package_version
+from slipway.pipelines.rollout.packaging import ModelPackage, NotReleasable, package_version
 
 MOTO_ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
@@ -59,7 +59,7 @@ def registered(spokes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[Registered]:
     """A low-tier spoke whose registry holds one real trained model, as three versions that
     differ only in their lineage tags."""
-    from slipway.pipelines.rehearsal import register_trained
+    from slipway.pipelines.rollout.rehearsal import register_trained
 
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -43,10 +43,12 @@ from slipway.infra.spoke_stack import (
     deploy_settings_of,
     parse_stack_inputs,
 )
-from slipway.pipelines import audit, registry, release
+from slipway.pipelines import registry
 from slipway.pipelines.cli import main
 from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance import audit
+from slipway.pipelines.rollout import release
 
 ENDPOINT = "diagnosis-assist-prod"
 REGION = "eu-west-1"

@@ -13,10 +13,10 @@ import pytest
 from mlflow import MlflowClient
 
 from slipway.pipelines import registry
-from slipway.pipelines.approvals import ApprovalError, Decision, record_decision
-from slipway.pipelines.card import write_card
 from slipway.pipelines.config import load_config
-from slipway.pipelines.deploy_pipeline import DeployPipelineError, approval_gate
+from slipway.pipelines.governance.approvals import ApprovalError, Decision, record_decision
+from slipway.pipelines.governance.model_card import write_card
+from slipway.pipelines.rollout.pipeline import DeployPipelineError, approval_gate
 
 from .test_config import VALID
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from slipway.pipelines.batching import Batcher, Retired
+from slipway.pipelines.serving.batching import Batcher, Retired
 
 GUARD_S = 10  # a hang must fail the test, never stall the suite; not a speed claim
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from slipway.pipelines.config import Deploy, RiskTier, SpokeConfig, parse_config
-from slipway.pipelines.guardrails import thresholds_for
-from slipway.pipelines.rollout import SHADOW, plan_for
-from slipway.pipelines.tiers import rules_for
+from slipway.pipelines.governance.tiers import rules_for
+from slipway.pipelines.rollout.controller import SHADOW, plan_for
+from slipway.pipelines.rollout.guardrails import thresholds_for
 
 from .test_config import VALID
 

@@ -7,7 +7,7 @@ most teams never edit this file.
 
 from kfp.dsl.graph_component import GraphComponent
 from slipway.pipelines.config import SpokeConfig
-from slipway.pipelines.deploy_pipeline import deploy_pipeline
+from slipway.pipelines.rollout import deploy_pipeline
 
 
 def build_pipeline(config: SpokeConfig) -> GraphComponent:

@@ -3,7 +3,7 @@
 `slipway train` runs it locally and `slipway compile` writes it for Kubeflow; both call
 build_pipeline. The steps call the loader and trainer named in slipway.toml, so most teams
 never edit this file. To add a step, build your own pipeline around the components in
-slipway.pipelines.components and keep the parameters of training_pipeline.
+slipway.pipelines.training.components and keep the parameters of training_pipeline.
 """
 
 from kfp.dsl.graph_component import GraphComponent

@@ -9,9 +9,13 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from slipway.pipelines.config import load_config
-from slipway.pipelines.contract import format_report, validate_frame
-from slipway.pipelines.spoke_code import held_out_rows, load_frame
-from slipway.pipelines.training import compile_training
+from slipway.pipelines.training import (
+    compile_training,
+    format_report,
+    held_out_rows,
+    load_frame,
+    validate_frame,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = {"load-data", "validate-data", "train-model", "evaluate-model", "gate-model",

@@ -40,8 +40,9 @@ def deploy_base(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -
     """A low-tier spoke whose registry holds v1 (champion) and v2 (healthy, unaliased)."""
     from copier import run_copy
 
-    from slipway.pipelines import registry, release
-    from slipway.pipelines.rehearsal import register_trained
+    from slipway.pipelines import registry
+    from slipway.pipelines.rollout import release
+    from slipway.pipelines.rollout.rehearsal import register_trained
 
     root = tmp_path_factory.mktemp("deploy-base") / "spoke"
     run_copy(str(template_repo), root, data={"risk_tier": "low"}, defaults=True,
@@ -118,7 +119,7 @@ class Load:
 
     def __init__(self, url: str, spoke: Spoke, *, concurrency: int = 20, rate: float = 0.0,
                  guard_s: float = 240.0) -> None:
-        from slipway.pipelines.traffic import replay_rows, run_traffic
+        from slipway.pipelines.rollout.traffic import replay_rows, run_traffic
 
         self.stop_event = threading.Event()
         self.report = None

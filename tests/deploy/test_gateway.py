@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from slipway.pipelines import registry
-from slipway.pipelines.samples import SampleWriter, read_samples
+from slipway.pipelines.serving.drift_sample import SampleWriter, read_samples
 
 from .conftest import Load
 
 
 def row(spoke, **overrides) -> dict:
-    from slipway.pipelines.traffic import replay_rows
+    from slipway.pipelines.rollout.traffic import replay_rows
 
     return {**replay_rows(spoke.root, spoke.config)[0], **overrides}
 
@@ -134,7 +134,7 @@ def test_shadow_mode_answers_from_the_champion_while_the_challenger_scores_a_cop
 
 def test_every_row_of_a_batched_request_reaches_the_drift_window(spoke, gateway):
     """Callers that send batches are judged for drift like single-row callers."""
-    from slipway.pipelines.traffic import replay_rows
+    from slipway.pipelines.rollout.traffic import replay_rows
 
     rows = replay_rows(spoke.root, spoke.config)[:40]
     seq = httpx.get(f"{gateway.url}/admin/window", params={"after": 0}, timeout=10).json()["seq"]
@@ -150,7 +150,7 @@ def test_every_row_of_a_batched_request_reaches_the_drift_window(spoke, gateway)
 def test_admin_operations_need_loopback_or_the_token(spoke):
     from starlette.testclient import TestClient
 
-    from slipway.pipelines.gateway import Gateway, build_app
+    from slipway.pipelines.serving.gateway import Gateway, build_app
 
     app = build_app(Gateway(spoke.root, spoke.config), admin_token="s3cret")
     # An in-process ASGI client posing as a remote peer: the only way to show a non-loopback
@@ -168,7 +168,7 @@ def test_admin_operations_need_loopback_or_the_token(spoke):
 
 @pytest.mark.parametrize("weight", [10, 50])
 def test_the_split_is_exact_over_any_run_of_requests(spoke, weight):
-    from slipway.pipelines.gateway import Gateway, Variant
+    from slipway.pipelines.serving.gateway import Gateway, Variant
 
     gw = Gateway(spoke.root, spoke.config)
     gw.variants = {"champion": Variant("champion", "1", None),

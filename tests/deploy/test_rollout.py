@@ -19,11 +19,13 @@ import time
 import httpx
 import pytest
 
-from slipway.pipelines import audit, registry, rollout_state
+from slipway.pipelines import registry
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.rehearsal import register_faulty
-from slipway.pipelines.rollout import plan_for
-from slipway.pipelines.traffic import replay_rows
+from slipway.pipelines.governance import audit
+from slipway.pipelines.rollout import state as rollout_state
+from slipway.pipelines.rollout.controller import plan_for
+from slipway.pipelines.rollout.rehearsal import register_faulty
+from slipway.pipelines.rollout.traffic import replay_rows
 
 from .conftest import SLIPWAY, STARTUP_GUARD_S, GatewayProcess, Load, Spoke, slipway
 
@@ -274,8 +276,8 @@ def register_off_contract(spoke: Spoke) -> str:
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    from slipway.pipelines.fluent import fluent_registry
-    from slipway.pipelines.spoke_code import load_frame, split
+    from slipway.pipelines.registry import fluent_registry
+    from slipway.pipelines.training.spoke_code import load_frame, split
 
     parts = split(load_frame(spoke.root, spoke.config), spoke.config)
     x_train = parts.x_train.drop(columns=parts.x_train.columns[0])

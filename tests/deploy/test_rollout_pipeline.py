@@ -35,7 +35,7 @@ def test_deploy_pipeline_runs_locally_and_promotes_a_healthy_challenger(spoke, g
                                                                        tmp_path: Path):
     from kfp import local
 
-    from slipway.pipelines.deploy_pipeline import spoke_deploy_pipeline
+    from slipway.pipelines.rollout.pipeline import spoke_deploy_pipeline
 
     local.init(runner=local.SubprocessRunner(use_venv=False),
                pipeline_root=str(tmp_path / "kfp-root"))

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from slipway.pipelines.config import SpokeConfig
-from slipway.pipelines.guardrails import thresholds_for
-from slipway.pipelines.tiers import rules_for
+from slipway.pipelines.governance.tiers import rules_for
+from slipway.pipelines.rollout.guardrails import thresholds_for
 
 
 class Environment(StrEnum):

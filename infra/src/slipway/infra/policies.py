@@ -22,7 +22,7 @@ from slipway.infra.plan import (
 )
 from slipway.infra.tags import REQUIRED_TAGS
 from slipway.pipelines.config import RiskTier
-from slipway.pipelines.tiers import rules_for
+from slipway.pipelines.governance.tiers import rules_for
 
 BUCKET = "aws:s3/bucket:Bucket"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -306,7 +306,7 @@ def _tier_of(res: ResourceLike) -> RiskTier:
 
 
 def instance_types_allowed(resources: Sequence[ResourceLike]) -> list[Violation]:
-    """Endpoint instances come from the risk tier's allow-list (slipway.pipelines.tiers)."""
+    """Endpoint instances come from the risk tier's allow-list (governance.tiers)."""
     found = []
     for config in _of(resources, ENDPOINT_CONFIG):
         tier = _tier_of(config)

@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from slipway.pipelines.lineage import file_sha256
+from slipway.pipelines.training.lineage import file_sha256
 
 SHA256_METADATA = "sha256"  # S3 object metadata: x-amz-meta-sha256
 FIRST_RUN = ("cd.yml's first run on main creates it (it builds the image and runs `pulumi up` "

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import click
 
-from slipway.pipelines.approvals import (
+from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance.approvals import (
     ApprovalError,
     Decision,
     UnknownVersionError,
     record_decision,
 )
-from slipway.pipelines.cli._common import fail, spoke_from_context
-from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import client
 
 
 def _decide(ctx: click.Context, version: str, by: str, reason: str, decision: Decision) -> None:
-    from slipway.pipelines.governance import release_blockers
+    from slipway.pipelines.governance.blockers import release_blockers
 
     spoke = spoke_from_context(ctx)
     registry = client(spoke.root)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from slipway.pipelines import audit as trail
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance import audit as trail
 
 
 @click.command()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from slipway.pipelines.approvals import UnknownVersionError, get_version
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance.approvals import UnknownVersionError, get_version
 from slipway.pipelines.registry import CHALLENGER, client, version_by_alias
 
 
@@ -16,7 +16,7 @@ from slipway.pipelines.registry import CHALLENGER, client, version_by_alias
 def card(ctx: click.Context, version: str | None) -> None:
     """Write docs/model_card.md for VERSION (default: the challenger, else the newest
     version) and log it to the version's run. Gaps are listed on the card and here."""
-    from slipway.pipelines.card import CardError, write_card
+    from slipway.pipelines.governance.model_card import CardError, write_card
 
     spoke = spoke_from_context(ctx)
     registry = client(spoke.root)

@@ -33,8 +33,8 @@ def catalog(ctx: click.Context, as_json: bool) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from slipway.pipelines.catalog import catalog as build
-    from slipway.pipelines.catalog import format_table
+    from slipway.pipelines.hub.catalog import catalog as build
+    from slipway.pipelines.hub.catalog import format_table
     from slipway.pipelines.registry import client, tracking_uri
 
     spoke = _spoke(ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from slipway.pipelines.cli._common import spoke_from_context
-from slipway.pipelines.tiers import rules_for
+from slipway.pipelines.governance.tiers import rules_for
 
 
 @click.command()

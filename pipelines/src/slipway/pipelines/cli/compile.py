@@ -12,8 +12,8 @@ from slipway.pipelines.exitcodes import Exit
 
 # pipeline -> "module:function(root, config, output) -> Path"; one line per pipeline.
 PIPELINES: dict[str, str] = {
-    "training": "slipway.pipelines.training:compile_training",
-    "deploy": "slipway.pipelines.deploy_pipeline:compile_deploy",
+    "training": "slipway.pipelines.training.pipeline:compile_training",
+    "deploy": "slipway.pipelines.rollout.pipeline:compile_deploy",
 }
 
 
@@ -23,9 +23,9 @@ PIPELINES: dict[str, str] = {
 @click.pass_context
 def compile_pipelines(ctx: click.Context, output_dir: Path | None) -> None:
     """Compile the pipelines for Kubeflow Pipelines or Vertex AI (same IR YAML)."""
-    from slipway.pipelines.lineage import file_sha256
-    from slipway.pipelines.spoke_code import SpokeCodeError
-    from slipway.pipelines.training import TrainingError
+    from slipway.pipelines.training.lineage import file_sha256
+    from slipway.pipelines.training.pipeline import TrainingError
+    from slipway.pipelines.training.spoke_code import SpokeCodeError
 
     spoke = spoke_from_context(ctx)
     out = output_dir or spoke.root / "build" / "pipelines"

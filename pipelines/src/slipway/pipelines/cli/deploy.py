@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from slipway.infra.sagemaker_target import DeployOutcome, PulumiStack
-    from slipway.pipelines.packaging import ModelPackage
+    from slipway.pipelines.rollout.packaging import ModelPackage
 
 ENVIRONMENTS = ("staging", "prod")
 # The registry outcome of a version that passed SageMaker's canary in staging: not promoted
@@ -68,9 +68,9 @@ def deploy(ctx: click.Context, version: str | None, environment: str | None, res
                  "runs the canary from slipway.toml: drop them", Exit.USAGE)
         _deploy_to_sagemaker(spoke, environment, version)
         return
-    from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable, resolve_url
-    from slipway.pipelines.rollout import Controller, NotApproved, plan_for
-    from slipway.pipelines.traffic import replay_rows
+    from slipway.pipelines.rollout.controller import Controller, NotApproved, plan_for
+    from slipway.pipelines.rollout.traffic import replay_rows
+    from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
 
     if resume and version:
         fail("--resume continues the open rollout; do not pass --version with it", Exit.USAGE)
@@ -107,8 +107,9 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
         from slipway.infra import sagemaker_target as target
     except ImportError as exc:
         fail(f"{INFRA_MISSING} ({exc})", Exit.ERROR)
-    from slipway.pipelines import registry, release
-    from slipway.pipelines.governance import release_blockers
+    from slipway.pipelines import registry
+    from slipway.pipelines.governance.blockers import release_blockers
+    from slipway.pipelines.rollout import release
 
     client = registry.client(spoke.root)
     try:
@@ -155,7 +156,7 @@ def _package(spoke: Spoke, client: MlflowClient, version: str, workdir: Path) ->
     """The version's model.tar.gz and the commit of its image, or an exit saying why not."""
     from mlflow.exceptions import MlflowException
 
-    from slipway.pipelines.packaging import NotReleasable, package_version
+    from slipway.pipelines.rollout.packaging import NotReleasable, package_version
 
     try:
         return package_version(spoke.root, client, spoke.config.model_name, version, workdir)
@@ -209,7 +210,8 @@ def _record(spoke: Spoke, client: MlflowClient, version: str, environment: str,
     """Registry and audit trail, as the local rollout records them: a rollback takes the
     `challenger` alias away, a prod deploy promotes, the rest is an audit line (and a tag)."""
     from slipway.infra.sagemaker_target import DeployStatus
-    from slipway.pipelines import audit, release
+    from slipway.pipelines.governance import audit
+    from slipway.pipelines.rollout import release
 
     model = spoke.config.model_name
     reason = f"SageMaker {environment}: {outcome.message}"

@@ -10,7 +10,7 @@ from packaging.version import Version
 
 from slipway.pipelines.cli._common import fail
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.fleet import NotASpoke, SpokeStatus, spoke_status
+from slipway.pipelines.hub.fleet import NotASpoke, SpokeStatus, spoke_status
 
 
 @click.group()

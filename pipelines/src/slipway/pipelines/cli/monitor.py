@@ -15,11 +15,11 @@ from slipway.pipelines.exitcodes import Exit
 def monitor(ctx: click.Context, retrain: bool) -> None:
     """Per-feature and prediction PSI of the gateway's captured sample against the training
     data; writes a report with a chart. Exit 9 when drift is found (after retraining)."""
-    from slipway.pipelines import audit
-    from slipway.pipelines.monitor import MonitorError, check_drift, write_report
+    from slipway.pipelines.governance import audit
+    from slipway.pipelines.governance.monitoring import MonitorError, check_drift, write_report
     from slipway.pipelines.registry import client
-    from slipway.pipelines.spoke_code import SpokeCodeError
-    from slipway.pipelines.training import TrainingError, run_local_training
+    from slipway.pipelines.training.pipeline import TrainingError, run_local_training
+    from slipway.pipelines.training.spoke_code import SpokeCodeError
 
     spoke = spoke_from_context(ctx)
     model = spoke.config.model_name

@@ -17,9 +17,11 @@ from slipway.pipelines.exitcodes import Exit
 def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> None:
     """Move `champion` to VERSION now; the old champion becomes `previous`."""
     spoke = spoke_from_context(ctx)
-    from slipway.pipelines import registry, release, rollout_state
-    from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable, resolve_url
-    from slipway.pipelines.governance import release_blockers
+    from slipway.pipelines import registry
+    from slipway.pipelines.governance.blockers import release_blockers
+    from slipway.pipelines.rollout import release
+    from slipway.pipelines.rollout import state as rollout_state
+    from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
 
     open_row = rollout_state.open_rollout(spoke.root)
     if open_row is not None:

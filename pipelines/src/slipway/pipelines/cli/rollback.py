@@ -18,9 +18,11 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
     """Challenger traffic to 0 and alias removed; or, with no rollout open, `champion` back
     to `previous`."""
     spoke = spoke_from_context(ctx)
-    from slipway.pipelines import registry, release, rollout_state
-    from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable, resolve_url
-    from slipway.pipelines.rollout import Controller, plan_for
+    from slipway.pipelines import registry
+    from slipway.pipelines.rollout import release
+    from slipway.pipelines.rollout import state as rollout_state
+    from slipway.pipelines.rollout.controller import Controller, plan_for
+    from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
 
     gateway = GatewayClient(resolve_url(url, spoke.config))
     try:

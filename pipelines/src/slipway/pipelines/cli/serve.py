@@ -18,7 +18,7 @@ from slipway.pipelines.cli._common import spoke_from_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the champion and challenger on /invocations (MLflow's scoring protocol)."""
     spoke = spoke_from_context(ctx)
-    from slipway.pipelines.gateway import serve as run
+    from slipway.pipelines.serving.gateway import serve as run
 
     token = os.environ.get("SLIPWAY_ADMIN_TOKEN")
 

@@ -21,11 +21,11 @@ from slipway.pipelines.exitcodes import Exit
 def status(ctx: click.Context, url: str | None, as_json: bool, chart: Path | None) -> None:
     """Show what serves now and where the last rollout stands (open ones need action)."""
     spoke = spoke_from_context(ctx)
-    from slipway.pipelines.status import collect
+    from slipway.pipelines.rollout.status import collect
 
     report = collect(spoke.root, spoke.config, url)
     if chart is not None:
-        from slipway.pipelines.chart import draw_rollouts
+        from slipway.pipelines.rollout.chart import draw_rollouts
 
         try:
             draw_rollouts(spoke.root, chart)

@@ -24,8 +24,8 @@ def traffic(ctx: click.Context, rate: float, duration: float, concurrency: int,
             url: str | None, as_json: bool) -> None:
     """Send held-out rows (one per request) to /invocations on a loopback gateway."""
     spoke = spoke_from_context(ctx)
-    from slipway.pipelines.gateway_client import resolve_url
-    from slipway.pipelines.traffic import replay_rows, run_traffic
+    from slipway.pipelines.rollout.traffic import replay_rows, run_traffic
+    from slipway.pipelines.serving.client import resolve_url
 
     target = resolve_url(url, spoke.config)
     try:

@@ -13,7 +13,7 @@ from slipway.pipelines.exitcodes import Exit
 
 if TYPE_CHECKING:
     from slipway.pipelines.config import SpokeConfig
-    from slipway.pipelines.training import TrainingOutcome
+    from slipway.pipelines.training.pipeline import TrainingOutcome
 
 _MARKS = {"succeeded": ("ok", "green"), "failed": ("FAILED", "red")}
 
@@ -35,7 +35,7 @@ class _Progress:
 
 
 def _summary(outcome: TrainingOutcome, config: SpokeConfig) -> None:
-    from slipway.pipelines.evaluation import METRICS
+    from slipway.pipelines.training.evaluation import METRICS
 
     name = config.model_name
     if outcome.status == "data_invalid":
@@ -77,12 +77,12 @@ def train(ctx: click.Context, kfp_host: str | None) -> None:
     import urllib3.exceptions  # with kfp, in the runtime extra like the rest of this command
 
     from slipway.pipelines import registry
-    from slipway.pipelines.spoke_code import SpokeCodeError
-    from slipway.pipelines.training import (
+    from slipway.pipelines.training.pipeline import (
         TrainingError,
         run_local_training,
         submit_training,
     )
+    from slipway.pipelines.training.spoke_code import SpokeCodeError
 
     spoke = spoke_from_context(ctx)
     config = spoke.config

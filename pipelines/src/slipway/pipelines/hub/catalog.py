@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from slipway.pipelines.approvals import approval_of
-from slipway.pipelines.card import (
+from slipway.pipelines.governance.approvals import approval_of
+from slipway.pipelines.governance.model_card import (
     MODEL_TAG_CONFIG_SHA256,
     MODEL_TAG_OWNER,
     MODEL_TAG_RISK_TIER,

@@ -21,8 +21,9 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
-from slipway.pipelines import audit
-from slipway.pipelines.approvals import approval_of
+from slipway.pipelines.governance import audit
+from slipway.pipelines.governance.approvals import approval_of
+from slipway.pipelines.governance.tiers import rules_for
 from slipway.pipelines.registry import (
     CHAMPION,
     TAG_AUTHOR,
@@ -40,7 +41,6 @@ from slipway.pipelines.registry import (
     TAG_TEMPLATE_VERSION,
     version_by_alias,
 )
-from slipway.pipelines.tiers import rules_for
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -320,7 +320,7 @@ def render_card(
     ])
     direction = "higher is better" if kpi.higher_is_better else "lower is better"
     template = Template(
-        files("slipway.pipelines").joinpath("model_card.md.tmpl").read_text(encoding="utf-8")
+        files("slipway.pipelines.governance").joinpath("model_card.md.tmpl").read_text(encoding="utf-8")
     )
     sections = {
         "name": project.name,

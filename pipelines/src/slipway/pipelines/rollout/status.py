@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from slipway.pipelines import registry, rollout_state
+from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
-from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable, resolve_url
+from slipway.pipelines.rollout import state as rollout_state
+from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
 
 
 def collect(root: Path, config: SpokeConfig, url: str | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slipway.pipelines import rollout_state
+from slipway.pipelines.rollout import state as rollout_state
 
 # The challenger's share once a rollout closes: all of it when promoted, none when rolled back.
 CLOSING_WEIGHT = {rollout_state.PROMOTED: 100, rollout_state.ROLLED_BACK: 0}

@@ -17,9 +17,10 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from slipway.pipelines import audit, registry
+from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
-from slipway.pipelines.fluent import fluent_registry
+from slipway.pipelines.governance import audit
+from slipway.pipelines.registry import fluent_registry
 
 KINDS = ("raise", "slow", "constant")
 TAG_REHEARSAL = "slipway.rehearsal"
@@ -49,7 +50,7 @@ def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) ->
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from slipway.pipelines.spoke_code import load_frame, split, train_model
+    from slipway.pipelines.training.spoke_code import load_frame, split, train_model
 
     parts = split(load_frame(root, config), config)
     training = config.training.model_copy(update={"params": params})
@@ -75,7 +76,7 @@ def register_faulty(
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from slipway.pipelines.traffic import replay_rows
+    from slipway.pipelines.rollout.traffic import replay_rows
 
     if kind not in KINDS:
         raise ValueError(f"unknown fault {kind!r}; choose one of {KINDS}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slipway.pipelines.approvals import (
+from slipway.pipelines.governance.approvals import (
     ApprovalError,
     Decision,
     approval_of,
@@ -19,8 +19,8 @@ from slipway.pipelines.approvals import (
     author_of,
     get_version,
 )
-from slipway.pipelines.card import card_problem
-from slipway.pipelines.tiers import rules_for
+from slipway.pipelines.governance.model_card import card_problem
+from slipway.pipelines.governance.tiers import rules_for
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -85,7 +85,7 @@ def tier_table() -> str:
     """The risk-tier table as Markdown, straight from tiers.py (docs/spoke/governance.md
     shows exactly this; a test keeps the two in step)."""
     from slipway.pipelines.config import RiskTier
-    from slipway.pipelines.tiers import TIER_RULES
+    from slipway.pipelines.governance.tiers import TIER_RULES
 
     def yes(flag: bool) -> str:
         return "yes" if flag else "no"

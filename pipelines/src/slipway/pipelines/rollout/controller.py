@@ -19,11 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from slipway.pipelines import registry, release, rollout_state
+from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
-from slipway.pipelines.gateway_client import GatewayClient, GatewayUnreachable
-from slipway.pipelines.guardrails import MIN_PSI_SAMPLES, Thresholds, judge, thresholds_for
-from slipway.pipelines.tiers import rules_for
+from slipway.pipelines.governance.tiers import rules_for
+from slipway.pipelines.rollout import release
+from slipway.pipelines.rollout import state as rollout_state
+from slipway.pipelines.rollout.guardrails import MIN_PSI_SAMPLES, Thresholds, judge, thresholds_for
+from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable
 
 POLL_SECONDS = 0.25
 SMOKE_ROWS = 50
@@ -321,7 +323,7 @@ class Controller:
         return None if found is None else str(found.version)
 
     def _check_governance(self, version: str) -> None:
-        from slipway.pipelines.governance import release_blockers
+        from slipway.pipelines.governance.blockers import release_blockers
 
         blockers = release_blockers(self.root, self.config, self.client, version)
         if blockers:

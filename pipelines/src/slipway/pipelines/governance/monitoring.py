@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slipway.pipelines.contract import validate_frame
-from slipway.pipelines.fluent import fluent_registry
-from slipway.pipelines.guardrails import psi
-from slipway.pipelines.registry import CHAMPION, state_dir, version_by_alias
-from slipway.pipelines.samples import read_samples
-from slipway.pipelines.spoke_code import features, load_frame, split
+from slipway.pipelines.registry import CHAMPION, fluent_registry, state_dir, version_by_alias
+from slipway.pipelines.rollout.guardrails import psi
+from slipway.pipelines.serving.drift_sample import read_samples
+from slipway.pipelines.training.data_contract import validate_frame
+from slipway.pipelines.training.spoke_code import features, load_frame, split
 
 if TYPE_CHECKING:
     import pandas as pd

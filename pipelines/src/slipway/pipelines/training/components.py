@@ -1,7 +1,7 @@
 """The training steps as KFP v2 lightweight components (typed parameters and artifacts).
 
 kfp ships each function's source to the step's container, so a body holds only imports
-and one call into slipway.pipelines.steps; the image (training.base_image in slipway.toml)
+and one call into slipway.pipelines.training.steps; the image (training.base_image in slipway.toml)
 must have the spoke and slipway-pipelines installed, which is also what makes
 `install_kfp_package=False` right. Locally, kfp.local runs the same bodies in this Python.
 
@@ -19,7 +19,7 @@ from kfp.dsl.python_component import PythonComponent
 
 def load_data(project_root: str, data: Output[Dataset]) -> str:
     """Call the spoke's data loader; the output parameter is the data digest."""
-    from slipway.pipelines import steps
+    from slipway.pipelines.training import steps
 
     return steps.load(project_root, data.path)
 
@@ -28,7 +28,7 @@ def validate_data(project_root: str, data: Input[Dataset], digest: str, tracking
                   run_key: str, git_sha: str, git_dirty: bool, pipeline_sha256: str,
                   author: str) -> int:
     """Check the data contract of slipway.toml; fails the run naming each column and rule."""
-    from slipway.pipelines import steps
+    from slipway.pipelines.training import steps
 
     ctx = steps.context(project_root, tracking_uri, run_key, git_sha, git_dirty,
                         pipeline_sha256, author)
@@ -37,7 +37,7 @@ def validate_data(project_root: str, data: Input[Dataset], digest: str, tracking
 
 def train_model(project_root: str, data: Input[Dataset], model: Output[Model]) -> None:
     """Fit the spoke's trainer with [training.params] on the training split."""
-    from slipway.pipelines import steps
+    from slipway.pipelines.training import steps
 
     steps.train(project_root, data.path, model.path)
 
@@ -45,7 +45,7 @@ def train_model(project_root: str, data: Input[Dataset], model: Output[Model]) -
 def evaluate_model(project_root: str, data: Input[Dataset], model: Input[Model],
                    metrics: Output[Metrics], plots: Output[Artifact]) -> None:
     """Held-out metrics (shown by Kubeflow too), confusion matrix and ROC curve."""
-    from slipway.pipelines import steps
+    from slipway.pipelines.training import steps
 
     for name, value in steps.evaluate(project_root, data.path, model.path, plots.path).items():
         metrics.log_metric(name, value)
@@ -58,7 +58,7 @@ def gate_model(project_root: str, data: Input[Dataset], digest: str, model: Inpu
     """Log the evaluation on an MLflow run; floors, then at least as good as the champion."""
     from collections import namedtuple
 
-    from slipway.pipelines import steps
+    from slipway.pipelines.training import steps
 
     ctx = steps.context(project_root, tracking_uri, run_key, git_sha, git_dirty,
                         pipeline_sha256, author)
@@ -71,7 +71,7 @@ def register_model(project_root: str, data: Input[Dataset], digest: str, model: 
                    run_id: str, verdict: str, tracking_uri: str, run_key: str, git_sha: str,
                    git_dirty: bool, pipeline_sha256: str, author: str) -> int:
     """Register the version with lineage tags and alias it challenger; returns the version."""
-    from slipway.pipelines import steps
+    from slipway.pipelines.training import steps
 
     ctx = steps.context(project_root, tracking_uri, run_key, git_sha, git_dirty,
                         pipeline_sha256, author)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slipway.pipelines import audit
+from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import (
     CHALLENGER,
     CHAMPION,

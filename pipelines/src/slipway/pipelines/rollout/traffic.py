@@ -28,7 +28,7 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 def replay_rows(root: Path, config: SpokeConfig) -> list[dict[str, Any]]:
     """The held-out rows the gate judged models on (spoke_code decides the split), as
     request rows: the contract's feature columns only, never the label."""
-    from slipway.pipelines.spoke_code import held_out_rows
+    from slipway.pipelines.training.spoke_code import held_out_rows
 
     return held_out_rows(root, config)[list(config.data.contract.columns)].to_dict("records")
 

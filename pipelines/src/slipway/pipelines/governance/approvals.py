@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slipway.pipelines import audit
+from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import TAG_AUTHOR
 
 if TYPE_CHECKING:

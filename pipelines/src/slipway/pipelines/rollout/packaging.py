@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slipway.pipelines import registry
-from slipway.pipelines.fluent import fluent_registry
-from slipway.pipelines.lineage import UNKNOWN
+from slipway.pipelines.registry import fluent_registry
+from slipway.pipelines.training.lineage import UNKNOWN
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -36,12 +36,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from slipway.pipelines import registry, rollout_state
-from slipway.pipelines.batching import Batcher, Retired
+from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
-from slipway.pipelines.fluent import fluent_registry
-from slipway.pipelines.samples import SampleWriter
-from slipway.pipelines.scoring import BadRequest, parse_rows
+from slipway.pipelines.registry import fluent_registry
+from slipway.pipelines.rollout import state as rollout_state
+from slipway.pipelines.serving.batching import Batcher, Retired
+from slipway.pipelines.serving.drift_sample import SampleWriter
+from slipway.pipelines.serving.parsing import BadRequest, parse_rows
 
 log = logging.getLogger("slipway.gateway")
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from kfp import dsl
 from kfp.dsl import Artifact, Output
 
-from slipway.pipelines import spoke_code
 from slipway.pipelines.config import SpokeConfig, load_config
+from slipway.pipelines.training import spoke_code
 
 if TYPE_CHECKING:
     from kfp.dsl.graph_component import GraphComponent
@@ -52,7 +52,7 @@ def resolve(project_root: str, version: str) -> str:
 def approve(project_root: str, version: str) -> str:
     """Governance's slot: every blocker fails the run before any traffic moves."""
     from slipway.pipelines import registry
-    from slipway.pipelines.governance import release_blockers
+    from slipway.pipelines.governance.blockers import release_blockers
 
     root = Path(project_root)
     config = load_config(root)
@@ -64,9 +64,9 @@ def approve(project_root: str, version: str) -> str:
 
 def roll_out(project_root: str, version: str, gateway_url: str, step_seconds: float) -> str:
     """Run the controller; the outcome (promoted or rolled back) is data, not a crash."""
-    from slipway.pipelines.gateway_client import GatewayClient, resolve_url
-    from slipway.pipelines.rollout import Controller, plan_for
-    from slipway.pipelines.traffic import replay_rows
+    from slipway.pipelines.rollout.controller import Controller, plan_for
+    from slipway.pipelines.rollout.traffic import replay_rows
+    from slipway.pipelines.serving.client import GatewayClient, resolve_url
 
     root = Path(project_root)
     config = load_config(root)
@@ -85,7 +85,7 @@ def roll_out(project_root: str, version: str, gateway_url: str, step_seconds: fl
 def record(project_root: str, outcome: str, summary_path: str) -> str:
     """Write the outcome with the rollout's readings; a rollback fails the run, on purpose,
     so the pipeline's status says what happened."""
-    from slipway.pipelines import rollout_state
+    from slipway.pipelines.rollout import state as rollout_state
 
     data = json.loads(outcome)
     root = Path(project_root)
@@ -103,31 +103,31 @@ def record(project_root: str, outcome: str, summary_path: str) -> str:
 
 def resolve_candidate(project_root: str, version: str) -> str:
     """The version to roll out (parameter, else the `challenger` alias)."""
-    from slipway.pipelines import deploy_pipeline
+    from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_pipeline.resolve(project_root, version)
+    return deploy_steps.resolve(project_root, version)
 
 
 def approval_gate(project_root: str, version: str) -> str:
     """Governance: approval and model card as the risk tier demands."""
-    from slipway.pipelines import deploy_pipeline
+    from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_pipeline.approve(project_root, version)
+    return deploy_steps.approve(project_root, version)
 
 
 def rollout(project_root: str, version: str, gateway_url: str, step_seconds: float,
             approval: str) -> str:
     """Shadow, canary steps and guardrails against the gateway; promote or roll back."""
-    from slipway.pipelines import deploy_pipeline
+    from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_pipeline.roll_out(project_root, version, gateway_url, step_seconds)
+    return deploy_steps.roll_out(project_root, version, gateway_url, step_seconds)
 
 
 def record_outcome(project_root: str, outcome: str, summary: Output[Artifact]) -> str:
     """The outcome and the rollout's readings as an artifact of the run."""
-    from slipway.pipelines import deploy_pipeline
+    from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_pipeline.record(project_root, outcome, summary.path)
+    return deploy_steps.record(project_root, outcome, summary.path)
 
 
 def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slipway.pipelines import registry, spoke_code
+from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.spoke_code import held_out_rows
-from slipway.pipelines.steps import (
+from slipway.pipelines.training import spoke_code
+from slipway.pipelines.training.spoke_code import held_out_rows
+from slipway.pipelines.training.steps import (
     OUTCOME_DATA_INVALID,
     OUTCOME_GATE_REJECTED,
     OUTCOME_REGISTERED,
@@ -69,7 +70,7 @@ def training_pipeline(config: SpokeConfig) -> "GraphComponent":
     """
     from kfp import dsl
 
-    from slipway.pipelines.components import build
+    from slipway.pipelines.training.components import build
 
     c = build(config.training.base_image)
 
@@ -129,8 +130,8 @@ def _compile(pipeline: "GraphComponent", output: Path) -> Path:
 def pipeline_arguments(root: Path, compiled: Path, *, tracking_uri: str,
                        project_root: str | None = None) -> dict[str, Any]:
     """The run's parameters: lineage only the starting machine knows, plus a fresh run key."""
-    from slipway.pipelines.audit import current_actor
-    from slipway.pipelines.lineage import file_sha256, git_state
+    from slipway.pipelines.governance.audit import current_actor
+    from slipway.pipelines.training.lineage import file_sha256, git_state
 
     git = git_state(root)
     arguments: dict[str, Any] = {
@@ -290,7 +291,7 @@ def _reasons(client: Any, run_id: str, status: str) -> list[str]:
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(client.download_artifacts(run_id, name, scratch))
         if status == OUTCOME_DATA_INVALID:
-            from slipway.pipelines.contract import Violation
+            from slipway.pipelines.training.data_contract import Violation
 
             return [str(Violation(**v)) for v in json.loads(path.read_text())["violations"]]
         return path.read_text().splitlines()

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from slipway.pipelines.config import Guardrails, SpokeConfig
-from slipway.pipelines.tiers import rules_for
+from slipway.pipelines.governance.tiers import rules_for
 
 # Latency ratios are only judged when the challenger is slower by at least this much:
 # a p95 of 2 ms against 1 ms is scheduler noise on a busy host, not a regression users feel.

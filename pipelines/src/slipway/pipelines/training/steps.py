@@ -95,8 +95,8 @@ def _open_run(root: Path, config: SpokeConfig, ctx: RunContext, frame: pd.DataFr
 
 def load(project_root: str, data_path: str) -> str:
     """Call the spoke's loader; write the frame as parquet; return its digest."""
-    from slipway.pipelines.lineage import data_digest
-    from slipway.pipelines.spoke_code import load_frame
+    from slipway.pipelines.training.lineage import data_digest
+    from slipway.pipelines.training.spoke_code import load_frame
 
     root = Path(project_root)
     frame = load_frame(root, load_config(root))
@@ -108,7 +108,7 @@ def load(project_root: str, data_path: str) -> str:
 
 def validate(project_root: str, data_path: str, digest: str, ctx: RunContext) -> int:
     """Check the data contract; on violations record them on a failed run and refuse."""
-    from slipway.pipelines.contract import format_report, validate_frame
+    from slipway.pipelines.training.data_contract import format_report, validate_frame
 
     root = Path(project_root)
     config = load_config(root)
@@ -130,7 +130,7 @@ def train(project_root: str, data_path: str, model_dir: str) -> None:
     """Fit the spoke's trainer on the training split; keep the params beside the model."""
     import joblib
 
-    from slipway.pipelines.spoke_code import split, train_model
+    from slipway.pipelines.training.spoke_code import split, train_model
 
     root = Path(project_root)
     config = load_config(root)
@@ -152,8 +152,8 @@ def _model(model_dir: str) -> Any:
 def evaluate(project_root: str, data_path: str, model_dir: str,
              plots_dir: str) -> dict[str, float]:
     """Held-out metrics and plots. No registry access here: the gate logs both on the run."""
-    from slipway.pipelines.evaluation import metrics, plots
-    from slipway.pipelines.spoke_code import split
+    from slipway.pipelines.training.evaluation import metrics, plots
+    from slipway.pipelines.training.spoke_code import split
 
     config = load_config(Path(project_root))
     parts = split(_frame(data_path), config)
@@ -178,9 +178,9 @@ def gate(project_root: str, data_path: str, digest: str, model_dir: str, plots_d
     floors and the baseline, scored here on the same rows. Returns (run id, verdict)."""
     import mlflow
 
-    from slipway.pipelines.evaluation import metrics
-    from slipway.pipelines.gate import Baseline, judge
-    from slipway.pipelines.spoke_code import split
+    from slipway.pipelines.training.evaluation import metrics
+    from slipway.pipelines.training.quality_gate import Baseline, judge
+    from slipway.pipelines.training.spoke_code import split
 
     root = Path(project_root)
     config = load_config(root)
@@ -227,8 +227,9 @@ def register(project_root: str, data_path: str, digest: str, model_dir: str, run
     import mlflow
     from mlflow.models import infer_signature
 
-    from slipway.pipelines import audit, lineage
-    from slipway.pipelines.spoke_code import split
+    from slipway.pipelines.governance import audit
+    from slipway.pipelines.training import lineage
+    from slipway.pipelines.training.spoke_code import split
 
     root = Path(project_root)
     config = load_config(root)

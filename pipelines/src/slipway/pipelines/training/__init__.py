@@ -1,0 +1,99 @@
+"""Training: the pipeline that loads, validates, trains, evaluates, gates and registers.
+
+Modules: `pipeline` (the KFP pipeline, compiling and running it), `steps` (what each step does),
+`components` (the steps as KFP components), `data_contract`, `evaluation`, `quality_gate`,
+`spoke_code` (calling the team's loader and trainer) and `lineage` (facts every version carries).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from slipway.pipelines._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from slipway.pipelines.training.data_contract import (
+        Violation,
+        format_report,
+        schema_for,
+        validate_frame,
+    )
+    from slipway.pipelines.training.lineage import (
+        GitState,
+        data_digest,
+        file_sha256,
+        git_state,
+    )
+    from slipway.pipelines.training.pipeline import (
+        COMPILED_FILE,
+        TrainingError,
+        TrainingOutcome,
+        compile_training,
+        pipeline_arguments,
+        run_local_training,
+        submit_training,
+        training_pipeline,
+    )
+    from slipway.pipelines.training.quality_gate import (
+        Baseline,
+        Verdict,
+    )
+    from slipway.pipelines.training.spoke_code import (
+        Split,
+        SpokeCodeError,
+        held_out_rows,
+        load_frame,
+        split,
+    )
+
+_EXPORTS = {
+    "COMPILED_FILE": "pipeline",
+    "TrainingError": "pipeline",
+    "TrainingOutcome": "pipeline",
+    "compile_training": "pipeline",
+    "pipeline_arguments": "pipeline",
+    "run_local_training": "pipeline",
+    "submit_training": "pipeline",
+    "training_pipeline": "pipeline",
+    "Violation": "data_contract",
+    "format_report": "data_contract",
+    "schema_for": "data_contract",
+    "validate_frame": "data_contract",
+    "Baseline": "quality_gate",
+    "Verdict": "quality_gate",
+    "SpokeCodeError": "spoke_code",
+    "Split": "spoke_code",
+    "held_out_rows": "spoke_code",
+    "load_frame": "spoke_code",
+    "split": "spoke_code",
+    "GitState": "lineage",
+    "data_digest": "lineage",
+    "file_sha256": "lineage",
+    "git_state": "lineage",
+}
+__all__ = [
+    "COMPILED_FILE",
+    "Baseline",
+    "GitState",
+    "Split",
+    "SpokeCodeError",
+    "TrainingError",
+    "TrainingOutcome",
+    "Verdict",
+    "Violation",
+    "compile_training",
+    "data_digest",
+    "file_sha256",
+    "format_report",
+    "git_state",
+    "held_out_rows",
+    "load_frame",
+    "pipeline_arguments",
+    "run_local_training",
+    "schema_for",
+    "split",
+    "submit_training",
+    "training_pipeline",
+    "validate_frame",
+]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
