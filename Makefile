@@ -26,8 +26,9 @@ $(CURDIR)/.tools/bin/uv:
 
 setup: .venv/.synced ## install uv (if missing) and the hub's environment
 
-lint: setup ## ruff over the hub
+lint: setup ## ruff (lint and format check) over the hub
 	$(RUN) ruff check .
+	$(RUN) ruff format --check .
 
 test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15

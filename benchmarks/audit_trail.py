@@ -31,8 +31,15 @@ def median_of(repeat: int, action: Callable[[], object]) -> float:
 
 def fill(root: Path, entries: int) -> None:
     for i in range(entries):
-        audit.append(root, "note", model="bench", version=i % 7, reason=f"entry {i}",
-                     actor="bench@example.com", details={"i": i})
+        audit.append(
+            root,
+            "note",
+            model="bench",
+            version=i % 7,
+            reason=f"entry {i}",
+            actor="bench@example.com",
+            details={"i": i},
+        )
 
 
 def main() -> None:
@@ -53,8 +60,10 @@ def main() -> None:
     print(f"trail of {args.entries} entries, median of {args.repeat}")
     print(f"  read   {read * 1000:8.1f} ms (baseline)")
     print(f"  verify {verify * 1000:8.1f} ms   ratio verify/read = {verify / read:.2f}")
-    print(f"  append {append_long * 1000:8.1f} ms to the long trail, "
-          f"{append_empty * 1000:.1f} ms to an empty one: ratio {append_long / append_empty:.1f}")
+    print(
+        f"  append {append_long * 1000:8.1f} ms to the long trail, "
+        f"{append_empty * 1000:.1f} ms to an empty one: ratio {append_long / append_empty:.1f}"
+    )
 
 
 if __name__ == "__main__":

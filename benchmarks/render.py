@@ -38,9 +38,20 @@ def time_copy(template: Path, workdir: Path, repeat: int) -> list[float]:
         dst = workdir / f"{template.name}-{i}"
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", "--vcs-ref",
-             "HEAD", str(template), str(dst)],
-            check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "copier",
+                "copy",
+                "--defaults",
+                "--quiet",
+                "--vcs-ref",
+                "HEAD",
+                str(template),
+                str(dst),
+            ],
+            check=True,
+            capture_output=True,
         )
         times.append(time.perf_counter() - start)
     return times

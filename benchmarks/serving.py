@@ -67,19 +67,28 @@ def make_spoke(where: Path):
     from slipway.pipelines.rollout.rehearsal import register_trained
 
     root = where / "spoke"
-    run_copy(str(HUB), root, data={"risk_tier": "low"}, defaults=True, vcs_ref="HEAD",
-             quiet=True, unsafe=False)
+    run_copy(
+        str(HUB),
+        root,
+        data={"risk_tier": "low"},
+        defaults=True,
+        vcs_ref="HEAD",
+        quiet=True,
+        unsafe=False,
+    )
     config = load_config(root)
     v1 = register_trained(root, config, {"C": 1.0, "max_iter": 500})
     v2 = register_trained(root, config, {"C": 0.5, "max_iter": 500})
-    release.promote(root, registry.client(root), config.model_name, v1,
-                    reason="benchmark: first champion")
+    release.promote(
+        root, registry.client(root), config.model_name, v1, reason="benchmark: first champion"
+    )
     return root, config, v1, v2
 
 
 def start_gateway(root: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([SLIPWAY, "-C", str(root), "serve", "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [SLIPWAY, "-C", str(root), "serve", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().rsplit(" ", 1)[1].strip()
     wait_for(f"{url}/health")
@@ -92,8 +101,10 @@ def measure(label: str, url: str, rows: list, seconds: float, concurrency: int) 
     run_traffic(url, rows, duration=min(2.0, seconds), concurrency=concurrency)  # warm up
     report = run_traffic(url, rows, duration=seconds, concurrency=concurrency)
     summary = report.summary()
-    print(f"  {label:<34} {summary['rps']:>8.1f} req/s  p50 {summary['p50_ms']:>7.1f} ms  "
-          f"p99 {summary['p99_ms']:>7.1f} ms  failed {summary['failed']}")
+    print(
+        f"  {label:<34} {summary['rps']:>8.1f} req/s  p50 {summary['p50_ms']:>7.1f} ms  "
+        f"p99 {summary['p99_ms']:>7.1f} ms  failed {summary['failed']}"
+    )
     return summary
 
 
@@ -110,35 +121,64 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, config, v1, v2 = make_spoke(Path(tmp))
         rows = replay_rows(root, config)
-        print(f"spoke {config.model_name}: {len(rows)} held-out rows, "
-              f"{args.concurrency} concurrent clients, {args.seconds:g} s per measurement\n")
+        print(
+            f"spoke {config.model_name}: {len(rows)} held-out rows, "
+            f"{args.concurrency} concurrent clients, {args.seconds:g} s per measurement\n"
+        )
 
         port = free_port()
         # mlflow execs `uvicorn` by name: the venv's bin must be on PATH.
-        env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri(root),
-               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": registry.tracking_uri(root),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        }
         mlflow_proc = subprocess.Popen(
-            [MLFLOW, "models", "serve", "-m", f"models:/{config.model_name}/{v1}",
-             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                MLFLOW,
+                "models",
+                "serve",
+                "-m",
+                f"models:/{config.model_name}/{v1}",
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_for(f"http://127.0.0.1:{port}/ping")
             print("1. gateway against mlflow models serve (same model, same load)")
-            base = measure("mlflow models serve", f"http://127.0.0.1:{port}", rows,
-                           args.seconds, args.concurrency)
+            base = measure(
+                "mlflow models serve",
+                f"http://127.0.0.1:{port}",
+                rows,
+                args.seconds,
+                args.concurrency,
+            )
         finally:
             mlflow_proc.terminate()
             mlflow_proc.wait()
 
         gateway, url = start_gateway(root)
         try:
-            ours = measure("slipway gateway, 100% champion", url, rows, args.seconds,
-                           args.concurrency)
-            print(f"  throughput ratio {ours['rps'] / base['rps']:.1f}x (goal >= 5x), "
-                  f"p99 ratio {ours['p99_ms'] / base['p99_ms']:.2f} (goal < 1)\n")
+            ours = measure(
+                "slipway gateway, 100% champion", url, rows, args.seconds, args.concurrency
+            )
+            print(
+                f"  throughput ratio {ours['rps'] / base['rps']:.1f}x (goal >= 5x), "
+                f"p99 ratio {ours['p99_ms'] / base['p99_ms']:.2f} (goal < 1)\n"
+            )
 
-            print(f"2. cost of routing: 50/50 against 100% champion, {ROUNDS} interleaved "
-                  "rounds each (one sample swings by tens of percent on 2 shared cores)")
+            print(
+                f"2. cost of routing: 50/50 against 100% champion, {ROUNDS} interleaved "
+                "rounds each (one sample swings by tens of percent on 2 shared cores)"
+            )
             client = registry.client(root)
             client.set_registered_model_alias(config.model_name, registry.CHALLENGER, v2)
             httpx.post(f"{url}/admin/reload", timeout=120)
@@ -147,8 +187,9 @@ def main() -> None:
                 for weight in (0, 50):
                     httpx.post(f"{url}/admin/weights", json={"challenger": weight}, timeout=10)
                     label = f"round {round_ + 1}, challenger at {weight}%"
-                    rps[weight].append(measure(label, url, rows, args.seconds,
-                                               args.concurrency)["rps"])
+                    rps[weight].append(
+                        measure(label, url, rows, args.seconds, args.concurrency)["rps"]
+                    )
             overhead = 1 - statistics.median(rps[50]) / statistics.median(rps[0])
             print(f"  throughput cost of routing, medians {overhead:+.1%} (goal < 5%)\n")
             httpx.post(f"{url}/admin/weights", json={"challenger": 0}, timeout=10)
@@ -158,21 +199,42 @@ def main() -> None:
             broken = register_faulty(root, config, "raise")
             stop = threading.Event()
             result: dict = {}
-            load = threading.Thread(target=lambda: result.update(report=run_traffic(
-                url, rows, duration=300, concurrency=args.concurrency, stop=stop)))
+            load = threading.Thread(
+                target=lambda: result.update(
+                    report=run_traffic(
+                        url, rows, duration=300, concurrency=args.concurrency, stop=stop
+                    )
+                )
+            )
             load.start()
             time.sleep(1.0)
             deploy = subprocess.run(
-                [SLIPWAY, "-C", str(root), "deploy", "--version", broken, "--url", url,
-                 "--step-seconds", "1"], capture_output=True, text=True, timeout=300)
+                [
+                    SLIPWAY,
+                    "-C",
+                    str(root),
+                    "deploy",
+                    "--version",
+                    broken,
+                    "--url",
+                    url,
+                    "--step-seconds",
+                    "1",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             time.sleep(1.0)
             stop.set()
             load.join()
             report = result["report"]
             times = report.error_times
             window = (times[-1] - times[0]) if times else float("nan")
-            print(f"  deploy exit {deploy.returncode} (6 = rolled back); {report.failed} of "
-                  f"{report.sent} client requests failed")
+            print(
+                f"  deploy exit {deploy.returncode} (6 = rolled back); {report.failed} of "
+                f"{report.sent} client requests failed"
+            )
             print(f"  first to last failed request: {window * 1000:.0f} ms (goal < 1000 ms)")
         finally:
             gateway.terminate()

@@ -84,19 +84,27 @@ def main() -> None:
         spoke = demo_spoke(Path(tmp))
         plain = [timed([sys.executable, "-c", PLAIN], spoke, env) for _ in range(args.repeat)]
         # Every run after the first is gated against the version before it: the steady state.
-        slipway = [timed([str(VENV_BIN / "slipway"), "train"], spoke, env)
-                   for _ in range(args.repeat)]
+        slipway = [
+            timed([str(VENV_BIN / "slipway"), "train"], spoke, env) for _ in range(args.repeat)
+        ]
     plain_s, slipway_s = (statistics.median(t for t, _ in runs) for runs in (plain, slipway))
     plain_cpu, slipway_cpu = (statistics.median(c for _, c in runs) for runs in (plain, slipway))
-    print(f"training the demo spoke, median of {args.repeat} on {os.cpu_count()} cores "
-          f"(load average {os.getloadavg()[0]:.1f} at the end):")
+    print(
+        f"training the demo spoke, median of {args.repeat} on {os.cpu_count()} cores "
+        f"(load average {os.getloadavg()[0]:.1f} at the end):"
+    )
     print(f"  {'':40} {'wall':>7} {'cpu':>7}")
     print(f"  {'plain script (load + train + roc_auc)':40} {plain_s:6.1f}s {plain_cpu:6.1f}s")
-    print(f"  {'slipway train (6-step kfp.local run)':40} {slipway_s:6.1f}s {slipway_cpu:6.1f}s"
-          f"   (runs: {', '.join(f'{t:.1f}' for t, _ in slipway)} s)")
-    print(f"  {'overhead ratio (goal < 3x)':40} {slipway_s / plain_s:6.1f}x "
-          f"{slipway_cpu / plain_cpu:6.1f}x")
+    print(
+        f"  {'slipway train (6-step kfp.local run)':40} {slipway_s:6.1f}s {slipway_cpu:6.1f}s"
+        f"   (runs: {', '.join(f'{t:.1f}' for t, _ in slipway)} s)"
+    )
+    print(
+        f"  {'overhead ratio (goal < 3x)':40} {slipway_s / plain_s:6.1f}x "
+        f"{slipway_cpu / plain_cpu:6.1f}x"
+    )
     print(f"  {'slipway train under 30 s (goal)':40} {'yes' if slipway_s < 30 else 'no':>7}")
+
 
 if __name__ == "__main__":
     main()

@@ -31,8 +31,12 @@ TEMPLATE = Path(os.environ.get("SLIPWAY_DEMO_TEMPLATE") or HUB).resolve()
 SLIPWAY = DEMO / ".venv" / "bin" / "slipway"
 STEP_SECONDS = "3"  # the plan's 60 s per step, shortened for a demo (`--step-seconds`)
 TRAFFIC_RATE = "120"  # requests per second replayed from held-out rows
-AUTHOR = {"GIT_AUTHOR_NAME": "Demo Author", "GIT_AUTHOR_EMAIL": "author@example.com",
-          "GIT_COMMITTER_NAME": "Demo Author", "GIT_COMMITTER_EMAIL": "author@example.com"}
+AUTHOR = {
+    "GIT_AUTHOR_NAME": "Demo Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Demo Author",
+    "GIT_COMMITTER_EMAIL": "author@example.com",
+}
 
 
 def step(title: str) -> None:
@@ -49,18 +53,35 @@ def run(*cmd: str, cwd: Path = DEMO, ok: tuple[int, ...] = (0,)) -> int:
 
 # The demo runs on the embedded defaults: the spoke's own .venv (not the hub's, which `make`
 # would otherwise pass down as VIRTUAL_ENV) and its own registry under .slipway/.
-ENV = {**{k: v for k, v in os.environ.items()
-          if k not in {"VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
-                       "SLIPWAY_GATEWAY_URL"}},
-       **AUTHOR, "SLIPWAY_ACTOR": AUTHOR["GIT_AUTHOR_EMAIL"]}
+ENV = {
+    **{
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {"VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "SLIPWAY_GATEWAY_URL"}
+    },
+    **AUTHOR,
+    "SLIPWAY_ACTOR": AUTHOR["GIT_AUTHOR_EMAIL"],
+}
 
 
 def stamp() -> None:
     step(f"copier copy --defaults {TEMPLATE} {DEMO}")
     if DEMO.exists():
         shutil.rmtree(DEMO)
-    run(sys.executable, "-m", "copier", "copy", "--defaults", "--quiet", "--vcs-ref", "HEAD",
-        str(TEMPLATE), str(DEMO), cwd=HUB)
+    run(
+        sys.executable,
+        "-m",
+        "copier",
+        "copy",
+        "--defaults",
+        "--quiet",
+        "--vcs-ref",
+        "HEAD",
+        str(TEMPLATE),
+        str(DEMO),
+        cwd=HUB,
+    )
     # A spoke is a git repository: every registered version records its commit.
     run("git", "init", "-q", "-b", "main")
     commit("Spoke from the Slipway template")
@@ -73,8 +94,9 @@ def commit(message: str) -> None:
 
 def start_gateway() -> tuple[subprocess.Popen[str], str]:
     step("slipway serve: the local gateway (champion + challenger, weighted)")
-    gateway = subprocess.Popen([str(SLIPWAY), "serve", "--port", "0"], cwd=DEMO, env=ENV,
-                               stdout=subprocess.PIPE, text=True)
+    gateway = subprocess.Popen(
+        [str(SLIPWAY), "serve", "--port", "0"], cwd=DEMO, env=ENV, stdout=subprocess.PIPE, text=True
+    )
     assert gateway.stdout is not None
     first = gateway.stdout.readline()
     match = re.search(r"http://127\.0\.0\.1:\d+", first)
@@ -88,8 +110,10 @@ def start_gateway() -> tuple[subprocess.Popen[str], str]:
 def deploy_under_traffic(expect: int) -> None:
     """Replay held-out rows against the gateway while the controller walks the plan."""
     traffic = subprocess.Popen(
-        [str(SLIPWAY), "traffic", "--rate", TRAFFIC_RATE, "--duration", "120"], cwd=DEMO,
-        env=ENV, stdout=subprocess.DEVNULL,
+        [str(SLIPWAY), "traffic", "--rate", TRAFFIC_RATE, "--duration", "120"],
+        cwd=DEMO,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
     )
     try:
         run(str(SLIPWAY), "deploy", "--step-seconds", STEP_SECONDS, ok=(expect,))
@@ -124,11 +148,14 @@ def main() -> None:
         deploy_under_traffic(expect=0)
 
         step("v3: a broken release (every prediction raises) reaches the canary")
-        run(str(SLIPWAY.parent / "python"), "-c",
+        run(
+            str(SLIPWAY.parent / "python"),
+            "-c",
             "from pathlib import Path; from slipway.pipelines.config import load_config;"
             " from slipway.pipelines.rollout.rehearsal import register_faulty;"
             " print('registered broken version', register_faulty(Path('.'),"
-            " load_config(Path('.')), 'raise'))")
+            " load_config(Path('.')), 'raise'))",
+        )
         run(str(SLIPWAY), "card")
         deploy_under_traffic(expect=6)  # 6: rolled back automatically
 
@@ -143,8 +170,10 @@ def main() -> None:
     print(f"\nDone in {time.perf_counter() - started:.0f} s. The spoke is in {DEMO}.")
     print(f"  chart of the rollouts:  {chart}")
     print(f"  model card:             {DEMO / 'docs' / 'model_card.md'}")
-    print(f"  registry:               cd {DEMO} && .venv/bin/mlflow ui --backend-store-uri "
-          f"sqlite:///{DEMO / '.slipway' / 'mlflow.db'}")
+    print(
+        f"  registry:               cd {DEMO} && .venv/bin/mlflow ui --backend-store-uri "
+        f"sqlite:///{DEMO / '.slipway' / 'mlflow.db'}"
+    )
     print(f"  more:                   cd {DEMO} && make help")
 
 

@@ -30,7 +30,11 @@ GIT_ENV = {
 
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
         env={**os.environ, **GIT_ENV},
     ).stdout.strip()
 
@@ -68,8 +72,13 @@ def render(template_repo: Path, tmp_path: Path) -> Renderer:
     def _render(name: str = "spoke", **answers: Any) -> Path:
         dst = tmp_path / name
         run_copy(
-            str(template_repo), dst, data=answers, defaults=True, vcs_ref="HEAD",
-            quiet=True, unsafe=False,
+            str(template_repo),
+            dst,
+            data=answers,
+            defaults=True,
+            vcs_ref="HEAD",
+            quiet=True,
+            unsafe=False,
         )
         return dst
 
@@ -94,5 +103,7 @@ def no_default_registry() -> Any:
     yield
     if not existed and stray.exists():
         stray.unlink()
-        pytest.fail("a test used MLflow's default registry (./mlflow.db) instead of a spoke's: "
-                    "wrap the MLflow call in slipway.pipelines.registry.fluent_registry(root)")
+        pytest.fail(
+            "a test used MLflow's default registry (./mlflow.db) instead of a spoke's: "
+            "wrap the MLflow call in slipway.pipelines.registry.fluent_registry(root)"
+        )

@@ -31,8 +31,14 @@ REVIEWER = "grace@example.com"
 def render_spoke(template_repo: Path, dst: Path) -> Path:
     from copier import run_copy
 
-    run_copy(str(template_repo), dst, defaults=True, vcs_ref="HEAD", quiet=True,
-             data={"project_slug": "tumour-triage", "package_name": "tumour_triage"})
+    run_copy(
+        str(template_repo),
+        dst,
+        defaults=True,
+        vcs_ref="HEAD",
+        quiet=True,
+        data={"project_slug": "tumour-triage", "package_name": "tumour_triage"},
+    )
     return dst
 
 
@@ -61,30 +67,46 @@ def register_version(root: Path, *, author: str, c: float = 1.0) -> str:
     from slipway.pipelines.training.spoke_code import load_frame, split, train_model
 
     config = load_config(root)
-    config = config.model_copy(update={"training": config.training.model_copy(
-        update={"params": {"C": c, "max_iter": 500}})})
+    config = config.model_copy(
+        update={
+            "training": config.training.model_copy(update={"params": {"C": c, "max_iter": 500}})
+        }
+    )
     parts = split(load_frame(root, config), config)
     model = train_model(root, config, parts.x_train, parts.y_train)
     registry = client(root)
     experiment = registry.get_experiment_by_name(config.model_name)
-    experiment_id = (experiment.experiment_id if experiment else registry.create_experiment(
-        config.model_name, artifact_location=artifact_location(root)))
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else registry.create_experiment(
+            config.model_name, artifact_location=artifact_location(root)
+        )
+    )
     with fluent_registry(root), mlflow.start_run(experiment_id=experiment_id):
         scores = model.predict_proba(parts.x_test)[:, 1]
-        mlflow.log_metrics({
-            "test_roc_auc": roc_auc_score(parts.y_test, scores),
-            "test_accuracy": accuracy_score(parts.y_test, model.predict(parts.x_test)),
-        })
+        mlflow.log_metrics(
+            {
+                "test_roc_auc": roc_auc_score(parts.y_test, scores),
+                "test_accuracy": accuracy_score(parts.y_test, model.predict(parts.x_test)),
+            }
+        )
         figure, axes = plt.subplots()
         axes.hist(scores, bins=20)
         mlflow.log_figure(figure, "plots/roc_curve.png")
         plt.close(figure)
         info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=config.model_name,
+            model,
+            name="model",
+            registered_model_name=config.model_name,
             pip_requirements=["scikit-learn"],
         )
     version = str(info.registered_model_version)
-    for key, value in ((TAG_AUTHOR, author), (TAG_RISK_TIER, config.governance.risk_tier.value),
-                       (TAG_GIT_SHA, "0" * 40), (TAG_DATA_DIGEST, "1" * 64)):
+    for key, value in (
+        (TAG_AUTHOR, author),
+        (TAG_RISK_TIER, config.governance.risk_tier.value),
+        (TAG_GIT_SHA, "0" * 40),
+        (TAG_DATA_DIGEST, "1" * 64),
+    ):
         registry.set_model_version_tag(config.model_name, version, key, value)
     return version

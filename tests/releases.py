@@ -20,8 +20,9 @@ from pathlib import Path
 from conftest import GIT_ENV, HUB, VERSION, git, snapshot_working_tree
 from packaging.version import Version
 
-RELEASE_RE = re.compile(r"^## (\d+\.\d+\.\d+)\b.*?(?:^Commit: ([0-9a-f]{40})\s*$)",
-                        re.MULTILINE | re.DOTALL)
+RELEASE_RE = re.compile(
+    r"^## (\d+\.\d+\.\d+)\b.*?(?:^Commit: ([0-9a-f]{40})\s*$)", re.MULTILINE | re.DOTALL
+)
 SECTION_RE = re.compile(r"^## ", re.MULTILINE)
 COPIER = str(Path(sys.executable).parent / "copier")
 
@@ -63,8 +64,9 @@ def released(changelog: str) -> list[Release]:
 
 
 def assert_in_history(release: Release) -> None:
-    found = subprocess.run(["git", "cat-file", "-e", f"{release.commit}^{{commit}}"],
-                           cwd=HUB, capture_output=True)
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{release.commit}^{{commit}}"], cwd=HUB, capture_output=True
+    )
     assert found.returncode == 0, (
         f"release {release.version}'s commit {release.commit} is not in this checkout: "
         "fetch the full history (git fetch --unshallow) to run the update tests"
@@ -79,8 +81,9 @@ def build_release_repo(dst: Path) -> ReleaseRepo:
         assert_in_history(release)
     # --no-tags: the releases are exactly what CHANGELOG.md names, whatever tags (real ones
     # included) the checkout under test carries.
-    subprocess.run(["git", "clone", "-q", "--no-checkout", "--no-tags", str(HUB), str(dst)],
-                   check=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--no-checkout", "--no-tags", str(HUB), str(dst)], check=True
+    )
     for release in releases:
         git(dst, "tag", release.tag, release.commit)
     git(dst, "checkout", "-q", releases[-1].commit)
@@ -106,14 +109,16 @@ def add_release(repo: ReleaseRepo, relpath: str, old: str, new: str) -> str:
 
 
 def copier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([COPIER, *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV})
+    return subprocess.run(
+        [COPIER, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
+    )
 
 
 def copy(repo: ReleaseRepo, ref: str, dst: Path, answers: dict[str, str]) -> Path:
     data = [arg for key, value in answers.items() for arg in ("--data", f"{key}={value}")]
-    done = copier("copy", "--defaults", "--quiet", "--vcs-ref", ref, *data, repo.url,
-                  str(dst), cwd=dst.parent)
+    done = copier(
+        "copy", "--defaults", "--quiet", "--vcs-ref", ref, *data, repo.url, str(dst), cwd=dst.parent
+    )
     assert done.returncode == 0, done.stderr
     return dst
 

@@ -38,8 +38,9 @@ def spoke(tmp_path: Path) -> Path:
         ("approve", 2, "bias review done"),
         ("rollback", 2, "error rate 0.2 > 0.01"),
     ]:
-        audit.append(tmp_path, action, model="demo", version=version, reason=reason,
-                     actor="ada@example.com")
+        audit.append(
+            tmp_path, action, model="demo", version=version, reason=reason, actor="ada@example.com"
+        )
     return tmp_path
 
 
@@ -109,7 +110,8 @@ def test_deleted_last_entries_are_caught_by_the_head_record(spoke: Path):
     write_lines(spoke, lines_of(spoke)[:3])
     [problem] = audit.verify(spoke).problems
     assert "ends at seq 3 but the head record says 5: the last 2 entr(y/ies) were deleted" in (
-        problem)
+        problem
+    )
     code, output = verify_cli(spoke)
     assert code == Exit.ERROR and "were deleted" in output
 

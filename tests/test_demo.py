@@ -39,9 +39,13 @@ def test_make_demo_tells_the_whole_story(template_repo: Path, tmp_path: Path) ->
     demo = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     done = subprocess.run(
-        [sys.executable, str(HUB / "scripts" / "demo.py")], cwd=HUB, text=True,
+        [sys.executable, str(HUB / "scripts" / "demo.py")],
+        cwd=HUB,
+        text=True,
         env={**env, "SLIPWAY_DEMO_DIR": str(demo), "SLIPWAY_DEMO_TEMPLATE": str(template_repo)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1200,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-6000:]
     assert f"The spoke is in {demo}" in done.stdout

@@ -157,8 +157,11 @@ def inline_slipway(markdown: str) -> list[tuple[int, list[str]]]:
     found = []
     for match in re.finditer(r"(?<!`)`(slipway [^`\n]+)`(?!`)", markdown):
         line = markdown.count("\n", 0, match.start()) + 1
-        words = [w for w in re.sub(r"[\[\]]", " ", match.group(1)).split()
-                 if w.startswith("-") or re.fullmatch(r"[a-z][a-z-]*", w)]
+        words = [
+            w
+            for w in re.sub(r"[\[\]]", " ", match.group(1)).split()
+            if w.startswith("-") or re.fullmatch(r"[a-z][a-z-]*", w)
+        ]
         found.append((line, [w.split("=")[0] for w in words]))
     return found
 
@@ -193,19 +196,23 @@ def test_every_command_shown_is_run_by_a_test() -> None:
     assert problems == [], (
         "commands shown in the docs that no test runs (write the test, then add the "
         "command's prefix and the test file to COVERED in tests/test_docs.py):\n"
-        + "\n".join(problems))
+        + "\n".join(problems)
+    )
 
 
 def test_every_slipway_command_named_inline_exists() -> None:
     problems = unknown_to_the_cli(doc_pages())
     assert problems == [], "the docs name commands or options slipway does not have:\n" + (
-        "\n".join(problems))
+        "\n".join(problems)
+    )
 
 
 def test_the_inline_check_fires_on_a_missing_option_or_command() -> None:
-    page = ("Run `slipway deploy --env staging`, then `slipway deploy --teleport`.\n"
-            "See `slipway status [--url URL] [--json]` and `slipway frobnicate`.\n"
-            "Also `slipway fleet status --json`.\n")
+    page = (
+        "Run `slipway deploy --env staging`, then `slipway deploy --teleport`.\n"
+        "See `slipway status [--url URL] [--json]` and `slipway frobnicate`.\n"
+        "Also `slipway fleet status --json`.\n"
+    )
     assert unknown_to_the_cli({"x.md": page}) == [
         "x.md:1: slipway deploy --teleport: no option --teleport",
         "x.md:2: slipway frobnicate: no command frobnicate",
@@ -227,15 +234,24 @@ def test_the_named_tests_really_hold_the_commands() -> None:
 
 
 def test_the_command_check_fires_on_an_untested_command() -> None:
-    page = ("# x\n\n```sh\nmake setup\nslipway frobnicate --hard  # no test\n```\n\n"
-            "```console\n$ copier update --defaults\nUpdating...\n$ rm -rf \\\n  build\n```\n")
-    assert commands(page) == [(4, "make setup"), (5, "slipway frobnicate --hard"),
-                              (9, "copier update --defaults"), (11, "rm -rf build")]
-    assert uncovered({"x.md": page}) == ["x.md:5: slipway frobnicate --hard",
-                                         "x.md:11: rm -rf build"]
+    page = (
+        "# x\n\n```sh\nmake setup\nslipway frobnicate --hard  # no test\n```\n\n"
+        "```console\n$ copier update --defaults\nUpdating...\n$ rm -rf \\\n  build\n```\n"
+    )
+    assert commands(page) == [
+        (4, "make setup"),
+        (5, "slipway frobnicate --hard"),
+        (9, "copier update --defaults"),
+        (11, "rm -rf build"),
+    ]
+    assert uncovered({"x.md": page}) == [
+        "x.md:5: slipway frobnicate --hard",
+        "x.md:11: rm -rf build",
+    ]
     untested_option = "```sh\ncopier update --defaults --skip-tasks\n```\n"
     assert uncovered({"y.md": untested_option}) == [
-        "y.md:2: copier update --defaults --skip-tasks (no test passes ['--skip-tasks'])"]
+        "y.md:2: copier update --defaults --skip-tasks (no test passes ['--skip-tasks'])"
+    ]
 
 
 def nav_pages(nav: list[Any]) -> list[str]:
@@ -253,8 +269,16 @@ def build_strict(config: dict[str, Any], docs: Path, out: Path) -> subprocess.Co
     config = {**config, "docs_dir": str(docs), "site_dir": str(out / "site"), "strict": True}
     (out / "mkdocs.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     return subprocess.run(
-        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict",
-         "-f", str(out / "mkdocs.yml")], capture_output=True, text=True, cwd=out,
+        [
+            str(Path(sys.executable).parent / "mkdocs"),
+            "build",
+            "--strict",
+            "-f",
+            str(out / "mkdocs.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=out,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
 

@@ -40,18 +40,32 @@ README_LINE = "`make help` lists every target."
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     root = tmp_path_factory.mktemp("fleet")
     repo: ReleaseRepo = build_release_repo(root / "slipway")
-    newest = add_release(repo, "template/README.md.jinja", README_LINE,
-                         "`make help` lists every target; the Slipway docs explain each.")
+    newest = add_release(
+        repo,
+        "template/README.md.jinja",
+        README_LINE,
+        "`make help` lists every target; the Slipway docs explain each.",
+    )
     spokes: dict[str, Path | str] = {"newest": newest}
-    spokes["old"] = copy(repo, repo.previous, root / "old",
-                         {"project_name": "Churn Guard", "team": "retention-ml",
-                          "risk_tier": "low"})
-    spokes["current"] = copy(repo, repo.current, root / "current",
-                             {"project_name": "Fraud Radar", "team": "payments-ml",
-                              "risk_tier": "high"})
+    spokes["old"] = copy(
+        repo,
+        repo.previous,
+        root / "old",
+        {"project_name": "Churn Guard", "team": "retention-ml", "risk_tier": "low"},
+    )
+    spokes["current"] = copy(
+        repo,
+        repo.current,
+        root / "current",
+        {"project_name": "Fraud Radar", "team": "payments-ml", "risk_tier": "high"},
+    )
     spokes["latest"] = copy(repo, newest, root / "latest", {"project_name": "Claims Triage"})
-    conflicted = copy(repo, repo.current, root / "conflicted",
-                      {"project_name": "Credit Limits", "team": "lending-ml"})
+    conflicted = copy(
+        repo,
+        repo.current,
+        root / "conflicted",
+        {"project_name": "Credit Limits", "team": "lending-ml"},
+    )
     commit_all(conflicted, "copied")
     readme = conflicted / "README.md"
     readme.write_text(readme.read_text().replace(README_LINE, "`make help`: ask #lending-ml."))
@@ -86,8 +100,7 @@ def test_reports_version_lag_tier_and_owner(fleet: dict) -> None:
     assert report["current"]["behind"] == 1
     assert report["latest"]["behind"] == 0
     assert (report["old"]["risk_tier"], report["old"]["team"]) == ("low", "retention-ml")
-    assert (report["current"]["risk_tier"], report["current"]["team"]) == ("high",
-                                                                         "payments-ml")
+    assert (report["current"]["risk_tier"], report["current"]["team"]) == ("high", "payments-ml")
     assert report["current"]["project"] == "Fraud Radar"
     assert all(s["conflicts"] == [] for s in report.values())
 
@@ -103,11 +116,22 @@ def test_table_names_each_spoke_and_its_conflicts(fleet: dict) -> None:
     code, out, _ = run(str(fleet["old"]), str(fleet["conflicted"]))
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["SPOKE", "VERSION", "LATEST", "BEHIND", "TIER", "OWNER",
-                                "CONFLICTS"]
+    assert lines[0].split() == [
+        "SPOKE",
+        "VERSION",
+        "LATEST",
+        "BEHIND",
+        "TIER",
+        "OWNER",
+        "CONFLICTS",
+    ]
     old_row = next(line for line in lines if line.startswith(str(fleet["old"])))
-    assert old_row.split()[1:5] == [fleet["previous"], fleet["newest"].removeprefix("v"),
-                                    "2", "low"]
+    assert old_row.split()[1:5] == [
+        fleet["previous"],
+        fleet["newest"].removeprefix("v"),
+        "2",
+        "low",
+    ]
     assert f"{fleet['conflicted']}: unmerged: README.md" in lines
 
 

@@ -64,8 +64,7 @@ def governed(
 
 
 def cli(root: Path, *args: str, actor: str = REVIEWER) -> Any:
-    return CliRunner().invoke(main, ["--project", str(root), *args],
-                              env={"SLIPWAY_ACTOR": actor})
+    return CliRunner().invoke(main, ["--project", str(root), *args], env={"SLIPWAY_ACTOR": actor})
 
 
 @pytest.fixture
@@ -102,7 +101,8 @@ def test_unapproved_high_risk_version_is_blocked_until_a_named_other_person_appr
     # Someone outside [governance] approvers may not approve.
     outsider = cli(root, "approve", version, "--by", "mallory@example.com", "--reason", "ok")
     assert outsider.exit_code == Exit.NOT_APPROVED and "not in [governance] approvers" in (
-        outsider.output)
+        outsider.output
+    )
 
     approved = cli(root, "approve", version, "--by", REVIEWER, "--reason", "bias review done")
     assert approved.exit_code == 0, approved.output
@@ -114,7 +114,11 @@ def test_unapproved_high_risk_version_is_blocked_until_a_named_other_person_appr
     assert release_blockers(root, config, registry, version) == []
     entry = next(e for e in audit.read(root) if e["action"] == "approve")
     assert (entry["version"], entry["actor"], entry["details"]["by"], entry["reason"]) == (
-        version, REVIEWER, REVIEWER, "bias review done")
+        version,
+        REVIEWER,
+        REVIEWER,
+        "bias review done",
+    )
 
 
 def test_a_rejection_blocks_and_a_later_approval_lifts_it(
@@ -128,8 +132,15 @@ def test_a_rejection_blocks_and_a_later_approval_lifts_it(
     [blocker] = release_blockers(root, config, registry, version)
     assert "was rejected by grace@example.com (recall too low)" in blocker
 
-    record_decision(root, config, registry, version, Decision.approved, by=REVIEWER,
-                    reason="recall re-measured on the full hold-out")
+    record_decision(
+        root,
+        config,
+        registry,
+        version,
+        Decision.approved,
+        by=REVIEWER,
+        reason="recall re-measured on the full hold-out",
+    )
     assert release_blockers(root, config, registry, version) == []
     assert [e["action"] for e in audit.read(root)] == ["card", "reject", "approve"]
 
@@ -166,8 +177,11 @@ def test_medium_risk_version_without_a_current_card_cannot_be_promoted(
 
     # The card goes stale when what it states changes: here a limitation is declared.
     toml = root / "slipway.toml"
-    toml.write_text(toml.read_text().replace(
-        "limitations = []", 'limitations = ["Not validated on biopsies from under-18s"]'))
+    toml.write_text(
+        toml.read_text().replace(
+            "limitations = []", 'limitations = ["Not validated on biopsies from under-18s"]'
+        )
+    )
     changed = load_config(root)
     [stale] = release_blockers(root, changed, registry, version)
     assert "out of date: slipway.toml changed" in stale
@@ -223,18 +237,27 @@ def test_catalog_shows_every_model_and_its_governance_state(
     second = register_version(root, author=AUTHOR, c=0.5)
     registry.set_registered_model_alias(config.model_name, CHAMPION, first)
     registry.set_registered_model_alias(config.model_name, CHALLENGER, second)
-    registry.set_model_version_tag(config.model_name, second, "slipway.rollout.outcome",
-                                   "rolled_back")
-    registry.set_model_version_tag(config.model_name, second, "slipway.rollout.reason",
-                                   "error rate 0.2 > 0.005")
+    registry.set_model_version_tag(
+        config.model_name, second, "slipway.rollout.outcome", "rolled_back"
+    )
+    registry.set_model_version_tag(
+        config.model_name, second, "slipway.rollout.reason", "error rate 0.2 > 0.005"
+    )
     # A second team's model in the same registry, never carded: the catalog says so.
     registry.create_registered_model("churn-radar")
 
     [unreviewed, ours] = catalog(registry, config)
     assert (unreviewed.model, unreviewed.champion_version, unreviewed.card_current) == (
-        "churn-radar", None, None)
+        "churn-radar",
+        None,
+        None,
+    )
     assert (ours.owner, ours.risk_tier, ours.champion_version, ours.versions) == (
-        config.project.contact, "high", first, 2)
+        config.project.contact,
+        "high",
+        first,
+        2,
+    )
     assert (ours.last_rollout_version, ours.last_rollout_outcome) == (second, "rolled_back")
     assert ours.approval == "none" and ours.card_current is False
     assert (ours.challenger_version, ours.challenger_approval) == (second, "none")

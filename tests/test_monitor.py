@@ -69,8 +69,11 @@ def serving_spoke(rendered: Path, tmp_path: Path, *, scale: float) -> Path:
 
 
 def monitor(root: Path, *args: str) -> Any:
-    return CliRunner().invoke(main, ["--project", str(root), "monitor", *args],
-                              env={"SLIPWAY_ACTOR": "monitor@example.com"})
+    return CliRunner().invoke(
+        main,
+        ["--project", str(root), "monitor", *args],
+        env={"SLIPWAY_ACTOR": "monitor@example.com"},
+    )
 
 
 def report_of(output: str) -> dict[str, Any]:
@@ -88,8 +91,11 @@ def test_unshifted_real_traffic_is_not_drift_and_does_not_retrain(rendered: Path
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     result = subprocess.run(
         [str(Path(sys.executable).with_name("slipway")), "--project", str(root), "monitor"],
-        cwd=elsewhere, env={**env, "SLIPWAY_ACTOR": "monitor@example.com"},
-        capture_output=True, text=True, timeout=300,
+        cwd=elsewhere,
+        env={**env, "SLIPWAY_ACTOR": "monitor@example.com"},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no drift" in result.stdout
@@ -118,8 +124,11 @@ def test_shifted_traffic_is_drift_and_says_why(rendered: Path, tmp_path: Path):
     assert "drift found: " in result.output and "not retraining" in result.output
     assert f"of {len(config.data.contract.columns)} features over PSI 0.25" in result.output
     [entry] = audit.read(root)
-    assert (entry["action"], entry["version"], entry["actor"]) == ("drift", "1",
-                                                                   "monitor@example.com")
+    assert (entry["action"], entry["version"], entry["actor"]) == (
+        "drift",
+        "1",
+        "monitor@example.com",
+    )
     assert "predictions PSI" in entry["reason"]
     assert entry["details"]["breaches"] == report.breaches
 

@@ -29,8 +29,11 @@ BAD_ANSWERS = [
     ("project_name", "Mlflow", "'mlflow', which a standard-library module"),
     ("project_name", "Sklearn", "'sklearn', which a standard-library module"),
     ("project_name", "Test", "e.g. 'Test Model' (package test_model)"),
-    ("project_name", "Pipelines", "'pipelines', which a standard-library module, a dependency or"
-     " a folder of the spoke"),
+    (
+        "project_name",
+        "Pipelines",
+        "'pipelines', which a standard-library module, a dependency or a folder of the spoke",
+    ),
     ("description", "", "one non-empty line"),
     ("team", "Data Science", "lowercase letters"),
     ("contact_email", "ml-team.example.com", "an email address"),
@@ -75,15 +78,22 @@ def test_bad_answer_is_rejected_with_what_is_allowed(
 ):
     dst = tmp_path / "spoke"
     with pytest.raises(ValueError, match=question) as err:
-        run_copy(str(template_repo), dst, data={question: value}, defaults=True,
-                 vcs_ref="HEAD", quiet=True)
+        run_copy(
+            str(template_repo),
+            dst,
+            data={question: value},
+            defaults=True,
+            vcs_ref="HEAD",
+            quiet=True,
+        )
     assert allowed in str(err.value)
     assert not dst.exists(), "a rejected copy must leave nothing behind"
 
 
 def test_every_validated_question_has_a_bad_answer_test():
-    validated = {name for name, spec in QUESTIONS.items() if "validator" in spec or
-                 "choices" in spec}
+    validated = {
+        name for name, spec in QUESTIONS.items() if "validator" in spec or "choices" in spec
+    }
     assert validated <= {q for q, _, _ in BAD_ANSWERS}
 
 
@@ -98,9 +108,21 @@ def test_every_question_has_a_default_and_asked_ones_have_help(name: str):
 def test_the_cli_reports_a_bad_answer_and_writes_nothing(template_repo: Path, tmp_path: Path):
     dst = tmp_path / "spoke"
     run = subprocess.run(
-        [sys.executable, "-m", "copier", "copy", "--defaults", "--vcs-ref", "HEAD",
-         "-d", "monthly_budget_usd=0", str(template_repo), str(dst)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "copier",
+            "copy",
+            "--defaults",
+            "--vcs-ref",
+            "HEAD",
+            "-d",
+            "monthly_budget_usd=0",
+            str(template_repo),
+            str(dst),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode != 0
     assert "monthly_budget_usd must be a positive, finite number of US dollars" in run.stderr
@@ -123,9 +145,21 @@ def test_the_cli_explains_a_value_that_is_not_allowed(
     "could not convert string to float"."""
     dst = tmp_path / "spoke"
     run = subprocess.run(
-        [sys.executable, "-m", "copier", "copy", "--defaults", "--vcs-ref", "HEAD",
-         "-d", answer, str(template_repo), str(dst)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "copier",
+            "copy",
+            "--defaults",
+            "--vcs-ref",
+            "HEAD",
+            "-d",
+            answer,
+            str(template_repo),
+            str(dst),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode != 0
     assert message in run.stderr
@@ -136,9 +170,17 @@ def test_numbers_given_as_text_render_a_valid_slipway_toml(render):
     """What `-d` sends (strings, whole numbers for floats) renders numbers slipway.toml loads."""
     from slipway.pipelines.config import load_config
 
-    spoke = render(project_name="Pandas Model", kpi_baseline="12", kpi_target="30.5",
-                   monthly_budget_usd="250", canary_first_percent="5", canary_step_count="4",
-                   step_seconds="30", max_error_rate="0.02", max_p95_latency_ratio="2")
+    spoke = render(
+        project_name="Pandas Model",
+        kpi_baseline="12",
+        kpi_target="30.5",
+        monthly_budget_usd="250",
+        canary_first_percent="5",
+        canary_step_count="4",
+        step_seconds="30",
+        max_error_rate="0.02",
+        max_p95_latency_ratio="2",
+    )
     config = load_config(spoke)
     assert (spoke / "src" / "pandas_model" / "__init__.py").is_file()
     assert (config.kpi.baseline, config.kpi.target) == (12.0, 30.5)
@@ -154,9 +196,19 @@ def test_numbers_given_as_text_render_a_valid_slipway_toml(render):
 def test_copy_needs_no_trust(template_repo: Path, tmp_path: Path):
     """No _tasks, no unsafe extensions: a domain team never has to pass --trust."""
     run = subprocess.run(
-        [sys.executable, "-m", "copier", "copy", "--defaults", "--vcs-ref", "HEAD",
-         str(template_repo), str(tmp_path / "spoke")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "copier",
+            "copy",
+            "--defaults",
+            "--vcs-ref",
+            "HEAD",
+            str(template_repo),
+            str(tmp_path / "spoke"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "spoke" / "slipway.toml").is_file()

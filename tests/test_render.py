@@ -69,7 +69,9 @@ def test_rendered_spoke_is_clean_and_valid(render, case: str):
 
     ruff = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
-        cwd=spoke, capture_output=True, text=True,
+        cwd=spoke,
+        capture_output=True,
+        text=True,
     )
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
 
@@ -89,7 +91,10 @@ def test_rendered_spoke_passes_its_own_tests_in_the_hub_environment(render, case
     env = {**os.environ, "PYTHONPATH": str(spoke / "src")}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
-        cwd=spoke, capture_output=True, text=True, env=env,
+        cwd=spoke,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout
@@ -131,7 +136,8 @@ def test_image_build_context_holds_what_the_dockerfile_copies(render):
     dockerfile = (spoke / "Dockerfile").read_text()
     sources = [
         src
-        for line in dockerfile.splitlines() if line.startswith("COPY ")
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ")
         for src in line.split()[1:-1]
     ]
     assert sources, "the Dockerfile copies nothing"

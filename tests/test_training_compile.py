@@ -36,8 +36,9 @@ def _parse(path: Path) -> pipeline_spec_pb2.PipelineSpec:
 def _signature(definitions: dict[str, Any]) -> dict[str, str]:
     """name -> parameter type or artifact schema, for one side of a component."""
     params = {k: v["parameterType"] for k, v in definitions.get("parameters", {}).items()}
-    artifacts = {k: v["artifactType"]["schemaTitle"]
-                 for k, v in definitions.get("artifacts", {}).items()}
+    artifacts = {
+        k: v["artifactType"]["schemaTitle"] for k, v in definitions.get("artifacts", {}).items()
+    }
     return dict(sorted({**params, **artifacts}.items()))
 
 
@@ -53,18 +54,22 @@ def _shape(spec: pipeline_spec_pb2.PipelineSpec) -> dict[str, Any]:
                 "component": task["componentRef"]["name"],
                 "after": sorted(task.get("dependentTasks", [])),
                 "caching": task.get("cachingOptions", {}),
-                "inputs": sorted([*task["inputs"].get("parameters", {}),
-                                  *task["inputs"].get("artifacts", {})]),
+                "inputs": sorted(
+                    [*task["inputs"].get("parameters", {}), *task["inputs"].get("artifacts", {})]
+                ),
             }
             for name, task in sorted(tasks.items())
         },
         "components": {
-            name: {side: _signature(component.get(f"{side}Definitions", {}))
-                   for side in ("input", "output")}
+            name: {
+                side: _signature(component.get(f"{side}Definitions", {}))
+                for side in ("input", "output")
+            }
             for name, component in sorted(raw["components"].items())
         },
-        "images": sorted({e["container"]["image"]
-                          for e in raw["deploymentSpec"]["executors"].values()}),
+        "images": sorted(
+            {e["container"]["image"] for e in raw["deploymentSpec"]["executors"].values()}
+        ),
     }
 
 
@@ -92,8 +97,11 @@ def test_every_step_runs_on_the_configured_image_without_installing_kfp(compiled
     text = path.read_text()
     assert "pip install" not in text and "kfp==" not in text
     toml = spoke / "slipway.toml"
-    toml.write_text(toml.read_text().replace('base_image = "python:3.11-slim"',
-                                             'base_image = "registry.example.com/spoke:1.2"'))
+    toml.write_text(
+        toml.read_text().replace(
+            'base_image = "python:3.11-slim"', 'base_image = "registry.example.com/spoke:1.2"'
+        )
+    )
     result = CliRunner().invoke(main, ["--project", str(spoke), "compile"])
     assert result.exit_code == 0, result.output
     assert _shape(_parse(path))["images"] == ["registry.example.com/spoke:1.2"]
@@ -117,8 +125,9 @@ def test_submitted_arguments_are_exactly_the_pipeline_parameters(compiled):
 def test_kfp_host_without_a_reachable_registry_is_refused(render, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     spoke = render()
-    result = CliRunner().invoke(main, ["--project", str(spoke), "train", "--kfp-host",
-                                       "http://127.0.0.1:9"])
+    result = CliRunner().invoke(
+        main, ["--project", str(spoke), "train", "--kfp-host", "http://127.0.0.1:9"]
+    )
     assert result.exit_code == Exit.USAGE
     assert "needs MLFLOW_TRACKING_URI" in result.output
     assert not (spoke / COMPILED_FILE).exists()
@@ -127,8 +136,10 @@ def test_kfp_host_without_a_reachable_registry_is_refused(render, monkeypatch):
 def test_an_unreachable_kubeflow_is_exit_8_and_submits_nothing(render):
     spoke = render()
     result = CliRunner().invoke(
-        main, ["--project", str(spoke), "train", "--kfp-host", "http://127.0.0.1:9"],
-        env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+        main,
+        ["--project", str(spoke), "train", "--kfp-host", "http://127.0.0.1:9"],
+        env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
+    )
     assert result.exit_code == Exit.UNREACHABLE, result.output
     assert "cannot reach Kubeflow Pipelines at http://127.0.0.1:9" in result.output
     assert "nothing was submitted" in result.output

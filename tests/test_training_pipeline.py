@@ -39,8 +39,12 @@ VENV_BIN = Path(sys.executable).parent
 AUTHOR = "data-scientist@example.com"
 MODEL = "diagnosis-assist"
 HUB_VERSION = (Path(__file__).resolve().parents[1] / "VERSION").read_text().strip()
-GIT_ENV = {"GIT_AUTHOR_NAME": "Spoke Dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-           "GIT_COMMITTER_NAME": "Spoke Dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Spoke Dev",
+    "GIT_AUTHOR_EMAIL": "dev@example.com",
+    "GIT_COMMITTER_NAME": "Spoke Dev",
+    "GIT_COMMITTER_EMAIL": "dev@example.com",
+}
 
 WEAK_TRAINER = '''"""A deliberately weak model: one split on one feature."""
 
@@ -72,13 +76,20 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, env=_env(), check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=_env(), check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def slipway(spoke: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(VENV_BIN / "slipway"), *args], cwd=spoke, env=_env(**env),
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(VENV_BIN / "slipway"), *args],
+        cwd=spoke,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +130,14 @@ def _versions(spoke: Path) -> dict[str, list[str]]:
 def test_first_run_registers_version_1_with_full_lineage(spoke, first_run):
     assert first_run.returncode == 0, first_run.stdout + first_run.stderr
     out = first_run.stdout
-    for step in ("load-data", "validate-data", "train-model", "evaluate-model", "gate-model",
-                 "register-model"):
+    for step in (
+        "load-data",
+        "validate-data",
+        "train-model",
+        "evaluate-model",
+        "gate-model",
+        "register-model",
+    ):
         assert re.search(rf"(?m)^\s*{step}\s+ok\b", out), f"{step} not reported ok:\n{out}"
     assert f"registered {MODEL} v1 as challenger (gate: bootstrap)" in out
     assert f"mlflow ui --backend-store-uri {registry.embedded_tracking_uri(spoke)}" in out
@@ -194,9 +211,11 @@ def test_worse_model_is_rejected_against_the_champion(spoke, first_run):
     toml = spoke / "slipway.toml"
     original = toml.read_text()
     # Floors low enough for the stump, so only the comparison with the champion can reject.
-    toml.write_text(original.replace('trainer = "diagnosis_assist.train:train"',
-                                     'trainer = "diagnosis_assist.weak:train"')
-                    .replace("roc_auc = 0.95\naccuracy = 0.9", "roc_auc = 0.5\naccuracy = 0.5"))
+    toml.write_text(
+        original.replace(
+            'trainer = "diagnosis_assist.train:train"', 'trainer = "diagnosis_assist.weak:train"'
+        ).replace("roc_auc = 0.95\naccuracy = 0.9", "roc_auc = 0.5\naccuracy = 0.5")
+    )
     steps: list[tuple[str, str]] = []
     try:
         outcome = run_local_training(spoke, on_step=lambda s, st: steps.append((s, st)))
@@ -212,7 +231,8 @@ def test_worse_model_is_rejected_against_the_champion(spoke, first_run):
     v1_run = client.get_run(client.get_model_version(MODEL, "1").run_id)
     for metric in ("roc_auc", "accuracy"):
         assert outcome.baseline_metrics[metric] == pytest.approx(
-            v1_run.data.metrics[f"test_{metric}"])
+            v1_run.data.metrics[f"test_{metric}"]
+        )
     assert outcome.metrics["roc_auc"] < outcome.baseline_metrics["roc_auc"]
     assert all("floor" not in r or ">=" in r for r in outcome.reasons)
     assert any("champion v1" in r and "<" in r for r in outcome.reasons)
@@ -228,8 +248,11 @@ def test_invalid_data_fails_at_validate_and_changes_nothing(spoke, first_run):
     (spoke / "src" / "diagnosis_assist" / "broken.py").write_text(BROKEN_LOADER)
     toml = spoke / "slipway.toml"
     original = toml.read_text()
-    toml.write_text(original.replace('loader = "diagnosis_assist.data:load"',
-                                     'loader = "diagnosis_assist.broken:load"'))
+    toml.write_text(
+        original.replace(
+            'loader = "diagnosis_assist.data:load"', 'loader = "diagnosis_assist.broken:load"'
+        )
+    )
     try:
         result = slipway(spoke, "train")
     finally:
@@ -250,17 +273,22 @@ def test_a_crashing_loader_names_the_step_and_the_cause(spoke, first_run):
     before = _versions(spoke)
     toml = spoke / "slipway.toml"
     original = toml.read_text()
-    toml.write_text(original.replace('loader = "diagnosis_assist.data:load"',
-                                     'loader = "diagnosis_assist.data:missing"'))
+    toml.write_text(
+        original.replace(
+            'loader = "diagnosis_assist.data:load"', 'loader = "diagnosis_assist.data:missing"'
+        )
+    )
     try:
         result = slipway(spoke, "train")
     finally:
         toml.write_text(original)
     assert result.returncode == Exit.ERROR, result.stdout + result.stderr
     assert "load-data        FAILED" in result.stdout
-    assert ("step 'load-data' failed: SpokeCodeError: data.loader = "
-            "'diagnosis_assist.data:missing': diagnosis_assist.data has no function 'missing'"
-            in result.stderr)
+    assert (
+        "step 'load-data' failed: SpokeCodeError: data.loader = "
+        "'diagnosis_assist.data:missing': diagnosis_assist.data has no function 'missing'"
+        in result.stderr
+    )
     assert "nothing was registered" in result.stderr
     assert _versions(spoke) == before
 
@@ -278,11 +306,25 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, env=_env(MLFLOW_DISABLE_TELEMETRY="true"),
-        cwd=tmp_path, start_new_session=True,
+        [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_env(MLFLOW_DISABLE_TELEMETRY="true"),
+        cwd=tmp_path,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120

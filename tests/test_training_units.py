@@ -18,19 +18,23 @@ from slipway.pipelines.training.lineage import UNKNOWN, data_digest, git_state, 
 from slipway.pipelines.training.quality_gate import Baseline, judge
 from slipway.pipelines.training.spoke_code import SpokeCodeError, resolve
 
-CONTRACT = DataContract.model_validate({
-    "min_rows": 5,
-    "columns": {
-        "radius": {"dtype": "float", "min": 0, "max": 30},
-        "site": {"dtype": "str", "allowed": ["left", "right"], "nullable": True},
-        "count": {"dtype": "int", "min": 0},
-    },
-})
+CONTRACT = DataContract.model_validate(
+    {
+        "min_rows": 5,
+        "columns": {
+            "radius": {"dtype": "float", "min": 0, "max": 30},
+            "site": {"dtype": "str", "allowed": ["left", "right"], "nullable": True},
+            "count": {"dtype": "int", "min": 0},
+        },
+    }
+)
 
 
 def _frame(rows: int = 6, **overrides: list[object]) -> pd.DataFrame:
     data: dict[str, list[object]] = {
-        "radius": [10.0] * rows, "site": ["left"] * rows, "count": [1] * rows,
+        "radius": [10.0] * rows,
+        "site": ["left"] * rows,
+        "count": [1] * rows,
         "label": [0, 1] * (rows // 2) + [0] * (rows % 2),
     }
     data.update(overrides)
@@ -45,16 +49,19 @@ def test_a_valid_frame_has_no_violations():
     assert validate_frame(_frame(), CONTRACT, require_target="label", enforce_min_rows=True) == []
 
 
-@pytest.mark.parametrize(("frame", "expected"), [
-    (_frame().drop(columns=["count"]), ("count", "required")),
-    (_frame().drop(columns=["label"]), ("label", "required")),
-    (_frame(radius=[10.0, 31.5, 1, 2, 3, 4]), ("radius", "max")),
-    (_frame(radius=[-1.0, 1, 1, 2, 3, 4]), ("radius", "min")),
-    (_frame(radius=[None, 1, 1, 2, 3, 4]), ("radius", "nullable")),
-    (_frame(site=["left", "middle", None, "right", "left", "left"]), ("site", "allowed")),
-    (_frame(radius=["ten", 1, 1, 2, 3, 4]), ("radius", "dtype")),
-    (_frame(rows=3), ("(table)", "min_rows")),
-])
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (_frame().drop(columns=["count"]), ("count", "required")),
+        (_frame().drop(columns=["label"]), ("label", "required")),
+        (_frame(radius=[10.0, 31.5, 1, 2, 3, 4]), ("radius", "max")),
+        (_frame(radius=[-1.0, 1, 1, 2, 3, 4]), ("radius", "min")),
+        (_frame(radius=[None, 1, 1, 2, 3, 4]), ("radius", "nullable")),
+        (_frame(site=["left", "middle", None, "right", "left", "left"]), ("site", "allowed")),
+        (_frame(radius=["ten", 1, 1, 2, 3, 4]), ("radius", "dtype")),
+        (_frame(rows=3), ("(table)", "min_rows")),
+    ],
+)
 def test_each_broken_rule_is_named_with_its_column(frame, expected):
     violations = validate_frame(frame, CONTRACT, require_target="label", enforce_min_rows=True)
     assert _rules(violations) == {expected}
@@ -92,8 +99,9 @@ def test_the_real_demo_data_meets_a_contract_and_breaks_a_stricter_one():
     assert violation.count == int((frame["mean_radius"] > 20).sum())
 
 
-GATES = Gates(primary_metric="roc_auc", minimum={"roc_auc": 0.9, "accuracy": 0.85},
-              champion_margin=0.01)
+GATES = Gates(
+    primary_metric="roc_auc", minimum={"roc_auc": 0.9, "accuracy": 0.85}, champion_margin=0.01
+)
 GOOD = {"roc_auc": 0.97, "accuracy": 0.93, "f1": 0.9, "precision": 0.9, "recall": 0.9}
 
 
@@ -119,8 +127,12 @@ def test_challenger_must_beat_the_champion_by_the_margin():
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-                   cwd=cwd, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_git_state_reports_head_and_dirty_tracked_files(tmp_path):
@@ -129,8 +141,9 @@ def test_git_state_reports_head_and_dirty_tracked_files(tmp_path):
     (tmp_path / "a.txt").write_text("1")
     _git(tmp_path, "add", "a.txt")
     _git(tmp_path, "commit", "-q", "-m", "one")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
     (tmp_path / "untracked.txt").write_text("ignored for the dirty flag")
     assert git_state(tmp_path).sha == head and not git_state(tmp_path).dirty
     (tmp_path / "a.txt").write_text("2")

@@ -38,8 +38,12 @@ from releases import (
 pytestmark = pytest.mark.xdist_group("releases")
 
 # Answers a team chose at copy time; the update must keep them.
-ANSWERS = {"project_name": "Fraud Radar", "team": "payments-ml", "risk_tier": "high",
-           "canary_first_percent": "5"}
+ANSWERS = {
+    "project_name": "Fraud Radar",
+    "team": "payments-ml",
+    "risk_tier": "high",
+    "canary_first_percent": "5",
+}
 TEAM_NOTE = "Escalations: #payments-ml-oncall, never the platform team."
 TEAM_HELPER = '\n\ndef team_helper() -> str:\n    """Our own code."""\n    return "ours"\n'
 
@@ -60,8 +64,11 @@ def conflicts(spoke: Path) -> list[str]:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".git" not in p.relative_to(root).parts}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +79,20 @@ def release_repo(tmp_path_factory: pytest.TempPathFactory) -> ReleaseRepo:
 @pytest.fixture(scope="module")
 def updated_spoke(release_repo: ReleaseRepo, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Copied at the previous release, edited by its team, updated to the working tree."""
-    spoke = copy(release_repo, release_repo.previous,
-                 tmp_path_factory.mktemp("team") / "fraud-radar", ANSWERS)
+    spoke = copy(
+        release_repo,
+        release_repo.previous,
+        tmp_path_factory.mktemp("team") / "fraud-radar",
+        ANSWERS,
+    )
     commit_all(spoke, "copied from slipway")
     package = spoke / "src" / "fraud_radar"
     with (package / "train.py").open("a") as f:
         f.write(TEAM_HELPER)
     toml = spoke / "slipway.toml"
-    toml.write_text(toml.read_text().replace("C = 1.0", "C = 0.3")
-                    .replace("roc_auc = 0.95", "roc_auc = 0.97"))
+    toml.write_text(
+        toml.read_text().replace("C = 1.0", "C = 0.3").replace("roc_auc = 0.95", "roc_auc = 0.97")
+    )
     readme = spoke / "README.md"
     lines = readme.read_text().splitlines(keepends=True)
     readme.write_text("".join([*lines[:2], TEAM_NOTE + "\n", *lines[2:]]))
@@ -103,8 +115,7 @@ def test_update_leaves_no_conflict(updated_spoke: Path) -> None:
 
 
 def test_team_edits_survive_the_update(updated_spoke: Path) -> None:
-    assert (updated_spoke / "src" / "fraud_radar" / "train.py").read_text().endswith(
-        TEAM_HELPER)
+    assert (updated_spoke / "src" / "fraud_radar" / "train.py").read_text().endswith(TEAM_HELPER)
     config = tomllib.loads((updated_spoke / "slipway.toml").read_text())
     assert config["training"]["params"]["C"] == 0.3
     assert config["gates"]["minimum"]["roc_auc"] == 0.97
@@ -118,18 +129,24 @@ def test_answers_are_migrated(updated_spoke: Path, release_repo: ReleaseRepo) ->
     for key, value in ANSWERS.items():
         assert str(answers[key]) == value, key
     questions = yaml.safe_load((HUB / "copier.yml").read_text())
-    asked = {k for k, v in questions.items()
-             if not k.startswith("_") and not (isinstance(v, dict) and v.get("when") is False)}
+    asked = {
+        k
+        for k, v in questions.items()
+        if not k.startswith("_") and not (isinstance(v, dict) and v.get("when") is False)
+    }
     assert asked <= set(answers), f"not in the answers file: {sorted(asked - set(answers))}"
 
 
-def test_library_pin_moves_with_the_template(updated_spoke: Path,
-                                             release_repo: ReleaseRepo) -> None:
-    sources = tomllib.loads((updated_spoke / "pyproject.toml").read_text())["tool"]["uv"][
-        "sources"]
+def test_library_pin_moves_with_the_template(
+    updated_spoke: Path, release_repo: ReleaseRepo
+) -> None:
+    sources = tomllib.loads((updated_spoke / "pyproject.toml").read_text())["tool"]["uv"]["sources"]
     for name, subdir in (("slipway-pipelines", "pipelines"), ("slipway-infra", "infra")):
-        assert sources[name] == {"git": release_repo.url, "tag": release_repo.current,
-                                 "subdirectory": subdir}
+        assert sources[name] == {
+            "git": release_repo.url,
+            "tag": release_repo.current,
+            "subdirectory": subdir,
+        }
 
 
 @pytest.mark.slow
@@ -137,14 +154,15 @@ def test_updated_spoke_passes_its_own_tests(updated_spoke: Path) -> None:
     """The team's `make setup && make test`, libraries fetched from the git tag."""
     commit_all(updated_spoke, "update the slipway template")
     for target in ("setup", "test"):
-        run = subprocess.run(["make", target], cwd=updated_spoke, capture_output=True,
-                             text=True)
+        run = subprocess.run(["make", target], cwd=updated_spoke, capture_output=True, text=True)
         assert run.returncode == 0, f"make {target}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
 
 
 @pytest.fixture(scope="module")
-def untouched(release_repo: ReleaseRepo, tmp_path_factory: pytest.TempPathFactory,
-              ) -> dict[str, dict[str, bytes]]:
+def untouched(
+    release_repo: ReleaseRepo,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, dict[str, bytes]]:
     """Trees of: a copy at the previous release, the same copy updated, a fresh copy."""
     root = tmp_path_factory.mktemp("untouched")
     (root / "a").mkdir()
@@ -163,6 +181,7 @@ def test_untouched_spoke_updated_equals_a_fresh_copy(untouched: dict) -> None:
     assert sorted(updated) == sorted(expected)
     differing = [path for path in expected if updated[path] != expected[path]]
     assert differing == []
+
 
 MIGRATION = """
 _migrations:
@@ -201,7 +220,8 @@ def test_a_renamed_file_ships_a_migration_that_keeps_team_edits(tmp_path: Path) 
     git(repo.path, "tag", "v98.0.0")
     bare = copy(repo, "v98.0.0", tmp_path / "fresh", ANSWERS)
     assert vanished(tree(spoke), tree(bare), (repo.path / "copier.yml").read_text()) == [
-        "README.md"]
+        "README.md"
+    ]
     unmigrated = tmp_path / "unmigrated"
     subprocess.run(["git", "clone", "-q", str(spoke), str(unmigrated)], check=True)
     lost = update(unmigrated, "v98.0.0")
@@ -227,20 +247,31 @@ def test_a_renamed_file_ships_a_migration_that_keeps_team_edits(tmp_path: Path) 
     assert TEAM_NOTE in overview.read_text()
 
     before = overview.read_bytes()
-    again = subprocess.run([sys.executable, str(HUB / "migrations" / "keep_renamed.py"),
-                            "README.md", "OVERVIEW.md"], cwd=spoke, capture_output=True,
-                           text=True)
+    again = subprocess.run(
+        [sys.executable, str(HUB / "migrations" / "keep_renamed.py"), "README.md", "OVERVIEW.md"],
+        cwd=spoke,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 0 and overview.read_bytes() == before  # idempotent
 
 
 def test_a_pushed_release_is_found_by_check_update_and_taken_by_update(
-    release_repo: ReleaseRepo, tmp_path: Path,
+    release_repo: ReleaseRepo,
+    tmp_path: Path,
 ) -> None:
     """The release procedure's last step (push the tags) and a team's weekly check."""
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", str(origin))
-    git(release_repo.path, "push", "-q", str(origin), "HEAD:refs/heads/main",
-        release_repo.previous, release_repo.current)
+    git(
+        release_repo.path,
+        "push",
+        "-q",
+        str(origin),
+        "HEAD:refs/heads/main",
+        release_repo.previous,
+        release_repo.current,
+    )
     hub = ReleaseRepo(origin, release_repo.releases, release_repo.current)
     spoke = copy(hub, release_repo.previous, tmp_path / "spoke", ANSWERS)
     commit_all(spoke, "copied")
@@ -255,7 +286,8 @@ def test_a_pushed_release_is_found_by_check_update_and_taken_by_update(
     done = copier("update", "--defaults", "--quiet", cwd=spoke)  # no --vcs-ref: the latest
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load((spoke / ".copier-answers.yml").read_text())["_commit"] == (
-        release_repo.current)
+        release_repo.current
+    )
     assert git(spoke, "ls-files", "-u") == ""
 
 
@@ -268,10 +300,21 @@ def workflow_script(spoke: Path, step_name: str) -> str:
 def run_step(spoke: Path, script: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
     """A workflow step as GitHub runs it (bash -eo pipefail), `uvx` being the hub's copier."""
     output = spoke.parent / f"{spoke.name}.github_output"
-    env = {**os.environ, **GIT_ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}",
-           "GITHUB_OUTPUT": str(output), "GITHUB_RUN_ID": "7", "COPIER": "copier==9.19.1"}
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                          cwd=spoke, env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        **GIT_ENV,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_RUN_ID": "7",
+        "COPIER": "copier==9.19.1",
+    }
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=spoke,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_template_update_workflow_refuses_conflicts_and_commits_clean_updates(
@@ -296,8 +339,7 @@ def test_template_update_workflow_refuses_conflicts_and_commits_clean_updates(
     uvx.chmod(0o755)
 
     for spoke in (clean, conflicted):
-        check = run_step(spoke, workflow_script(spoke, "Is a newer template released?"),
-                         bin_dir)
+        check = run_step(spoke, workflow_script(spoke, "Is a newer template released?"), bin_dir)
         assert check.returncode == 0, check.stderr
         assert "behind=true" in (spoke.parent / f"{spoke.name}.github_output").read_text()
 

@@ -36,15 +36,23 @@ def spokes(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     out: dict[str, Path] = {}
     for tier in TIERS:
         dst = tmp_path_factory.mktemp("workflows") / tier
-        run_copy(str(template_repo), dst, data={"risk_tier": tier}, defaults=True,
-                 vcs_ref="HEAD", quiet=True, unsafe=False)
+        run_copy(
+            str(template_repo),
+            dst,
+            data={"risk_tier": tier},
+            defaults=True,
+            vcs_ref="HEAD",
+            quiet=True,
+            unsafe=False,
+        )
         out[tier] = dst
     return out
 
 
 def workflow_files(spokes: dict[str, Path]) -> list[Path]:
-    return [spoke / ".github" / "workflows" / name for spoke in spokes.values()
-            for name in WORKFLOWS]
+    return [
+        spoke / ".github" / "workflows" / name for spoke in spokes.values() for name in WORKFLOWS
+    ]
 
 
 def load(spoke: Path, name: str) -> dict[str, Any]:
@@ -54,16 +62,31 @@ def load(spoke: Path, name: str) -> dict[str, Any]:
 
 def check_jsonschema(paths: list[Path]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-         *map(str, paths)], capture_output=True, text=True,
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
     )
 
 
 def zizmor_findings(paths: list[Path]) -> list[dict[str, Any]]:
     """zizmor's offline audits, medium severity and above."""
     proc = subprocess.run(
-        [str(BIN / "zizmor"), "--offline", "--format", "json", "--min-severity", "medium",
-         *map(str, paths)], capture_output=True, text=True,
+        [
+            str(BIN / "zizmor"),
+            "--offline",
+            "--format",
+            "json",
+            "--min-severity",
+            "medium",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.stdout.strip(), f"zizmor printed nothing: {proc.stderr}"
     return json.loads(proc.stdout)
@@ -133,8 +156,9 @@ def test_permissions_are_least_privilege(spokes: dict[str, Path]) -> None:
                 for scope, level in job["permissions"].items():
                     if level == "write":
                         assert (name, scope) in allowed_writes, f"{name}:{job_id}: {scope}"
-                uses_aws = any("configure-aws-credentials" in s.get("uses", "")
-                               for s in job["steps"])
+                uses_aws = any(
+                    "configure-aws-credentials" in s.get("uses", "") for s in job["steps"]
+                )
                 assert (job["permissions"].get("id-token") == "write") == uses_aws, job_id
 
 
@@ -176,8 +200,13 @@ def test_no_workflow_takes_the_whole_config_of_the_last_deployment(
 def test_ci_runs_lint_tests_check_compile_and_infra_mocks(spokes: dict[str, Path]) -> None:
     jobs = load(spokes["medium"], "ci.yml")["jobs"]
     test = run_lines(jobs["test"])
-    for command in ("uv sync --group dev", "ruff check .", "pytest", "slipway check",
-                    "slipway compile"):
+    for command in (
+        "uv sync --group dev",
+        "ruff check .",
+        "pytest",
+        "slipway check",
+        "slipway compile",
+    ):
         assert command in test, command
     upload = [s for s in jobs["test"]["steps"] if "upload-artifact" in s.get("uses", "")]
     assert upload and upload[0]["with"]["path"] == "build/pipelines/"
@@ -195,8 +224,11 @@ def test_cd_goes_image_train_staging_prod(spokes: dict[str, Path], tier: str) ->
     assert jobs["train"]["needs"] == "image"
     assert jobs["staging"]["needs"] == ["image", "train"]
     for stack in ("staging", "prod"):
-        pulumi = [line.strip() for line in run_lines(jobs[stack]).splitlines()
-                  if "pulumi " in line and "get.pulumi.com" not in line]
+        pulumi = [
+            line.strip()
+            for line in run_lines(jobs[stack]).splitlines()
+            if "pulumi " in line and "get.pulumi.com" not in line
+        ]
         assert pulumi == [
             'pulumi login "$PULUMI_BACKEND_URL"',
             f"uv run --no-sync pulumi preview --stack {stack} --non-interactive --diff",
@@ -207,8 +239,12 @@ def test_cd_goes_image_train_staging_prod(spokes: dict[str, Path], tier: str) ->
     # Each stack's image goes to that stack's repository (the spoke's Pulumi program's name),
     # tagged with the commit; no infra run points a serving model at it (a version serves
     # its own `:v<N>` tag, given by `slipway deploy --env`).
-    pushes = {job: s["env"]["REPOSITORY"] for job in ("image", "prod")
-              for s in jobs[job]["steps"] if "docker push" in s.get("run", "")}
+    pushes = {
+        job: s["env"]["REPOSITORY"]
+        for job in ("image", "prod")
+        for s in jobs[job]["steps"]
+        if "docker push" in s.get("run", "")
+    }
     assert pushes == {"image": f"slipway/{slug}-staging", "prod": f"slipway/{slug}-prod"}
     assert "imageUri" not in run_lines(jobs["staging"]) + run_lines(jobs["prod"])
     if tier == "high":
@@ -230,7 +266,8 @@ def step_named(job: dict[str, Any], needle: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_deploy_model_runs_slipway_deploy_on_the_chosen_environment(
-    spokes: dict[str, Path], tier: str,
+    spokes: dict[str, Path],
+    tier: str,
 ) -> None:
     """workflow_dispatch(environment, version) -> one job in that GitHub environment, one
     deploy per endpoint at a time, AWS through OIDC as cd.yml does it, inputs only via env."""
@@ -242,8 +279,10 @@ def test_deploy_model_runs_slipway_deploy_on_the_chosen_environment(
     assert inputs["environment"]["options"] == ["staging", "prod"]
     assert inputs["environment"]["default"] == "staging"
     assert inputs["version"]["type"] == "string" and not inputs["version"].get("required")
-    assert wf["concurrency"] == {"group": "deploy-model-${{ inputs.environment }}",
-                                 "cancel-in-progress": False}
+    assert wf["concurrency"] == {
+        "group": "deploy-model-${{ inputs.environment }}",
+        "cancel-in-progress": False,
+    }
 
     job = wf["jobs"]["deploy"]
     assert job["environment"] == "${{ inputs.environment }}"  # prod's reviewers apply
@@ -287,11 +326,13 @@ def test_deploy_model_runs_slipway_deploy_on_the_chosen_environment(
 
 
 def test_deploy_model_passes_the_version_only_when_given(
-    spokes: dict[str, Path], tmp_path: Path,
+    spokes: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     """The deploy step's script, run by bash with a `uv` that prints its arguments."""
-    script = step_named(load(spokes["low"], "deploy-model.yml")["jobs"]["deploy"],
-                        "slipway deploy")["run"]
+    script = step_named(
+        load(spokes["low"], "deploy-model.yml")["jobs"]["deploy"], "slipway deploy"
+    )["run"]
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "uv").write_text('#!/bin/sh\nprintf "%s|" "$@"\n')
@@ -300,7 +341,9 @@ def test_deploy_model_passes_the_version_only_when_given(
     def argv(**env: str) -> list[str]:
         done = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-            env={"PATH": f"{fake}:/usr/bin:/bin", **env}, capture_output=True, text=True,
+            env={"PATH": f"{fake}:/usr/bin:/bin", **env},
+            capture_output=True,
+            text=True,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip("|").split("|")
@@ -310,11 +353,17 @@ def test_deploy_model_passes_the_version_only_when_given(
     assert argv(ENVIRONMENT="prod", VERSION="3") == [*base, "prod", "--version", "3"]
     # A hostile input stays one argument (click then rejects it); it is never shell code.
     assert argv(ENVIRONMENT="prod", VERSION="1; rm -rf /") == [
-        *base, "prod", "--version", "1; rm -rf /"]
+        *base,
+        "prod",
+        "--version",
+        "1; rm -rf /",
+    ]
 
 
 def test_deploy_model_names_the_actor_and_keeps_the_audit_trail(
-    spokes: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    spokes: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The variable the workflow sets is the one the CLI reads as the actor, and the files it
     uploads are where the audit trail is written."""
@@ -341,8 +390,13 @@ def test_template_update_refuses_conflicts_before_opening_a_pr(
     wf = load(spokes["low"], "template-update.yml")
     assert wf[True]["schedule"], "runs weekly"
     script = run_lines(wf["jobs"]["update"])
-    order = ["copier check-update", "copier update --defaults", "git ls-files -u",
-             "exit 1", "gh pr create"]
+    order = [
+        "copier check-update",
+        "copier update --defaults",
+        "git ls-files -u",
+        "exit 1",
+        "gh pr create",
+    ]
     positions = [script.index(s) for s in order]
     assert positions == sorted(positions), order
 
@@ -358,11 +412,16 @@ def test_ci_steps_pass_in_a_fresh_spoke(render) -> None:
         for step in jobs[job_id]["steps"]:
             if "run" not in step:
                 continue
-            done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
-                                   step["run"]], cwd=spoke, env=env, capture_output=True,
-                                  text=True)
+            done = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                cwd=spoke,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             assert done.returncode == 0, (
-                f"{job_id}: {step['run']}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+                f"{job_id}: {step['run']}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
     upload = next(s for s in jobs["test"]["steps"] if "upload-artifact" in s.get("uses", ""))
     compiled = sorted((spoke / upload["with"]["path"]).glob("*.yaml"))
     assert compiled, f"nothing under {upload['with']['path']} to keep as an artifact"

@@ -27,8 +27,9 @@ def render_spoke(dst: Path, **answers: object) -> Path:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # copier warns that the checkout is dirty: expected
-        run_copy(str(HUB), dst, data=answers, defaults=True, quiet=True, unsafe=False,
-                 vcs_ref="HEAD")
+        run_copy(
+            str(HUB), dst, data=answers, defaults=True, quiet=True, unsafe=False, vcs_ref="HEAD"
+        )
     return dst
 
 
@@ -67,8 +68,12 @@ def aws_stand_in(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     AWS_ENDPOINT_URL is botocore's own setting, so the code under test makes its clients
     exactly as it would against AWS; the credentials are dummies moto accepts.
     """
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
-                "AWS_SHARED_CREDENTIALS_FILE"):
+    for var in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "moto")
@@ -88,4 +93,3 @@ def moto_endpoint() -> Callable[[str, str], Any]:
         return get_backend("sagemaker")[MOTO_ACCOUNT][region].endpoints[name]
 
     return record
-

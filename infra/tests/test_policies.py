@@ -29,16 +29,24 @@ pytestmark = pytest.mark.xdist_group("infra-spokes")
 @pytest.fixture(scope="module")
 def good(configs) -> list[RecordedResource]:
     config = configs["medium"]
-    inputs = StackInputs(model_version=2, previous_model_version=1,
-                         github_repository="example-org/demo")
-    result = run_stack(lambda: build_spoke_stack(config, Environment.prod, inputs),
-                       project=config.project.slug, stack="prod")
+    inputs = StackInputs(
+        model_version=2, previous_model_version=1, github_repository="example-org/demo"
+    )
+    result = run_stack(
+        lambda: build_spoke_stack(config, Environment.prod, inputs),
+        project=config.project.slug,
+        stack="prod",
+    )
     assert check_stack(result.resources) == []
     return result.resources
 
 
-def broken(resources: list[RecordedResource], type_token: str,
-           change: Callable[[dict[str, Any]], None], pick: int = 0) -> list[RecordedResource]:
+def broken(
+    resources: list[RecordedResource],
+    type_token: str,
+    change: Callable[[dict[str, Any]], None],
+    pick: int = 0,
+) -> list[RecordedResource]:
     """A copy of the stack with one property of the `pick`-th resource of a type changed."""
     out, seen = [], 0
     for res in resources:
@@ -57,6 +65,7 @@ def edit_policy_json(field: str, edit: Callable[[dict[str, Any]], None]):
         doc = json.loads(props[field])
         edit(doc)
         props[field] = json.dumps(doc)
+
     return change
 
 
@@ -64,8 +73,9 @@ def fired(name: str, resources: list[RecordedResource]) -> list[str]:
     return [v.message for v in ALL_POLICIES[name](resources)]
 
 
-def added(resources: list[RecordedResource], type_token: str, name: str,
-          **props: Any) -> list[RecordedResource]:
+def added(
+    resources: list[RecordedResource], type_token: str, name: str, **props: Any
+) -> list[RecordedResource]:
     """A copy of the stack with one more resource, as a careless program would add it."""
     return [*resources, RecordedResource(type_token, name, props, f"{name}-id")]
 
@@ -79,6 +89,7 @@ def negative(policy: str) -> Callable[[Case], Case]:
     def register(case: Case) -> Case:
         NEGATIVE[policy] = case
         return case
+
     return register
 
 
@@ -86,37 +97,60 @@ def negative(policy: str) -> Callable[[Case], Case]:
 def aes256_and_an_unrotated_key(good):
     def aes(props):
         props["rules"][0]["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "AES256"}
+
     unrotated = broken(good, policies.KMS_KEY, lambda p: p.update(enableKeyRotation=False))
     return [
-        (broken(good, policies.SSE, aes),
-         ["bucket has no SSE-KMS default encryption with a key; "
-          "fix: use slipway.infra.artifact_store.ArtifactStore"]),
+        (
+            broken(good, policies.SSE, aes),
+            [
+                "bucket has no SSE-KMS default encryption with a key; "
+                "fix: use slipway.infra.artifact_store.ArtifactStore"
+            ],
+        ),
         (unrotated, ["KMS key rotation is off; fix: set enable_key_rotation=True"]),
     ]
 
 
 @negative("versioning-on")
 def suspended_versioning(good):
-    bad = broken(good, policies.VERSIONING,
-                 lambda p: p.update(versioningConfiguration={"status": "Suspended"}))
-    return [(bad, ["versioning is Suspended; fix: add aws.s3.BucketVersioning with status "
-                   "Enabled (ArtifactStore does)"])]
+    bad = broken(
+        good,
+        policies.VERSIONING,
+        lambda p: p.update(versioningConfiguration={"status": "Suspended"}),
+    )
+    return [
+        (
+            bad,
+            [
+                "versioning is Suspended; fix: add aws.s3.BucketVersioning with status "
+                "Enabled (ArtifactStore does)"
+            ],
+        )
+    ]
 
 
 @negative("public-access-blocked")
 def an_open_flag_and_no_tls_policy(good):
     bad = broken(good, policies.PUBLIC_ACCESS, lambda p: p.update(restrictPublicBuckets=False))
     return [
-        (bad, ["public access not blocked: restrictPublicBuckets; fix: set all four flags of "
-               "aws.s3.BucketPublicAccessBlock to True"]),
-        ([r for r in good if r.type != policies.BUCKET_POLICY],
-         ["no bucket policy denying aws:SecureTransport=false; fix: add a TLS-only bucket "
-          "policy (ArtifactStore does)"]),
+        (
+            bad,
+            [
+                "public access not blocked: restrictPublicBuckets; fix: set all four flags of "
+                "aws.s3.BucketPublicAccessBlock to True"
+            ],
+        ),
+        (
+            [r for r in good if r.type != policies.BUCKET_POLICY],
+            [
+                "no bucket policy denying aws:SecureTransport=false; fix: add a TLS-only bucket "
+                "policy (ArtifactStore does)"
+            ],
+        ),
     ]
 
 
-STAR = {"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+STAR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 NAME_THEM = "fix: name the actions and the resources (see slipway.infra.access)"
 OWN_POLICY = "fix: attach a policy of your own naming the actions and resources needed"
 
@@ -136,69 +170,116 @@ def wildcards_inline_attached_and_on_users(good):
     attach = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
     managed = "arn:aws:iam::aws:policy/"
     return [
-        (broken(good, policies.ROLE_POLICY, edit_policy_json("policy", star)),
-         [f"allows Action '*'; {NAME_THEM}"]),
-        (broken(good, policies.ROLE_POLICY, edit_policy_json("policy", s3_star)),
-         [f"allows ['s3:*'] on Resource '*'; {NAME_THEM}"]),
+        (
+            broken(good, policies.ROLE_POLICY, edit_policy_json("policy", star)),
+            [f"allows Action '*'; {NAME_THEM}"],
+        ),
+        (
+            broken(good, policies.ROLE_POLICY, edit_policy_json("policy", s3_star)),
+            [f"allows ['s3:*'] on Resource '*'; {NAME_THEM}"],
+        ),
         (broken(good, policies.ROLE, inline_star), [f"allows Action '*'; {NAME_THEM}"]),
-        (added(good, attach, "admin", role=role, policyArn=f"{managed}AdministratorAccess"),
-         [f"attaches AWS-managed AdministratorAccess; {OWN_POLICY}"]),
-        (added(good, attach, "s3-all", role=role, policyArn=f"{managed}AmazonS3FullAccess"),
-         [f"attaches AWS-managed AmazonS3FullAccess; {OWN_POLICY}"]),
-        (added(good, "aws:iam/groupPolicyAttachment:GroupPolicyAttachment", "power",
-               group="ops", policyArn=f"{managed}PowerUserAccess"),
-         [f"attaches AWS-managed PowerUserAccess; {OWN_POLICY}"]),
-        (added(good, policies.USER_POLICY, "deployer", user="ci", policy=json.dumps(STAR)),
-         [f"allows Action '*'; {NAME_THEM}"]),
-        (added(good, policies.GROUP_POLICY, "team", group="ops", policy=json.dumps(STAR)),
-         [f"allows Action '*'; {NAME_THEM}"]),
+        (
+            added(good, attach, "admin", role=role, policyArn=f"{managed}AdministratorAccess"),
+            [f"attaches AWS-managed AdministratorAccess; {OWN_POLICY}"],
+        ),
+        (
+            added(good, attach, "s3-all", role=role, policyArn=f"{managed}AmazonS3FullAccess"),
+            [f"attaches AWS-managed AmazonS3FullAccess; {OWN_POLICY}"],
+        ),
+        (
+            added(
+                good,
+                "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+                "power",
+                group="ops",
+                policyArn=f"{managed}PowerUserAccess",
+            ),
+            [f"attaches AWS-managed PowerUserAccess; {OWN_POLICY}"],
+        ),
+        (
+            added(good, policies.USER_POLICY, "deployer", user="ci", policy=json.dumps(STAR)),
+            [f"allows Action '*'; {NAME_THEM}"],
+        ),
+        (
+            added(good, policies.GROUP_POLICY, "team", group="ops", policy=json.dumps(STAR)),
+            [f"allows Action '*'; {NAME_THEM}"],
+        ),
     ]
 
 
 @negative("github-trust-scoped")
 def a_trust_open_to_any_repository(good):
     ci_index = [r.name for r in good if r.type == policies.ROLE].index(
-        next(r.name for r in good if r.type == policies.ROLE and r.name.endswith("-ci")))
+        next(r.name for r in good if r.type == policies.ROLE and r.name.endswith("-ci"))
+    )
 
     def any_repo(doc):
         doc["Statement"][0]["Condition"]["StringLike"][
-            "token.actions.githubusercontent.com:sub"] = "repo:*"
+            "token.actions.githubusercontent.com:sub"
+        ] = "repo:*"
 
     def no_condition(doc):
         del doc["Statement"][0]["Condition"]
 
-    one_repo = ("GitHub OIDC trust is not limited to one repository; fix: add the condition "
-                "StringLike token.actions.githubusercontent.com:sub = repo:<owner>/<name>:*")
-    audience = ("GitHub OIDC trust does not require aud=sts.amazonaws.com; fix: add the "
-                "condition StringEquals token.actions.githubusercontent.com:aud = "
-                "sts.amazonaws.com")
+    one_repo = (
+        "GitHub OIDC trust is not limited to one repository; fix: add the condition "
+        "StringLike token.actions.githubusercontent.com:sub = repo:<owner>/<name>:*"
+    )
+    audience = (
+        "GitHub OIDC trust does not require aud=sts.amazonaws.com; fix: add the "
+        "condition StringEquals token.actions.githubusercontent.com:aud = "
+        "sts.amazonaws.com"
+    )
     return [
-        (broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", any_repo), ci_index),
-         [one_repo]),
-        (broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", no_condition),
-                ci_index),
-         [one_repo, audience]),
+        (
+            broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", any_repo), ci_index),
+            [one_repo],
+        ),
+        (
+            broken(
+                good, policies.ROLE, edit_policy_json("assumeRolePolicy", no_condition), ci_index
+            ),
+            [one_repo, audience],
+        ),
     ]
 
 
 @negative("required-tags")
 def owner_and_cost_center_missing(good):
-    bad = broken(good, policies.ENDPOINT,
-                 lambda p: p.update(tags={k: v for k, v in p["tags"].items()
-                                          if k not in ("owner", "cost-center")}))
-    return [(bad, ["missing tags ['owner', 'cost-center']; fix: pass tags=spoke_tags(...) "
-                   "(slipway.infra.tags)"])]
+    bad = broken(
+        good,
+        policies.ENDPOINT,
+        lambda p: p.update(
+            tags={k: v for k, v in p["tags"].items() if k not in ("owner", "cost-center")}
+        ),
+    )
+    return [
+        (
+            bad,
+            [
+                "missing tags ['owner', 'cost-center']; fix: pass tags=spoke_tags(...) "
+                "(slipway.infra.tags)"
+            ],
+        )
+    ]
 
 
 @negative("budget-present")
 def no_budget_and_a_missing_alert(good):
-    bad = broken(good, policies.BUDGET,
-                 lambda p: p.update(notifications=p["notifications"][:1]))
+    bad = broken(good, policies.BUDGET, lambda p: p.update(notifications=p["notifications"][:1]))
     return [
-        ([r for r in good if r.type != policies.BUDGET],
-         ["no aws.budgets.Budget in the stack; fix: add slipway.infra.budget.SpokeBudget"]),
-        (bad, ["no email alert at [100.0] percent of the budget; fix: add PERCENTAGE "
-               "notifications with subscriber emails (SpokeBudget does)"]),
+        (
+            [r for r in good if r.type != policies.BUDGET],
+            ["no aws.budgets.Budget in the stack; fix: add slipway.infra.budget.SpokeBudget"],
+        ),
+        (
+            bad,
+            [
+                "no email alert at [100.0] percent of the budget; fix: add PERCENTAGE "
+                "notifications with subscriber emails (SpokeBudget does)"
+            ],
+        ),
     ]
 
 
@@ -212,12 +293,20 @@ def types_outside_the_tier(good):
         props["productionVariants"][0]["instanceType"] = "ml.m5.2xlarge"
 
     return [
-        (broken(good, policies.ENDPOINT_CONFIG, big),
-         [f"ml.p4d.24xlarge is not allowed for risk tier medium; fix: use one of "
-          f"{', '.join(rules_for('medium').instance_types)}"]),
-        (broken(good, policies.ENDPOINT_CONFIG, high_tier_medium_type),
-         [f"ml.m5.2xlarge is not allowed for risk tier high; fix: use one of "
-          f"{', '.join(rules_for('high').instance_types)}"]),
+        (
+            broken(good, policies.ENDPOINT_CONFIG, big),
+            [
+                f"ml.p4d.24xlarge is not allowed for risk tier medium; fix: use one of "
+                f"{', '.join(rules_for('medium').instance_types)}"
+            ],
+        ),
+        (
+            broken(good, policies.ENDPOINT_CONFIG, high_tier_medium_type),
+            [
+                f"ml.m5.2xlarge is not allowed for risk tier high; fix: use one of "
+                f"{', '.join(rules_for('high').instance_types)}"
+            ],
+        ),
     ]
 
 
@@ -225,19 +314,30 @@ def types_outside_the_tier(good):
 def a_large_canary_and_all_at_once(good):
     def half_plus(props):
         props["deploymentConfig"]["blueGreenUpdatePolicy"]["trafficRoutingConfiguration"][
-            "canarySize"]["value"] = 60
+            "canarySize"
+        ]["value"] = 60
 
     def all_at_once(props):
         props["deploymentConfig"]["blueGreenUpdatePolicy"]["trafficRoutingConfiguration"] = {
-            "type": "ALL_AT_ONCE", "waitIntervalInSeconds": 0}
+            "type": "ALL_AT_ONCE",
+            "waitIntervalInSeconds": 0,
+        }
 
     return [
-        (broken(good, policies.ENDPOINT, half_plus),
-         ["canary size 60 CAPACITY_PERCENT is not 1 to 50 "
-          "CAPACITY_PERCENT; fix: make rollout.canary_steps[0] at most 50 in slipway.toml"]),
-        (broken(good, policies.ENDPOINT, all_at_once),
-         ["traffic routing is ALL_AT_ONCE, not a blue/green CANARY; fix: deploy through "
-          "slipway.infra.endpoint.ModelEndpoint"]),
+        (
+            broken(good, policies.ENDPOINT, half_plus),
+            [
+                "canary size 60 CAPACITY_PERCENT is not 1 to 50 "
+                "CAPACITY_PERCENT; fix: make rollout.canary_steps[0] at most 50 in slipway.toml"
+            ],
+        ),
+        (
+            broken(good, policies.ENDPOINT, all_at_once),
+            [
+                "traffic routing is ALL_AT_ONCE, not a blue/green CANARY; fix: deploy through "
+                "slipway.infra.endpoint.ModelEndpoint"
+            ],
+        ),
     ]
 
 
@@ -248,28 +348,50 @@ def an_unknown_alarm_and_an_unwatched_guardrail(good):
 
     endpoint = next(r for r in good if r.type == policies.ENDPOINT).props
     first = endpoint["deploymentConfig"]["autoRollbackConfiguration"]["alarms"][0]["alarmName"]
-    drift = next(r for r in good if r.type == policies.ALARM
-                 and r.props.get("metricName") == "PredictionPSI")
-    unknown = ("rollback names alarms not in the stack: [{!r}]; fix: name the alarms "
-               "ModelEndpoint creates (slipway.infra.endpoint.alarm_names)")
-    wire = ("fix: wire one alarm per guardrail into auto_rollback_configuration "
-            "(ModelEndpoint does)")
+    drift = next(
+        r for r in good if r.type == policies.ALARM and r.props.get("metricName") == "PredictionPSI"
+    )
+    unknown = (
+        "rollback names alarms not in the stack: [{!r}]; fix: name the alarms "
+        "ModelEndpoint creates (slipway.infra.endpoint.alarm_names)"
+    )
+    wire = "fix: wire one alarm per guardrail into auto_rollback_configuration (ModelEndpoint does)"
     return [
-        (broken(good, policies.ENDPOINT, typo),
-         [unknown.format(f"{first}x"),
-          f"no rollback alarm watches ['Invocation5XXErrors']; {wire}"]),
-        ([r for r in good if r is not drift],
-         [unknown.format(drift.props["name"]),
-          f"no rollback alarm watches ['PredictionPSI']; {wire}"]),
+        (
+            broken(good, policies.ENDPOINT, typo),
+            [
+                unknown.format(f"{first}x"),
+                f"no rollback alarm watches ['Invocation5XXErrors']; {wire}",
+            ],
+        ),
+        (
+            [r for r in good if r is not drift],
+            [
+                unknown.format(drift.props["name"]),
+                f"no rollback alarm watches ['PredictionPSI']; {wire}",
+            ],
+        ),
     ]
 
 
 @negative("images-scanned-immutable")
 def a_mutable_unscanned_repository(good):
-    bad = broken(good, policies.ECR_REPO, lambda p: p.update(
-        imageTagMutability="MUTABLE", imageScanningConfiguration={"scanOnPush": False}))
-    return [(bad, ["scan on push is off; fix: set scan_on_push=True",
-                   "image tags are mutable; fix: set image_tag_mutability=IMMUTABLE"])]
+    bad = broken(
+        good,
+        policies.ECR_REPO,
+        lambda p: p.update(
+            imageTagMutability="MUTABLE", imageScanningConfiguration={"scanOnPush": False}
+        ),
+    )
+    return [
+        (
+            bad,
+            [
+                "scan on push is off; fix: set scan_on_push=True",
+                "image tags are mutable; fix: set image_tag_mutability=IMMUTABLE",
+            ],
+        )
+    ]
 
 
 def test_every_policy_has_a_negative_case():

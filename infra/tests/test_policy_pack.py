@@ -60,17 +60,26 @@ def pack_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([uv(), "venv", "-q", "-p", sys.executable, str(venv)], check=True, env=env)
     python = venv / "bin" / "python"
     # Exactly what `pulumi policy` does with requirements.txt, from the pack's directory.
-    subprocess.run([uv(), "pip", "install", "-q", "-p", str(python), "-r", "requirements.txt"],
-                   cwd=PACK, check=True, env=env)
+    subprocess.run(
+        [uv(), "pip", "install", "-q", "-p", str(python), "-r", "requirements.txt"],
+        cwd=PACK,
+        check=True,
+        env=env,
+    )
     return python
 
 
 def validate(pack_python: Path, resources, tmp_path: Path) -> dict:
     data = tmp_path / "resources.json"
-    data.write_text(json.dumps([{"type": r.type, "name": r.name, "props": dict(r.props)}
-                                for r in resources]))
-    out = subprocess.run([str(pack_python), "-c", VALIDATE, str(PACK), str(data)],
-                         check=True, capture_output=True, text=True)
+    data.write_text(
+        json.dumps([{"type": r.type, "name": r.name, "props": dict(r.props)} for r in resources])
+    )
+    out = subprocess.run(
+        [str(pack_python), "-c", VALIDATE, str(PACK), str(data)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -78,24 +87,38 @@ def test_the_pack_reports_what_the_functions_report(configs, pack_python, tmp_pa
     config = configs["medium"]
     result = run_stack(
         lambda: build_spoke_stack(config, Environment.prod, StackInputs(model_version=1)),
-        project=config.project.slug, stack="prod")
+        project=config.project.slug,
+        stack="prod",
+    )
     good = validate(pack_python, result.resources, tmp_path)
     assert good["protobuf"].startswith("5.")
     assert good["reports"] == []
-    mutable = [r if r.type != "aws:ecr/repository:Repository"
-               else type(r)(r.type, r.name, {**r.props, "imageTagMutability": "MUTABLE"}, r.id)
-               for r in result.resources]
+    mutable = [
+        r
+        if r.type != "aws:ecr/repository:Repository"
+        else type(r)(r.type, r.name, {**r.props, "imageTagMutability": "MUTABLE"}, r.id)
+        for r in result.resources
+    ]
     bad = validate(pack_python, mutable, tmp_path)
     repo = next(r.name for r in result.resources if r.type == "aws:ecr/repository:Repository")
-    assert bad["reports"] == [["images-scanned-immutable",
-                               "image tags are mutable; fix: set image_tag_mutability=IMMUTABLE",
-                               f"urn:{repo}"]]
+    assert bad["reports"] == [
+        [
+            "images-scanned-immutable",
+            "image tags are mutable; fix: set image_tag_mutability=IMMUTABLE",
+            f"urn:{repo}",
+        ]
+    ]
 
 
 def test_the_pack_entry_point_starts_its_analyzer_on_loopback(pack_python):
     # PolicyPack(...) serves the policy engine's gRPC API on 127.0.0.1 and prints the port.
-    proc = subprocess.Popen([str(pack_python), "__main__.py"], cwd=PACK,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(pack_python), "__main__.py"],
+        cwd=PACK,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = proc.stdout.readline().strip()
         assert port.isdigit(), proc.stderr.read() if proc.poll() is not None else port

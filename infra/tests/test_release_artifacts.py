@@ -55,8 +55,9 @@ class Registered:
 
 
 @pytest.fixture(scope="module")
-def registered(spokes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[Registered]:
+def registered(
+    spokes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registered]:
     """A low-tier spoke whose registry holds one real trained model, as three versions that
     differ only in their lineage tags."""
     from slipway.pipelines.rollout.rehearsal import register_trained
@@ -69,11 +70,14 @@ def registered(spokes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
         client = registry.client(root)
         clean = register_trained(root, config, {"C": 1.0, "max_iter": 500})
         source = client.get_model_version(config.model_name, clean).source
-        dirty, untracked = (str(client.create_model_version(config.model_name, source).version)
-                            for _ in range(2))
-        lineage = {clean: {registry.TAG_GIT_SHA: COMMIT, registry.TAG_GIT_DIRTY: "false"},
-                   dirty: {registry.TAG_GIT_SHA: COMMIT, registry.TAG_GIT_DIRTY: "true"},
-                   untracked: {registry.TAG_GIT_DIRTY: "false"}}
+        dirty, untracked = (
+            str(client.create_model_version(config.model_name, source).version) for _ in range(2)
+        )
+        lineage = {
+            clean: {registry.TAG_GIT_SHA: COMMIT, registry.TAG_GIT_DIRTY: "false"},
+            dirty: {registry.TAG_GIT_SHA: COMMIT, registry.TAG_GIT_DIRTY: "true"},
+            untracked: {registry.TAG_GIT_DIRTY: "false"},
+        }
         for version, tags in lineage.items():
             for key, value in tags.items():
                 client.set_model_version_tag(config.model_name, version, key, value)
@@ -82,22 +86,29 @@ def registered(spokes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 
 def package(registered: Registered, version: str, workdir: Path) -> ModelPackage:
     workdir.mkdir(parents=True, exist_ok=True)
-    return package_version(registered.root, registry.client(registered.root), registered.model,
-                           version, workdir)
+    return package_version(
+        registered.root, registry.client(registered.root), registered.model, version, workdir
+    )
 
 
 def image_manifest(layer: str) -> str:
     """An image manifest as `docker push` sends it; its digest differs per layer."""
-    def blob(media_type: str, content: str) -> dict[str, Any]:
-        return {"mediaType": media_type, "size": len(content),
-                "digest": "sha256:" + hashlib.sha256(content.encode()).hexdigest()}
 
-    return json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": blob("application/vnd.docker.container.image.v1+json", f"config {layer}"),
-        "layers": [blob("application/vnd.docker.image.rootfs.diff.tar.gzip", layer)],
-    })
+    def blob(media_type: str, content: str) -> dict[str, Any]:
+        return {
+            "mediaType": media_type,
+            "size": len(content),
+            "digest": "sha256:" + hashlib.sha256(content.encode()).hexdigest(),
+        }
+
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": blob("application/vnd.docker.container.image.v1+json", f"config {layer}"),
+            "layers": [blob("application/vnd.docker.image.rootfs.diff.tar.gzip", layer)],
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -116,34 +127,46 @@ def aws(aws_stand_in: str) -> Aws:
     ecr = boto3.client("ecr", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     ecr.create_repository(repositoryName=REPOSITORY, imageTagMutability="IMMUTABLE")
-    pushed = ecr.put_image(repositoryName=REPOSITORY, imageManifest=image_manifest("model"),
-                           imageTag=COMMIT)
-    outputs = {"bucket_name": OutputValue(BUCKET, False),
-               "repository_url": OutputValue(REPOSITORY_URL, False)}
+    pushed = ecr.put_image(
+        repositoryName=REPOSITORY, imageManifest=image_manifest("model"), imageTag=COMMIT
+    )
+    outputs = {
+        "bucket_name": OutputValue(BUCKET, False),
+        "repository_url": OutputValue(REPOSITORY_URL, False),
+    }
     return Aws(s3, ecr, outputs, pushed["image"]["imageId"]["imageDigest"])
 
 
 def publish(aws: Aws, built: ModelPackage, version: int | None = None) -> PublishedRelease:
-    return publish_release(aws.s3, aws.ecr, aws.outputs, "staging",
-                           built.version if version is None else version, built.tarball,
-                           built.commit_sha)
+    return publish_release(
+        aws.s3,
+        aws.ecr,
+        aws.outputs,
+        "staging",
+        built.version if version is None else version,
+        built.tarball,
+        built.commit_sha,
+    )
 
 
 def digest_of(aws: Aws, tag: str) -> str:
-    [image] = aws.ecr.describe_images(repositoryName=REPOSITORY,
-                                      imageIds=[{"imageTag": tag}])["imageDetails"]
+    [image] = aws.ecr.describe_images(repositoryName=REPOSITORY, imageIds=[{"imageTag": tag}])[
+        "imageDetails"
+    ]
     return str(image["imageDigest"])
 
 
 def test_publish_puts_a_servable_model_and_the_commits_image_where_the_stack_looks(
-        registered, aws, tmp_path):
+    registered, aws, tmp_path
+):
     built = package(registered, registered.clean, tmp_path / "build")
     published = publish(aws, built)
     version = int(registered.clean)
-    expected = release_for(version, None, None, repository_url=REPOSITORY_URL,
-                           bucket_name=BUCKET)
-    assert (published.image_uri, published.model_data_url) == (expected.image_uri,
-                                                               expected.model_data_url)
+    expected = release_for(version, None, None, repository_url=REPOSITORY_URL, bucket_name=BUCKET)
+    assert (published.image_uri, published.model_data_url) == (
+        expected.image_uri,
+        expected.model_data_url,
+    )
     assert digest_of(aws, f"v{version}") == aws.commit_digest
     key = f"models/v{version}/model.tar.gz"
     tarball = tmp_path / "downloaded.tar.gz"
@@ -164,8 +187,9 @@ def test_publish_puts_a_servable_model_and_the_commits_image_where_the_stack_loo
 def test_publishing_a_version_again_changes_nothing(registered, aws, tmp_path):
     first = package(registered, registered.clean, tmp_path / "first")
     key = f"models/v{first.version}/model.tar.gz"
-    assert publish(aws, first) == publish(aws, package(registered, registered.clean,
-                                                       tmp_path / "second"))
+    assert publish(aws, first) == publish(
+        aws, package(registered, registered.clean, tmp_path / "second")
+    )
     head = aws.s3.head_object(Bucket=BUCKET, Key=key)
     assert head["Metadata"] == {"sha256": hashlib.sha256(first.tarball.read_bytes()).hexdigest()}
     again = publish(aws, first)
@@ -181,18 +205,25 @@ def test_another_model_for_a_published_version_is_refused(registered, aws, tmp_p
     before = aws.s3.head_object(Bucket=BUCKET, Key=f"models/v{built.version}/model.tar.gz")
     other = tmp_path / "other.tar.gz"
     other.write_bytes(built.tarball.read_bytes() + b"\0")
-    with pytest.raises(ReleaseRefused, match=r"already holds another model for version .*"
-                                             r"published versions are immutable"):
+    with pytest.raises(
+        ReleaseRefused,
+        match=r"already holds another model for version .*"
+        r"published versions are immutable",
+    ):
         publish_model_data(aws.s3, BUCKET, built.version, other)
     after = aws.s3.head_object(Bucket=BUCKET, Key=f"models/v{built.version}/model.tar.gz")
     assert after["Metadata"] == before["Metadata"]
 
 
 def test_a_version_tag_already_on_another_image_is_refused(aws):
-    aws.ecr.put_image(repositoryName=REPOSITORY, imageManifest=image_manifest("older"),
-                      imageTag="v4")
-    with pytest.raises(ReleaseRefused, match=r"slipway/demo-staging:v4 is already another "
-                                             r"image .*tags are immutable"):
+    aws.ecr.put_image(
+        repositoryName=REPOSITORY, imageManifest=image_manifest("older"), imageTag="v4"
+    )
+    with pytest.raises(
+        ReleaseRefused,
+        match=r"slipway/demo-staging:v4 is already another "
+        r"image .*tags are immutable",
+    ):
         tag_release_image(aws.ecr, REPOSITORY, COMMIT, 4)
     assert digest_of(aws, "v4") != aws.commit_digest
 
@@ -200,8 +231,11 @@ def test_a_version_tag_already_on_another_image_is_refused(aws):
 def test_a_commit_without_an_image_is_refused_with_the_push_hint(registered, aws, tmp_path):
     built = package(registered, registered.clean, tmp_path / "build")
     unpushed = ModelPackage(built.version, "0" * 40, built.tarball)
-    with pytest.raises(ReleaseRefused, match=r"no image for commit 0{40}.*Push that commit to "
-                                             r"main so cd.yml builds its image, then deploy"):
+    with pytest.raises(
+        ReleaseRefused,
+        match=r"no image for commit 0{40}.*Push that commit to "
+        r"main so cd.yml builds its image, then deploy",
+    ):
         publish(aws, unpushed)
     listed = aws.s3.list_objects_v2(Bucket=BUCKET)
     assert listed["KeyCount"] == 0  # the image is checked first: nothing was uploaded
@@ -209,14 +243,19 @@ def test_a_commit_without_an_image_is_refused_with_the_push_hint(registered, aws
 
 def test_a_stack_never_deployed_is_refused_naming_cd_yml_first_run(registered, aws, tmp_path):
     built = package(registered, registered.clean, tmp_path / "build")
-    with pytest.raises(ReleaseRefused, match=r"stack staging has no outputs.*cd.yml's first "
-                                             r"run on main"):
-        publish_release(aws.s3, aws.ecr, {}, "staging", built.version, built.tarball,
-                        built.commit_sha)
+    with pytest.raises(
+        ReleaseRefused,
+        match=r"stack staging has no outputs.*cd.yml's first "
+        r"run on main",
+    ):
+        publish_release(
+            aws.s3, aws.ecr, {}, "staging", built.version, built.tarball, built.commit_sha
+        )
 
 
-@pytest.mark.parametrize(("which", "reason"), [
-    ("dirty", "uncommitted changes"), ("untracked", "records no git commit")])
+@pytest.mark.parametrize(
+    ("which", "reason"), [("dirty", "uncommitted changes"), ("untracked", "records no git commit")]
+)
 def test_a_version_without_a_clean_commit_is_not_packaged(registered, tmp_path, which, reason):
     with pytest.raises(NotReleasable, match=rf"{reason}.*retrain it from a clean checkout"):
         package(registered, getattr(registered, which), tmp_path)
@@ -226,15 +265,24 @@ def test_a_version_without_a_clean_commit_is_not_packaged(registered, tmp_path, 
 # -- IAM: who may publish a release, and who may read it ----------------------------------
 
 
-SCOPE = AccessScope(name_prefix="demo-staging", region=REGION, account_id=MOTO_ACCOUNT,
-                    bucket_name=BUCKET, bucket_prefix="", kms_key_arn="key-arn",
-                    repository_arn="repo-arn")
+SCOPE = AccessScope(
+    name_prefix="demo-staging",
+    region=REGION,
+    account_id=MOTO_ACCOUNT,
+    bucket_name=BUCKET,
+    bucket_prefix="",
+    kms_key_arn="key-arn",
+    repository_arn="repo-arn",
+)
 
 
 def allowed(policy: str, action: str, resource: str) -> bool:
     """Whether an Allow statement of `policy` grants `action` on `resource` (no conditions)."""
-    return any(action in s["Action"] and any(fnmatchcase(resource, r) for r in s["Resource"])
-               for s in json.loads(policy)["Statement"] if "Condition" not in s)
+    return any(
+        action in s["Action"] and any(fnmatchcase(resource, r) for r in s["Resource"])
+        for s in json.loads(policy)["Statement"]
+        if "Condition" not in s
+    )
 
 
 def test_the_ci_role_may_publish_a_release_to_its_own_bucket_and_repository_only():
@@ -254,8 +302,19 @@ def test_the_endpoint_role_reads_models_and_pulls_its_image_and_publishes_nothin
     model = f"arn:aws:s3:::{BUCKET}/models/v3/model.tar.gz"
     assert allowed(endpoint, "s3:GetObject", model)
     assert allowed(endpoint, "kms:Decrypt", "key-arn")
-    assert all(allowed(endpoint, a, "repo-arn") for a in (
-        "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"))
-    assert not any(allowed(endpoint, a, r) for a, r in (
-        ("s3:PutObject", model), ("ecr:PutImage", "repo-arn"),
-        ("ecr:DescribeImages", "repo-arn")))
+    assert all(
+        allowed(endpoint, a, "repo-arn")
+        for a in (
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchCheckLayerAvailability",
+        )
+    )
+    assert not any(
+        allowed(endpoint, a, r)
+        for a, r in (
+            ("s3:PutObject", model),
+            ("ecr:PutImage", "repo-arn"),
+            ("ecr:DescribeImages", "repo-arn"),
+        )
+    )

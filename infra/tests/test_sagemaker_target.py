@@ -52,8 +52,10 @@ from slipway.pipelines.rollout import release
 
 ENDPOINT = "diagnosis-assist-prod"
 REGION = "eu-west-1"
-ACCESS_DENIED = ("error: creating SageMaker Model (diagnosis-assist-prod-v2): AccessDenied: "
-                 "ci role is not authorized to perform: sagemaker:CreateModel")
+ACCESS_DENIED = (
+    "error: creating SageMaker Model (diagnosis-assist-prod-v2): AccessDenied: "
+    "ci role is not authorized to perform: sagemaker:CreateModel"
+)
 
 
 def create_version_config(client: Any, endpoint_name: str, version: int) -> str:
@@ -71,8 +73,14 @@ def create_version_config(client: Any, endpoint_name: str, version: int) -> str:
     )
     client.create_endpoint_config(
         EndpointConfigName=name,
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
-                             "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
     )
     return name
 
@@ -98,9 +106,17 @@ class FakeStack:
     `deploy_settings_of`); `outputs` are a last deployment's, as the state backend keeps them.
     """
 
-    def __init__(self, sagemaker: Any, endpoint: Callable[[str, str], Any], endpoint_name: str,
-                 *, settings: Mapping[str, str] | None = None, alarm_fires: bool = False,
-                 up_error: str | None = None, outputs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        sagemaker: Any,
+        endpoint: Callable[[str, str], Any],
+        endpoint_name: str,
+        *,
+        settings: Mapping[str, str] | None = None,
+        alarm_fires: bool = False,
+        up_error: str | None = None,
+        outputs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.sagemaker, self.endpoint, self.endpoint_name = sagemaker, endpoint, endpoint_name
         self.settings = dict(settings or {})
         self.alarm_fires, self.up_error = alarm_fires, up_error
@@ -108,8 +124,10 @@ class FakeStack:
         self._outputs = dict(outputs or {})
 
     def get_all_config(self) -> dict[str, ConfigValue]:
-        return {"aws:region": ConfigValue(REGION),
-                **{f"demo:{k}": ConfigValue(v) for k, v in self.settings.items()}}
+        return {
+            "aws:region": ConfigValue(REGION),
+            **{f"demo:{k}": ConfigValue(v) for k, v in self.settings.items()},
+        }
 
     def set_all_config(self, config: MutableMapping[str, ConfigValue]) -> None:
         self.settings.update({key: value.value for key, value in config.items()})
@@ -120,8 +138,9 @@ class FakeStack:
     def up(self, *, on_output: Callable[[str], Any]) -> None:
         self.ups += 1
         if self.up_error:
-            raise CommandError(CommandResult(stdout="Updating (prod)\n", stderr=self.up_error,
-                                             code=255))
+            raise CommandError(
+                CommandResult(stdout="Updating (prod)\n", stderr=self.up_error, code=255)
+            )
         version = int(self.settings["modelVersion"])
         previous = self.settings.get("previousModelVersion")
         new = create_version_config(self.sagemaker, self.endpoint_name, version)
@@ -131,19 +150,27 @@ class FakeStack:
             self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
             self.endpoint(self.endpoint_name, REGION).endpoint_config_name = lands_on
         except ClientError:
-            self.sagemaker.create_endpoint(EndpointName=self.endpoint_name,
-                                           EndpointConfigName=lands_on)
+            self.sagemaker.create_endpoint(
+                EndpointName=self.endpoint_name, EndpointConfigName=lands_on
+            )
         on_output(f"endpoint {self.endpoint_name}: {lands_on}")
-        self._outputs = {"endpoint_name": self.endpoint_name, "model_version": version,
-                         "previous_endpoint_config_name": old,
-                         DEPLOY_SETTINGS_OUTPUT: deploy_settings_of(
-                             parse_stack_inputs(self.settings))}
+        self._outputs = {
+            "endpoint_name": self.endpoint_name,
+            "model_version": version,
+            "previous_endpoint_config_name": old,
+            DEPLOY_SETTINGS_OUTPUT: deploy_settings_of(parse_stack_inputs(self.settings)),
+        }
 
     def on_another_runner(self, committed: Mapping[str, str]) -> FakeStack:
         """The same stack opened by a fresh CI job: the last deployment's outputs (the state
         backend keeps them), and only the settings committed in Pulumi.<env>.yaml."""
-        return FakeStack(self.sagemaker, self.endpoint, self.endpoint_name, settings=committed,
-                         outputs=self._outputs)
+        return FakeStack(
+            self.sagemaker,
+            self.endpoint,
+            self.endpoint_name,
+            settings=committed,
+            outputs=self._outputs,
+        )
 
     def outputs(self) -> dict[str, OutputValue]:
         return {key: OutputValue(value, False) for key, value in self._outputs.items()}
@@ -151,15 +178,17 @@ class FakeStack:
 
 def serving(sagemaker: Any, endpoint_name: str, version: int) -> None:
     """The endpoint as a previous deploy left it: InService on `version`."""
-    sagemaker.create_endpoint(EndpointName=endpoint_name,
-                              EndpointConfigName=create_version_config(sagemaker, endpoint_name,
-                                                                       version))
+    sagemaker.create_endpoint(
+        EndpointName=endpoint_name,
+        EndpointConfigName=create_version_config(sagemaker, endpoint_name, version),
+    )
 
 
 def test_endpoint_on_the_intended_configuration_is_deployed(sagemaker):
     sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name(ENDPOINT, 2))
-    outcome = verify_endpoint(sagemaker, ENDPOINT, config_name(ENDPOINT, 2),
-                              config_name(ENDPOINT, 1))
+    outcome = verify_endpoint(
+        sagemaker, ENDPOINT, config_name(ENDPOINT, 2), config_name(ENDPOINT, 1)
+    )
     assert outcome.status is DeployStatus.deployed
     assert (outcome.actual_config, outcome.endpoint_status) == (f"{ENDPOINT}-v2", "InService")
 
@@ -167,8 +196,9 @@ def test_endpoint_on_the_intended_configuration_is_deployed(sagemaker):
 def test_endpoint_back_on_the_previous_configuration_is_reported_as_a_rollback(sagemaker):
     # SageMaker's alarm-driven rollback leaves the endpoint InService on the old config.
     sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name(ENDPOINT, 1))
-    outcome = verify_endpoint(sagemaker, ENDPOINT, config_name(ENDPOINT, 2),
-                              config_name(ENDPOINT, 1))
+    outcome = verify_endpoint(
+        sagemaker, ENDPOINT, config_name(ENDPOINT, 2), config_name(ENDPOINT, 1)
+    )
     assert outcome.status is DeployStatus.rolled_back
     assert outcome.actual_config == f"{ENDPOINT}-v1"
     assert "SageMaker rolled back" in outcome.message
@@ -185,8 +215,9 @@ def test_a_missing_endpoint_fails_with_what_to_check(sagemaker):
 def test_waiting_returns_once_settled_without_sleeping(sagemaker):
     sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config_name(ENDPOINT, 1))
     sleeps: list[float] = []
-    outcome = wait_for_endpoint(sagemaker, ENDPOINT, config_name(ENDPOINT, 2),
-                                config_name(ENDPOINT, 1), sleep=sleeps.append)
+    outcome = wait_for_endpoint(
+        sagemaker, ENDPOINT, config_name(ENDPOINT, 2), config_name(ENDPOINT, 1), sleep=sleeps.append
+    )
     assert outcome.status is DeployStatus.rolled_back
     assert sleeps == []
 
@@ -203,8 +234,14 @@ def test_waiting_polls_through_an_update_until_the_endpoint_settles(sagemaker, m
         record.endpoint_config_name = config_name(ENDPOINT, 2)
         record.endpoint_status = "InService"
 
-    outcome = wait_for_endpoint(sagemaker, ENDPOINT, config_name(ENDPOINT, 2),
-                                config_name(ENDPOINT, 1), poll_seconds=7, sleep=canary_finishes)
+    outcome = wait_for_endpoint(
+        sagemaker,
+        ENDPOINT,
+        config_name(ENDPOINT, 2),
+        config_name(ENDPOINT, 1),
+        poll_seconds=7,
+        sleep=canary_finishes,
+    )
     assert polls == [7]
     assert outcome.status is DeployStatus.deployed
 
@@ -217,17 +254,22 @@ def test_a_failed_endpoint_reports_sagemakers_reason(sagemaker, moto_endpoint):
     outcome = verify_endpoint(sagemaker, ENDPOINT, config_name(ENDPOINT, 2))
     assert outcome.status is DeployStatus.failed
     assert outcome.message == (
-        "endpoint is Failed: The primary container did not pass the ping health check.")
+        "endpoint is Failed: The primary container did not pass the ping health check."
+    )
 
 
 def test_deploy_config_keeps_the_serving_version_for_rollback():
     # What deploy_model_version writes before `pulumi up` (the Automation API itself needs the
     # Pulumi CLI, absent here); the stack reads it back through the same validation.
     moved = deploy_config(2, 3, 41.5)
-    assert moved == {"modelVersion": "3", "previousModelVersion": "2",
-                     "championP95LatencyMs": "41.5"}
+    assert moved == {
+        "modelVersion": "3",
+        "previousModelVersion": "2",
+        "championP95LatencyMs": "41.5",
+    }
     assert parse_stack_inputs(moved) == StackInputs(
-        model_version=3, previous_model_version=2, champion_p95_latency_ms=41.5)
+        model_version=3, previous_model_version=2, champion_p95_latency_ms=41.5
+    )
     assert deploy_config(None, 1, None) == {"modelVersion": "1"}  # first deploy
     assert deploy_config(3, 3, None) == {"modelVersion": "3"}  # redeploy: nothing to keep
 
@@ -237,17 +279,18 @@ def test_deploy_config_keeps_the_serving_version_for_rollback():
 
 def stack_serving_v1(sagemaker: Any, moto_endpoint: Any, **behaviour: Any) -> FakeStack:
     serving(sagemaker, ENDPOINT, 1)
-    return FakeStack(sagemaker, moto_endpoint, ENDPOINT, settings={"modelVersion": "1"},
-                     **behaviour)
+    return FakeStack(
+        sagemaker, moto_endpoint, ENDPOINT, settings={"modelVersion": "1"}, **behaviour
+    )
 
 
 def deploy(stack: FakeStack, sagemaker: Any, version: int) -> sagemaker_target.DeployOutcome:
-    return deploy_model_version(stack, sagemaker, "prod", version, on_output=lambda _: None,
-                                sleep=pytest.fail)  # a settled endpoint needs no polling
+    return deploy_model_version(
+        stack, sagemaker, "prod", version, on_output=lambda _: None, sleep=pytest.fail
+    )  # a settled endpoint needs no polling
 
 
-def test_a_healthy_canary_is_deployed_and_the_stack_keeps_the_old_version(sagemaker,
-                                                                          moto_endpoint):
+def test_a_healthy_canary_is_deployed_and_the_stack_keeps_the_old_version(sagemaker, moto_endpoint):
     stack = stack_serving_v1(sagemaker, moto_endpoint)
     outcome = deploy(stack, sagemaker, 2)
     assert (outcome.status, outcome.actual_config) == (DeployStatus.deployed, f"{ENDPOINT}-v2")
@@ -257,8 +300,7 @@ def test_a_healthy_canary_is_deployed_and_the_stack_keeps_the_old_version(sagema
 def test_a_silent_rollback_puts_the_serving_version_back_in_the_stack(sagemaker, moto_endpoint):
     stack = stack_serving_v1(sagemaker, moto_endpoint, alarm_fires=True)
     outcome = deploy(stack, sagemaker, 2)
-    assert (outcome.status, outcome.actual_config) == (DeployStatus.rolled_back,
-                                                       f"{ENDPOINT}-v1")
+    assert (outcome.status, outcome.actual_config) == (DeployStatus.rolled_back, f"{ENDPOINT}-v1")
     assert outcome.message.endswith("; stack modelVersion is 1 again")
     assert stack.settings == {"modelVersion": "1"}
     # The next deploy keeps the version that really served, not the rejected v2.
@@ -267,8 +309,7 @@ def test_a_silent_rollback_puts_the_serving_version_back_in_the_stack(sagemaker,
     assert stack.settings == {"modelVersion": "3", "previousModelVersion": "1"}
 
 
-def test_a_failed_pulumi_up_is_a_failure_with_its_error_not_a_rollback(sagemaker,
-                                                                      moto_endpoint):
+def test_a_failed_pulumi_up_is_a_failure_with_its_error_not_a_rollback(sagemaker, moto_endpoint):
     stack = stack_serving_v1(sagemaker, moto_endpoint, up_error=ACCESS_DENIED)
     outcome = deploy(stack, sagemaker, 2)
     assert outcome.status is DeployStatus.failed
@@ -355,8 +396,10 @@ def alias(root: Path, name: str) -> str | None:
 
 # What cd.yml pushes for a commit, as moto keeps it: a manifest, no layers.
 COMMIT = "9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b1c3d5e7f"
-COMMIT_IMAGE = ('{"schemaVersion": 2, "mediaType": '
-                '"application/vnd.docker.distribution.manifest.v2+json", "layers": []}')
+COMMIT_IMAGE = (
+    '{"schemaVersion": 2, "mediaType": '
+    '"application/vnd.docker.distribution.manifest.v2+json", "layers": []}'
+)
 
 
 def release_stand_in(slug: str, env: str) -> dict[str, str]:
@@ -364,26 +407,32 @@ def release_stand_in(slug: str, env: str) -> dict[str, str]:
     pushed for COMMIT; returns the stack outputs that name them."""
     bucket, repository = f"{slug}-{env}-123456789012", f"slipway/{slug}-{env}"
     boto3.client("s3", region_name=REGION).create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
     ecr = boto3.client("ecr", region_name=REGION)
     ecr.create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE")
     ecr.put_image(repositoryName=repository, imageManifest=COMMIT_IMAGE, imageTag=COMMIT)
-    return {"bucket_name": bucket,
-            "repository_url": f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{repository}"}
+    return {
+        "bucket_name": bucket,
+        "repository_url": f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{repository}",
+    }
 
 
-def fake_stack_for(root: Path, sagemaker: Any, moto_endpoint: Any, env: str,
-                   **behaviour: Any) -> FakeStack:
+def fake_stack_for(
+    root: Path, sagemaker: Any, moto_endpoint: Any, env: str, **behaviour: Any
+) -> FakeStack:
     endpoint_name = f"{load_config(root).project.slug}-{env}"
     serving(sagemaker, endpoint_name, 1)
     # The outputs its earlier `pulumi up` left name where a release is published.
     behaviour.setdefault("outputs", release_stand_in(load_config(root).project.slug, env))
-    return FakeStack(sagemaker, moto_endpoint, endpoint_name, settings={"modelVersion": "1"},
-                     **behaviour)
+    return FakeStack(
+        sagemaker, moto_endpoint, endpoint_name, settings={"modelVersion": "1"}, **behaviour
+    )
 
 
 def test_deploy_env_prod_promotes_the_challenger_sagemaker_serves(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("low")
     client = boto3.client("sagemaker", region_name=REGION)
     stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
@@ -392,19 +441,25 @@ def test_deploy_env_prod_promotes_the_challenger_sagemaker_serves(
     assert "deployed: version 2 serves on SageMaker prod" in result.output
     assert stack.settings == {"modelVersion": "2", "previousModelVersion": "1"}
     assert (alias(root, "champion"), alias(root, "previous"), alias(root, "challenger")) == (
-        "2", "1", None)
+        "2",
+        "1",
+        None,
+    )
     assert version_tags(root, "2")[0] == "promoted"
     last = audit.read(root)[-1]
     assert (last["action"], last["version"], last["details"]["environment"]) == (
-        "promote", "2", "prod")
+        "promote",
+        "2",
+        "prod",
+    )
 
 
 def test_deploy_env_reports_a_silent_rollback_as_rolled_back(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("low")
     client = boto3.client("sagemaker", region_name=REGION)
-    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod",
-                                            alarm_fires=True)
+    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod", alarm_fires=True)
     result = slipway_deploy(root, "--env", "prod")
     assert result.exit_code == Exit.ROLLED_BACK, result.output
     assert "rolled back: version 2 on SageMaker prod" in result.output
@@ -415,11 +470,15 @@ def test_deploy_env_reports_a_silent_rollback_as_rolled_back(
     assert reason.startswith("SageMaker prod: SageMaker rolled back: endpoint serves")
     last = audit.read(root)[-1]
     assert (last["action"], last["version"], last["details"]["serving_config"]) == (
-        "rollback", "2", f"{load_config(root).project.slug}-prod-v1")
+        "rollback",
+        "2",
+        f"{load_config(root).project.slug}-prod-v1",
+    )
 
 
 def test_deploy_env_refuses_an_unapproved_high_risk_version_before_the_stack(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("high")
     client = boto3.client("sagemaker", region_name=REGION)
     stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
@@ -435,11 +494,13 @@ def test_deploy_env_refuses_an_unapproved_high_risk_version_before_the_stack(
 
 
 def test_deploy_env_with_a_failing_pulumi_up_exits_with_the_error(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("low")
     client = boto3.client("sagemaker", region_name=REGION)
-    stacks["staging"] = fake_stack_for(root, client, moto_endpoint, "staging",
-                                       up_error=ACCESS_DENIED)
+    stacks["staging"] = fake_stack_for(
+        root, client, moto_endpoint, "staging", up_error=ACCESS_DENIED
+    )
     result = slipway_deploy(root, "--env", "staging")
     assert result.exit_code == Exit.ERROR, result.output
     assert "failed: `pulumi up` failed on stack staging" in result.output
@@ -451,7 +512,8 @@ def test_deploy_env_with_a_failing_pulumi_up_exits_with_the_error(
 
 
 def test_deploy_env_staging_records_the_outcome_and_keeps_the_challenger_for_prod(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("low")
     client = boto3.client("sagemaker", region_name=REGION)
     stacks["staging"] = fake_stack_for(root, client, moto_endpoint, "staging")
@@ -461,11 +523,15 @@ def test_deploy_env_staging_records_the_outcome_and_keeps_the_challenger_for_pro
     assert version_tags(root, "2")[0] == "staged"
     last = audit.read(root)[-1]
     assert (last["action"], last["details"]["status"], last["details"]["environment"]) == (
-        "deploy", "deployed", "staging")
+        "deploy",
+        "deployed",
+        "staging",
+    )
 
 
 def test_deploy_env_without_slipway_infra_says_how_to_install_it(
-        spoke_with_versions, stacks, monkeypatch):
+    spoke_with_versions, stacks, monkeypatch
+):
     root = spoke_with_versions("low")
     # The import fails as it does without the `infra` group: None in sys.modules, and the
     # package no longer holding the submodule this process already imported.
@@ -490,12 +556,20 @@ def test_deploy_env_refuses_the_local_rollout_options(spoke_with_versions, stack
 COMMITTED = {"githubRepository": "example-org/demo", "imageUri": "registry.example/m@sha256:new"}
 
 
-def test_the_last_deployments_settings_are_carried_and_committed_ones_kept(sagemaker,
-                                                                           moto_endpoint):
+def test_the_last_deployments_settings_are_carried_and_committed_ones_kept(
+    sagemaker, moto_endpoint
+):
     stack = stack_serving_v1(sagemaker, moto_endpoint)
     stack.settings["imageUri"] = "registry.example/m@sha256:old"
-    outcome = deploy_model_version(stack, sagemaker, "prod", 2, champion_p95_latency_ms=41.5,
-                                   on_output=lambda _: None, sleep=pytest.fail)
+    outcome = deploy_model_version(
+        stack,
+        sagemaker,
+        "prod",
+        2,
+        champion_p95_latency_ms=41.5,
+        on_output=lambda _: None,
+        sleep=pytest.fail,
+    )
     assert outcome.status is DeployStatus.deployed
     # A fresh CD job: the state backend's outputs, and Pulumi.prod.yaml as committed.
     runner = stack.on_another_runner(COMMITTED)
@@ -506,14 +580,21 @@ def test_the_last_deployments_settings_are_carried_and_committed_ones_kept(sagem
     # The committed imageUri wins over the last deployment's (`config refresh` would not).
     assert runner.settings == {**COMMITTED, **deployed}
     assert parse_stack_inputs(runner.settings) == StackInputs(
-        model_version=2, previous_model_version=1, champion_p95_latency_ms=41.5,
-        image_uri=COMMITTED["imageUri"], github_repository="example-org/demo")
-    assert said == ["carried from the last deployment: modelVersion=2, previousModelVersion=1, "
-                    "championP95LatencyMs=41.5"]
+        model_version=2,
+        previous_model_version=1,
+        champion_p95_latency_ms=41.5,
+        image_uri=COMMITTED["imageUri"],
+        github_repository="example-org/demo",
+    )
+    assert said == [
+        "carried from the last deployment: modelVersion=2, previousModelVersion=1, "
+        "championP95LatencyMs=41.5"
+    ]
 
 
 def test_after_an_alarm_rollback_the_serving_version_is_carried_not_the_rejected_one(
-        sagemaker, moto_endpoint):
+    sagemaker, moto_endpoint
+):
     """SageMaker rolled v2 back: the last deployment's export still names v2, and carrying
     that into the next CD run would deploy the rejected version again."""
     stack = stack_serving_v1(sagemaker, moto_endpoint, alarm_fires=True)
@@ -524,18 +605,26 @@ def test_after_an_alarm_rollback_the_serving_version_is_carried_not_the_rejected
     assert carried["modelVersion"] == "1" and "previousModelVersion" not in carried
     assert runner.settings["modelVersion"] == "1"
     assert "previousModelVersion" not in runner.settings
-    assert said[0] == ("SageMaker serves version 1, not the 2 the last deployment asked for "
-                       "(its alarms rolled that one back)")
+    assert said[0] == (
+        "SageMaker serves version 1, not the 2 the last deployment asked for "
+        "(its alarms rolled that one back)"
+    )
     # Without asking SageMaker, the export alone would have carried the rejected version.
     blind = stack.on_another_runner(COMMITTED)
     assert carry_deploy_settings(blind, on_output=lambda _: None)["modelVersion"] == "2"
 
 
-@pytest.mark.parametrize(("outputs", "message"), [
-    ({}, "never deployed: nothing to carry, the committed stack config applies"),
-    ({"endpoint_status": "bootstrap", DEPLOY_SETTINGS_OUTPUT: {}},
-     "carried from the last deployment: nothing (it bootstrapped)"),
-], ids=["never-deployed", "bootstrapped"])
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({}, "never deployed: nothing to carry, the committed stack config applies"),
+        (
+            {"endpoint_status": "bootstrap", DEPLOY_SETTINGS_OUTPUT: {}},
+            "carried from the last deployment: nothing (it bootstrapped)",
+        ),
+    ],
+    ids=["never-deployed", "bootstrapped"],
+)
 def test_a_stack_without_deploy_settings_carries_nothing_and_says_so(outputs, message):
     stack = FakeStack(None, None, ENDPOINT, settings=COMMITTED, outputs=outputs)
     said: list[str] = []
@@ -547,8 +636,13 @@ def test_a_stack_without_deploy_settings_carries_nothing_and_says_so(outputs, me
 def test_a_deployment_without_the_output_is_refused_rather_than_bootstrapped():
     # Deployed by an older slipway-infra: running from the committed config would delete
     # the endpoint, so nothing is written and the message says how to recover.
-    stack = FakeStack(None, None, ENDPOINT, settings=COMMITTED,
-                      outputs={"endpoint_status": "serving", "model_version": 4})
+    stack = FakeStack(
+        None,
+        None,
+        ENDPOINT,
+        settings=COMMITTED,
+        outputs={"endpoint_status": "serving", "model_version": 4},
+    )
     with pytest.raises(NothingToCarryFrom, match=r"no `deploy_settings` output.*config refresh"):
         carry_deploy_settings(stack)
     assert stack.settings == COMMITTED
@@ -563,23 +657,33 @@ def test_the_entry_point_names_the_stacks_it_carries_for(argv, capsys):
 
 
 def test_the_entry_point_carries_into_the_stack_of_the_infra_directory(
-        stacks, tmp_path, monkeypatch, capsys):
+    stacks, tmp_path, monkeypatch, capsys
+):
     deployed = {"modelVersion": "3", "previousModelVersion": "2"}
     stacks["staging"] = runner = FakeStack(
-        None, None, ENDPOINT, settings=COMMITTED,
-        outputs={"endpoint_status": "serving", DEPLOY_SETTINGS_OUTPUT: deployed})
+        None,
+        None,
+        ENDPOINT,
+        settings=COMMITTED,
+        outputs={"endpoint_status": "serving", DEPLOY_SETTINGS_OUTPUT: deployed},
+    )
     (tmp_path / "infra").mkdir()
     monkeypatch.chdir(tmp_path / "infra")
     assert deploy_settings.main(["staging"]) == 0
     assert capsys.readouterr().out == (
-        "stack staging: carried from the last deployment: modelVersion=3, previousModelVersion=2\n")
+        "stack staging: carried from the last deployment: modelVersion=3, previousModelVersion=2\n"
+    )
     assert runner.settings == {**COMMITTED, **deployed}
 
 
 def test_the_entry_point_fails_clearly_when_the_stack_cannot_be_opened(tmp_path):
     # As `python -m` runs it in CI; here the Pulumi CLI is absent (or tmp_path no project).
-    run = subprocess.run([sys.executable, "-m", "slipway.infra.deploy_settings", "prod"],
-                         cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "slipway.infra.deploy_settings", "prod"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 1, run.stderr
     assert run.stderr.startswith("error: stack prod: cannot open Pulumi stack prod")
     assert "needs the Pulumi CLI" in run.stderr
@@ -595,29 +699,38 @@ def published_objects(root: Path, env: str) -> list[str]:
 
 
 def test_deploy_env_publishes_the_versions_image_and_model_before_pulumi_up(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint, tmp_path):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint, tmp_path
+):
     root = spoke_with_versions("low")
     slug = load_config(root).project.slug
     client = boto3.client("sagemaker", region_name=REGION)
     stacks["staging"] = stack = fake_stack_for(root, client, moto_endpoint, "staging")
     published_at_up: list[list[str]] = []
     up = stack.up
-    stack.up = lambda *, on_output: (published_at_up.append(published_objects(root, "staging")),
-                                     up(on_output=on_output))
+    stack.up = lambda *, on_output: (
+        published_at_up.append(published_objects(root, "staging")),
+        up(on_output=on_output),
+    )
     result = slipway_deploy(root, "--env", "staging")
     assert result.exit_code == Exit.OK, result.output
     repository = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/slipway/{slug}-staging"
-    assert (f"published version 2: image {repository}:v2 (commit {COMMIT}), model "
-            f"s3://{slug}-staging-123456789012/models/v2/model.tar.gz") in result.output
+    assert (
+        f"published version 2: image {repository}:v2 (commit {COMMIT}), model "
+        f"s3://{slug}-staging-123456789012/models/v2/model.tar.gz"
+    ) in result.output
     assert published_at_up == [["models/v2/model.tar.gz"]]
     ecr = boto3.client("ecr", region_name=REGION)
-    digests = {tag: ecr.describe_images(repositoryName=f"slipway/{slug}-staging",
-                                        imageIds=[{"imageTag": tag}])["imageDetails"][0][
-                                            "imageDigest"] for tag in (COMMIT, "v2")}
+    digests = {
+        tag: ecr.describe_images(
+            repositoryName=f"slipway/{slug}-staging", imageIds=[{"imageTag": tag}]
+        )["imageDetails"][0]["imageDigest"]
+        for tag in (COMMIT, "v2")
+    }
     assert digests["v2"] == digests[COMMIT]
     tarball = tmp_path / "model.tar.gz"
     boto3.client("s3", region_name=REGION).download_file(
-        f"{slug}-staging-123456789012", "models/v2/model.tar.gz", str(tarball))
+        f"{slug}-staging-123456789012", "models/v2/model.tar.gz", str(tarball)
+    )
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
         assert "MLmodel" in names and all("/" not in name for name in names), names
@@ -625,10 +738,12 @@ def test_deploy_env_publishes_the_versions_image_and_model_before_pulumi_up(
 
 
 def test_deploy_env_refuses_a_version_trained_from_a_dirty_tree_before_the_stack(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("low")
-    registry.client(root).set_model_version_tag(load_config(root).model_name, "2",
-                                                registry.TAG_GIT_DIRTY, "true")
+    registry.client(root).set_model_version_tag(
+        load_config(root).model_name, "2", registry.TAG_GIT_DIRTY, "true"
+    )
     client = boto3.client("sagemaker", region_name=REGION)
     stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
     result = slipway_deploy(root, "--env", "prod")
@@ -637,35 +752,46 @@ def test_deploy_env_refuses_a_version_trained_from_a_dirty_tree_before_the_stack
     assert "retrain it from a clean checkout" in result.output
     assert "opened" not in stacks
     assert (stack.ups, stack.settings, published_objects(root, "prod")) == (
-        0, {"modelVersion": "1"}, [])
+        0,
+        {"modelVersion": "1"},
+        [],
+    )
     assert alias(root, "challenger") == "2"
 
 
 def test_deploy_env_without_the_commits_image_says_to_push_it_and_deploys_nothing(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("low")
     client = boto3.client("sagemaker", region_name=REGION)
     stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
     boto3.client("ecr", region_name=REGION).batch_delete_image(  # expired, or never built
         repositoryName=f"slipway/{load_config(root).project.slug}-prod",
-        imageIds=[{"imageTag": COMMIT}])
+        imageIds=[{"imageTag": COMMIT}],
+    )
     trail = len(audit.read(root))
     result = slipway_deploy(root, "--env", "prod")
     assert result.exit_code == Exit.ERROR, result.output
     assert f"no image for commit {COMMIT}" in result.output
     assert "Push that commit to main so cd.yml builds its image, then deploy again" in (
-        " ".join(result.output.split()))
+        " ".join(result.output.split())
+    )
     assert (stack.ups, stack.settings, published_objects(root, "prod")) == (
-        0, {"modelVersion": "1"}, [])
+        0,
+        {"modelVersion": "1"},
+        [],
+    )
     assert (alias(root, "challenger"), len(audit.read(root))) == ("2", trail)
 
 
 def test_deploy_env_to_a_stack_never_deployed_names_cd_yml_first_run(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("low")
     client = boto3.client("sagemaker", region_name=REGION)
-    stacks["staging"] = stack = fake_stack_for(root, client, moto_endpoint, "staging",
-                                               outputs={})  # no `pulumi up` ever ran
+    stacks["staging"] = stack = fake_stack_for(
+        root, client, moto_endpoint, "staging", outputs={}
+    )  # no `pulumi up` ever ran
     result = slipway_deploy(root, "--env", "staging")
     assert result.exit_code == Exit.ERROR, result.output
     assert "stack staging has no outputs" in result.output
@@ -674,13 +800,16 @@ def test_deploy_env_to_a_stack_never_deployed_names_cd_yml_first_run(
 
 
 def test_deploy_env_says_when_a_stack_setting_overrides_the_published_image(
-        spoke_with_versions, stacks, aws_stand_in, moto_endpoint):
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
     root = spoke_with_versions("low")
     client = boto3.client("sagemaker", region_name=REGION)
     stacks["staging"] = stack = fake_stack_for(root, client, moto_endpoint, "staging")
     stack.settings["imageUri"] = "registry.example/m:latest"
     result = slipway_deploy(root, "--env", "staging")
     assert result.exit_code == Exit.OK, result.output
-    assert ("note: stack setting imageUri = registry.example/m:latest replaces the published "
-            "image: version 2 will run with it, not its own") in result.output
+    assert (
+        "note: stack setting imageUri = registry.example/m:latest replaces the published "
+        "image: version 2 will run with it, not its own"
+    ) in result.output
     assert "modelDataUrl" not in result.output

@@ -25,13 +25,20 @@ from slipway.pipelines.config import SpokeConfig
 
 pytestmark = pytest.mark.xdist_group("infra-spokes")
 
-SERVING = StackInputs(model_version=3, previous_model_version=2,
-                      champion_p95_latency_ms=40.0, github_repository="example-org/demo")
+SERVING = StackInputs(
+    model_version=3,
+    previous_model_version=2,
+    champion_p95_latency_ms=40.0,
+    github_repository="example-org/demo",
+)
 
 
 def run(config: SpokeConfig, env: str, inputs: StackInputs = SERVING) -> StackRun:
-    return run_stack(lambda: build_spoke_stack(config, Environment(env), inputs),
-                     project=config.project.slug, stack=env)
+    return run_stack(
+        lambda: build_spoke_stack(config, Environment(env), inputs),
+        project=config.project.slug,
+        stack=env,
+    )
 
 
 @pytest.mark.parametrize("tier", ["low", "medium", "high"])
@@ -60,17 +67,21 @@ def test_rollback_alarms_are_the_real_alarms_of_the_stack_with_guardrail_thresho
     config = configs["medium"]
     result = run(config, "prod")
     endpoint = result.one("aws:sagemaker/endpoint:Endpoint").props
-    wired = [a["alarmName"] for a in endpoint["deploymentConfig"]["autoRollbackConfiguration"]
-             ["alarms"]]
-    alarms = {a.props["name"]: a.props for a in
-              result.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    wired = [
+        a["alarmName"] for a in endpoint["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]
+    ]
+    alarms = {
+        a.props["name"]: a.props for a in result.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
     assert sorted(wired) == sorted(alarms) == sorted(result.outputs["alarm_names"])
     guard = config.rollout.guardrails
     slug = config.project.slug
     errors = alarms[f"{slug}-prod-5xx-rate"]
     assert errors["threshold"] == guard.max_error_rate
     assert {q["metric"]["metricName"] for q in errors["metricQueries"] if "metric" in q} == {
-        "Invocation5XXErrors", "Invocations"}
+        "Invocation5XXErrors",
+        "Invocations",
+    }
     latency = alarms[f"{slug}-prod-p95-latency"]
     assert (latency["metricName"], latency["extendedStatistic"]) == ("ModelLatency", "p95")
     assert latency["threshold"] == pytest.approx(40.0 * guard.max_p95_latency_ratio * 1000)
@@ -81,8 +92,10 @@ def test_rollback_alarms_are_the_real_alarms_of_the_stack_with_guardrail_thresho
 
 def alarm_thresholds(result: StackRun) -> dict[str, float]:
     # The error-rate alarm is metric math (no metricName): call it "rate".
-    return {a.props.get("metricName", "rate"): a.props["threshold"]
-            for a in result.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    return {
+        a.props.get("metricName", "rate"): a.props["threshold"]
+        for a in result.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
 
 
 def test_high_risk_tier_tightens_alarm_thresholds(configs):
@@ -95,8 +108,10 @@ def test_high_risk_tier_tightens_alarm_thresholds(configs):
 
 def test_previous_configuration_is_kept_for_rollback(configs):
     result = run(configs["low"], "staging")
-    names = sorted(c.props["name"] for c in result.of_type(
-        "aws:sagemaker/endpointConfiguration:EndpointConfiguration"))
+    names = sorted(
+        c.props["name"]
+        for c in result.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    )
     slug = configs["low"].project.slug
     assert names == [f"{slug}-staging-v2", f"{slug}-staging-v3"]
     assert result.outputs["previous_endpoint_config_name"] == f"{slug}-staging-v2"
@@ -107,7 +122,9 @@ def test_autoscaling_bounds_per_environment_come_from_slipway_toml(configs):
     for env, scaling in (("staging", config.deploy.staging), ("prod", config.deploy.prod)):
         target = run(config, env).one("aws:appautoscaling/target:Target").props
         assert (target["minCapacity"], target["maxCapacity"]) == (
-            scaling.min_instances, scaling.max_instances)
+            scaling.min_instances,
+            scaling.max_instances,
+        )
         assert target["resourceId"] == f"endpoint/{config.project.slug}-{env}/variant/AllTraffic"
 
 
@@ -115,8 +132,9 @@ def test_artifact_store_is_versioned_kms_encrypted_private_and_tls_only(configs)
     result = run(configs["medium"], "dev")
     bucket = result.one("aws:s3/bucket:Bucket").props["bucket"]
     assert bucket == f"{configs['medium'].project.slug}-dev-{MOCK_ACCOUNT}"
-    sse = result.one("aws:s3/bucketServerSideEncryptionConfiguration:"
-                     "BucketServerSideEncryptionConfiguration").props
+    sse = result.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    ).props
     default = sse["rules"][0]["applyServerSideEncryptionByDefault"]
     key = result.one("aws:kms/key:Key")
     assert default["sseAlgorithm"] == "aws:kms"
@@ -124,10 +142,19 @@ def test_artifact_store_is_versioned_kms_encrypted_private_and_tls_only(configs)
     assert key.props["enableKeyRotation"] is True
     versioning = result.one("aws:s3/bucketVersioning:BucketVersioning").props
     assert (versioning["bucket"], versioning["versioningConfiguration"]) == (
-        bucket, {"status": "Enabled"})
+        bucket,
+        {"status": "Enabled"},
+    )
     block = result.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").props
-    assert all(block[f] is True for f in ("blockPublicAcls", "blockPublicPolicy",
-                                          "ignorePublicAcls", "restrictPublicBuckets"))
+    assert all(
+        block[f] is True
+        for f in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    )
     policy = json.loads(result.one("aws:s3/bucketPolicy:BucketPolicy").props["policy"])
     [deny] = policy["Statement"]
     assert deny["Effect"] == "Deny"
@@ -149,13 +176,19 @@ def test_roles_have_no_wildcards_and_ci_trusts_only_its_repository(configs):
             assert "*" not in stmt["Action"], rp.name
             if stmt["Resource"] == ["*"]:
                 assert stmt["Action"] in (
-                    ["ecr:GetAuthorizationToken"], ["cloudwatch:PutMetricData"],
-                    ["application-autoscaling:DescribeScalableTargets",
-                     "application-autoscaling:DescribeScalingPolicies"]), rp.name
+                    ["ecr:GetAuthorizationToken"],
+                    ["cloudwatch:PutMetricData"],
+                    [
+                        "application-autoscaling:DescribeScalableTargets",
+                        "application-autoscaling:DescribeScalingPolicies",
+                    ],
+                ), rp.name
     ci = next(r for r in result.of_type("aws:iam/role:Role") if r.name.endswith("-ci"))
     [trust] = json.loads(ci.props["assumeRolePolicy"])["Statement"]
-    assert trust["Principal"] == {"Federated": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/"
-                                                "token.actions.githubusercontent.com"}
+    assert trust["Principal"] == {
+        "Federated": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/"
+        "token.actions.githubusercontent.com"
+    }
     assert trust["Condition"] == {
         "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
         "StringLike": {"token.actions.githubusercontent.com:sub": "repo:example-org/demo:*"},
@@ -173,8 +206,10 @@ def test_budget_alerts_the_contact_at_80_and_100_percent_of_its_share(configs):
     budget = run(config, "prod").one("aws:budgets/budget:Budget").props
     assert budget["limitAmount"] == f"{config.budget.monthly_usd * 0.7:.2f}"
     assert (budget["limitUnit"], budget["timeUnit"]) == ("USD", "MONTHLY")
-    assert [(n["threshold"], n["thresholdType"], n["subscriberEmailAddresses"])
-            for n in budget["notifications"]] == [
+    assert [
+        (n["threshold"], n["thresholdType"], n["subscriberEmailAddresses"])
+        for n in budget["notifications"]
+    ] == [
         (80.0, "PERCENTAGE", [config.project.contact]),
         (100.0, "PERCENTAGE", [config.project.contact]),
     ]
@@ -188,7 +223,11 @@ def test_every_taggable_resource_carries_owner_team_tier_and_cost_center(configs
     for res in tagged:
         tags = res.props["tags"]
         assert (tags["owner"], tags["team"], tags["risk-tier"], tags["cost-center"]) == (
-            config.project.contact, config.project.team, "high", config.project.cost_center)
+            config.project.contact,
+            config.project.team,
+            "high",
+            config.project.cost_center,
+        )
 
 
 def test_outputs_by_value(configs):
@@ -204,12 +243,18 @@ def test_outputs_by_value(configs):
         "endpoint_name": f"{slug}-prod",
         "endpoint_config_name": f"{slug}-prod-v3",
         "previous_endpoint_config_name": f"{slug}-prod-v2",
-        "alarm_names": [f"{slug}-prod-5xx-rate", f"{slug}-prod-p95-latency",
-                        f"{slug}-prod-prediction-psi"],
+        "alarm_names": [
+            f"{slug}-prod-5xx-rate",
+            f"{slug}-prod-p95-latency",
+            f"{slug}-prod-prediction-psi",
+        ],
         "model_version": 3,
         # What `slipway deploy` set, so the next CD run can carry it (deploy_settings.py).
-        "deploy_settings": {"modelVersion": "3", "previousModelVersion": "2",
-                            "championP95LatencyMs": "40.0"},
+        "deploy_settings": {
+            "modelVersion": "3",
+            "previousModelVersion": "2",
+            "championP95LatencyMs": "40.0",
+        },
     }
     assert {k: outputs[k] for k in expected} == expected
     assert outputs["endpoint_role_arn"].startswith("arn:aws:iam")
@@ -229,19 +274,25 @@ def test_first_deploy_without_a_registered_model_bootstraps(configs, env):
 
 
 def test_stack_config_overrides_image_and_artifact(configs):
-    inputs = StackInputs(model_version=7, image_uri="registry.example/model@sha256:abc",
-                         model_data_url="s3://elsewhere/model.tar.gz")
+    inputs = StackInputs(
+        model_version=7,
+        image_uri="registry.example/model@sha256:abc",
+        model_data_url="s3://elsewhere/model.tar.gz",
+    )
     result = run(configs["low"], "staging", inputs)
     model = result.one("aws:sagemaker/model:Model").props
     # Only the deploy settings given are exported: the default champion p95 is not one.
     assert result.outputs["deploy_settings"] == {"modelVersion": "7"}
-    assert model["primaryContainer"] == {"image": "registry.example/model@sha256:abc",
-                                         "modelDataUrl": "s3://elsewhere/model.tar.gz"}
+    assert model["primaryContainer"] == {
+        "image": "registry.example/model@sha256:abc",
+        "modelDataUrl": "s3://elsewhere/model.tar.gz",
+    }
 
 
 def test_stack_inputs_are_validated_with_errors_that_say_what_to_do():
     assert parse_stack_inputs({"modelVersion": "4", "previousModelVersion": "3"}) == StackInputs(
-        model_version=4, previous_model_version=3)
+        model_version=4, previous_model_version=3
+    )
     with pytest.raises(StackInputError, match=r"modelVersion = 'latest'.*pulumi config set"):
         parse_stack_inputs({"modelVersion": "latest"})
     with pytest.raises(StackInputError, match="previousModelVersion is set but modelVersion"):
@@ -257,16 +308,25 @@ def test_stack_inputs_are_validated_with_errors_that_say_what_to_do():
 def test_a_provider_in_another_region_fails_before_creating_anything(configs):
     config = configs["low"]
     expected = config.deploy.region
-    with pytest.raises(StackInputError,
-                       match=f"targets eu-central-1 but .* says {expected}; set `pulumi config set "
-                             f"aws:region {expected}`"):
-        run_stack(lambda: build_spoke_stack(config, Environment.dev, StackInputs()),
-                  project=config.project.slug, stack="dev", region="eu-central-1")
+    with pytest.raises(
+        StackInputError,
+        match=f"targets eu-central-1 but .* says {expected}; set `pulumi config set "
+        f"aws:region {expected}`",
+    ):
+        run_stack(
+            lambda: build_spoke_stack(config, Environment.dev, StackInputs()),
+            project=config.project.slug,
+            stack="dev",
+            region="eu-central-1",
+        )
 
 
 def role_statements(result: StackRun, role: str) -> list[dict]:
-    [policy] = [r for r in result.of_type("aws:iam/rolePolicy:RolePolicy")
-                if r.name.endswith(f"-{role}-policy")]
+    [policy] = [
+        r
+        for r in result.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name.endswith(f"-{role}-policy")
+    ]
     return json.loads(policy.props["policy"])["Statement"]
 
 
@@ -281,16 +341,26 @@ def test_endpoint_role_reads_its_rollback_alarms_and_writes_only_its_log_groups(
     result = run(config, "prod")
     statements = role_statements(result, "endpoint")
     alarms = granting(statements, "cloudwatch:DescribeAlarms")
-    assert alarms == {"Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"],
-                      "Resource": [f"arn:aws:cloudwatch:{MOCK_REGION}:{MOCK_ACCOUNT}:alarm:"
-                                   f"{prefix}-*"]}
+    assert alarms == {
+        "Effect": "Allow",
+        "Action": ["cloudwatch:DescribeAlarms"],
+        "Resource": [f"arn:aws:cloudwatch:{MOCK_REGION}:{MOCK_ACCOUNT}:alarm:{prefix}-*"],
+    }
     # The pattern covers exactly the alarms the endpoint rolls back on.
-    assert all(fnmatchcase(f"arn:aws:cloudwatch:{MOCK_REGION}:{MOCK_ACCOUNT}:alarm:{name}",
-                           alarms["Resource"][0]) for name in result.outputs["alarm_names"])
-    groups = (f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/"
-              f"{prefix}")
+    assert all(
+        fnmatchcase(
+            f"arn:aws:cloudwatch:{MOCK_REGION}:{MOCK_ACCOUNT}:alarm:{name}", alarms["Resource"][0]
+        )
+        for name in result.outputs["alarm_names"]
+    )
+    groups = (
+        f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{prefix}"
+    )
     assert granting(statements, "logs:PutLogEvents")["Resource"] == [
-        groups, f"{groups}:*", f"{groups}-*"]
+        groups,
+        f"{groups}:*",
+        f"{groups}-*",
+    ]
 
 
 def test_ci_role_can_create_the_endpoint_and_its_autoscaling_on_the_first_deploy(configs):
@@ -301,24 +371,33 @@ def test_ci_role_can_create_the_endpoint_and_its_autoscaling_on_the_first_deploy
     assert sagemaker["Resource"] == [
         f"arn:aws:sagemaker:{MOCK_REGION}:{MOCK_ACCOUNT}:{kind}/{name}"
         for kind in ("model", "endpoint-config", "endpoint", "training-job", "processing-job")
-        for name in (prefix, f"{prefix}-*")]
+        for name in (prefix, f"{prefix}-*")
+    ]
     assert granting(statements, "application-autoscaling:RegisterScalableTarget") == {
         "Effect": "Allow",
-        "Action": ["application-autoscaling:ListTagsForResource",
-                   "application-autoscaling:PutScalingPolicy",
-                   "application-autoscaling:RegisterScalableTarget",
-                   "application-autoscaling:TagResource"],
-        "Resource": [f"arn:aws:application-autoscaling:{MOCK_REGION}:{MOCK_ACCOUNT}:"
-                     "scalable-target/*"],
+        "Action": [
+            "application-autoscaling:ListTagsForResource",
+            "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:TagResource",
+        ],
+        "Resource": [
+            f"arn:aws:application-autoscaling:{MOCK_REGION}:{MOCK_ACCOUNT}:scalable-target/*"
+        ],
     }
     assert granting(statements, "iam:CreateServiceLinkedRole") == {
         "Effect": "Allow",
         "Action": ["iam:CreateServiceLinkedRole"],
-        "Resource": [f"arn:aws:iam::{MOCK_ACCOUNT}:role/aws-service-role/"
-                     "sagemaker.application-autoscaling.amazonaws.com/"
-                     "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
-        "Condition": {"StringEquals": {
-            "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
+        "Resource": [
+            f"arn:aws:iam::{MOCK_ACCOUNT}:role/aws-service-role/"
+            "sagemaker.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+        ],
+        "Condition": {
+            "StringEquals": {
+                "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"
+            }
+        },
     }
 
 
@@ -328,9 +407,11 @@ def test_pipeline_role_writes_only_its_own_jobs_log_streams(configs):
     logs = granting(role_statements(run(config, "staging"), "pipeline"), "logs:PutLogEvents")
     base = f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:/aws/sagemaker"
     assert logs["Resource"] == [
-        f"{base}/TrainingJobs", f"{base}/ProcessingJobs",
+        f"{base}/TrainingJobs",
+        f"{base}/ProcessingJobs",
         f"{base}/TrainingJobs:log-stream:{prefix}-*",
-        f"{base}/ProcessingJobs:log-stream:{prefix}-*"]
+        f"{base}/ProcessingJobs:log-stream:{prefix}-*",
+    ]
 
 
 @pytest.mark.parametrize("tier", ["low", "medium", "high"])
@@ -339,12 +420,15 @@ def test_staging_serves_on_the_tiers_smallest_type_and_prod_on_slipway_toml(conf
     types = {}
     for env in ("staging", "prod"):
         configs_ = run(config, env).of_type(
-            "aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+            "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+        )
         types[env] = {v["instanceType"] for c in configs_ for v in c.props["productionVariants"]}
     assert types == {"staging": {"ml.t2.medium"}, "prod": {config.deploy.instance_type}}
 
 
 def test_the_smallest_type_is_found_by_size_not_by_listing_order():
-    assert smallest_instance_type(("ml.m5.2xlarge", "ml.c5.xlarge", "ml.c5.large",
-                                   "ml.m5.large")) == "ml.c5.large"
+    assert (
+        smallest_instance_type(("ml.m5.2xlarge", "ml.c5.xlarge", "ml.c5.large", "ml.m5.large"))
+        == "ml.c5.large"
+    )
     assert smallest_instance_type(("ml.m5.12xlarge", "ml.m5.4xlarge")) == "ml.m5.4xlarge"

@@ -21,9 +21,20 @@ pytestmark = pytest.mark.xdist_group("infra-spokes")
 def test_the_spokes_own_infra_test_passes_after_copy(spokes, tier):
     root: Path = spokes[tier]
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-W", "ignore::DeprecationWarning", "tests/test_infra.py"],
-        cwd=root, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+            "tests/test_infra.py",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "5 passed" in run.stdout
@@ -36,7 +47,8 @@ def test_pulumi_project_files_agree_with_slipway_toml(spokes, configs):
     # Relative to infra/: the spoke's own .venv, the one `make setup` builds.
     assert project["runtime"]["options"] == {"virtualenv": "../.venv"}
     assert project["config"]["githubRepository"]["default"] == (
-        f"{config.project.team}/{config.project.slug}")
+        f"{config.project.team}/{config.project.slug}"
+    )
     for env in ("dev", "staging", "prod"):
         stack = yaml.safe_load((root / "infra" / f"Pulumi.{env}.yaml").read_text())
         assert stack["config"] == {"aws:region": config.deploy.region}
@@ -45,6 +57,10 @@ def test_pulumi_project_files_agree_with_slipway_toml(spokes, configs):
 def test_generated_infra_files_are_ruff_clean_with_the_spokes_config(spokes):
     root = spokes["medium"]
     ruff = Path(sys.executable).with_name("ruff")
-    run = subprocess.run([str(ruff), "check", "infra", "tests/test_infra.py"], cwd=root,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [str(ruff), "check", "infra", "tests/test_infra.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -51,8 +51,11 @@ def registered_and_carded(root: Path) -> tuple[MlflowClient, str]:
     client.log_metric(run.info.run_id, "test_roc_auc", 0.97)
     client.set_terminated(run.info.run_id)
     client.create_registered_model(config.model_name)
-    version = str(client.create_model_version(
-        config.model_name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version)
+    version = str(
+        client.create_model_version(
+            config.model_name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+        ).version
+    )
     client.set_model_version_tag(config.model_name, version, registry.TAG_AUTHOR, AUTHOR)
     write_card(root, config, client, client.get_model_version(config.model_name, version))
     return client, version
@@ -72,13 +75,21 @@ def test_an_unapproved_high_risk_version_is_refused_until_someone_else_approves(
     assert f"one of {REVIEWER} may run `slipway approve {version} --by NAME" in message
 
     with pytest.raises(ApprovalError, match="self-approval is refused"):
-        record_decision(root, config, client, version, Decision.approved, by=AUTHOR,
-                        reason="looks fine to me")
+        record_decision(
+            root, config, client, version, Decision.approved, by=AUTHOR, reason="looks fine to me"
+        )
     with pytest.raises(DeployPipelineError, match="needs an approval"):
         approval_gate(str(root), version)
 
-    record_decision(root, config, client, version, Decision.approved, by=REVIEWER,
-                    reason="bias review done on the hold-out")
+    record_decision(
+        root,
+        config,
+        client,
+        version,
+        Decision.approved,
+        by=REVIEWER,
+        reason="bias review done on the hold-out",
+    )
     assert approval_gate(str(root), version) == "approved"
 
 

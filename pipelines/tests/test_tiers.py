@@ -20,8 +20,9 @@ from .test_config import VALID
 COPIER_MIN_STEP_SECONDS = 5
 
 
-def config_for(tier: str, *, step_seconds: int = COPIER_MIN_STEP_SECONDS,
-               shadow_seconds: int = 0) -> SpokeConfig:
+def config_for(
+    tier: str, *, step_seconds: int = COPIER_MIN_STEP_SECONDS, shadow_seconds: int = 0
+) -> SpokeConfig:
     """The same valid slipway.toml in `tier`, with the given rollout timings."""
     sections = (
         f'[governance]\nrisk_tier = "{tier}"\n\n'
@@ -118,7 +119,10 @@ def test_what_each_tier_requires_before_promotion(
 ):
     rules = rules_for(tier)
     assert (rules.approval_required, rules.card_required, rules.automatic_promotion) == (
-        approval, card, automatic)
+        approval,
+        card,
+        automatic,
+    )
 
 
 def test_an_unknown_tier_is_refused_by_name():

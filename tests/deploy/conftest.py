@@ -45,14 +45,22 @@ def deploy_base(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -
     from slipway.pipelines.rollout.rehearsal import register_trained
 
     root = tmp_path_factory.mktemp("deploy-base") / "spoke"
-    run_copy(str(template_repo), root, data={"risk_tier": "low"}, defaults=True,
-             vcs_ref="HEAD", quiet=True, unsafe=False)
+    run_copy(
+        str(template_repo),
+        root,
+        data={"risk_tier": "low"},
+        defaults=True,
+        vcs_ref="HEAD",
+        quiet=True,
+        unsafe=False,
+    )
     config = load_config(root)
     v1 = register_trained(root, config, {"C": 1.0, "max_iter": 500})
     v2 = register_trained(root, config, {"C": 0.5, "max_iter": 500})
     assert (v1, v2) == ("1", "2")
-    release.promote(root, registry.client(root), config.model_name, v1,
-                    reason="test fixture: first champion")
+    release.promote(
+        root, registry.client(root), config.model_name, v1, reason="test fixture: first champion"
+    )
     return Spoke(root, config)
 
 
@@ -81,7 +89,10 @@ class GatewayProcess:
         self.root = root
         self.proc = subprocess.Popen(
             [SLIPWAY, "-C", str(root), "serve", "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if "listening on" not in line:
@@ -107,8 +118,9 @@ def gateway(spoke: Spoke) -> Iterator[GatewayProcess]:
 
 def slipway(root: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
     """Run the real CLI against the spoke; output is captured for the assertion messages."""
-    done = subprocess.run([SLIPWAY, "-C", str(root), *args], capture_output=True, text=True,
-                          timeout=COMMAND_GUARD_S)
+    done = subprocess.run(
+        [SLIPWAY, "-C", str(root), *args], capture_output=True, text=True, timeout=COMMAND_GUARD_S
+    )
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
@@ -117,8 +129,15 @@ def slipway(root: Path, *args: str, check: bool = False) -> subprocess.Completed
 class Load:
     """Concurrent clients replaying held-out rows in a background thread until stopped."""
 
-    def __init__(self, url: str, spoke: Spoke, *, concurrency: int = 20, rate: float = 0.0,
-                 guard_s: float = 240.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        spoke: Spoke,
+        *,
+        concurrency: int = 20,
+        rate: float = 0.0,
+        guard_s: float = 240.0,
+    ) -> None:
         from slipway.pipelines.rollout.traffic import replay_rows, run_traffic
 
         self.stop_event = threading.Event()
@@ -126,8 +145,14 @@ class Load:
         rows = replay_rows(spoke.root, spoke.config)
 
         def run() -> None:
-            self.report = run_traffic(url, rows, rate=rate, duration=guard_s,
-                                      concurrency=concurrency, stop=self.stop_event)
+            self.report = run_traffic(
+                url,
+                rows,
+                rate=rate,
+                duration=guard_s,
+                concurrency=concurrency,
+                stop=self.stop_event,
+            )
 
         self.thread = threading.Thread(target=run, daemon=True)
 

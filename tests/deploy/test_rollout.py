@@ -68,8 +68,7 @@ def test_healthy_challenger_is_promoted_with_zero_failed_requests(spoke, gateway
     assert report.variants["champion"] > 0 and report.variants["challenger"] > 0
     assert aliases(spoke) == {"champion": "2", "challenger": None, "previous": "1"}
     assert outcome_tags(spoke, "2")[0] == "promoted"
-    assert [e["version"] for e in audit.read(spoke.root) if e["action"] == "promote"] == [
-        "1", "2"]
+    assert [e["version"] for e in audit.read(spoke.root) if e["action"] == "promote"] == ["1", "2"]
     state = gateway_state(gateway.url)
     assert (state["champion"], state["challenger"], state["weight"]) == ("2", None, 0)
     phases = {r["phase"] for r in rollout_state.readings(spoke.root, 1)}
@@ -98,18 +97,23 @@ def test_raising_challenger_is_rolled_back_at_the_first_step(spoke, gateway):
     window_total = window["champion_requests"] + window["challenger_requests"]
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
     served_errors = sum(
-        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-        if line.startswith("slipway_gateway_errors_total") and f'version="{version}"' in line)
-    print(f"failed client requests: {report.failed} of {report.sent}; first window "
-          f"{window_total} requests; gateway errors {served_errors}")
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("slipway_gateway_errors_total") and f'version="{version}"' in line
+    )
+    print(
+        f"failed client requests: {report.failed} of {report.sent}; first window "
+        f"{window_total} requests; gateway errors {served_errors}"
+    )
     assert report.failed > 0
     assert report.failed == served_errors
     assert report.failed <= math.ceil(0.10 * (window_total + CONCURRENCY))
     assert gateway_state(gateway.url)["challenger"] is None
 
 
-@pytest.mark.parametrize(("kind", "guardrail"), [("slow", "p95 latency"),
-                                                 ("constant", "prediction drift")])
+@pytest.mark.parametrize(
+    ("kind", "guardrail"), [("slow", "p95 latency"), ("constant", "prediction drift")]
+)
 def test_misbehaving_challenger_trips_its_guardrail(spoke, gateway, kind, guardrail):
     version = register_faulty(spoke.root, spoke.config, kind)
     done, report = deploy_under_load(spoke, gateway, "--version", version)
@@ -126,8 +130,22 @@ def controller_at_32_percent(spoke: Spoke, url: str) -> subprocess.Popen:
     """`slipway deploy` of v2 in its own process, returned once its 32% step is live: the
     phase is recorded just before the gateway is told, so both are waited for."""
     controller = subprocess.Popen(
-        [SLIPWAY, "-C", str(spoke.root), "deploy", "--version", "2", "--url", url,
-         "--step-seconds", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            SLIPWAY,
+            "-C",
+            str(spoke.root),
+            "deploy",
+            "--version",
+            "2",
+            "--url",
+            url,
+            "--step-seconds",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + STARTUP_GUARD_S
     while time.monotonic() < deadline:
         row = rollout_state.latest(spoke.root)
@@ -146,8 +164,9 @@ def test_controller_killed_mid_rollout_recovers_consistently(spoke, gateway, rec
         os.kill(controller.pid, signal.SIGKILL)
         controller.wait()
 
-        status = json.loads(slipway(spoke.root, "status", "--json", "--url", gateway.url,
-                                    check=True).stdout)
+        status = json.loads(
+            slipway(spoke.root, "status", "--json", "--url", gateway.url, check=True).stdout
+        )
         assert status["rollout"]["status"] == "running"
         assert status["action"] and "slipway deploy --resume" in status["action"]
         assert status["gateway"]["weight"] == 32  # traffic left as the controller left it
@@ -164,7 +183,10 @@ def test_controller_killed_mid_rollout_recovers_consistently(spoke, gateway, rec
     assert aliases(spoke) == expected
     state = gateway_state(gateway.url)
     assert (state["champion"], state["challenger"], state["weight"]) == (
-        expected["champion"], None, 0)
+        expected["champion"],
+        None,
+        0,
+    )
     row = rollout_state.latest(spoke.root)
     assert row.status == ("promoted" if recovery == "resume" else "rolled_back")
     actions = [(e["action"], e["version"]) for e in audit.read(spoke.root)]
@@ -213,8 +235,14 @@ def test_rollback_while_promoting_finishes_the_promotion_then_reverts_it(spoke, 
     and reverted, never left standing."""
     model = spoke.config.model_name
     registry.client(spoke.root).set_registered_model_alias(model, registry.CHALLENGER, "2")
-    row = rollout_state.start(spoke.root, model=model, version="2", champion_version="1",
-                              plan=plan_for(spoke.config).as_dict(), pid=DEAD_PID)
+    row = rollout_state.start(
+        spoke.root,
+        model=model,
+        version="2",
+        champion_version="1",
+        plan=plan_for(spoke.config).as_dict(),
+        pid=DEAD_PID,
+    )
     rollout_state.update(spoke.root, row.id, status=rollout_state.PROMOTING, phase="promote")
     with Load(gateway.url, spoke, concurrency=CONCURRENCY, rate=RATE) as load:
         done = slipway(spoke.root, "rollback", "--url", gateway.url, "--reason", "drill")
@@ -232,8 +260,18 @@ def test_rollback_while_promoting_finishes_the_promotion_then_reverts_it(spoke, 
 def test_manual_rollback_after_a_promotion_restores_the_previous_champion(spoke, gateway):
     slipway(spoke.root, "promote", "2", "--reason", "hotfix", "--url", gateway.url, check=True)
     assert gateway_state(gateway.url)["champion"] == "2"
-    replay = slipway(spoke.root, "traffic", "--rate", "50", "--duration", "2", "--url",
-                     gateway.url, "--json", check=True)
+    replay = slipway(
+        spoke.root,
+        "traffic",
+        "--rate",
+        "50",
+        "--duration",
+        "2",
+        "--url",
+        gateway.url,
+        "--json",
+        check=True,
+    )
     seen = json.loads(replay.stdout)
     assert seen["sent"] > 0 and seen["failed"] == 0 and set(seen["variants"]) == {"champion"}
     no_chart = slipway(spoke.root, "status", "--chart", str(spoke.root / "x.png"))
@@ -262,8 +300,9 @@ def test_first_deploy_bootstraps_after_a_smoke_test_and_refuses_a_broken_one(spo
         slipway(spoke.root, "deploy", "--version", "1", "--url", gw.url, check=True)
         assert aliases(spoke)["champion"] == "1"
         first_row = replay_rows(spoke.root, spoke.config)[0]
-        answer = httpx.post(f"{gw.url}/invocations", timeout=10,
-                            json={"dataframe_records": [first_row]})
+        answer = httpx.post(
+            f"{gw.url}/invocations", timeout=10, json={"dataframe_records": [first_row]}
+        )
         assert answer.status_code == 200 and answer.headers["x-slipway-version"] == "1"
     finally:
         gw.stop()
@@ -286,13 +325,15 @@ def register_off_contract(spoke: Spoke) -> str:
     experiment = registry.experiment_id(client, spoke.root, spoke.config.model_name)
     with fluent_registry(spoke.root), mlflow.start_run(experiment_id=experiment):
         info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=spoke.config.model_name,
-            signature=infer_signature(x_train.head(5), model.predict(x_train.head(5))))
+            model,
+            name="model",
+            registered_model_name=spoke.config.model_name,
+            signature=infer_signature(x_train.head(5), model.predict(x_train.head(5))),
+        )
     return str(info.registered_model_version)
 
 
-def test_a_challenger_whose_signature_breaks_the_contract_is_rolled_back_unserved(spoke,
-                                                                                   gateway):
+def test_a_challenger_whose_signature_breaks_the_contract_is_rolled_back_unserved(spoke, gateway):
     version = register_off_contract(spoke)
     done, report = deploy_under_load(spoke, gateway, "--version", version)
     assert done.returncode == Exit.ROLLED_BACK, done.stdout + done.stderr
@@ -307,8 +348,18 @@ def test_a_challenger_whose_signature_breaks_the_contract_is_rolled_back_unserve
 
 def test_a_step_without_enough_traffic_fails_and_rolls_back(spoke, gateway):
     """No load on purpose: a canary that nobody calls proves nothing, so it is not promoted."""
-    done = slipway(spoke.root, "deploy", "--version", "2", "--url", gateway.url,
-                   "--step-seconds", "1", "--step-timeout", "2")
+    done = slipway(
+        spoke.root,
+        "deploy",
+        "--version",
+        "2",
+        "--url",
+        gateway.url,
+        "--step-seconds",
+        "1",
+        "--step-timeout",
+        "2",
+    )
     assert done.returncode == Exit.ROLLED_BACK, done.stdout + done.stderr
     assert "not enough traffic: 0 challenger requests" in done.stderr
     assert aliases(spoke) == {"champion": "1", "challenger": None, "previous": None}
@@ -319,8 +370,7 @@ def test_unreachable_gateway_and_governance_refusal_have_their_exit_codes(spoke)
     typo = slipway(spoke.root, "deploy", "--version", "99", "--url", "http://127.0.0.1:9")
     assert typo.returncode == Exit.ERROR and "has no version '99'" in typo.stderr, typo.stderr
     assert "Traceback" not in typo.stderr
-    unreachable = slipway(spoke.root, "deploy", "--version", "2", "--url",
-                          "http://127.0.0.1:9")
+    unreachable = slipway(spoke.root, "deploy", "--version", "2", "--url", "http://127.0.0.1:9")
     assert unreachable.returncode == Exit.UNREACHABLE, unreachable.stderr
     assert rollout_state.latest(spoke.root) is None
     assert aliases(spoke)["challenger"] is None

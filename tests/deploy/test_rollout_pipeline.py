@@ -28,21 +28,26 @@ def test_slipway_compile_writes_a_valid_deploy_pipeline(spoke):
     assert sorted(tasks) == ["approval-gate", "record-outcome", "resolve-candidate", "rollout"]
     # The approval slot sits between the candidate and the rollout: no traffic moves before it.
     assert set(spec.root.dag.tasks["rollout"].dependent_tasks) == {
-        "approval-gate", "resolve-candidate"}
+        "approval-gate",
+        "resolve-candidate",
+    }
 
 
-def test_deploy_pipeline_runs_locally_and_promotes_a_healthy_challenger(spoke, gateway,
-                                                                       tmp_path: Path):
+def test_deploy_pipeline_runs_locally_and_promotes_a_healthy_challenger(
+    spoke, gateway, tmp_path: Path
+):
     from kfp import local
 
     from slipway.pipelines.rollout.pipeline import spoke_deploy_pipeline
 
-    local.init(runner=local.SubprocessRunner(use_venv=False),
-               pipeline_root=str(tmp_path / "kfp-root"))
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp-root")
+    )
     pipeline = spoke_deploy_pipeline(spoke.root, spoke.config)
     with Load(gateway.url, spoke, concurrency=20, rate=200.0) as load:
-        pipeline(project_root=str(spoke.root), version="2", gateway_url=gateway.url,
-                       step_seconds=1.0)
+        pipeline(
+            project_root=str(spoke.root), version="2", gateway_url=gateway.url, step_seconds=1.0
+        )
     print(load.report.summary())
     assert load.report.failed == 0
     client = registry.client(spoke.root)

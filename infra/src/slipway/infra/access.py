@@ -23,8 +23,12 @@ import pulumi_aws as aws
 from slipway.infra.plan import DRIFT_NAMESPACE, GITHUB_OIDC_HOST
 
 _ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
-_ECR_PUSH = ("ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
-             "ecr:PutImage")
+_ECR_PUSH = (
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,11 @@ class AccessScope:
 def statement(
     actions: Sequence[str], resources: Sequence[str], condition: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    stmt: dict[str, Any] = {"Effect": "Allow", "Action": sorted(actions),
-                            "Resource": list(resources)}
+    stmt: dict[str, Any] = {
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": list(resources),
+    }
     if condition:
         stmt["Condition"] = condition
     return stmt
@@ -105,8 +112,9 @@ def _endpoint_logs_statement(scope: AccessScope, account_id: str) -> dict[str, A
     """The endpoint's own log groups, /aws/sagemaker/Endpoints/<endpoint name>, and streams."""
     groups = f"arn:aws:logs:{scope.region}:{account_id}:log-group:/aws/sagemaker/Endpoints"
     exact, others = _named(scope)
-    return statement(_LOG_ACTIONS,
-                     [f"{groups}/{exact}", f"{groups}/{exact}:*", f"{groups}/{others}"])
+    return statement(
+        _LOG_ACTIONS, [f"{groups}/{exact}", f"{groups}/{exact}:*", f"{groups}/{others}"]
+    )
 
 
 def _job_logs_statement(scope: AccessScope, account_id: str) -> dict[str, Any]:
@@ -114,16 +122,18 @@ def _job_logs_statement(scope: AccessScope, account_id: str) -> dict[str, Any]:
     the groups may be created, and only the spoke's jobs' streams written."""
     base = f"arn:aws:logs:{scope.region}:{account_id}:log-group:/aws/sagemaker"
     groups = [f"{base}/{kind}" for kind in ("TrainingJobs", "ProcessingJobs")]
-    return statement(_LOG_ACTIONS,
-                     [*groups, *(f"{g}:log-stream:{scope.name_prefix}-*" for g in groups)])
+    return statement(
+        _LOG_ACTIONS, [*groups, *(f"{g}:log-stream:{scope.name_prefix}-*" for g in groups)]
+    )
 
 
 def _sagemaker_arns(scope: AccessScope, account_id: str) -> list[str]:
     base = f"arn:aws:sagemaker:{scope.region}:{account_id}"
-    return [f"{base}:{kind}/{name}"
-            for kind in ("model", "endpoint-config", "endpoint", "training-job",
-                         "processing-job")
-            for name in _named(scope)]
+    return [
+        f"{base}:{kind}/{name}"
+        for kind in ("model", "endpoint-config", "endpoint", "training-job", "processing-job")
+        for name in _named(scope)
+    ]
 
 
 def _alarm_arns(scope: AccessScope, account_id: str) -> list[str]:
@@ -140,8 +150,12 @@ def pipeline_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
             statement(["ecr:GetAuthorizationToken"], ["*"]),
             _job_logs_statement(scope, account_id),
             statement(
-                ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
-                 "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"],
+                [
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                ],
                 _sagemaker_arns(scope, account_id),
             ),
         ]
@@ -180,19 +194,34 @@ def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_rol
             statement([*_ECR_PULL, *_ECR_PUSH, "ecr:DescribeImages"], [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
             statement(
-                ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
-                 "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig",
-                 "sagemaker:DeleteEndpointConfig", "sagemaker:CreateEndpoint",
-                 "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:AddTags",
-                 "sagemaker:ListTags"],
+                [
+                    "sagemaker:CreateModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:DeleteModel",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DeleteEndpointConfig",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
+                ],
                 _sagemaker_arns(scope, account_id),
             ),
-            statement(["iam:PassRole"], [pass_role],
-                      {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+            statement(
+                ["iam:PassRole"],
+                [pass_role],
+                {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
             # A new champion moves the latency alarm's threshold.
             statement(
-                ["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm",
-                 "cloudwatch:ListTagsForResource", "cloudwatch:TagResource"],
+                [
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:ListTagsForResource",
+                    "cloudwatch:TagResource",
+                ],
                 _alarm_arns(scope, account_id),
             ),
             *_autoscaling_statements(scope, account_id),
@@ -210,20 +239,34 @@ def _autoscaling_statements(scope: AccessScope, account_id: str) -> list[dict[st
     account and no further. The service-linked role Application Auto Scaling uses for
     SageMaker is created on first use, and only that one.
     """
-    targets = (f"arn:aws:application-autoscaling:{scope.region}:{account_id}:"
-               "scalable-target/*")
-    linked_role = (f"arn:aws:iam::{account_id}:role/aws-service-role/{AUTOSCALING_SERVICE}/"
-                   "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+    targets = f"arn:aws:application-autoscaling:{scope.region}:{account_id}:scalable-target/*"
+    linked_role = (
+        f"arn:aws:iam::{account_id}:role/aws-service-role/{AUTOSCALING_SERVICE}/"
+        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
     return [
-        statement(["application-autoscaling:RegisterScalableTarget",
-                   "application-autoscaling:PutScalingPolicy",
-                   "application-autoscaling:ListTagsForResource",
-                   "application-autoscaling:TagResource"], [targets]),
+        statement(
+            [
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:ListTagsForResource",
+                "application-autoscaling:TagResource",
+            ],
+            [targets],
+        ),
         # AWS defines these read-only calls on "*" only.
-        statement(["application-autoscaling:DescribeScalableTargets",
-                   "application-autoscaling:DescribeScalingPolicies"], ["*"]),
-        statement(["iam:CreateServiceLinkedRole"], [linked_role],
-                  {"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}}),
+        statement(
+            [
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:DescribeScalingPolicies",
+            ],
+            ["*"],
+        ),
+        statement(
+            ["iam:CreateServiceLinkedRole"],
+            [linked_role],
+            {"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
+        ),
     ]
 
 
@@ -257,14 +300,21 @@ class SpokeAccess(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-            aws.iam.RolePolicy(f"{name}-{suffix}-policy", role=created.id, policy=policy,
-                               opts=child)
+            aws.iam.RolePolicy(
+                f"{name}-{suffix}-policy", role=created.id, policy=policy, opts=child
+            )
             return created
 
-        pipeline = role("pipeline", service_trust("sagemaker.amazonaws.com"),
-                        refs.apply(lambda r: pipeline_policy(scope, *r)))
-        endpoint = role("endpoint", service_trust("sagemaker.amazonaws.com"),
-                        refs.apply(lambda r: endpoint_policy(scope, *r)))
+        pipeline = role(
+            "pipeline",
+            service_trust("sagemaker.amazonaws.com"),
+            refs.apply(lambda r: pipeline_policy(scope, *r)),
+        )
+        endpoint = role(
+            "endpoint",
+            service_trust("sagemaker.amazonaws.com"),
+            refs.apply(lambda r: endpoint_policy(scope, *r)),
+        )
         self.pipeline_role_arn = pipeline.arn
         self.endpoint_role_arn = endpoint.arn
         self.ci_role_arn = None
@@ -276,7 +326,9 @@ class SpokeAccess(pulumi.ComponentResource):
             ci = role("ci", trust, ci_refs.apply(lambda r: ci_policy(scope, *r[0], r[1])))
             self.ci_role_arn = ci.arn
         self.register_outputs(
-            {"pipeline_role_arn": self.pipeline_role_arn,
-             "endpoint_role_arn": self.endpoint_role_arn,
-             "ci_role_arn": self.ci_role_arn}
+            {
+                "pipeline_role_arn": self.pipeline_role_arn,
+                "endpoint_role_arn": self.endpoint_role_arn,
+                "ci_role_arn": self.ci_role_arn,
+            }
         )

@@ -125,6 +125,9 @@ class ArtifactStore(pulumi.ComponentResource):
         self.bucket_arn = bucket.arn
         self.kms_key_arn = pulumi.Output.from_input(kms_key_arn)
         self.register_outputs(
-            {"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn,
-             "kms_key_arn": self.kms_key_arn}
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "kms_key_arn": self.kms_key_arn,
+            }
         )

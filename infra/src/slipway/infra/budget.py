@@ -11,8 +11,10 @@ from slipway.infra.plan import BUDGET_ALERT_PERCENTS
 def tag_filter(match_tags: dict[str, str]) -> dict[str, object]:
     """A budget filter matching costs that carry every tag in `match_tags` (cost
     allocation tags, which must be activated once per account in the billing console)."""
-    terms = [{"tags": {"key": key, "values": [value], "match_options": ["EQUALS"]}}
-             for key, value in sorted(match_tags.items())]
+    terms = [
+        {"tags": {"key": key, "values": [value], "match_options": ["EQUALS"]}}
+        for key, value in sorted(match_tags.items())
+    ]
     return terms[0] if len(terms) == 1 else {"ands": terms}
 
 

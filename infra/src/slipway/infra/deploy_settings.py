@@ -68,13 +68,19 @@ def carry_deploy_settings(
         )
     exported = outputs[DEPLOY_SETTINGS_OUTPUT].value or {}
     carried: dict[str, str | None] = {
-        key: str(exported[key]) for key in DEPLOY_SETTING_KEYS if key in exported}
+        key: str(exported[key]) for key in DEPLOY_SETTING_KEYS if key in exported
+    }
     endpoint = outputs.get("endpoint_name")
-    serving = (sagemaker_target.serving_version(sagemaker, str(endpoint.value))
-               if sagemaker is not None and endpoint is not None else None)
+    serving = (
+        sagemaker_target.serving_version(sagemaker, str(endpoint.value))
+        if sagemaker is not None and endpoint is not None
+        else None
+    )
     if serving is not None and carried.get(MODEL_VERSION) != str(serving):
-        on_output(f"SageMaker serves version {serving}, not the {carried.get(MODEL_VERSION)} "
-                  "the last deployment asked for (its alarms rolled that one back)")
+        on_output(
+            f"SageMaker serves version {serving}, not the {carried.get(MODEL_VERSION)} "
+            "the last deployment asked for (its alarms rolled that one back)"
+        )
         carried.update({MODEL_VERSION: str(serving), PREVIOUS_MODEL_VERSION: None})
     write_settings(stack, carried)
     carried = {key: value for key, value in carried.items() if value is not None}
@@ -87,17 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Carry the settings of stack `argv[0]`, opened from the current directory (infra/)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1 or args[0] not in ENVIRONMENTS:
-        print(f"{USAGE}\nerror: got {' '.join(args) or 'no stack'}; name the SageMaker stack to "
-              "carry, staging or prod (dev serves locally and has no deploy settings)",
-              file=sys.stderr)
+        print(
+            f"{USAGE}\nerror: got {' '.join(args) or 'no stack'}; name the SageMaker stack to "
+            "carry, staging or prod (dev serves locally and has no deploy settings)",
+            file=sys.stderr,
+        )
         return 2
     environment = args[0]
     try:
         stack = sagemaker_target.open_stack(Path.cwd(), environment)
         region = stack.get_all_config().get("aws:region")
         sagemaker = sagemaker_target.sagemaker_client(region.value if region else None)
-        carry_deploy_settings(stack, sagemaker=sagemaker,
-                              on_output=lambda line: print(f"stack {environment}: {line}"))
+        carry_deploy_settings(
+            stack, sagemaker=sagemaker, on_output=lambda line: print(f"stack {environment}: {line}")
+        )
     except (TargetUnavailable, NothingToCarryFrom, CommandError, BotoCoreError) as exc:
         print(f"error: stack {environment}: {exc}", file=sys.stderr)
         return 1

@@ -80,8 +80,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             self._versioned_config(name, endpoint_name, plan, r, execution_role_arn, tags)
             for r in kept
         ]
-        alarms = self._rollback_alarms(name, endpoint_name, plan, champion_p95_latency_ms,
-                              drift_dimensions, tags)
+        alarms = self._rollback_alarms(
+            name, endpoint_name, plan, champion_p95_latency_ms, drift_dimensions, tags
+        )
         current = config_name(endpoint_name, release.version)
         endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
@@ -91,8 +92,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "blue_green_update_policy": {
                     "traffic_routing_configuration": {
                         "type": "CANARY",
-                        "canary_size": {"type": "CAPACITY_PERCENT",
-                                        "value": plan.canary_percent},
+                        "canary_size": {"type": "CAPACITY_PERCENT", "value": plan.canary_percent},
                         "wait_interval_in_seconds": plan.wait_seconds,
                     },
                     "termination_wait_in_seconds": plan.termination_wait_seconds,
@@ -140,10 +140,12 @@ class ModelEndpoint(pulumi.ComponentResource):
         )
         self.alarm_names = pulumi.Output.all(*(a.name for a in alarms))
         self.register_outputs(
-            {"endpoint_name": self.endpoint_name,
-             "endpoint_config_name": self.endpoint_config_name,
-             "previous_endpoint_config_name": self.previous_endpoint_config_name,
-             "alarm_names": self.alarm_names}
+            {
+                "endpoint_name": self.endpoint_name,
+                "endpoint_config_name": self.endpoint_config_name,
+                "previous_endpoint_config_name": self.previous_endpoint_config_name,
+                "alarm_names": self.alarm_names,
+            }
         )
 
     def _versioned_config(
@@ -160,8 +162,10 @@ class ModelEndpoint(pulumi.ComponentResource):
             f"{name}-model-v{release.version}",
             name=versioned,
             execution_role_arn=role_arn,
-            primary_container={"image": release.image_uri,
-                               "model_data_url": release.model_data_url},
+            primary_container={
+                "image": release.image_uri,
+                "model_data_url": release.model_data_url,
+            },
             tags={**tags, "model-version": str(release.version)},
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -197,12 +201,18 @@ class ModelEndpoint(pulumi.ComponentResource):
             return {
                 "id": query_id,
                 "return_data": False,
-                "metric": {"namespace": "AWS/SageMaker", "metric_name": metric,
-                           "dimensions": dims, "period": ALARM_PERIOD_SECONDS, "stat": "Sum"},
+                "metric": {
+                    "namespace": "AWS/SageMaker",
+                    "metric_name": metric,
+                    "dimensions": dims,
+                    "period": ALARM_PERIOD_SECONDS,
+                    "stat": "Sum",
+                },
             }
 
-        def alarm(key: str, description: str, threshold: float,
-                  **metric: object) -> aws.cloudwatch.MetricAlarm:
+        def alarm(
+            key: str, description: str, threshold: float, **metric: object
+        ) -> aws.cloudwatch.MetricAlarm:
             return aws.cloudwatch.MetricAlarm(
                 f"{name}-alarm-{key}",
                 name=names[key],
@@ -218,13 +228,18 @@ class ModelEndpoint(pulumi.ComponentResource):
             )
 
         errors = alarm(
-            "errors", "5XX share of invocations above rollout.guardrails.max_error_rate",
+            "errors",
+            "5XX share of invocations above rollout.guardrails.max_error_rate",
             plan.max_error_rate,
             metric_queries=[
                 sagemaker_metric("errors", "Invocation5XXErrors"),
                 sagemaker_metric("invocations", "Invocations"),
-                {"id": "rate", "expression": "IF(invocations > 0, errors / invocations, 0)",
-                 "label": "5XX error rate", "return_data": True},
+                {
+                    "id": "rate",
+                    "expression": "IF(invocations > 0, errors / invocations, 0)",
+                    "label": "5XX error rate",
+                    "return_data": True,
+                },
             ],
         )
         latency = alarm(
@@ -233,13 +248,20 @@ class ModelEndpoint(pulumi.ComponentResource):
             "rollout.guardrails.max_p95_latency_ratio",
             # ModelLatency is reported in microseconds.
             round(champion_p95_latency_ms * plan.max_latency_ratio * 1000.0, 3),
-            namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions=dims,
-            period=ALARM_PERIOD_SECONDS, extended_statistic="p95",
+            namespace="AWS/SageMaker",
+            metric_name="ModelLatency",
+            dimensions=dims,
+            period=ALARM_PERIOD_SECONDS,
+            extended_statistic="p95",
         )
         drift = alarm(
-            "drift", "prediction PSI above rollout.guardrails.max_prediction_psi",
+            "drift",
+            "prediction PSI above rollout.guardrails.max_prediction_psi",
             plan.max_prediction_psi,
-            namespace=DRIFT_NAMESPACE, metric_name=DRIFT_METRIC, dimensions=drift_dimensions,
-            period=ALARM_PERIOD_SECONDS, statistic="Maximum",
+            namespace=DRIFT_NAMESPACE,
+            metric_name=DRIFT_METRIC,
+            dimensions=drift_dimensions,
+            period=ALARM_PERIOD_SECONDS,
+            statistic="Maximum",
         )
         return [errors, latency, drift]

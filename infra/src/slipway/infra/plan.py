@@ -104,8 +104,9 @@ def endpoint_plan(config: SpokeConfig, environment: Environment) -> EndpointPlan
     limits = thresholds_for(config)
     staging = environment is Environment.staging
     return EndpointPlan(
-        instance_type=(smallest_instance_type(rules.instance_types) if staging
-                       else config.deploy.instance_type),
+        instance_type=(
+            smallest_instance_type(rules.instance_types) if staging else config.deploy.instance_type
+        ),
         min_instances=scaling.min_instances,
         max_instances=scaling.max_instances,
         canary_percent=min(rollout.canary_steps[0], MAX_CANARY_PERCENT),

@@ -80,8 +80,10 @@ class PlatformSpec(_Strict):
         clashes = [(a, b) for a in slugs for b in slugs if b.startswith(f"{a}-")]
         if clashes:
             pairs = ", ".join(f"{b!r} extends {a!r}" for a, b in clashes)
-            raise ValueError(f"{pairs}: the IAM grant on '<slug>-*' of the first would reach "
-                             "the second's resources; rename one of them")
+            raise ValueError(
+                f"{pairs}: the IAM grant on '<slug>-*' of the first would reach "
+                "the second's resources; rename one of them"
+            )
         return self
 
 
@@ -102,38 +104,61 @@ def load_platform_spec(path: Path) -> PlatformSpec:
             f"  - {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
             for e in exc.errors()
         ]
-        raise PlatformSpecError("\n".join([f"{path}: {exc.error_count()} problem(s)",
-                                           *problems])) from exc
+        raise PlatformSpecError(
+            "\n".join([f"{path}: {exc.error_count()} problem(s)", *problems])
+        ) from exc
 
 
 def platform_tags(platform: Platform) -> dict[str, str]:
     # The shared platform holds every spoke's artifacts: it is governed as high risk.
-    return {"owner": platform.contact, "team": platform.team, "risk-tier": RiskTier.high.value,
-            "cost-center": platform.cost_center, PROJECT_TAG: PLATFORM_PROJECT,
-            "managed-by": "slipway"}
+    return {
+        "owner": platform.contact,
+        "team": platform.team,
+        "risk-tier": RiskTier.high.value,
+        "cost-center": platform.cost_center,
+        PROJECT_TAG: PLATFORM_PROJECT,
+        "managed-by": "slipway",
+    }
 
 
 def spoke_entry_tags(spoke: SpokeEntry) -> dict[str, str]:
-    return {"owner": spoke.contact, "team": spoke.team, "risk-tier": spoke.risk_tier.value,
-            "cost-center": spoke.cost_center, PROJECT_TAG: spoke.slug, "managed-by": "slipway"}
+    return {
+        "owner": spoke.contact,
+        "team": spoke.team,
+        "risk-tier": spoke.risk_tier.value,
+        "cost-center": spoke.cost_center,
+        PROJECT_TAG: spoke.slug,
+        "managed-by": "slipway",
+    }
 
 
-def _mlflow(bucket_name: str, kms_key_arn: pulumi.Output[str], size: str,
-            tags: dict[str, str]) -> aws.sagemaker.MlflowTrackingServer:
+def _mlflow(
+    bucket_name: str, kms_key_arn: pulumi.Output[str], size: str, tags: dict[str, str]
+) -> aws.sagemaker.MlflowTrackingServer:
     """The shared registry: SageMaker's managed MLflow, artifacts under mlflow/ in the bucket."""
     prefix = "mlflow/"
-    role = aws.iam.Role("mlflow-role", name=f"{PLATFORM_PROJECT}-mlflow",
-                        assume_role_policy=service_trust("sagemaker.amazonaws.com"), tags=tags)
+    role = aws.iam.Role(
+        "mlflow-role",
+        name=f"{PLATFORM_PROJECT}-mlflow",
+        assume_role_policy=service_trust("sagemaker.amazonaws.com"),
+        tags=tags,
+    )
     bucket_arn = f"arn:aws:s3:::{bucket_name}"
     aws.iam.RolePolicy(
         "mlflow-role-policy",
         role=role.id,
-        policy=kms_key_arn.apply(lambda key: policy_document([
-            statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                      [f"{bucket_arn}/{prefix}*"]),
-            statement(["s3:ListBucket", "s3:GetBucketLocation"], [bucket_arn]),
-            statement(["kms:Decrypt", "kms:GenerateDataKey"], [key]),
-        ])),
+        policy=kms_key_arn.apply(
+            lambda key: policy_document(
+                [
+                    statement(
+                        ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                        [f"{bucket_arn}/{prefix}*"],
+                    ),
+                    statement(["s3:ListBucket", "s3:GetBucketLocation"], [bucket_arn]),
+                    statement(["kms:Decrypt", "kms:GenerateDataKey"], [key]),
+                ]
+            )
+        ),
     )
     return aws.sagemaker.MlflowTrackingServer(
         "mlflow",
@@ -151,41 +176,74 @@ def build_platform_stack(spec: PlatformSpec) -> dict[str, Any]:
     require_region(spec.platform.region, "spokes.toml [platform].region")
     tags = platform_tags(spec.platform)
     account_id = aws.get_caller_identity().account_id
-    key = aws.kms.Key("platform-key", description="Slipway hub: artifacts, images, registry",
-                      enable_key_rotation=True, deletion_window_in_days=30, tags=tags)
+    key = aws.kms.Key(
+        "platform-key",
+        description="Slipway hub: artifacts, images, registry",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        tags=tags,
+    )
     aws.kms.Alias("platform-key-alias", name=f"alias/{PLATFORM_PROJECT}", target_key_id=key.id)
     bucket_name = f"{PLATFORM_PROJECT}-{account_id}"
-    store = ArtifactStore("shared-artifacts", bucket_name=bucket_name, tags=tags,
-                          kms_key_arn=key.arn)
+    store = ArtifactStore(
+        "shared-artifacts", bucket_name=bucket_name, tags=tags, kms_key_arn=key.arn
+    )
     oidc = aws.iam.OpenIdConnectProvider(
-        "github-oidc", url=f"https://{GITHUB_OIDC_HOST}", client_id_lists=["sts.amazonaws.com"],
+        "github-oidc",
+        url=f"https://{GITHUB_OIDC_HOST}",
+        client_id_lists=["sts.amazonaws.com"],
         tags=tags,
     )
     mlflow = _mlflow(bucket_name, key.arn, spec.platform.mlflow_size, tags)
-    SpokeBudget("platform-budget", budget_name=PLATFORM_PROJECT,
-                match_tags={f"user:{PROJECT_TAG}": PLATFORM_PROJECT},
-                monthly_usd=spec.platform.monthly_usd, email=spec.platform.contact, tags=tags)
+    SpokeBudget(
+        "platform-budget",
+        budget_name=PLATFORM_PROJECT,
+        match_tags={f"user:{PROJECT_TAG}": PLATFORM_PROJECT},
+        monthly_usd=spec.platform.monthly_usd,
+        email=spec.platform.contact,
+        tags=tags,
+    )
     onboarded: dict[str, Any] = {}
     for spoke in spec.spokes:
         stags = spoke_entry_tags(spoke)
-        images = ModelImageRepository(f"{spoke.slug}-images",
-                                      repository_name=f"slipway/{spoke.slug}", tags=stags,
-                                      kms_key_arn=key.arn)
+        images = ModelImageRepository(
+            f"{spoke.slug}-images",
+            repository_name=f"slipway/{spoke.slug}",
+            tags=stags,
+            kms_key_arn=key.arn,
+        )
         access = SpokeAccess(
             f"{spoke.slug}-access",
-            scope=AccessScope(name_prefix=spoke.slug, region=spec.platform.region,
-                              account_id=account_id, bucket_name=bucket_name,
-                              bucket_prefix=f"spokes/{spoke.slug}/", kms_key_arn=key.arn,
-                              repository_arn=images.repository_arn),
-            tags=stags, github_repository=spoke.github_repository,
+            scope=AccessScope(
+                name_prefix=spoke.slug,
+                region=spec.platform.region,
+                account_id=account_id,
+                bucket_name=bucket_name,
+                bucket_prefix=f"spokes/{spoke.slug}/",
+                kms_key_arn=key.arn,
+                repository_arn=images.repository_arn,
+            ),
+            tags=stags,
+            github_repository=spoke.github_repository,
             github_oidc_provider_arn=oidc.arn,
         )
-        SpokeBudget(f"{spoke.slug}-budget", budget_name=f"slipway-{spoke.slug}",
-                    match_tags={f"user:{PROJECT_TAG}": spoke.slug},
-                    monthly_usd=spoke.monthly_usd, email=spoke.contact, tags=stags)
-        onboarded[spoke.slug] = {"prefix": f"s3://{bucket_name}/spokes/{spoke.slug}/",
-                                 "repository_url": images.repository_url,
-                                 "ci_role_arn": access.ci_role_arn}
-    return {"bucket_name": store.bucket_name, "kms_key_arn": key.arn,
-            "github_oidc_provider_arn": oidc.arn,
-            "mlflow_tracking_server_url": mlflow.tracking_server_url, "spokes": onboarded}
+        SpokeBudget(
+            f"{spoke.slug}-budget",
+            budget_name=f"slipway-{spoke.slug}",
+            match_tags={f"user:{PROJECT_TAG}": spoke.slug},
+            monthly_usd=spoke.monthly_usd,
+            email=spoke.contact,
+            tags=stags,
+        )
+        onboarded[spoke.slug] = {
+            "prefix": f"s3://{bucket_name}/spokes/{spoke.slug}/",
+            "repository_url": images.repository_url,
+            "ci_role_arn": access.ci_role_arn,
+        }
+    return {
+        "bucket_name": store.bucket_name,
+        "kms_key_arn": key.arn,
+        "github_oidc_provider_arn": oidc.arn,
+        "mlflow_tracking_server_url": mlflow.tracking_server_url,
+        "spokes": onboarded,
+    }

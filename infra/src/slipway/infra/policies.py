@@ -37,12 +37,14 @@ USER_POLICY = "aws:iam/userPolicy:UserPolicy"
 GROUP_POLICY = "aws:iam/groupPolicy:GroupPolicy"
 IAM_POLICY = "aws:iam/policy:Policy"
 # Resources attaching a managed policy by ARN (property policyArn).
-POLICY_ATTACHMENTS = frozenset({
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
-    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
-    "aws:iam/policyAttachment:PolicyAttachment",
-})
+POLICY_ATTACHMENTS = frozenset(
+    {
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+        "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+        "aws:iam/policyAttachment:PolicyAttachment",
+    }
+)
 # AWS-managed policies that grant administration or a whole service: never least privilege.
 AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
 BROAD_MANAGED_POLICIES = frozenset({"AdministratorAccess", "PowerUserAccess", "IAMFullAccess"})
@@ -52,13 +54,22 @@ ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 BUDGET = "aws:budgets/budget:Budget"
 
 # Resource types that carry tags and therefore must carry the required ones.
-TAGGABLE = frozenset({
-    BUCKET, KMS_KEY, ECR_REPO, ROLE, ENDPOINT, ENDPOINT_CONFIG, ALARM, BUDGET,
-    "aws:sagemaker/model:Model",
-    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
-    "aws:appautoscaling/target:Target",
-    "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
-})
+TAGGABLE = frozenset(
+    {
+        BUCKET,
+        KMS_KEY,
+        ECR_REPO,
+        ROLE,
+        ENDPOINT,
+        ENDPOINT_CONFIG,
+        ALARM,
+        BUDGET,
+        "aws:sagemaker/model:Model",
+        "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+        "aws:appautoscaling/target:Target",
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+    }
+)
 # A rollback must watch each guardrail: errors, latency, and the drift metric.
 ROLLBACK_METRICS = frozenset({"Invocation5XXErrors", "ModelLatency", DRIFT_METRIC})
 
@@ -111,8 +122,7 @@ def _statements(document: Any) -> list[dict[str, Any]]:
     if not isinstance(document, Mapping):
         return []
     stmts = document.get("Statement", [])
-    return [s for s in ([stmts] if isinstance(stmts, Mapping) else stmts)
-            if isinstance(s, Mapping)]
+    return [s for s in ([stmts] if isinstance(stmts, Mapping) else stmts) if isinstance(s, Mapping)]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -129,15 +139,27 @@ def encryption_on(resources: Sequence[ResourceLike]) -> list[Violation]:
         config = sse.get(str(bucket.props.get("bucket")))
         rules = _as_list(config.props.get("rules")) if config else []
         defaults = [r.get("applyServerSideEncryptionByDefault") or {} for r in rules]
-        if not any(d.get("sseAlgorithm") == "aws:kms" and d.get("kmsMasterKeyId")
-                   for d in defaults):
-            found.append(_violation("encryption-on", bucket.name,
-                                    "bucket has no SSE-KMS default encryption with a key",
-                                    "use slipway.infra.artifact_store.ArtifactStore"))
+        if not any(
+            d.get("sseAlgorithm") == "aws:kms" and d.get("kmsMasterKeyId") for d in defaults
+        ):
+            found.append(
+                _violation(
+                    "encryption-on",
+                    bucket.name,
+                    "bucket has no SSE-KMS default encryption with a key",
+                    "use slipway.infra.artifact_store.ArtifactStore",
+                )
+            )
     for key in _of(resources, KMS_KEY):
         if not key.props.get("enableKeyRotation"):
-            found.append(_violation("encryption-on", key.name, "KMS key rotation is off",
-                                    "set enable_key_rotation=True"))
+            found.append(
+                _violation(
+                    "encryption-on",
+                    key.name,
+                    "KMS key rotation is off",
+                    "set enable_key_rotation=True",
+                )
+            )
     return found
 
 
@@ -147,13 +169,18 @@ def versioning_on(resources: Sequence[ResourceLike]) -> list[Violation]:
     found = []
     for bucket in _of(resources, BUCKET):
         config = versioning.get(str(bucket.props.get("bucket")))
-        status = ((config.props.get("versioningConfiguration") or {}).get("status")
-                  if config else None)
+        status = (
+            (config.props.get("versioningConfiguration") or {}).get("status") if config else None
+        )
         if status != "Enabled":
-            found.append(_violation("versioning-on", bucket.name,
-                                    f"versioning is {status or 'not configured'}",
-                                    "add aws.s3.BucketVersioning with status Enabled "
-                                    "(ArtifactStore does)"))
+            found.append(
+                _violation(
+                    "versioning-on",
+                    bucket.name,
+                    f"versioning is {status or 'not configured'}",
+                    "add aws.s3.BucketVersioning with status Enabled (ArtifactStore does)",
+                )
+            )
     return found
 
 
@@ -168,10 +195,14 @@ def public_access_blocked(resources: Sequence[ResourceLike]) -> list[Violation]:
         block = blocks.get(name)
         missing = [f for f in flags if not (block and block.props.get(f) is True)]
         if missing:
-            found.append(_violation("public-access-blocked", bucket.name,
-                                    f"public access not blocked: {', '.join(missing)}",
-                                    "set all four flags of aws.s3.BucketPublicAccessBlock "
-                                    "to True"))
+            found.append(
+                _violation(
+                    "public-access-blocked",
+                    bucket.name,
+                    f"public access not blocked: {', '.join(missing)}",
+                    "set all four flags of aws.s3.BucketPublicAccessBlock to True",
+                )
+            )
         policy = policies.get(name)
         denies_http = any(
             s.get("Effect") == "Deny"
@@ -179,21 +210,31 @@ def public_access_blocked(resources: Sequence[ResourceLike]) -> list[Violation]:
             for s in _statements(policy.props.get("policy") if policy else None)
         )
         if not denies_http:
-            found.append(_violation("public-access-blocked", bucket.name,
-                                    "no bucket policy denying aws:SecureTransport=false",
-                                    "add a TLS-only bucket policy (ArtifactStore does)"))
+            found.append(
+                _violation(
+                    "public-access-blocked",
+                    bucket.name,
+                    "no bucket policy denying aws:SecureTransport=false",
+                    "add a TLS-only bucket policy (ArtifactStore does)",
+                )
+            )
     return found
 
 
 def _documents(resources: Sequence[ResourceLike]) -> list[tuple[str, Any]]:
     """Every policy document in the stack with the resource that holds it: role, user and
     group inline policies, managed policies, and a role's inline_policies."""
-    held = [(r.name, r.props.get("policy"))
-            for r in resources if r.type in (ROLE_POLICY, USER_POLICY, GROUP_POLICY, IAM_POLICY)]
-    held += [(role.name, inline.get("policy"))
-             for role in _of(resources, ROLE)
-             for inline in _as_list(role.props.get("inlinePolicies"))
-             if isinstance(inline, Mapping)]
+    held = [
+        (r.name, r.props.get("policy"))
+        for r in resources
+        if r.type in (ROLE_POLICY, USER_POLICY, GROUP_POLICY, IAM_POLICY)
+    ]
+    held += [
+        (role.name, inline.get("policy"))
+        for role in _of(resources, ROLE)
+        for inline in _as_list(role.props.get("inlinePolicies"))
+        if isinstance(inline, Mapping)
+    ]
     return held
 
 
@@ -221,17 +262,30 @@ def no_wildcard_iam(resources: Sequence[ResourceLike]) -> list[Violation]:
     """No IAM statement allows every action, or a whole service on every resource, and no
     principal gets an AWS-managed admin or full-access policy."""
     fix = "name the actions and the resources (see slipway.infra.access)"
-    found = [_violation("no-wildcard-iam", holder, problem, fix)
-             for holder, document in _documents(resources)
-             for stmt in _statements(document)
-             if (problem := _wildcard_problem(stmt))]
-    attached = [(r.name, r.props.get("policyArn"))
-                for r in resources if r.type in POLICY_ATTACHMENTS]
-    attached += [(role.name, arn) for role in _of(resources, ROLE)
-                 for arn in _as_list(role.props.get("managedPolicyArns"))]
-    found += [_violation("no-wildcard-iam", holder, f"attaches AWS-managed {name}",
-                         "attach a policy of your own naming the actions and resources needed")
-              for holder, arn in attached if (name := _broad_managed(arn))]
+    found = [
+        _violation("no-wildcard-iam", holder, problem, fix)
+        for holder, document in _documents(resources)
+        for stmt in _statements(document)
+        if (problem := _wildcard_problem(stmt))
+    ]
+    attached = [
+        (r.name, r.props.get("policyArn")) for r in resources if r.type in POLICY_ATTACHMENTS
+    ]
+    attached += [
+        (role.name, arn)
+        for role in _of(resources, ROLE)
+        for arn in _as_list(role.props.get("managedPolicyArns"))
+    ]
+    found += [
+        _violation(
+            "no-wildcard-iam",
+            holder,
+            f"attaches AWS-managed {name}",
+            "attach a policy of your own naming the actions and resources needed",
+        )
+        for holder, arn in attached
+        if (name := _broad_managed(arn))
+    ]
     return found
 
 
@@ -244,22 +298,34 @@ def github_trust_scoped(resources: Sequence[ResourceLike]) -> list[Violation]:
             if GITHUB_OIDC_HOST not in federated:
                 continue
             cond = stmt.get("Condition") or {}
-            sub = [str(v) for op in ("StringLike", "StringEquals")
-                   for v in _as_list((cond.get(op) or {}).get(f"{GITHUB_OIDC_HOST}:sub"))]
+            sub = [
+                str(v)
+                for op in ("StringLike", "StringEquals")
+                for v in _as_list((cond.get(op) or {}).get(f"{GITHUB_OIDC_HOST}:sub"))
+            ]
             aud = (cond.get("StringEquals") or {}).get(f"{GITHUB_OIDC_HOST}:aud")
             if not sub or any(not v.startswith("repo:") or v.startswith("repo:*") for v in sub):
-                found.append(_violation("github-trust-scoped", role.name,
-                                        "GitHub OIDC trust is not limited to one repository",
-                                        "add the condition StringLike "
-                                        "token.actions.githubusercontent.com:sub = "
-                                        "repo:<owner>/<name>:*"))
+                found.append(
+                    _violation(
+                        "github-trust-scoped",
+                        role.name,
+                        "GitHub OIDC trust is not limited to one repository",
+                        "add the condition StringLike "
+                        "token.actions.githubusercontent.com:sub = "
+                        "repo:<owner>/<name>:*",
+                    )
+                )
             if aud != "sts.amazonaws.com":
-                found.append(_violation("github-trust-scoped", role.name,
-                                        "GitHub OIDC trust does not require "
-                                        "aud=sts.amazonaws.com",
-                                        "add the condition StringEquals "
-                                        "token.actions.githubusercontent.com:aud = "
-                                        "sts.amazonaws.com"))
+                found.append(
+                    _violation(
+                        "github-trust-scoped",
+                        role.name,
+                        "GitHub OIDC trust does not require aud=sts.amazonaws.com",
+                        "add the condition StringEquals "
+                        "token.actions.githubusercontent.com:aud = "
+                        "sts.amazonaws.com",
+                    )
+                )
     return found
 
 
@@ -272,8 +338,14 @@ def required_tags(resources: Sequence[ResourceLike]) -> list[Violation]:
         tags = res.props.get("tags") or {}
         missing = [k for k in REQUIRED_TAGS if not tags.get(k)]
         if missing:
-            found.append(_violation("required-tags", res.name, f"missing tags {missing}",
-                                    "pass tags=spoke_tags(...) (slipway.infra.tags)"))
+            found.append(
+                _violation(
+                    "required-tags",
+                    res.name,
+                    f"missing tags {missing}",
+                    "pass tags=spoke_tags(...) (slipway.infra.tags)",
+                )
+            )
     return found
 
 
@@ -281,8 +353,14 @@ def budget_present(resources: Sequence[ResourceLike]) -> list[Violation]:
     """The stack has a cost budget alerting someone at 80% and at 100%."""
     budgets = _of(resources, BUDGET)
     if not budgets:
-        return [_violation("budget-present", "(stack)", "no aws.budgets.Budget in the stack",
-                           "add slipway.infra.budget.SpokeBudget")]
+        return [
+            _violation(
+                "budget-present",
+                "(stack)",
+                "no aws.budgets.Budget in the stack",
+                "add slipway.infra.budget.SpokeBudget",
+            )
+        ]
     found = []
     for budget in budgets:
         alerts = {
@@ -292,10 +370,14 @@ def budget_present(resources: Sequence[ResourceLike]) -> list[Violation]:
         }
         missing = [t for t in BUDGET_ALERT_PERCENTS if t not in alerts]
         if missing:
-            found.append(_violation("budget-present", budget.name,
-                                    f"no email alert at {missing} percent of the budget",
-                                    "add PERCENTAGE notifications with subscriber emails "
-                                    "(SpokeBudget does)"))
+            found.append(
+                _violation(
+                    "budget-present",
+                    budget.name,
+                    f"no email alert at {missing} percent of the budget",
+                    "add PERCENTAGE notifications with subscriber emails (SpokeBudget does)",
+                )
+            )
     return found
 
 
@@ -314,9 +396,14 @@ def instance_types_allowed(resources: Sequence[ResourceLike]) -> list[Violation]
         for variant in _as_list(config.props.get("productionVariants")):
             itype = variant.get("instanceType")
             if itype not in allowed:
-                found.append(_violation("instance-types-allowed", config.name,
-                                        f"{itype} is not allowed for risk tier {tier.value}",
-                                        f"use one of {', '.join(allowed)}"))
+                found.append(
+                    _violation(
+                        "instance-types-allowed",
+                        config.name,
+                        f"{itype} is not allowed for risk tier {tier.value}",
+                        f"use one of {', '.join(allowed)}",
+                    )
+                )
     return found
 
 
@@ -324,24 +411,32 @@ def canary_capped(resources: Sequence[ResourceLike]) -> list[Violation]:
     """Every endpoint deploys blue/green by CANARY of at most 50% of capacity."""
     found = []
     for endpoint in _of(resources, ENDPOINT):
-        policy = ((endpoint.props.get("deploymentConfig") or {})
-                  .get("blueGreenUpdatePolicy") or {})
+        policy = (endpoint.props.get("deploymentConfig") or {}).get("blueGreenUpdatePolicy") or {}
         routing = policy.get("trafficRoutingConfiguration") or {}
         size = routing.get("canarySize") or {}
         if routing.get("type") != "CANARY":
-            found.append(_violation("canary-capped", endpoint.name,
-                                    f"traffic routing is {routing.get('type') or 'not set'}, "
-                                    "not a blue/green CANARY",
-                                    "deploy through slipway.infra.endpoint.ModelEndpoint"))
+            found.append(
+                _violation(
+                    "canary-capped",
+                    endpoint.name,
+                    f"traffic routing is {routing.get('type') or 'not set'}, "
+                    "not a blue/green CANARY",
+                    "deploy through slipway.infra.endpoint.ModelEndpoint",
+                )
+            )
         elif size.get("type") != "CAPACITY_PERCENT" or not (
             0 < float(size.get("value", 0)) <= MAX_CANARY_PERCENT
         ):
-            found.append(_violation("canary-capped", endpoint.name,
-                                    f"canary size {size.get('value')} "
-                                    f"{size.get('type') or '(no type)'} is not 1 to "
-                                    f"{MAX_CANARY_PERCENT} CAPACITY_PERCENT",
-                                    "make rollout.canary_steps[0] at most "
-                                    f"{MAX_CANARY_PERCENT} in slipway.toml"))
+            found.append(
+                _violation(
+                    "canary-capped",
+                    endpoint.name,
+                    f"canary size {size.get('value')} "
+                    f"{size.get('type') or '(no type)'} is not 1 to "
+                    f"{MAX_CANARY_PERCENT} CAPACITY_PERCENT",
+                    f"make rollout.canary_steps[0] at most {MAX_CANARY_PERCENT} in slipway.toml",
+                )
+            )
     return found
 
 
@@ -350,29 +445,41 @@ def rollback_alarms_wired(resources: Sequence[ResourceLike]) -> list[Violation]:
     alarms = {str(a.props.get("name")): a for a in _of(resources, ALARM)}
     found = []
     for endpoint in _of(resources, ENDPOINT):
-        rollback = ((endpoint.props.get("deploymentConfig") or {})
-                    .get("autoRollbackConfiguration") or {})
+        rollback = (endpoint.props.get("deploymentConfig") or {}).get(
+            "autoRollbackConfiguration"
+        ) or {}
         names = [str(a.get("alarmName")) for a in _as_list(rollback.get("alarms"))]
         unknown = [n for n in names if n not in alarms]
         if unknown:
-            found.append(_violation("rollback-alarms-wired", endpoint.name,
-                                    f"rollback names alarms not in the stack: {unknown}",
-                                    "name the alarms ModelEndpoint creates "
-                                    "(slipway.infra.endpoint.alarm_names)"))
+            found.append(
+                _violation(
+                    "rollback-alarms-wired",
+                    endpoint.name,
+                    f"rollback names alarms not in the stack: {unknown}",
+                    "name the alarms ModelEndpoint creates (slipway.infra.endpoint.alarm_names)",
+                )
+            )
         watched = set()
         for name in names:
             alarm = alarms.get(name)
             if alarm is None:
                 continue
             watched.add(alarm.props.get("metricName"))
-            watched.update((q.get("metric") or {}).get("metricName")
-                           for q in _as_list(alarm.props.get("metricQueries")))
+            watched.update(
+                (q.get("metric") or {}).get("metricName")
+                for q in _as_list(alarm.props.get("metricQueries"))
+            )
         missing = sorted(ROLLBACK_METRICS - watched)
         if missing:
-            found.append(_violation("rollback-alarms-wired", endpoint.name,
-                                    f"no rollback alarm watches {missing}",
-                                    "wire one alarm per guardrail into "
-                                    "auto_rollback_configuration (ModelEndpoint does)"))
+            found.append(
+                _violation(
+                    "rollback-alarms-wired",
+                    endpoint.name,
+                    f"no rollback alarm watches {missing}",
+                    "wire one alarm per guardrail into "
+                    "auto_rollback_configuration (ModelEndpoint does)",
+                )
+            )
     return found
 
 
@@ -381,12 +488,23 @@ def images_scanned_immutable(resources: Sequence[ResourceLike]) -> list[Violatio
     found = []
     for repo in _of(resources, ECR_REPO):
         if not (repo.props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
-            found.append(_violation("images-scanned-immutable", repo.name,
-                                    "scan on push is off", "set scan_on_push=True"))
+            found.append(
+                _violation(
+                    "images-scanned-immutable",
+                    repo.name,
+                    "scan on push is off",
+                    "set scan_on_push=True",
+                )
+            )
         if repo.props.get("imageTagMutability") != "IMMUTABLE":
-            found.append(_violation("images-scanned-immutable", repo.name,
-                                    "image tags are mutable",
-                                    "set image_tag_mutability=IMMUTABLE"))
+            found.append(
+                _violation(
+                    "images-scanned-immutable",
+                    repo.name,
+                    "image tags are mutable",
+                    "set image_tag_mutability=IMMUTABLE",
+                )
+            )
     return found
 
 

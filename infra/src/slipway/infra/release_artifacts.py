@@ -26,8 +26,10 @@ from botocore.exceptions import ClientError
 from slipway.pipelines.training.lineage import file_sha256
 
 SHA256_METADATA = "sha256"  # S3 object metadata: x-amz-meta-sha256
-FIRST_RUN = ("cd.yml's first run on main creates it (it builds the image and runs `pulumi up` "
-             "on staging and prod): push to main, let cd.yml finish, then deploy again")
+FIRST_RUN = (
+    "cd.yml's first run on main creates it (it builds the image and runs `pulumi up` "
+    "on staging and prod): push to main, let cd.yml finish, then deploy again"
+)
 
 
 class ReleaseRefused(RuntimeError):
@@ -90,27 +92,28 @@ def publish_model_data(s3: Any, bucket: str, version: int, tarball_path: Path) -
             f"{version} (e.g. a reset embedded registry) cannot deploy to this stack: deploy "
             "from the registry that published it, or register and deploy a new version"
         )
-    s3.upload_file(str(tarball_path), bucket, key,
-                   ExtraArgs={"Metadata": {SHA256_METADATA: digest}})
+    s3.upload_file(
+        str(tarball_path), bucket, key, ExtraArgs={"Metadata": {SHA256_METADATA: digest}}
+    )
     return url
 
 
 def _image_uri(ecr: Any, registry_id: str, repository_name: str, tag: str) -> str:
     """How SageMaker names an image of this registry, as the stack's repository_url does."""
-    return (f"{registry_id}.dkr.ecr.{ecr.meta.region_name}.amazonaws.com/"
-            f"{repository_name}:{tag}")
+    return f"{registry_id}.dkr.ecr.{ecr.meta.region_name}.amazonaws.com/{repository_name}:{tag}"
 
 
 def _commit_image(ecr: Any, repository_name: str, commit_sha: str) -> dict[str, Any]:
     """The image cd.yml pushed for `commit_sha` (its manifest and digest)."""
     try:
-        found = ecr.batch_get_image(repositoryName=repository_name,
-                                    imageIds=[{"imageTag": commit_sha}])
+        found = ecr.batch_get_image(
+            repositoryName=repository_name, imageIds=[{"imageTag": commit_sha}]
+        )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "RepositoryNotFoundException":
             raise ReleaseRefused(
-                f"the stack's image repository {repository_name} does not exist: "
-                f"{FIRST_RUN}") from exc
+                f"the stack's image repository {repository_name} does not exist: {FIRST_RUN}"
+            ) from exc
         raise
     if not found["images"]:
         raise ReleaseRefused(
@@ -125,8 +128,9 @@ def _commit_image(ecr: Any, repository_name: str, commit_sha: str) -> dict[str, 
 def _tagged_digest(ecr: Any, repository_name: str, tag: str) -> str | None:
     """The digest the repository's `tag` points at, or None when the tag is free."""
     try:
-        described = ecr.describe_images(repositoryName=repository_name,
-                                        imageIds=[{"imageTag": tag}])
+        described = ecr.describe_images(
+            repositoryName=repository_name, imageIds=[{"imageTag": tag}]
+        )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ImageNotFoundException":
             return None
@@ -154,27 +158,45 @@ def tag_release_image(ecr: Any, repository_name: str, commit_sha: str, version: 
             f"{version} keeps the image it was published with. Register and deploy a new "
             "version instead"
         )
-    extra = ({"imageManifestMediaType": image["imageManifestMediaType"]}
-             if image.get("imageManifestMediaType") else {})
-    ecr.put_image(repositoryName=repository_name, imageManifest=image["imageManifest"],
-                  imageTag=tag, imageDigest=digest, **extra)
+    extra = (
+        {"imageManifestMediaType": image["imageManifestMediaType"]}
+        if image.get("imageManifestMediaType")
+        else {}
+    )
+    ecr.put_image(
+        repositoryName=repository_name,
+        imageManifest=image["imageManifest"],
+        imageTag=tag,
+        imageDigest=digest,
+        **extra,
+    )
     return uri
 
 
 def _output(outputs: Mapping[str, Any], name: str, environment: str) -> str:
     """A stack output's value (outputs as pulumi.automation.Stack.outputs() returns them)."""
     if not outputs:
-        raise ReleaseRefused(f"stack {environment} has no outputs, so no bucket or image "
-                             f"repository to publish to: it was never deployed; {FIRST_RUN}")
+        raise ReleaseRefused(
+            f"stack {environment} has no outputs, so no bucket or image "
+            f"repository to publish to: it was never deployed; {FIRST_RUN}"
+        )
     if name not in outputs or not outputs[name].value:
         raise ReleaseRefused(
             f"stack {environment} has no `{name}` output; its last `pulumi up` ran another "
-            "program than slipway.infra.spoke_stack: run cd.yml on main, then deploy again")
+            "program than slipway.infra.spoke_stack: run cd.yml on main, then deploy again"
+        )
     return str(outputs[name].value)
 
 
-def publish_release(s3: Any, ecr: Any, outputs: Mapping[str, Any], environment: str,
-                    version: int, tarball_path: Path, commit_sha: str) -> PublishedRelease:
+def publish_release(
+    s3: Any,
+    ecr: Any,
+    outputs: Mapping[str, Any],
+    environment: str,
+    version: int,
+    tarball_path: Path,
+    commit_sha: str,
+) -> PublishedRelease:
     """Publish version `version` where stack `environment` (its `outputs`) will look.
 
     The image first: a missing commit image, the likelier refusal, is then found before

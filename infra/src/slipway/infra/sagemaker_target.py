@@ -67,7 +67,11 @@ def verify_endpoint(
         described = client.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as exc:
         return DeployOutcome(
-            DeployStatus.failed, endpoint_name, intended_config, None, None,
+            DeployStatus.failed,
+            endpoint_name,
+            intended_config,
+            None,
+            None,
             f"endpoint {endpoint_name} cannot be described ({exc.response['Error']['Message']}); "
             "check the stack's endpoint_name output and that `pulumi up` created it",
         )
@@ -75,18 +79,18 @@ def verify_endpoint(
     status = described.get("EndpointStatus")
     outcome = (endpoint_name, intended_config, actual, status)
     if status in IN_PROGRESS:
-        return DeployOutcome(DeployStatus.in_progress, *outcome,
-                             f"endpoint is {status}; traffic is still shifting")
+        return DeployOutcome(
+            DeployStatus.in_progress, *outcome, f"endpoint is {status}; traffic is still shifting"
+        )
     if status != "InService":
         reason = described.get("FailureReason") or "no reason given"
-        return DeployOutcome(DeployStatus.failed, *outcome,
-                             f"endpoint is {status}: {reason}")
+        return DeployOutcome(DeployStatus.failed, *outcome, f"endpoint is {status}: {reason}")
     if actual == intended_config:
-        return DeployOutcome(DeployStatus.deployed, *outcome,
-                             f"endpoint serves {intended_config}")
+        return DeployOutcome(DeployStatus.deployed, *outcome, f"endpoint serves {intended_config}")
     which = "the previous configuration" if actual == previous_config else "another configuration"
     return DeployOutcome(
-        DeployStatus.rolled_back, *outcome,
+        DeployStatus.rolled_back,
+        *outcome,
         f"SageMaker rolled back: endpoint serves {actual} ({which}), not {intended_config}; "
         "a rollback alarm fired during the canary (see the alarms in the stack outputs)",
     )
@@ -127,9 +131,11 @@ def deploy_config(
     return values
 
 
-PULUMI_NEEDS = ("`slipway deploy --env` needs the Pulumi CLI "
-                "(https://www.pulumi.com/docs/install/), `pulumi login` to the spoke's state "
-                "backend, and AWS credentials")
+PULUMI_NEEDS = (
+    "`slipway deploy --env` needs the Pulumi CLI "
+    "(https://www.pulumi.com/docs/install/), `pulumi login` to the spoke's state "
+    "backend, and AWS credentials"
+)
 
 
 class TargetUnavailable(RuntimeError):
@@ -238,36 +244,54 @@ def deploy_model_version(
     except CommandError as exc:
         write_settings(stack, before)
         return DeployOutcome(
-            DeployStatus.failed, "", "", None, None,
+            DeployStatus.failed,
+            "",
+            "",
+            None,
+            None,
             f"`pulumi up` failed on stack {environment}: {_command_failure(exc)}; the stack "
             f"settings are back to modelVersion {before[MODEL_VERSION] or '(unset)'}: fix the "
             "error above (a policy, a permission) and deploy again",
         )
     outputs = stack.outputs()
     if "endpoint_name" not in outputs:
-        return DeployOutcome(DeployStatus.failed, "", "", None, None,
-                             f"stack {environment} has no endpoint after `pulumi up`; see above")
+        return DeployOutcome(
+            DeployStatus.failed,
+            "",
+            "",
+            None,
+            None,
+            f"stack {environment} has no endpoint after `pulumi up`; see above",
+        )
     endpoint_name = str(outputs["endpoint_name"].value)
     previous = outputs.get("previous_endpoint_config_name")
     outcome = wait_for_endpoint(
-        sagemaker, endpoint_name, config_name(endpoint_name, model_version),
+        sagemaker,
+        endpoint_name,
+        config_name(endpoint_name, model_version),
         str(previous.value) if previous is not None and previous.value else None,
-        timeout_seconds=timeout_seconds, sleep=sleep,
+        timeout_seconds=timeout_seconds,
+        sleep=sleep,
     )
     if outcome.status is DeployStatus.rolled_back:
         return _settle_on_serving(stack, outcome, endpoint_name)
     return outcome
 
 
-def _settle_on_serving(stack: PulumiStack, outcome: DeployOutcome,
-                       endpoint_name: str) -> DeployOutcome:
+def _settle_on_serving(
+    stack: PulumiStack, outcome: DeployOutcome, endpoint_name: str
+) -> DeployOutcome:
     """After SageMaker rolled back, point `modelVersion` at the version that serves, so the
     next deploy keeps it (not the rejected one) as `previousModelVersion`."""
     serving = version_of(endpoint_name, outcome.actual_config)
     if serving is None:
-        return replace(outcome, message=(
-            f"{outcome.message}; {outcome.actual_config} is not a Slipway configuration of "
-            f"{endpoint_name}, so the stack's modelVersion still names the rejected version: "
-            "set the serving one with `pulumi config set modelVersion N`"))
+        return replace(
+            outcome,
+            message=(
+                f"{outcome.message}; {outcome.actual_config} is not a Slipway configuration of "
+                f"{endpoint_name}, so the stack's modelVersion still names the rejected version: "
+                "set the serving one with `pulumi config set modelVersion N`"
+            ),
+        )
     write_settings(stack, {MODEL_VERSION: str(serving), PREVIOUS_MODEL_VERSION: None})
     return replace(outcome, message=f"{outcome.message}; stack modelVersion is {serving} again")

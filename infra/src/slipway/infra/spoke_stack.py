@@ -102,8 +102,7 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
         model_version=_version(values.get(MODEL_VERSION), MODEL_VERSION),
         image_uri=values.get(IMAGE_URI) or None,
         model_data_url=values.get(MODEL_DATA_URL) or None,
-        previous_model_version=_version(values.get(PREVIOUS_MODEL_VERSION),
-                                        PREVIOUS_MODEL_VERSION),
+        previous_model_version=_version(values.get(PREVIOUS_MODEL_VERSION), PREVIOUS_MODEL_VERSION),
         champion_p95_latency_ms=latency,
         github_repository=repo,
     )
@@ -133,12 +132,21 @@ def deploy_settings_of(inputs: StackInputs) -> dict[str, str]:
     """The deploy settings the stack was given, as stack config strings (only those set):
     exported so the next run can set them again, since no committed file holds them."""
     given = (inputs.model_version, inputs.previous_model_version, inputs.champion_p95_latency_ms)
-    return {key: str(value) for key, value in zip(DEPLOY_SETTING_KEYS, given, strict=True)
-            if value is not None}
+    return {
+        key: str(value)
+        for key, value in zip(DEPLOY_SETTING_KEYS, given, strict=True)
+        if value is not None
+    }
 
 
-def release_for(version: int, inputs_image: str | None, inputs_data: str | None, *,
-                repository_url: str, bucket_name: str) -> ModelRelease:
+def release_for(
+    version: int,
+    inputs_image: str | None,
+    inputs_data: str | None,
+    *,
+    repository_url: str,
+    bucket_name: str,
+) -> ModelRelease:
     """A version's image and artifact: the stack config's overrides, else the conventions
     (the image tagged `v<version>` in the spoke's repository, the artifact under
     `models/v<version>/` in its bucket) that the training pipeline publishes to."""
@@ -179,18 +187,22 @@ def build_spoke_stack(
     bucket_name = f"{prefix}-{account_id}"
     store = ArtifactStore(f"{prefix}-artifacts", bucket_name=bucket_name, tags=tags)
     repository_name = f"slipway/{prefix}"
-    repository_url = (
-        f"{account_id}.dkr.ecr.{config.deploy.region}.amazonaws.com/{repository_name}"
-    )
+    repository_url = f"{account_id}.dkr.ecr.{config.deploy.region}.amazonaws.com/{repository_name}"
     images = ModelImageRepository(
-        f"{prefix}-images", repository_name=repository_name, tags=tags,
+        f"{prefix}-images",
+        repository_name=repository_name,
+        tags=tags,
         kms_key_arn=store.kms_key_arn,
     )
     access = SpokeAccess(
         f"{prefix}-access",
         scope=AccessScope(
-            name_prefix=prefix, region=config.deploy.region, account_id=account_id,
-            bucket_name=bucket_name, bucket_prefix="", kms_key_arn=store.kms_key_arn,
+            name_prefix=prefix,
+            region=config.deploy.region,
+            account_id=account_id,
+            bucket_name=bucket_name,
+            bucket_prefix="",
+            kms_key_arn=store.kms_key_arn,
             repository_arn=images.repository_arn,
         ),
         tags=tags,
@@ -198,10 +210,12 @@ def build_spoke_stack(
         github_oidc_provider_arn=github_oidc_provider_arn(account_id),
     )
     budget = SpokeBudget(
-        f"{prefix}-budget", budget_name=prefix,
+        f"{prefix}-budget",
+        budget_name=prefix,
         match_tags={f"user:{PROJECT_TAG}": slug, "user:environment": env},
         monthly_usd=environment_budget_usd(config, environment),
-        email=config.project.contact, tags=tags,
+        email=config.project.contact,
+        tags=tags,
     )
     outputs: dict[str, Any] = {
         "environment": env,
@@ -236,8 +250,11 @@ def build_spoke_stack(
         release=current,
         previous=previous,
         execution_role_arn=access.endpoint_role_arn,
-        champion_p95_latency_ms=(DEFAULT_CHAMPION_P95_MS if inputs.champion_p95_latency_ms is None
-                                 else inputs.champion_p95_latency_ms),
+        champion_p95_latency_ms=(
+            DEFAULT_CHAMPION_P95_MS
+            if inputs.champion_p95_latency_ms is None
+            else inputs.champion_p95_latency_ms
+        ),
         drift_dimensions={"Model": slug, "Environment": env},
         tags=tags,
     )
@@ -258,8 +275,7 @@ def spoke_program(spoke_root: Path) -> dict[str, Any]:
     Exports every output and returns them (the spoke's mock test reads the return value).
     """
     config = load_config(spoke_root)
-    outputs = build_spoke_stack(config, parse_environment(pulumi.get_stack()),
-                                read_stack_inputs())
+    outputs = build_spoke_stack(config, parse_environment(pulumi.get_stack()), read_stack_inputs())
     for name, value in outputs.items():
         pulumi.export(name, value)
     return outputs

@@ -69,8 +69,8 @@ class Kpi(_Section):
 
     @model_validator(mode="after")
     def _target_improves(self) -> Kpi:
-        better = self.target > self.baseline if self.higher_is_better else (
-            self.target < self.baseline
+        better = (
+            self.target > self.baseline if self.higher_is_better else (self.target < self.baseline)
         )
         if not better:
             direction = "above" if self.higher_is_better else "below"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 url_option = click.option(
-    "--url", default=None,
+    "--url",
+    default=None,
     help="Gateway URL (default: $SLIPWAY_GATEWAY_URL, then deploy.gateway_url in slipway.toml).",
 )

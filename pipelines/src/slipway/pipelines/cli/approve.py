@@ -32,8 +32,10 @@ def _decide(ctx: click.Context, version: str, by: str, reason: str, decision: De
         fail(str(exc), Exit.USAGE)
     except ApprovalError as exc:
         fail(f"{exc}; nothing was recorded", Exit.NOT_APPROVED)
-    click.echo(f"{spoke.config.model_name} version {version}: {recorded.decision} "
-               f"by {recorded.by} ({recorded.reason})")
+    click.echo(
+        f"{spoke.config.model_name} version {version}: {recorded.decision} "
+        f"by {recorded.by} ({recorded.reason})"
+    )
     blockers = release_blockers(spoke.root, spoke.config, registry, version)
     if not blockers:
         click.echo("governance: nothing blocks a rollout of this version")

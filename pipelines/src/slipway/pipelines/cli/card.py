@@ -27,8 +27,10 @@ def card(ctx: click.Context, version: str | None) -> None:
             if chosen is None:
                 versions = registry.search_model_versions(f"name='{model}'")
                 if not versions:
-                    fail(f"model {model!r} has no registered version yet; run `slipway train`",
-                         Exit.USAGE)
+                    fail(
+                        f"model {model!r} has no registered version yet; run `slipway train`",
+                        Exit.USAGE,
+                    )
                 chosen = max(versions, key=lambda v: int(v.version))
         else:
             chosen = get_version(registry, model, version)
@@ -37,8 +39,10 @@ def card(ctx: click.Context, version: str | None) -> None:
         fail(str(exc), Exit.USAGE)
     except CardError as exc:
         fail(str(exc), Exit.ERROR)
-    click.echo(f"{result.path}: model card of {model} version {result.version} "
-               f"(logged to its run; fingerprint {result.fingerprint[:12]})")
+    click.echo(
+        f"{result.path}: model card of {model} version {result.version} "
+        f"(logged to its run; fingerprint {result.fingerprint[:12]})"
+    )
     if result.gaps:
         click.echo(f"{len(result.gaps)} gap(s) listed on the card:")
         for gap in result.gaps:

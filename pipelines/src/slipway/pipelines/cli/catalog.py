@@ -49,8 +49,9 @@ def catalog(ctx: click.Context, as_json: bool) -> None:
     except MlflowException as exc:
         fail(f"cannot read the registry at {uri}: {exc.message}", Exit.UNREACHABLE)
     if as_json:
-        click.echo(json.dumps({"registry": uri, "models": [e.as_dict() for e in entries]},
-                              indent=2))
+        click.echo(
+            json.dumps({"registry": uri, "models": [e.as_dict() for e in entries]}, indent=2)
+        )
     elif not entries:
         click.echo(f"no registered models in {uri}")
     else:

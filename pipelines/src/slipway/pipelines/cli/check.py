@@ -18,12 +18,16 @@ def check(ctx: click.Context) -> None:
     click.echo(f"{spoke.root / 'slipway.toml'}: ok")
     click.echo(f"  model        {cfg.model_name} (risk tier {cfg.governance.risk_tier})")
     click.echo(f"  KPI          {cfg.kpi.name}: {cfg.kpi.baseline} -> {cfg.kpi.target}")
-    click.echo(f"  contract     {len(cfg.data.contract.columns)} columns, "
-               f">= {cfg.data.contract.min_rows} rows")
+    click.echo(
+        f"  contract     {len(cfg.data.contract.columns)} columns, "
+        f">= {cfg.data.contract.min_rows} rows"
+    )
     steps = " -> ".join(f"{s}%" for s in cfg.rollout.canary_steps)
     click.echo(f"  rollout      {steps}, {cfg.rollout.step_seconds}s per step")
     approval = "required" if rules.approval_required else "not required"
     card = "required" if rules.card_required else "optional"
     click.echo(f"  governance   approval {approval}, model card {card}")
-    click.echo(f"  budget       {cfg.budget.monthly_usd:g} USD/month on {cfg.deploy.target} "
-               f"({cfg.deploy.region})")
+    click.echo(
+        f"  budget       {cfg.budget.monthly_usd:g} USD/month on {cfg.deploy.target} "
+        f"({cfg.deploy.region})"
+    )

@@ -18,8 +18,13 @@ PIPELINES: dict[str, str] = {
 
 
 @click.command(name="compile")
-@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Where to write <pipeline>.yaml (default: build/pipelines/).")
+@click.option(
+    "--output-dir",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write <pipeline>.yaml (default: build/pipelines/).",
+)
 @click.pass_context
 def compile_pipelines(ctx: click.Context, output_dir: Path | None) -> None:
     """Compile the pipelines for Kubeflow Pipelines or Vertex AI (same IR YAML)."""

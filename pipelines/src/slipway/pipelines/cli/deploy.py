@@ -27,31 +27,61 @@ ENVIRONMENTS = ("staging", "prod")
 # The registry outcome of a version that passed SageMaker's canary in staging: not promoted
 # (prod decides that), but recorded, like every rollout outcome.
 STAGED = "staged"
-INFRA_MISSING = ("`slipway deploy --env` drives the spoke's Pulumi stack and needs slipway-infra, "
-                 "which is not installed: run `uv sync --group infra` (or `make setup`), then "
-                 "try again")
+INFRA_MISSING = (
+    "`slipway deploy --env` drives the spoke's Pulumi stack and needs slipway-infra, "
+    "which is not installed: run `uv sync --group infra` (or `make setup`), then "
+    "try again"
+)
 
 
 @click.command()
-@click.option("--version", "version", default=None,
-              help="Registered version to roll out (default: the `challenger` alias).")
-@click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), default=None,
-              help="Deploy to this SageMaker stack (spoke's infra/, Pulumi) instead of the "
-                   "local gateway; SageMaker runs the canary and its alarms roll back.")
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    help="Registered version to roll out (default: the `challenger` alias).",
+)
+@click.option(
+    "--env",
+    "environment",
+    type=click.Choice(ENVIRONMENTS),
+    default=None,
+    help="Deploy to this SageMaker stack (spoke's infra/, Pulumi) instead of the "
+    "local gateway; SageMaker runs the canary and its alarms roll back.",
+)
 @click.option("--resume", is_flag=True, help="Continue the open rollout after a crash.")
 @url_option
-@click.option("--step-seconds", type=click.FloatRange(min=0.5), default=None,
-              help="Hold each step this long instead of rollout.step_seconds (demos, "
-                   "rehearsals); the risk tier's minimum still applies.")
-@click.option("--shadow-seconds", type=click.FloatRange(min=0), default=None,
-              help="Shadow phase length instead of rollout.shadow_seconds.")
-@click.option("--step-timeout", type=click.FloatRange(min=1), default=None,
-              help="A step without enough traffic fails after this long "
-                   "(default: 3x the step, at least 30s).")
+@click.option(
+    "--step-seconds",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    help="Hold each step this long instead of rollout.step_seconds (demos, "
+    "rehearsals); the risk tier's minimum still applies.",
+)
+@click.option(
+    "--shadow-seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Shadow phase length instead of rollout.shadow_seconds.",
+)
+@click.option(
+    "--step-timeout",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="A step without enough traffic fails after this long "
+    "(default: 3x the step, at least 30s).",
+)
 @click.pass_context
-def deploy(ctx: click.Context, version: str | None, environment: str | None, resume: bool,
-           url: str | None, step_seconds: float | None, shadow_seconds: float | None,
-           step_timeout: float | None) -> None:
+def deploy(
+    ctx: click.Context,
+    version: str | None,
+    environment: str | None,
+    resume: bool,
+    url: str | None,
+    step_seconds: float | None,
+    shadow_seconds: float | None,
+    step_timeout: float | None,
+) -> None:
     """Shadow -> canary steps -> promote, with automatic rollback on a guardrail breach.
 
     Exit 0 when promoted (or deployed), 6 when rolled back, 7 when governance refuses (or,
@@ -60,12 +90,20 @@ def deploy(ctx: click.Context, version: str | None, environment: str | None, res
     """
     spoke = spoke_from_context(ctx)
     if environment is not None:
-        local_only = {"--resume": resume, "--url": url, "--step-seconds": step_seconds,
-                      "--shadow-seconds": shadow_seconds, "--step-timeout": step_timeout}
+        local_only = {
+            "--resume": resume,
+            "--url": url,
+            "--step-seconds": step_seconds,
+            "--shadow-seconds": shadow_seconds,
+            "--step-timeout": step_timeout,
+        }
         given = [name for name, value in local_only.items() if value]
         if given:
-            fail(f"{', '.join(given)} drive(s) the local gateway rollout; with --env SageMaker "
-                 "runs the canary from slipway.toml: drop them", Exit.USAGE)
+            fail(
+                f"{', '.join(given)} drive(s) the local gateway rollout; with --env SageMaker "
+                "runs the canary from slipway.toml: drop them",
+                Exit.USAGE,
+            )
         _deploy_to_sagemaker(spoke, environment, version)
         return
     from slipway.pipelines.rollout.controller import Controller, NotApproved, plan_for
@@ -74,16 +112,29 @@ def deploy(ctx: click.Context, version: str | None, environment: str | None, res
 
     if resume and version:
         fail("--resume continues the open rollout; do not pass --version with it", Exit.USAGE)
-    plan = plan_for(spoke.config, step_seconds=step_seconds, shadow_seconds=shadow_seconds,
-                    step_timeout=step_timeout)
+    plan = plan_for(
+        spoke.config,
+        step_seconds=step_seconds,
+        shadow_seconds=shadow_seconds,
+        step_timeout=step_timeout,
+    )
     gateway = GatewayClient(resolve_url(url, spoke.config))
-    controller = Controller(spoke.root, spoke.config, gateway, plan, echo=click.echo,
-                            smoke_rows=lambda: replay_rows(spoke.root, spoke.config))
+    controller = Controller(
+        spoke.root,
+        spoke.config,
+        gateway,
+        plan,
+        echo=click.echo,
+        smoke_rows=lambda: replay_rows(spoke.root, spoke.config),
+    )
     try:
         outcome = controller.resume() if resume else controller.deploy(version)
     except GatewayUnreachable as exc:
-        fail(f"{exc}. Nothing was rolled back; the rollout state is kept: fix the gateway, "
-             "then `slipway deploy --resume` or `slipway rollback`", Exit.UNREACHABLE)
+        fail(
+            f"{exc}. Nothing was rolled back; the rollout state is kept: fix the gateway, "
+            "then `slipway deploy --resume` or `slipway rollback`",
+            Exit.UNREACHABLE,
+        )
     except NotApproved as exc:
         fail(str(exc), Exit.NOT_APPROVED)
     except RuntimeError as exc:
@@ -118,8 +169,11 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
         fail(str(exc), Exit.ERROR)
     blockers = release_blockers(spoke.root, spoke.config, client, version)
     if blockers:
-        fail(f"deploy of version {version} to SageMaker {environment} refused by governance:"
-             "\n  - " + "\n  - ".join(blockers), Exit.NOT_APPROVED)
+        fail(
+            f"deploy of version {version} to SageMaker {environment} refused by governance:"
+            "\n  - " + "\n  - ".join(blockers),
+            Exit.NOT_APPROVED,
+        )
     with tempfile.TemporaryDirectory(prefix="slipway-release-") as workdir:
         package = _package(spoke, client, version, Path(workdir))
         try:
@@ -127,29 +181,43 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
         except target.TargetUnavailable as exc:
             fail(str(exc), Exit.ERROR)
         _publish(spoke, stack, environment, package)
-    click.echo(f"deploying version {version} to SageMaker {environment} (Pulumi stack "
-               f"{environment}); SageMaker runs the canary, its alarms roll back")
+    click.echo(
+        f"deploying version {version} to SageMaker {environment} (Pulumi stack "
+        f"{environment}); SageMaker runs the canary, its alarms roll back"
+    )
     outcome = target.deploy_model_version(
-        stack, target.sagemaker_client(spoke.config.deploy.region), environment, int(version),
-        on_output=click.echo)
+        stack,
+        target.sagemaker_client(spoke.config.deploy.region),
+        environment,
+        int(version),
+        on_output=click.echo,
+    )
     _record(spoke, client, version, environment, outcome)
     status = target.DeployStatus
     if outcome.status is status.deployed:
-        click.echo(f"deployed: version {version} serves on SageMaker {environment}: "
-                   f"{outcome.message}")
+        click.echo(
+            f"deployed: version {version} serves on SageMaker {environment}: {outcome.message}"
+        )
         return
     if outcome.status is status.rolled_back:
-        click.secho(f"rolled back: version {version} on SageMaker {environment}: "
-                    f"{outcome.message}", fg="red", err=True)
+        click.secho(
+            f"rolled back: version {version} on SageMaker {environment}: {outcome.message}",
+            fg="red",
+            err=True,
+        )
         raise SystemExit(int(Exit.ROLLED_BACK))
     if outcome.status is status.in_progress:
-        fail(f"version {version} is still rolling out on {outcome.endpoint_name}: "
-             f"{outcome.message}; nothing was recorded as deployed. Watch it with `aws "
-             f"sagemaker describe-endpoint --endpoint-name {outcome.endpoint_name}` and run "
-             f"`slipway deploy --env {environment} --version {version}` again once it settles",
-             Exit.ERROR)
-    fail(f"deploy of version {version} to SageMaker {environment} failed: {outcome.message}",
-         Exit.ERROR)
+        fail(
+            f"version {version} is still rolling out on {outcome.endpoint_name}: "
+            f"{outcome.message}; nothing was recorded as deployed. Watch it with `aws "
+            f"sagemaker describe-endpoint --endpoint-name {outcome.endpoint_name}` and run "
+            f"`slipway deploy --env {environment} --version {version}` again once it settles",
+            Exit.ERROR,
+        )
+    fail(
+        f"deploy of version {version} to SageMaker {environment} failed: {outcome.message}",
+        Exit.ERROR,
+    )
 
 
 def _package(spoke: Spoke, client: MlflowClient, version: str, workdir: Path) -> ModelPackage:
@@ -163,9 +231,11 @@ def _package(spoke: Spoke, client: MlflowClient, version: str, workdir: Path) ->
     except NotReleasable as exc:
         fail(f"version {version} cannot go to SageMaker: {exc}", Exit.NOT_APPROVED)
     except (MlflowException, OSError) as exc:
-        fail(f"cannot download version {version}'s model from the registry ({exc}); check "
-             "MLFLOW_TRACKING_URI and your access to its artifact store, then deploy again",
-             Exit.ERROR)
+        fail(
+            f"cannot download version {version}'s model from the registry ({exc}); check "
+            "MLFLOW_TRACKING_URI and your access to its artifact store, then deploy again",
+            Exit.ERROR,
+        )
 
 
 def _publish(spoke: Spoke, stack: PulumiStack, environment: str, package: ModelPackage) -> None:
@@ -180,33 +250,48 @@ def _publish(spoke: Spoke, stack: PulumiStack, environment: str, package: ModelP
     version = package.version
     s3, ecr = artifacts.release_clients(spoke.config.deploy.region)
     try:
-        published = artifacts.publish_release(s3, ecr, stack.outputs(), environment, version,
-                                              package.tarball, package.commit_sha)
+        published = artifacts.publish_release(
+            s3, ecr, stack.outputs(), environment, version, package.tarball, package.commit_sha
+        )
     except artifacts.ReleaseRefused as exc:
-        fail(f"version {version} was not published to stack {environment}, nothing was "
-             f"deployed: {exc}", Exit.ERROR)
+        fail(
+            f"version {version} was not published to stack {environment}, nothing was "
+            f"deployed: {exc}",
+            Exit.ERROR,
+        )
     except (ClientError, CommandError) as exc:
-        fail(f"publishing version {version} to stack {environment} failed, nothing was "
-             f"deployed: {exc}. A permission error means the role deploying lacks the stack's "
-             "CI role grants (slipway.infra.access): use that role, then deploy again",
-             Exit.ERROR)
+        fail(
+            f"publishing version {version} to stack {environment} failed, nothing was "
+            f"deployed: {exc}. A permission error means the role deploying lacks the stack's "
+            "CI role grants (slipway.infra.access): use that role, then deploy again",
+            Exit.ERROR,
+        )
     except BotoCoreError as exc:
-        fail(f"cannot reach AWS to publish version {version} ({exc}); nothing was deployed: "
-             "check the credentials and the network, then deploy again", Exit.UNREACHABLE)
-    click.echo(f"published version {version}: image {published.image_uri} (commit "
-               f"{package.commit_sha}), model {published.model_data_url}")
+        fail(
+            f"cannot reach AWS to publish version {version} ({exc}); nothing was deployed: "
+            "check the credentials and the network, then deploy again",
+            Exit.UNREACHABLE,
+        )
+    click.echo(
+        f"published version {version}: image {published.image_uri} (commit "
+        f"{package.commit_sha}), model {published.model_data_url}"
+    )
     # Stack settings that replace a release's image or model (spoke_stack.release_for).
     for key, what in ((IMAGE_URI, "image"), (MODEL_DATA_URL, "model")):
         value = stack_setting(stack, key)
         if value:
-            click.secho(f"note: stack setting {key} = {value} replaces the published {what}: "
-                        f"version {version} will run with it, not its own; remove it (`pulumi "
-                        f"config rm {key} --stack {environment}` in infra/) unless you meant it",
-                        fg="yellow", err=True)
+            click.secho(
+                f"note: stack setting {key} = {value} replaces the published {what}: "
+                f"version {version} will run with it, not its own; remove it (`pulumi "
+                f"config rm {key} --stack {environment}` in infra/) unless you meant it",
+                fg="yellow",
+                err=True,
+            )
 
 
-def _record(spoke: Spoke, client: MlflowClient, version: str, environment: str,
-            outcome: DeployOutcome) -> None:
+def _record(
+    spoke: Spoke, client: MlflowClient, version: str, environment: str, outcome: DeployOutcome
+) -> None:
     """Registry and audit trail, as the local rollout records them: a rollback takes the
     `challenger` alias away, a prod deploy promotes, the rest is an audit line (and a tag)."""
     from slipway.infra.sagemaker_target import DeployStatus
@@ -215,16 +300,22 @@ def _record(spoke: Spoke, client: MlflowClient, version: str, environment: str,
 
     model = spoke.config.model_name
     reason = f"SageMaker {environment}: {outcome.message}"
-    details = {"target": "sagemaker", "environment": environment,
-               "status": outcome.status.value, "endpoint": outcome.endpoint_name,
-               "serving_config": outcome.actual_config}
+    details = {
+        "target": "sagemaker",
+        "environment": environment,
+        "status": outcome.status.value,
+        "endpoint": outcome.endpoint_name,
+        "serving_config": outcome.actual_config,
+    }
     if outcome.status is DeployStatus.rolled_back:
-        release.reject_challenger(spoke.root, client, model, version, reason=reason,
-                                  details=details)
+        release.reject_challenger(
+            spoke.root, client, model, version, reason=reason, details=details
+        )
     elif outcome.status is DeployStatus.deployed and environment == "prod":
         release.promote(spoke.root, client, model, version, reason=reason, details=details)
     else:
         if outcome.status is DeployStatus.deployed:
             release.tag_outcome(client, model, version, STAGED, reason)
-        audit.append(spoke.root, "deploy", model=model, version=version, reason=reason,
-                     details=details)
+        audit.append(
+            spoke.root, "deploy", model=model, version=version, reason=reason, details=details
+        )

@@ -26,11 +26,14 @@ def _row(s: SpokeStatus) -> list[str]:
 
 
 @fleet.command()
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(file_okay=False, path_type=Path))
-@click.option("--template", default=None, metavar="SOURCE",
-              help="Template repository to compare with (the hub checkout or its git URL); "
-                   "default: each spoke's own _src_path.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--template",
+    default=None,
+    metavar="SOURCE",
+    help="Template repository to compare with (the hub checkout or its git URL); "
+    "default: each spoke's own _src_path.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def status(paths: tuple[Path, ...], template: str | None, as_json: bool) -> None:
     """Template version, releases behind, risk tier, owner and leftover update conflicts
@@ -44,8 +47,7 @@ def status(paths: tuple[Path, ...], template: str | None, as_json: bool) -> None
         except NotASpoke as exc:
             problems.append(str(exc))
     if problems:
-        fail("\n".join(problems) + "\nNothing was reported: fix or drop these paths.",
-             Exit.CONFIG)
+        fail("\n".join(problems) + "\nNothing was reported: fix or drop these paths.", Exit.CONFIG)
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in statuses], indent=2))
         return

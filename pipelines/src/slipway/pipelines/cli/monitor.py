@@ -9,8 +9,12 @@ from slipway.pipelines.exitcodes import Exit
 
 
 @click.command()
-@click.option("--retrain/--no-retrain", default=True, show_default=True,
-              help="Start local training when drift is found.")
+@click.option(
+    "--retrain/--no-retrain",
+    default=True,
+    show_default=True,
+    help="Start local training when drift is found.",
+)
 @click.pass_context
 def monitor(ctx: click.Context, retrain: bool) -> None:
     """Per-feature and prediction PSI of the gateway's captured sample against the training
@@ -28,27 +32,44 @@ def monitor(ctx: click.Context, retrain: bool) -> None:
     except (MonitorError, SpokeCodeError) as exc:
         fail(str(exc), Exit.ERROR)
     path = write_report(spoke.root, report)
-    click.echo(f"{path}: {report.samples} served rows of champion v{report.champion} "
-               f"against {report.reference_rows} training rows")
+    click.echo(
+        f"{path}: {report.samples} served rows of champion v{report.champion} "
+        f"against {report.reference_rows} training rows"
+    )
     if not report.enough_samples:
-        click.echo(f"not judged: fewer than {report.min_samples} served rows "
-                   "([monitoring] min_samples); monitor again after more traffic")
+        click.echo(
+            f"not judged: fewer than {report.min_samples} served rows "
+            "([monitoring] min_samples); monitor again after more traffic"
+        )
         return
     if not report.drifted:
         top = report.features[0]
-        click.echo(f"no drift (highest feature PSI {top.psi:.3f} for {top.name}, "
-                   f"prediction PSI {report.prediction_psi:.3f})")
+        click.echo(
+            f"no drift (highest feature PSI {top.psi:.3f} for {top.name}, "
+            f"prediction PSI {report.prediction_psi:.3f})"
+        )
         return
     why = report.summary
     click.echo(f"drift found: {why}")
-    audit.append(spoke.root, "drift", model=model, version=report.champion, reason=why,
-                 details={"report": str(path), "samples": report.samples,
-                          "breaches": report.breaches})
+    audit.append(
+        spoke.root,
+        "drift",
+        model=model,
+        version=report.champion,
+        reason=why,
+        details={"report": str(path), "samples": report.samples, "breaches": report.breaches},
+    )
     if not retrain:
         click.echo("not retraining (--no-retrain); run `slipway train` when ready")
         raise SystemExit(int(Exit.DRIFT))
-    audit.append(spoke.root, "retrain", model=model, version=report.champion,
-                 reason=f"drift: {why}", details={"report": str(path)})
+    audit.append(
+        spoke.root,
+        "retrain",
+        model=model,
+        version=report.champion,
+        reason=f"drift: {why}",
+        details={"report": str(path)},
+    )
     click.echo("starting local training because of the drift above")
     try:
         outcome = run_local_training(
@@ -57,9 +78,12 @@ def monitor(ctx: click.Context, retrain: bool) -> None:
     except (TrainingError, SpokeCodeError) as exc:
         fail(f"drift found, and retraining failed: {exc}", Exit.DRIFT)
     if outcome.version is not None:
-        click.echo(f"retrained: version {outcome.version} registered ({outcome.verdict}); "
-                   "roll it out with `slipway deploy`")
+        click.echo(
+            f"retrained: version {outcome.version} registered ({outcome.verdict}); "
+            "roll it out with `slipway deploy`"
+        )
     else:
-        click.echo(f"retrained, nothing registered ({outcome.status}): "
-                   + "; ".join(outcome.reasons))
+        click.echo(
+            f"retrained, nothing registered ({outcome.status}): " + "; ".join(outcome.reasons)
+        )
     raise SystemExit(int(Exit.DRIFT))

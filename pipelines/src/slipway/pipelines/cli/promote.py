@@ -25,8 +25,11 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
 
     open_row = rollout_state.open_rollout(spoke.root)
     if open_row is not None:
-        fail(f"rollout {open_row.id} of version {open_row.version} is open; finish it with "
-             "`slipway deploy --resume` or `slipway rollback` first", Exit.ERROR)
+        fail(
+            f"rollout {open_row.id} of version {open_row.version} is open; finish it with "
+            "`slipway deploy --resume` or `slipway rollback` first",
+            Exit.ERROR,
+        )
     client = registry.client(spoke.root)
     model = spoke.config.model_name
     try:
@@ -35,8 +38,7 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
         fail(str(exc), Exit.ERROR)
     blockers = release_blockers(spoke.root, spoke.config, client, version)
     if blockers:
-        fail("promotion refused by governance:\n  - " + "\n  - ".join(blockers),
-             Exit.NOT_APPROVED)
+        fail("promotion refused by governance:\n  - " + "\n  - ".join(blockers), Exit.NOT_APPROVED)
     release.promote(spoke.root, client, model, version, reason=f"manual promotion: {reason}")
     click.echo(f"promoted: version {version} is the champion of {model}")
     gateway = GatewayClient(resolve_url(url, spoke.config))

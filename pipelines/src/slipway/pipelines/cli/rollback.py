@@ -10,8 +10,12 @@ from slipway.pipelines.exitcodes import Exit
 
 
 @click.command()
-@click.option("--reason", default="manual rollback", show_default=True,
-              help="Why, for the version's tag and the audit trail.")
+@click.option(
+    "--reason",
+    default="manual rollback",
+    show_default=True,
+    help="Why, for the version's tag and the audit trail.",
+)
 @url_option
 @click.pass_context
 def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
@@ -27,8 +31,9 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
     gateway = GatewayClient(resolve_url(url, spoke.config))
     try:
         if rollout_state.open_rollout(spoke.root) is not None:
-            controller = Controller(spoke.root, spoke.config, gateway, plan_for(spoke.config),
-                                    echo=click.echo)
+            controller = Controller(
+                spoke.root, spoke.config, gateway, plan_for(spoke.config), echo=click.echo
+            )
             try:
                 outcome = controller.abort(f"manual rollback: {reason}")
             except release.ReleaseError as exc:
@@ -37,16 +42,20 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
             return
         client = registry.client(spoke.root)
         try:
-            entry = release.revert_promotion(spoke.root, client, spoke.config.model_name,
-                                             reason=f"manual rollback: {reason}")
+            entry = release.revert_promotion(
+                spoke.root, client, spoke.config.model_name, reason=f"manual rollback: {reason}"
+            )
         except release.ReleaseError as exc:
             fail(str(exc), Exit.ERROR)
-        click.echo(f"reverted: version {entry['version']} out, champion is "
-                   f"{entry['details']['champion']} again")
+        click.echo(
+            f"reverted: version {entry['version']} out, champion is "
+            f"{entry['details']['champion']} again"
+        )
         try:
             gateway.reload()
         except GatewayUnreachable as exc:
-            click.echo(f"warning: {exc}; it serves the restored champion when it (re)starts",
-                       err=True)
+            click.echo(
+                f"warning: {exc}; it serves the restored champion when it (re)starts", err=True
+            )
     finally:
         gateway.close()

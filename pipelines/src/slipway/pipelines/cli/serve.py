@@ -10,10 +10,19 @@ from slipway.pipelines.cli._common import spoke_from_context
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind. Anything but loopback needs SLIPWAY_ADMIN_TOKEN for /admin.")
-@click.option("--port", default=8780, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to bind; 0 picks a free one (the URL is printed first).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind. Anything but loopback needs SLIPWAY_ADMIN_TOKEN for /admin.",
+)
+@click.option(
+    "--port",
+    default=8780,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind; 0 picks a free one (the URL is printed first).",
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the champion and challenger on /invocations (MLflow's scoring protocol)."""

@@ -15,8 +15,12 @@ from slipway.pipelines.exitcodes import Exit
 @click.command()
 @url_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also draw the rollouts' weights and error rates over time to this PNG.")
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the rollouts' weights and error rates over time to this PNG.",
+)
 @click.pass_context
 def status(ctx: click.Context, url: str | None, as_json: bool, chart: Path | None) -> None:
     """Show what serves now and where the last rollout stands (open ones need action)."""
@@ -36,12 +40,16 @@ def status(ctx: click.Context, url: str | None, as_json: bool, chart: Path | Non
         click.echo(json.dumps(report, indent=2, default=str))
         return
     aliases = report["aliases"]
-    click.echo(f"model      {report['model']}: champion {aliases['champion']}, challenger "
-               f"{aliases['challenger']}, previous {aliases['previous']}")
+    click.echo(
+        f"model      {report['model']}: champion {aliases['champion']}, challenger "
+        f"{aliases['challenger']}, previous {aliases['previous']}"
+    )
     gw = report["gateway"]
     if gw.get("reachable"):
-        click.echo(f"gateway    {gw['url']}: champion {gw['champion']}, challenger "
-                   f"{gw['challenger']} at {gw['weight']}%{' (shadow)' if gw['shadow'] else ''}")
+        click.echo(
+            f"gateway    {gw['url']}: champion {gw['champion']}, challenger "
+            f"{gw['challenger']} at {gw['weight']}%{' (shadow)' if gw['shadow'] else ''}"
+        )
     else:
         click.echo(f"gateway    {gw['url']}: not reachable")
     ro = report["rollout"]
@@ -49,8 +57,10 @@ def status(ctx: click.Context, url: str | None, as_json: bool, chart: Path | Non
         click.echo("rollout    none yet")
     else:
         reason = f"  {ro['reason']}" if ro["reason"] else ""
-        click.echo(f"rollout    #{ro['id']} version {ro['version']}: {ro['status']}, phase "
-                   f"{ro['phase']}, weight {ro['weight']}%{reason}")
+        click.echo(
+            f"rollout    #{ro['id']} version {ro['version']}: {ro['status']}, phase "
+            f"{ro['phase']}, weight {ro['weight']}%{reason}"
+        )
         if ro.get("last_reading"):
             click.echo(f"readings   {ro['last_reading']}")
         if report.get("action"):

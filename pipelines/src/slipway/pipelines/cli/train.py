@@ -42,17 +42,28 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig) -> None:
         click.secho("data invalid: the data breaks the contract in slipway.toml", fg="red")
         for reason in outcome.reasons:
             click.echo(f"  - {reason}")
-        click.echo("Nothing was registered. Fix the data source, or update [data.contract] "
-                   "if the data is right.")
+        click.echo(
+            "Nothing was registered. Fix the data source, or update [data.contract] "
+            "if the data is right."
+        )
     else:
         if outcome.status == "registered":
-            click.secho(f"registered {name} v{outcome.version} as challenger "
-                        f"(gate: {outcome.verdict})", fg="green", bold=True)
+            click.secho(
+                f"registered {name} v{outcome.version} as challenger (gate: {outcome.verdict})",
+                fg="green",
+                bold=True,
+            )
         else:
-            click.secho(f"gate rejected the model: nothing was registered "
-                        f"(compared with {outcome.baseline})", fg="red", bold=True)
-        click.echo(f"  {'metric':<10} {'held-out':>9} {'baseline':>9}   "
-                   f"(baseline: {outcome.baseline}, scored on the same rows)")
+            click.secho(
+                f"gate rejected the model: nothing was registered "
+                f"(compared with {outcome.baseline})",
+                fg="red",
+                bold=True,
+            )
+        click.echo(
+            f"  {'metric':<10} {'held-out':>9} {'baseline':>9}   "
+            f"(baseline: {outcome.baseline}, scored on the same rows)"
+        )
         for metric in METRICS:
             theirs = outcome.baseline_metrics.get(metric)
             shown = f"{theirs:9.4f}" if theirs is not None else f"{'-':>9}"
@@ -65,9 +76,13 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig) -> None:
 
 
 @click.command()
-@click.option("--kfp-host", metavar="URL", default=None,
-              help="Submit to this Kubeflow Pipelines endpoint instead of running locally "
-                   "(the registry is MLFLOW_TRACKING_URI, which the cluster must reach).")
+@click.option(
+    "--kfp-host",
+    metavar="URL",
+    default=None,
+    help="Submit to this Kubeflow Pipelines endpoint instead of running locally "
+    "(the registry is MLFLOW_TRACKING_URI, which the cluster must reach).",
+)
 @click.pass_context
 def train(ctx: click.Context, kfp_host: str | None) -> None:
     """Load, validate, train, evaluate, gate and register this spoke's model.
@@ -90,19 +105,27 @@ def train(ctx: click.Context, kfp_host: str | None) -> None:
         if kfp_host:
             uri = os.environ.get("MLFLOW_TRACKING_URI")
             if not uri:
-                fail("--kfp-host needs MLFLOW_TRACKING_URI: the URL of the MLflow server the "
-                     "cluster's steps register to (the embedded sqlite registry lives on this "
-                     "machine only).", Exit.USAGE)
+                fail(
+                    "--kfp-host needs MLFLOW_TRACKING_URI: the URL of the MLflow server the "
+                    "cluster's steps register to (the embedded sqlite registry lives on this "
+                    "machine only).",
+                    Exit.USAGE,
+                )
             try:
                 run_id = submit_training(spoke.root, config, kfp_host, tracking_uri=uri)
             except urllib3.exceptions.HTTPError as exc:
-                fail(f"cannot reach Kubeflow Pipelines at {kfp_host} ({exc.__class__.__name__})"
-                     ": check the URL, your VPN or port-forward, then submit again; nothing "
-                     "was submitted", Exit.UNREACHABLE)
+                fail(
+                    f"cannot reach Kubeflow Pipelines at {kfp_host} ({exc.__class__.__name__})"
+                    ": check the URL, your VPN or port-forward, then submit again; nothing "
+                    "was submitted",
+                    Exit.UNREACHABLE,
+                )
             click.echo(f"submitted {config.model_name} training to {kfp_host}: run {run_id}")
             return
-        click.echo(f"training {config.model_name} on kfp.local, registry "
-                   f"{registry.tracking_uri(spoke.root)}")
+        click.echo(
+            f"training {config.model_name} on kfp.local, registry "
+            f"{registry.tracking_uri(spoke.root)}"
+        )
         outcome = run_local_training(spoke.root, on_step=_Progress())
     except (TrainingError, SpokeCodeError) as exc:
         fail(str(exc), Exit.ERROR)

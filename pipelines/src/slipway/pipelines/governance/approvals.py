@@ -147,7 +147,12 @@ def record_decision(
         client.set_model_version_tag(config.model_name, str(version), key, value)
     verb = "approve" if decision is Decision.approved else "reject"
     audit.append(
-        root, verb, model=config.model_name, version=version, reason=reason, actor=actor,
+        root,
+        verb,
+        model=config.model_name,
+        version=version,
+        reason=reason,
+        actor=actor,
         details={"by": by, "author": author_of(model_version)},
     )
     return Approval(decision=decision, by=by, reason=reason, at=at)

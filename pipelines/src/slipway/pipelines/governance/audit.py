@@ -177,8 +177,9 @@ def _chain_problems(lines: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
 def verify(root: Path) -> Verification:
     """Check the whole trail: every hash, every link, and the end against the head record."""
     path = audit_path(root)
-    lines = [line for line in path.read_text().splitlines() if line.strip()] if (
-        path.exists()) else []
+    lines = (
+        [line for line in path.read_text().splitlines() if line.strip()] if (path.exists()) else []
+    )
     entries, problems = _chain_problems(lines)
     head = _read_head(root)
     if head is None:
@@ -206,9 +207,7 @@ def verify(root: Path) -> Verification:
     return Verification(entries=len(lines), problems=tuple(problems))
 
 
-def show(
-    root: Path, *, model: str | None = None, version: str | None = None
-) -> list[str]:
+def show(root: Path, *, model: str | None = None, version: str | None = None) -> list[str]:
     """One readable line per entry (oldest first): when, who, what, which version, why."""
     lines = []
     for entry in read(root):

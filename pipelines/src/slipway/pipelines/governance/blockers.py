@@ -92,18 +92,28 @@ def tier_table() -> str:
 
     rows: list[tuple[str, ...]] = [
         ("rule", *(tier.value for tier in RiskTier)),
-        ("promotes with no human decision (gates + canary decide)",
-         *(yes(TIER_RULES[t].automatic_promotion) for t in RiskTier)),
-        ("current model card before promotion",
-         *(yes(TIER_RULES[t].card_required) for t in RiskTier)),
-        ("approval by a named approver who is not the author",
-         *(yes(TIER_RULES[t].approval_required) for t in RiskTier)),
+        (
+            "promotes with no human decision (gates + canary decide)",
+            *(yes(TIER_RULES[t].automatic_promotion) for t in RiskTier),
+        ),
+        (
+            "current model card before promotion",
+            *(yes(TIER_RULES[t].card_required) for t in RiskTier),
+        ),
+        (
+            "approval by a named approver who is not the author",
+            *(yes(TIER_RULES[t].approval_required) for t in RiskTier),
+        ),
         ("shadow phase required", *(yes(TIER_RULES[t].shadow_required) for t in RiskTier)),
         ("guardrails multiplied by", *(f"{TIER_RULES[t].guardrail_factor:g}" for t in RiskTier)),
-        ("minimum seconds per canary step",
-         *(str(TIER_RULES[t].min_step_seconds) for t in RiskTier)),
-        ("SageMaker instance types allowed",
-         *(", ".join(TIER_RULES[t].instance_types) for t in RiskTier)),
+        (
+            "minimum seconds per canary step",
+            *(str(TIER_RULES[t].min_step_seconds) for t in RiskTier),
+        ),
+        (
+            "SageMaker instance types allowed",
+            *(", ".join(TIER_RULES[t].instance_types) for t in RiskTier),
+        ),
     ]
     header, *body = rows
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -64,8 +64,16 @@ CARD_FILE = Path("docs") / "model_card.md"
 CARD_ARTIFACT_DIR = "model_card"
 PLOTS = ("plots/confusion_matrix.png", "plots/roc_curve.png")
 LINEAGE_TAGS = (
-    TAG_GIT_SHA, TAG_GIT_DIRTY, TAG_DATA_DIGEST, TAG_PIPELINE_SHA256, TAG_TEMPLATE_VERSION,
-    TAG_SLIPWAY_VERSION, TAG_RISK_TIER, TAG_KPI_NAME, TAG_KPI_BASELINE, TAG_KPI_TARGET,
+    TAG_GIT_SHA,
+    TAG_GIT_DIRTY,
+    TAG_DATA_DIGEST,
+    TAG_PIPELINE_SHA256,
+    TAG_TEMPLATE_VERSION,
+    TAG_SLIPWAY_VERSION,
+    TAG_RISK_TIER,
+    TAG_KPI_NAME,
+    TAG_KPI_BASELINE,
+    TAG_KPI_TARGET,
     TAG_AUTHOR,
 )
 _METRIC_PREFIXES = ("test_", "champion_")
@@ -107,7 +115,8 @@ def version_facts(client: MlflowClient, version: ModelVersion) -> dict[str, Any]
     if version.run_id:
         run = client.get_run(version.run_id)
         metrics = {
-            key: value for key, value in run.data.metrics.items()
+            key: value
+            for key, value in run.data.metrics.items()
             if key.startswith(_METRIC_PREFIXES)
         }
     return {
@@ -143,9 +152,7 @@ def card_problem(config: SpokeConfig, client: MlflowClient, version: ModelVersio
     return card_problem_for(config_sha256(config), client, version)
 
 
-def card_problem_for(
-    config_sha: str, client: MlflowClient, version: ModelVersion
-) -> str | None:
+def card_problem_for(config_sha: str, client: MlflowClient, version: ModelVersion) -> str | None:
     """card_problem given only the config's sha256 (the catalog reads it from the registry)."""
     tags = version.tags or {}
     number = version.version
@@ -194,9 +201,7 @@ def _metrics_section(facts: dict[str, Any], gaps: list[str]) -> str:
         else:
             rows.append((name, f"{ours:.4f}", f"{theirs:.4f}", f"{ours - theirs:+.4f}"))
     if not any(k.startswith("champion_") for k in metrics):
-        gaps.append(
-            "no comparison with a champion (first version, or champion metrics not logged)"
-        )
+        gaps.append("no comparison with a champion (first version, or champion metrics not logged)")
     return _table(("metric", "this version", "champion (same rows)", "difference"), rows)
 
 
@@ -204,15 +209,22 @@ def _gates_line(config: SpokeConfig) -> str:
     gates = config.gates
     floors = ", ".join(f"{name} >= {value:g}" for name, value in sorted(gates.minimum.items()))
     metric = gates.primary_metric
-    return (f"Gates a version had to pass: {floors or 'no absolute floors'}, and "
-            f"{metric} >= the champion's {metric} + {gates.champion_margin:g}.")
+    return (
+        f"Gates a version had to pass: {floors or 'no absolute floors'}, and "
+        f"{metric} >= the champion's {metric} + {gates.champion_margin:g}."
+    )
 
 
 def _contract_section(config: SpokeConfig) -> str:
     contract = config.data.contract
     rows = [
-        (name, rule.dtype, "" if rule.min is None else rule.min,
-         "" if rule.max is None else rule.max, "yes" if rule.nullable else "no")
+        (
+            name,
+            rule.dtype,
+            "" if rule.min is None else rule.min,
+            "" if rule.max is None else rule.max,
+            "yes" if rule.nullable else "no",
+        )
         for name, rule in contract.columns.items()
     ]
     return (
@@ -224,8 +236,10 @@ def _contract_section(config: SpokeConfig) -> str:
 
 def _history(root: Path, model: str, version: str, actions: set[str] | None) -> list[dict]:
     return [
-        e for e in audit.read(root)
-        if e.get("model") == model and e.get("version") == version
+        e
+        for e in audit.read(root)
+        if e.get("model") == model
+        and e.get("version") == version
         and (actions is None or e.get("action") in actions)
     ]
 
@@ -243,23 +257,33 @@ def _approval_section(
         head = f"Current decision: **{decision.decision}** by {decision.by} at {decision.at}: "
         head += decision.reason
     entries = _history(root, version.name, str(version.version), {"approve", "reject"})
-    rows = [(e["at"], e["action"], e["details"].get("by", e["actor"]), e["reason"])
-            for e in entries]
+    rows = [
+        (e["at"], e["action"], e["details"].get("by", e["actor"]), e["reason"]) for e in entries
+    ]
     return head if not rows else head + "\n\n" + _table(("when", "decision", "by", "why"), rows)
 
 
 def _rollout_section(root: Path, version: ModelVersion) -> str:
     tags = version.tags or {}
     entries = _history(root, version.name, str(version.version), None)
-    rows = [(e["at"], e["action"], e["actor"], e["reason"]) for e in entries
-            if e["action"] not in {"approve", "reject", "card"}]
+    rows = [
+        (e["at"], e["action"], e["actor"], e["reason"])
+        for e in entries
+        if e["action"] not in {"approve", "reject", "card"}
+    ]
     outcome = tags.get(TAG_ROLLOUT_OUTCOME)
-    head = (f"Last rollout outcome: **{outcome}** ({tags.get(TAG_ROLLOUT_REASON, '')})."
-            if outcome else "Not rolled out yet.")
+    head = (
+        f"Last rollout outcome: **{outcome}** ({tags.get(TAG_ROLLOUT_REASON, '')})."
+        if outcome
+        else "Not rolled out yet."
+    )
     if not rows:
         return head
-    return (head + "\n\nEvents recorded for this version in the audit trail:\n\n"
-            + _table(("when", "action", "who", "why"), rows))
+    return (
+        head
+        + "\n\nEvents recorded for this version in the audit trail:\n\n"
+        + _table(("when", "action", "who", "why"), rows)
+    )
 
 
 def _fetch_plots(client: MlflowClient, run_id: str | None, into: Path, gaps: list[str]) -> str:
@@ -282,8 +306,12 @@ def _fetch_plots(client: MlflowClient, run_id: str | None, into: Path, gaps: lis
 
 
 def render_card(
-    root: Path, config: SpokeConfig, client: MlflowClient, version: ModelVersion,
-    *, plots_dir: Path,
+    root: Path,
+    config: SpokeConfig,
+    client: MlflowClient,
+    version: ModelVersion,
+    *,
+    plots_dir: Path,
 ) -> tuple[str, str, str, list[str]]:
     """(markdown, config sha, fingerprint, gaps) for one version."""
     gaps: list[str] = []
@@ -298,29 +326,45 @@ def render_card(
         gaps.append("no limitations declared ([governance] limitations in slipway.toml)")
     if not data.source.strip():
         gaps.append("no data source described ([data] source in slipway.toml)")
-    for tag, what in ((TAG_DATA_DIGEST, "data digest"), (TAG_GIT_SHA, "git commit"),
-                      (TAG_AUTHOR, "author"), (TAG_PIPELINE_SHA256, "pipeline sha256")):
+    for tag, what in (
+        (TAG_DATA_DIGEST, "data digest"),
+        (TAG_GIT_SHA, "git commit"),
+        (TAG_AUTHOR, "author"),
+        (TAG_PIPELINE_SHA256, "pipeline sha256"),
+    ):
         if tags.get(tag, "unknown") == "unknown":
             gaps.append(f"no {what} recorded on the version ({tag})")
     if tags.get(TAG_GIT_DIRTY) == "true":
-        gaps.append("trained from a working tree with uncommitted changes: the code is not "
-                    "exactly the recorded commit")
+        gaps.append(
+            "trained from a working tree with uncommitted changes: the code is not "
+            "exactly the recorded commit"
+        )
     champion = version_by_alias(client, config.model_name, CHAMPION)
-    lineage = _table(("fact", "value"), [
-        ("registered", _when(version.creation_timestamp)),
-        ("author", tags.get(TAG_AUTHOR, "unknown")),
-        ("git commit", tags.get(TAG_GIT_SHA, "unknown")
-         + (" (dirty working tree)" if tags.get(TAG_GIT_DIRTY) == "true" else "")),
-        ("data digest", tags.get(TAG_DATA_DIGEST, "unknown")),
-        ("pipeline sha256", tags.get(TAG_PIPELINE_SHA256, "unknown")),
-        ("template / slipway version", f"{tags.get(TAG_TEMPLATE_VERSION, '?')} / "
-         f"{tags.get(TAG_SLIPWAY_VERSION, '?')}"),
-        ("MLflow run", version.run_id or "none"),
-        ("champion now", f"version {champion.version}" if champion else "none"),
-    ])
+    lineage = _table(
+        ("fact", "value"),
+        [
+            ("registered", _when(version.creation_timestamp)),
+            ("author", tags.get(TAG_AUTHOR, "unknown")),
+            (
+                "git commit",
+                tags.get(TAG_GIT_SHA, "unknown")
+                + (" (dirty working tree)" if tags.get(TAG_GIT_DIRTY) == "true" else ""),
+            ),
+            ("data digest", tags.get(TAG_DATA_DIGEST, "unknown")),
+            ("pipeline sha256", tags.get(TAG_PIPELINE_SHA256, "unknown")),
+            (
+                "template / slipway version",
+                f"{tags.get(TAG_TEMPLATE_VERSION, '?')} / {tags.get(TAG_SLIPWAY_VERSION, '?')}",
+            ),
+            ("MLflow run", version.run_id or "none"),
+            ("champion now", f"version {champion.version}" if champion else "none"),
+        ],
+    )
     direction = "higher is better" if kpi.higher_is_better else "lower is better"
     template = Template(
-        files("slipway.pipelines.governance").joinpath("model_card.md.tmpl").read_text(encoding="utf-8")
+        files("slipway.pipelines.governance")
+        .joinpath("model_card.md.tmpl")
+        .read_text(encoding="utf-8")
     )
     sections = {
         "name": project.name,
@@ -346,7 +390,8 @@ def render_card(
         "plots": _fetch_plots(client, version.run_id, plots_dir, gaps),
         "limitations": "\n".join(f"- {item}" for item in gov.limitations) or "_None declared._",
         "approvals": _approval_section(root, config, version, gaps),
-        "approvers": "Who may approve: " + (", ".join(gov.approvers) or "anyone but the author")
+        "approvers": "Who may approve: "
+        + (", ".join(gov.approvers) or "anyone but the author")
         + ".",
         "gates": _gates_line(config),
         "rollouts": _rollout_section(root, version),
@@ -388,7 +433,10 @@ def write_card(
         client.set_model_version_tag(config.model_name, number, key, value)
     publish_model_facts(client, config)
     audit.append(
-        root, "card", model=config.model_name, version=number,
+        root,
+        "card",
+        model=config.model_name,
+        version=number,
         reason=f"model card generated ({len(gaps)} gap(s))",
         details={"sha256": card_sha, "fingerprint": print_fp, "gaps": gaps},
     )

@@ -70,7 +70,8 @@ class DriftReport:
             return []
         found = [
             f"feature {f.name}: PSI {f.psi:.3f} > {self.max_feature_psi:g}"
-            for f in self.features if f.breached
+            for f in self.features
+            if f.breached
         ]
         if self.prediction_psi is not None and self.prediction_psi > self.max_prediction_psi:
             found.append(
@@ -86,11 +87,12 @@ class DriftReport:
         parts = []
         if drifted:
             worst = ", ".join(f"{f.name} {f.psi:.2f}" for f in drifted[:3])
-            parts.append(f"{len(drifted)} of {len(self.features)} features over PSI "
-                         f"{self.max_feature_psi:g} (worst: {worst})")
+            parts.append(
+                f"{len(drifted)} of {len(self.features)} features over PSI "
+                f"{self.max_feature_psi:g} (worst: {worst})"
+            )
         if self.prediction_psi is not None and self.prediction_psi > self.max_prediction_psi:
-            parts.append(f"predictions PSI {self.prediction_psi:.2f} > "
-                         f"{self.max_prediction_psi:g}")
+            parts.append(f"predictions PSI {self.prediction_psi:.2f} > {self.max_prediction_psi:g}")
         return "; ".join(parts)
 
     @property
@@ -98,8 +100,12 @@ class DriftReport:
         return bool(self.breaches)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "enough_samples": self.enough_samples,
-                "breaches": self.breaches, "drifted": self.drifted}
+        return {
+            **asdict(self),
+            "enough_samples": self.enough_samples,
+            "breaches": self.breaches,
+            "drifted": self.drifted,
+        }
 
 
 def _shares(values: list[Any]) -> dict[str, float]:
@@ -114,8 +120,9 @@ def _served_rows(samples: pd.DataFrame, champion: str) -> pd.DataFrame:
     one request twice); every row when the sample holds none of the champion's."""
     if samples.empty:
         return samples
-    mine = samples[(samples["_variant"] == CHAMPION)
-                   & (samples["_version"].astype(str) == champion)]
+    mine = samples[
+        (samples["_variant"] == CHAMPION) & (samples["_version"].astype(str) == champion)
+    ]
     return mine if not mine.empty else samples
 
 
@@ -191,10 +198,18 @@ def _chart(report: DriftReport, path: Path) -> None:
     left.legend(loc="lower right")
     classes = sorted(set(report.prediction_reference) | set(report.prediction_served))
     positions = range(len(classes))
-    right.bar([p - 0.2 for p in positions],
-              [report.prediction_reference.get(c, 0) for c in classes], 0.4, label="training")
-    right.bar([p + 0.2 for p in positions],
-              [report.prediction_served.get(c, 0) for c in classes], 0.4, label="served")
+    right.bar(
+        [p - 0.2 for p in positions],
+        [report.prediction_reference.get(c, 0) for c in classes],
+        0.4,
+        label="training",
+    )
+    right.bar(
+        [p + 0.2 for p in positions],
+        [report.prediction_served.get(c, 0) for c in classes],
+        0.4,
+        label="served",
+    )
     right.set_xticks(list(positions), classes)
     right.set_ylabel("share of predictions")
     psi_text = "n/a" if report.prediction_psi is None else f"{report.prediction_psi:.3f}"
@@ -207,18 +222,22 @@ def _chart(report: DriftReport, path: Path) -> None:
 
 def _markdown(report: DriftReport) -> str:
     if not report.enough_samples:
-        verdict = (f"**Not judged**: {report.samples} served rows, at least "
-                   f"{report.min_samples} needed ([monitoring] min_samples).")
+        verdict = (
+            f"**Not judged**: {report.samples} served rows, at least "
+            f"{report.min_samples} needed ([monitoring] min_samples)."
+        )
     elif report.drifted:
         verdict = "**Drift found**:\n\n" + "\n".join(f"- {b}" for b in report.breaches)
     else:
         verdict = "**No drift** above the thresholds."
-    rows = "\n".join(f"| {d.name} | {d.psi:.4f} | {'yes' if d.breached else 'no'} |"
-                     for d in report.features)
+    rows = "\n".join(
+        f"| {d.name} | {d.psi:.4f} | {'yes' if d.breached else 'no'} |" for d in report.features
+    )
     classes = sorted(set(report.prediction_reference) | set(report.prediction_served))
     shares = "\n".join(
         f"| {c} | {report.prediction_reference.get(c, 0):.3f} | "
-        f"{report.prediction_served.get(c, 0):.3f} |" for c in classes
+        f"{report.prediction_served.get(c, 0):.3f} |"
+        for c in classes
     )
     violations = "\n".join(f"- {v}" for v in report.contract_violations) or "None."
     chart = "![drift](drift.png)" if report.features else "_No served rows, no chart._"

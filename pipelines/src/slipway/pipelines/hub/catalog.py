@@ -128,23 +128,33 @@ def catalog(client: MlflowClient, config: SpokeConfig | None = None) -> list[Cat
 
 def format_table(entries: list[CatalogEntry]) -> str:
     """A fixed-width table for people; `--json` is the machine form."""
-    header = ("model", "owner", "tier", "champion", "age (d)", "last rollout", "approval",
-              "card")
+    header = ("model", "owner", "tier", "champion", "age (d)", "last rollout", "approval", "card")
     rows = [header]
     for e in entries:
-        card = "-" if e.card_current is None else "current" if e.card_current else (
-            "missing" if (e.card_problem or "").endswith("has no model card") else "STALE")
-        rollout = (f"v{e.last_rollout_version} {e.last_rollout_outcome}"
-                   if e.last_rollout_outcome else "-")
-        rows.append((
-            e.model, e.owner or "unknown", e.risk_tier or "?",
-            f"v{e.champion_version}" if e.champion_version else "none",
-            "-" if e.champion_age_days is None else f"{e.champion_age_days:g}",
-            rollout, e.approval, card,
-        ))
+        card = (
+            "-"
+            if e.card_current is None
+            else "current"
+            if e.card_current
+            else ("missing" if (e.card_problem or "").endswith("has no model card") else "STALE")
+        )
+        rollout = (
+            f"v{e.last_rollout_version} {e.last_rollout_outcome}" if e.last_rollout_outcome else "-"
+        )
+        rows.append(
+            (
+                e.model,
+                e.owner or "unknown",
+                e.risk_tier or "?",
+                f"v{e.champion_version}" if e.champion_version else "none",
+                "-" if e.champion_age_days is None else f"{e.champion_age_days:g}",
+                rollout,
+                e.approval,
+                card,
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
-        .rstrip()
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )

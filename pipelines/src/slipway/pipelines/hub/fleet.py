@@ -69,15 +69,16 @@ def git_url(source: str) -> str:
     """What git understands, from a copier source (`gh:`/`gl:` shortcuts, `git+` prefix)."""
     for short, full in (("gh:", "https://github.com/"), ("gl:", "https://gitlab.com/")):
         if source.startswith(short):
-            return full + source[len(short):]
+            return full + source[len(short) :]
     return source.removeprefix("git+")
 
 
 def release_tags(source: str) -> list[Version]:
     """Release versions tagged in the template repository at `source` (a path or URL)."""
     url = git_url(source)
-    done = subprocess.run(["git", "ls-remote", "--tags", "--refs", url],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["git", "ls-remote", "--tags", "--refs", url], capture_output=True, text=True, timeout=60
+    )
     if done.returncode != 0:
         raise OSError(f"cannot list the tags of {source}: {done.stderr.strip()}")
     versions = []
@@ -92,10 +93,10 @@ def find_conflicts(root: Path) -> list[str]:
     """Unmerged paths, rejected hunks and conflict markers left in the spoke."""
     found: list[str] = []
     if (root / ".git").exists():
-        unmerged = subprocess.run(["git", "ls-files", "-u"], cwd=root, capture_output=True,
-                                  text=True).stdout
-        found += sorted({f"unmerged: {line.split(chr(9))[-1]}"
-                         for line in unmerged.splitlines()})
+        unmerged = subprocess.run(
+            ["git", "ls-files", "-u"], cwd=root, capture_output=True, text=True
+        ).stdout
+        found += sorted({f"unmerged: {line.split(chr(9))[-1]}" for line in unmerged.splitlines()})
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if rel.parts[0] in {".git", ".venv", ".tools", ".slipway", "build"} or not path.is_file():
@@ -113,19 +114,24 @@ def _read_answers(root: Path) -> dict[str, Any]:
     path = root / ANSWERS_FILE
     if not (root / CONFIG_FILE).is_file() or not path.is_file():
         missing = CONFIG_FILE if not (root / CONFIG_FILE).is_file() else ANSWERS_FILE
-        raise NotASpoke(f"{root} is not a Slipway spoke: {missing} is missing. "
-                        "Pass the directory of a project made with `copier copy`.")
+        raise NotASpoke(
+            f"{root} is not a Slipway spoke: {missing} is missing. "
+            "Pass the directory of a project made with `copier copy`."
+        )
     answers = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for key in ("_commit", "_src_path"):
         if not answers.get(key):
-            raise NotASpoke(f"{path} has no {key}: this copy was not made from a git "
-                            "template, so its version cannot be compared. Copy it again "
-                            "from the hub's repository.")
+            raise NotASpoke(
+                f"{path} has no {key}: this copy was not made from a git "
+                "template, so its version cannot be compared. Copy it again "
+                "from the hub's repository."
+            )
     return answers
 
 
-def spoke_status(root: Path, template: str | None = None,
-                 tags_cache: dict[str, list[Version]] | None = None) -> SpokeStatus:
+def spoke_status(
+    root: Path, template: str | None = None, tags_cache: dict[str, list[Version]] | None = None
+) -> SpokeStatus:
     """Everything the fleet view shows about one spoke; raises NotASpoke with what to do."""
     answers = _read_answers(root)
     try:
@@ -155,9 +161,15 @@ def spoke_status(root: Path, template: str | None = None,
             else:
                 behind = sum(1 for v in releases if v > current)
     return SpokeStatus(
-        path=str(root), project=config.project.name, team=config.project.team,
-        contact=config.project.contact, risk_tier=str(config.governance.risk_tier),
-        template_source=source, template_version=ref,
-        latest_version=str(latest) if latest else None, behind=behind,
-        conflicts=find_conflicts(root), note=note,
+        path=str(root),
+        project=config.project.name,
+        team=config.project.team,
+        contact=config.project.contact,
+        risk_tier=str(config.governance.risk_tier),
+        template_source=source,
+        template_version=ref,
+        latest_version=str(latest) if latest else None,
+        behind=behind,
+        conflicts=find_conflicts(root),
+        note=note,
     )

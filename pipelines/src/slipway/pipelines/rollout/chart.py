@@ -36,11 +36,22 @@ def draw_rollouts(root: Path, path: Path) -> Path:
             times, weights = [*times, end], [*weights, CLOSING_WEIGHT[row.status]]
         label = f"v{row.version} ({row.status})"
         (line,) = top.step(times, weights, where="post", marker="o", markersize=2, label=label)
-        bottom.plot(times[:len(errors)], errors, marker="o", markersize=2, label=label,
-                    color=line.get_color())
+        bottom.plot(
+            times[: len(errors)],
+            errors,
+            marker="o",
+            markersize=2,
+            label=label,
+            color=line.get_color(),
+        )
         top.axvline(end, color="grey", linestyle=":", linewidth=0.8)
-        top.annotate(f"v{row.version} {row.status}", (end, 108), fontsize=8, ha="right",
-                     color=line.get_color())
+        top.annotate(
+            f"v{row.version} {row.status}",
+            (end, 108),
+            fontsize=8,
+            ha="right",
+            color=line.get_color(),
+        )
     top.set_ylabel("challenger weight (%)")
     top.set_ylim(-5, 120)
     bottom.set_ylabel("challenger error rate (%)")

@@ -59,8 +59,11 @@ class Plan:
 
 
 def plan_for(
-    config: SpokeConfig, *, step_seconds: float | None = None,
-    shadow_seconds: float | None = None, step_timeout: float | None = None,
+    config: SpokeConfig,
+    *,
+    step_seconds: float | None = None,
+    shadow_seconds: float | None = None,
+    step_timeout: float | None = None,
 ) -> Plan:
     """The plan for this spoke: slipway.toml, overrides, then the tier's floors on top."""
     rules = rules_for(config.governance.risk_tier)
@@ -100,7 +103,11 @@ def _pid_alive(pid: int | None) -> bool:
 
 class Controller:
     def __init__(
-        self, root: Path, config: SpokeConfig, gateway: GatewayClient, plan: Plan,
+        self,
+        root: Path,
+        config: SpokeConfig,
+        gateway: GatewayClient,
+        plan: Plan,
         echo: Callable[[str], None] = print,
         smoke_rows: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
@@ -123,10 +130,19 @@ class Controller:
         self._check_governance(version)
         self.gateway.health()  # GatewayUnreachable before anything changes
         plan = self.plan.as_dict() | {"bootstrap": champion is None}
-        row = rollout_state.start(self.root, model=self.model, version=version,
-                                  champion_version=champion, plan=plan, pid=os.getpid())
-        self._event(row.id, f"rollout {row.id}: version {version} against champion "
-                            f"{champion or '(none: first deploy)'}")
+        row = rollout_state.start(
+            self.root,
+            model=self.model,
+            version=version,
+            champion_version=champion,
+            plan=plan,
+            pid=os.getpid(),
+        )
+        self._event(
+            row.id,
+            f"rollout {row.id}: version {version} against champion "
+            f"{champion or '(none: first deploy)'}",
+        )
         if self._alias(registry.CHALLENGER) != version:
             self.client.set_registered_model_alias(self.model, registry.CHALLENGER, version)
         if problem := self._serve_candidate(version):
@@ -182,15 +198,14 @@ class Controller:
             return self._rollback(rollout_id, "bootstrap needs held-out rows for a smoke test")
         failures = []
         for i, row in enumerate(rows[:SMOKE_ROWS]):
-            response = self.gateway.invoke(
-                {"columns": list(row), "data": [list(row.values())]})
+            response = self.gateway.invoke({"columns": list(row), "data": [list(row.values())]})
             if response.status_code != 200:
                 failures.append(f"row {i}: {response.status_code} {response.text[:200]}")
         n = min(len(rows), SMOKE_ROWS)
         if failures:
             return self._rollback(
-                rollout_id, f"smoke test failed on {len(failures)}/{n} held-out rows: "
-                            f"{failures[0]}")
+                rollout_id, f"smoke test failed on {len(failures)}/{n} held-out rows: {failures[0]}"
+            )
         self._event(rollout_id, f"smoke test: {n}/{n} held-out rows answered")
         return self._promote(rollout_id, note=f"first champion, smoke test on {n} held-out rows")
 
@@ -203,14 +218,23 @@ class Controller:
             name = phases[index]
             shadow = name == SHADOW
             weight = 0 if shadow else int(name.rstrip("%"))
-            rollout_state.update(self.root, rollout_id, step_index=index, phase=name,
-                                 weight=weight, shadow=shadow)
+            rollout_state.update(
+                self.root, rollout_id, step_index=index, phase=name, weight=weight, shadow=shadow
+            )
             seq = self.gateway.set_weights(weight, shadow)["seq"]
-            label = "shadow (challenger scores a copy of every request)" if shadow else (
-                f"challenger at {weight}%")
+            label = (
+                "shadow (challenger scores a copy of every request)"
+                if shadow
+                else (f"challenger at {weight}%")
+            )
             self._event(rollout_id, f"step {index + 1}/{len(phases)}: {label}")
-            breaches = self._hold(rollout_id, name, weight, seq,
-                                  self.plan.shadow_seconds if shadow else self.plan.step_seconds)
+            breaches = self._hold(
+                rollout_id,
+                name,
+                weight,
+                seq,
+                self.plan.shadow_seconds if shadow else self.plan.step_seconds,
+            )
             if breaches is None:
                 return self._finished(rollout_id)
             if breaches:
@@ -238,59 +262,97 @@ class Controller:
             # Drift needs MIN_PSI_SAMPLES predictions whatever min_requests says: a step is
             # never passed without its drift guardrail having been judged.
             got = window["challenger"]["requests"]
-            enough = (got >= self.plan.min_requests
-                      and len(window["challenger"]["predictions"]) >= MIN_PSI_SAMPLES)
+            enough = (
+                got >= self.plan.min_requests
+                and len(window["challenger"]["predictions"]) >= MIN_PSI_SAMPLES
+            )
             final = elapsed >= seconds and enough
-            verdict = judge(window, baseline, self.plan.thresholds,
-                            min_requests=self.plan.min_requests, final=final)
-            rollout_state.record_reading(self.root, rollout_id, phase, weight,
-                                         verdict.readings)
+            verdict = judge(
+                window,
+                baseline,
+                self.plan.thresholds,
+                min_requests=self.plan.min_requests,
+                final=final,
+            )
+            rollout_state.record_reading(self.root, rollout_id, phase, weight, verdict.readings)
             if verdict.breaches:
                 return verdict.breaches
             if final:
                 if champion["requests"] >= MIN_PSI_SAMPLES:
                     self._baseline = champion
-                self._event(rollout_id, f"step {phase} passed: " + ", ".join(
-                    f"{k}={v}" for k, v in verdict.readings.items() if v is not None))
+                self._event(
+                    rollout_id,
+                    f"step {phase} passed: "
+                    + ", ".join(f"{k}={v}" for k, v in verdict.readings.items() if v is not None),
+                )
                 return []
             if elapsed >= self.plan.step_timeout:
                 needed = max(self.plan.min_requests, MIN_PSI_SAMPLES)
-                return [f"not enough traffic: {got} challenger requests "
-                        f"({len(window['challenger']['predictions'])} answered) of {needed} "
-                        f"within {self.plan.step_timeout:g}s"]
+                return [
+                    f"not enough traffic: {got} challenger requests "
+                    f"({len(window['challenger']['predictions'])} answered) of {needed} "
+                    f"within {self.plan.step_timeout:g}s"
+                ]
 
     def _rollback(self, rollout_id: int, reason: str) -> Outcome:
         """Traffic first (weight 0), then registry, audit and state; safe to repeat."""
         row = rollout_state.get(self.root, rollout_id)
         assert row is not None
-        rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLING_BACK,
-                             reason=reason, weight=0, shadow=False)
+        rollout_state.update(
+            self.root,
+            rollout_id,
+            status=rollout_state.ROLLING_BACK,
+            reason=reason,
+            weight=0,
+            shadow=False,
+        )
         try:
             self.gateway.set_weights(0, False)
         except GatewayUnreachable:
             self._echo("warning: gateway unreachable; it restores weight 0 when it restarts")
         self._event(rollout_id, f"ROLLBACK: challenger weight 0; {reason}")
-        release.reject_challenger(self.root, self.client, self.model, row.version,
-                                  reason=reason, details={"rollout": rollout_id})
+        release.reject_challenger(
+            self.root,
+            self.client,
+            self.model,
+            row.version,
+            reason=reason,
+            details={"rollout": rollout_id},
+        )
         self._reload_quietly()
         rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLED_BACK)
-        self._event(rollout_id, f"rolled back version {row.version}; champion stays "
-                                f"{row.champion_version}")
+        self._event(
+            rollout_id, f"rolled back version {row.version}; champion stays {row.champion_version}"
+        )
         return Outcome(rollout_state.ROLLED_BACK, row.version, reason, rollout_id)
 
     def _promote(self, rollout_id: int, note: str = "") -> Outcome:
         row = rollout_state.get(self.root, rollout_id)
         assert row is not None
         reason = note or f"passed {len(self.plan.phases())} rollout steps within guardrails"
-        rollout_state.update(self.root, rollout_id, status=rollout_state.PROMOTING,
-                             phase="promote")
-        release.promote(self.root, self.client, self.model, row.version, reason=reason,
-                        old_champion=row.champion_version, details={"rollout": rollout_id})
+        rollout_state.update(self.root, rollout_id, status=rollout_state.PROMOTING, phase="promote")
+        release.promote(
+            self.root,
+            self.client,
+            self.model,
+            row.version,
+            reason=reason,
+            old_champion=row.champion_version,
+            details={"rollout": rollout_id},
+        )
         self._reload_quietly()
-        rollout_state.update(self.root, rollout_id, status=rollout_state.PROMOTED, reason=reason,
-                             weight=0, shadow=False)
-        self._event(rollout_id, f"PROMOTED version {row.version} to champion "
-                                f"(previous: {row.champion_version})")
+        rollout_state.update(
+            self.root,
+            rollout_id,
+            status=rollout_state.PROMOTED,
+            reason=reason,
+            weight=0,
+            shadow=False,
+        )
+        self._event(
+            rollout_id,
+            f"PROMOTED version {row.version} to champion (previous: {row.champion_version})",
+        )
         return Outcome(rollout_state.PROMOTED, row.version, reason, rollout_id)
 
     def _revert_promotion(self, rollout_id: int, reason: str) -> Outcome:
@@ -304,10 +366,12 @@ class Controller:
             )
         release.revert_promotion(self.root, self.client, self.model, reason=reason)
         self._reload_quietly()
-        rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLED_BACK,
-                             reason=reason)
-        self._event(rollout_id, f"ROLLBACK after promotion: version {promoted.version} out, "
-                                f"champion {self._alias(registry.CHAMPION)} again; {reason}")
+        rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLED_BACK, reason=reason)
+        self._event(
+            rollout_id,
+            f"ROLLBACK after promotion: version {promoted.version} out, "
+            f"champion {self._alias(registry.CHAMPION)} again; {reason}",
+        )
         return Outcome(rollout_state.ROLLED_BACK, promoted.version, reason, rollout_id)
 
     def _finished(self, rollout_id: int) -> Outcome:

@@ -85,8 +85,12 @@ class Judgement:
 
 
 def judge(
-    window: dict[str, Any], baseline: dict[str, Any], limits: Thresholds, *,
-    min_requests: int, final: bool,
+    window: dict[str, Any],
+    baseline: dict[str, Any],
+    limits: Thresholds,
+    *,
+    min_requests: int,
+    final: bool,
 ) -> Judgement:
     """Breaches of the challenger in `window` against the champion readings in `baseline`.
 
@@ -109,15 +113,17 @@ def judge(
     readings["error_rate"] = round(error_rate, 4)
     if chal["errors"] > limits.max_error_rate * (n if final else max(n, min_requests)):
         breaches.append(
-            f"error rate {error_rate:.1%} ({chal['errors']}/{n}) above "
-            f"{limits.max_error_rate:.1%}"
+            f"error rate {error_rate:.1%} ({chal['errors']}/{n}) above {limits.max_error_rate:.1%}"
         )
     base_p95, chal_p95 = baseline.get("p95_ms"), chal["p95_ms"]
     if base_p95 and chal_p95:
         ratio = chal_p95 / base_p95
         readings["p95_ratio"] = round(ratio, 3)
-        if (final and ratio > limits.max_p95_latency_ratio
-                and chal_p95 - base_p95 > LATENCY_FLOOR_MS):
+        if (
+            final
+            and ratio > limits.max_p95_latency_ratio
+            and chal_p95 - base_p95 > LATENCY_FLOOR_MS
+        ):
             breaches.append(
                 f"p95 latency {chal_p95:.1f} ms is {ratio:.2f}x the champion's "
                 f"{base_p95:.1f} ms (limit {limits.max_p95_latency_ratio:.2f}x)"

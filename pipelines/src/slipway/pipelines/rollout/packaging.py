@@ -46,17 +46,21 @@ class ModelPackage:
 
 def release_commit(tags: Mapping[str, str], model: str, version: str) -> str:
     """The commit whose image serves the version, or NotReleasable when it is not known."""
-    retrain = ("retrain it from a clean checkout of a commit on main (`slipway train`, or "
-               "cd.yml's training run), then deploy the new version")
+    retrain = (
+        "retrain it from a clean checkout of a commit on main (`slipway train`, or "
+        "cd.yml's training run), then deploy the new version"
+    )
     if tags.get(registry.TAG_GIT_DIRTY) == "true":
         raise NotReleasable(
             f"{model} version {version} was trained from a working tree with uncommitted "
-            "changes, so no image is known to hold its code: " + retrain)
+            "changes, so no image is known to hold its code: " + retrain
+        )
     sha = tags.get(registry.TAG_GIT_SHA, "")
     if sha in {"", UNKNOWN}:
         raise NotReleasable(
             f"{model} version {version} records no git commit ({registry.TAG_GIT_SHA}), so "
-            "its image cannot be known: " + retrain)
+            "its image cannot be known: " + retrain
+        )
     return sha
 
 
@@ -74,19 +78,27 @@ def write_model_tarball(model_dir: Path, tarball: Path) -> Path:
     if not (model_dir / MLMODEL).is_file():
         raise NotReleasable(
             f"{model_dir} has no {MLMODEL} at its root: it is not an MLflow model directory, "
-            "and the serving image loads only those; register models with mlflow's log_model")
+            "and the serving image loads only those; register models with mlflow's log_model"
+        )
     entries = sorted(model_dir.rglob("*"), key=lambda p: p.relative_to(model_dir).as_posix())
-    with (tarball.open("wb") as raw,
-          gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
-          tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive):
+    with (
+        tarball.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         for path in entries:
-            archive.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False,
-                        filter=_normalised)
+            archive.add(
+                path,
+                arcname=path.relative_to(model_dir).as_posix(),
+                recursive=False,
+                filter=_normalised,
+            )
     return tarball
 
 
-def package_version(root: Path, client: MlflowClient, model: str, version: str,
-                    workdir: Path) -> ModelPackage:
+def package_version(
+    root: Path, client: MlflowClient, model: str, version: str, workdir: Path
+) -> ModelPackage:
     """Download the version's model from the spoke's registry and package it in `workdir`.
 
     The download goes through the spoke's registry (fluent_registry), never MLflow's
@@ -96,7 +108,8 @@ def package_version(root: Path, client: MlflowClient, model: str, version: str,
 
     commit = release_commit(client.get_model_version(model, version).tags, model, version)
     with fluent_registry(root):
-        local = mlflow.artifacts.download_artifacts(f"models:/{model}/{version}",
-                                                    dst_path=str(workdir / "model"))
+        local = mlflow.artifacts.download_artifacts(
+            f"models:/{model}/{version}", dst_path=str(workdir / "model")
+        )
     tarball = write_model_tarball(Path(local), workdir / TARBALL)
     return ModelPackage(version=int(version), commit_sha=commit, tarball=tarball)

@@ -45,7 +45,8 @@ def resolve(project_root: str, version: str) -> str:
     if found is None:
         raise DeployPipelineError(
             f"{config.model_name} has no `challenger`: run the training pipeline first, "
-            "or pass the version parameter")
+            "or pass the version parameter"
+        )
     return str(found.version)
 
 
@@ -73,13 +74,20 @@ def roll_out(project_root: str, version: str, gateway_url: str, step_seconds: fl
     plan = plan_for(config, step_seconds=step_seconds or None)
     gateway = GatewayClient(resolve_url(gateway_url or None, config))
     try:
-        controller = Controller(root, config, gateway, plan,
-                                smoke_rows=lambda: replay_rows(root, config))
+        controller = Controller(
+            root, config, gateway, plan, smoke_rows=lambda: replay_rows(root, config)
+        )
         outcome = controller.deploy(version)
     finally:
         gateway.close()
-    return json.dumps({"status": outcome.status, "version": outcome.version,
-                       "reason": outcome.reason, "rollout_id": outcome.rollout_id})
+    return json.dumps(
+        {
+            "status": outcome.status,
+            "version": outcome.version,
+            "reason": outcome.reason,
+            "rollout_id": outcome.rollout_id,
+        }
+    )
 
 
 def record(project_root: str, outcome: str, summary_path: str) -> str:
@@ -115,8 +123,9 @@ def approval_gate(project_root: str, version: str) -> str:
     return deploy_steps.approve(project_root, version)
 
 
-def rollout(project_root: str, version: str, gateway_url: str, step_seconds: float,
-            approval: str) -> str:
+def rollout(
+    project_root: str, version: str, gateway_url: str, step_seconds: float, approval: str
+) -> str:
     """Shadow, canary steps and guardrails against the gateway; promote or roll back."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
 
@@ -134,21 +143,27 @@ def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
     """The standard deploy pipeline of a spoke (caching off: a release is never cached)."""
 
     def component(func):  # kfp's decorator is untyped
-        return dsl.component(func, base_image=config.training.base_image,
-                             install_kfp_package=False)
+        return dsl.component(func, base_image=config.training.base_image, install_kfp_package=False)
 
     resolve_c, gate_c = component(resolve_candidate), component(approval_gate)
     rollout_c, record_c = component(rollout), component(record_outcome)
 
-    @dsl.pipeline(name=f"{config.model_name}-deploy",
-                  description=f"Roll {config.model_name} out with guardrails (Slipway).")
-    def pipeline(project_root: str = ".", version: str = "", gateway_url: str = "",
-                 step_seconds: float = 0.0) -> None:
+    @dsl.pipeline(
+        name=f"{config.model_name}-deploy",
+        description=f"Roll {config.model_name} out with guardrails (Slipway).",
+    )
+    def pipeline(
+        project_root: str = ".", version: str = "", gateway_url: str = "", step_seconds: float = 0.0
+    ) -> None:
         candidate = resolve_c(project_root=project_root, version=version)
         approval = gate_c(project_root=project_root, version=candidate.output)
-        rolled = rollout_c(project_root=project_root, version=candidate.output,
-                           gateway_url=gateway_url, step_seconds=step_seconds,
-                           approval=approval.output)
+        rolled = rollout_c(
+            project_root=project_root,
+            version=candidate.output,
+            gateway_url=gateway_url,
+            step_seconds=step_seconds,
+            approval=approval.output,
+        )
         recorded = record_c(project_root=project_root, outcome=rolled.output)
         for task in (candidate, approval, rolled, recorded):
             task.set_caching_options(False)

@@ -54,21 +54,32 @@ def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) ->
 
     parts = split(load_frame(root, config), config)
     training = config.training.model_copy(update={"params": params})
-    model = train_model(root, config.model_copy(update={"training": training}),
-                        parts.x_train, parts.y_train)
+    model = train_model(
+        root, config.model_copy(update={"training": training}), parts.x_train, parts.y_train
+    )
     client = registry.client(root)
     example = parts.x_train.head(5)
     experiment = registry.experiment_id(client, root, config.model_name)
-    with fluent_registry(root), mlflow.start_run(experiment_id=experiment,
-                                                 run_name="rehearsal-trained"):
+    with (
+        fluent_registry(root),
+        mlflow.start_run(experiment_id=experiment, run_name="rehearsal-trained"),
+    ):
         info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(example, model.predict(example)),
-            input_example=example, registered_model_name=config.model_name)
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            registered_model_name=config.model_name,
+        )
     return str(info.registered_model_version)
 
 
 def register_faulty(
-    root: Path, config: SpokeConfig, kind: str, *, base_version: str | None = None,
+    root: Path,
+    config: SpokeConfig,
+    kind: str,
+    *,
+    base_version: str | None = None,
     delay: float = 0.25,
 ) -> str:
     """Register a broken copy of `base_version` (default: the champion) as the challenger."""
@@ -93,14 +104,20 @@ def register_faulty(
         base = mlflow.sklearn.load_model(f"models:/{model_name}/{base_version}")
         with mlflow.start_run(experiment_id=experiment, run_name=f"rehearsal-{kind}"):
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=FaultyModel(kind, base, delay),
+                name="model",
+                python_model=FaultyModel(kind, base, delay),
                 signature=infer_signature(example, base.predict(example)),
                 registered_model_name=model_name,
             )
     version = str(info.registered_model_version)
     client.set_model_version_tag(model_name, version, TAG_REHEARSAL, kind)
     client.set_registered_model_alias(model_name, registry.CHALLENGER, version)
-    audit.append(root, "register", model=model_name, version=version,
-                 reason=f"rehearsal: a deliberately broken ({kind}) copy of v{base_version}",
-                 details={"rehearsal": kind, "base_version": base_version})
+    audit.append(
+        root,
+        "register",
+        model=model_name,
+        version=version,
+        reason=f"rehearsal: a deliberately broken ({kind}) copy of v{base_version}",
+        details={"rehearsal": kind, "base_version": base_version},
+    )
     return version

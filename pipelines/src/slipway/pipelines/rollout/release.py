@@ -41,8 +41,7 @@ def _alias_version(client: MlflowClient, model: str, alias: str) -> str | None:
     return None if found is None else str(found.version)
 
 
-def tag_outcome(client: MlflowClient, model: str, version: str, outcome: str,
-                reason: str) -> None:
+def tag_outcome(client: MlflowClient, model: str, version: str, outcome: str, reason: str) -> None:
     """Record a rollout's outcome and why on the version (every deploy target does)."""
     client.set_model_version_tag(model, version, TAG_ROLLOUT_OUTCOME, outcome)
     client.set_model_version_tag(model, version, TAG_ROLLOUT_REASON, reason[:5000])
@@ -61,13 +60,20 @@ def candidate_version(client: MlflowClient, model: str, version: str | None) -> 
     if not version_exists(client, model, version):
         raise ReleaseError(
             f"{model} has no version {version!r}; `slipway catalog` and `slipway status` "
-            "show the registered versions")
+            "show the registered versions"
+        )
     return version
 
 
 def promote(
-    root: Path, client: MlflowClient, model: str, version: str, *, reason: str,
-    old_champion: str | None = None, details: dict[str, Any] | None = None,
+    root: Path,
+    client: MlflowClient,
+    model: str,
+    version: str,
+    *,
+    reason: str,
+    old_champion: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Make `version` the champion; the champion it replaces (or `old_champion`, recorded
     when a rollout started, so a repeat after a crash stays right) becomes `previous`."""
@@ -80,20 +86,37 @@ def promote(
     if _alias_version(client, model, CHALLENGER) == version:
         client.delete_registered_model_alias(model, CHALLENGER)
     tag_outcome(client, model, version, PROMOTED, reason)
-    return audit.append(root, "promote", model=model, version=version, reason=reason,
-                        details={"previous": old, **(details or {})})
+    return audit.append(
+        root,
+        "promote",
+        model=model,
+        version=version,
+        reason=reason,
+        details={"previous": old, **(details or {})},
+    )
 
 
 def reject_challenger(
-    root: Path, client: MlflowClient, model: str, version: str, *, reason: str,
+    root: Path,
+    client: MlflowClient,
+    model: str,
+    version: str,
+    *,
+    reason: str,
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Take `version` out of its rollout: alias removed, outcome tagged, audit record."""
     if _alias_version(client, model, CHALLENGER) == version:
         client.delete_registered_model_alias(model, CHALLENGER)
     tag_outcome(client, model, version, ROLLED_BACK, reason)
-    return audit.append(root, "rollback", model=model, version=version, reason=reason,
-                        details={"kind": "challenger", **(details or {})})
+    return audit.append(
+        root,
+        "rollback",
+        model=model,
+        version=version,
+        reason=reason,
+        details={"kind": "challenger", **(details or {})},
+    )
 
 
 def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: str) -> dict:
@@ -108,5 +131,11 @@ def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: st
     client.set_registered_model_alias(model, CHAMPION, previous)
     client.delete_registered_model_alias(model, PREVIOUS)
     tag_outcome(client, model, current, ROLLED_BACK, reason)
-    return audit.append(root, "rollback", model=model, version=current, reason=reason,
-                        details={"kind": "promotion", "champion": previous})
+    return audit.append(
+        root,
+        "rollback",
+        model=model,
+        version=current,
+        reason=reason,
+        details={"kind": "promotion", "champion": previous},
+    )

@@ -112,7 +112,12 @@ def _row(record: sqlite3.Row | None) -> RolloutRow | None:
 
 
 def start(
-    root: Path, *, model: str, version: str, champion_version: str | None, plan: dict[str, Any],
+    root: Path,
+    *,
+    model: str,
+    version: str,
+    champion_version: str | None,
+    plan: dict[str, Any],
     pid: int,
 ) -> RolloutRow:
     """Open a rollout; refuse if another one is still open (resume or roll it back first)."""
@@ -197,8 +202,10 @@ def readings(root: Path, rollout_id: int) -> list[dict[str, Any]]:
             "SELECT at, phase, weight, data FROM readings WHERE rollout_id = ? ORDER BY at",
             (rollout_id,),
         ).fetchall()
-    return [{"at": r["at"], "phase": r["phase"], "weight": r["weight"], **json.loads(r["data"])}
-            for r in rows]
+    return [
+        {"at": r["at"], "phase": r["phase"], "weight": r["weight"], **json.loads(r["data"])}
+        for r in rows
+    ]
 
 
 def events(root: Path, rollout_id: int) -> list[dict[str, Any]]:

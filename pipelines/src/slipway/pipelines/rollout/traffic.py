@@ -53,12 +53,16 @@ class TrafficReport:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "sent": self.sent, "ok": self.ok, "failed": self.failed,
+            "sent": self.sent,
+            "ok": self.ok,
+            "failed": self.failed,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "variants": dict(self.variants), "exceptions": dict(self.exceptions),
+            "variants": dict(self.variants),
+            "exceptions": dict(self.exceptions),
             "seconds": round(self.seconds, 3),
             "rps": round(self.sent / self.seconds, 1) if self.seconds else 0.0,
-            "p50_ms": round(self.percentile(50), 2), "p95_ms": round(self.percentile(95), 2),
+            "p50_ms": round(self.percentile(50), 2),
+            "p95_ms": round(self.percentile(95), 2),
             "p99_ms": round(self.percentile(99), 2),
         }
 
@@ -70,13 +74,18 @@ def _check_loopback(url: str) -> None:
 
 
 async def _run(
-    url: str, rows: list[dict[str, Any]], *, rate: float, duration: float, concurrency: int,
-    max_requests: int | None, stop: threading.Event | None, path: str,
+    url: str,
+    rows: list[dict[str, Any]],
+    *,
+    rate: float,
+    duration: float,
+    concurrency: int,
+    max_requests: int | None,
+    stop: threading.Event | None,
+    path: str,
 ) -> TrafficReport:
     report = TrafficReport()
-    bodies = [
-        {"dataframe_split": {"columns": list(r), "data": [list(r.values())]}} for r in rows
-    ]
+    bodies = [{"dataframe_split": {"columns": list(r), "data": [list(r.values())]}} for r in rows]
     start = time.perf_counter()
     deadline = start + duration
     interval = concurrency / rate if rate > 0 else 0.0  # per client
@@ -122,14 +131,30 @@ async def _run(
 
 
 def run_traffic(
-    url: str, rows: list[dict[str, Any]], *, rate: float = 0.0, duration: float = 10.0,
-    concurrency: int = 20, max_requests: int | None = None,
-    stop: threading.Event | None = None, path: str = "/invocations",
+    url: str,
+    rows: list[dict[str, Any]],
+    *,
+    rate: float = 0.0,
+    duration: float = 10.0,
+    concurrency: int = 20,
+    max_requests: int | None = None,
+    stop: threading.Event | None = None,
+    path: str = "/invocations",
 ) -> TrafficReport:
     """Send rows (round robin) until `duration` seconds, `max_requests` or `stop`; rate 0
     means as fast as the clients can go."""
     _check_loopback(url)
     if not rows:
         raise ValueError("no rows to replay")
-    return asyncio.run(_run(url, rows, rate=rate, duration=duration, concurrency=concurrency,
-                            max_requests=max_requests, stop=stop, path=path))
+    return asyncio.run(
+        _run(
+            url,
+            rows,
+            rate=rate,
+            duration=duration,
+            concurrency=concurrency,
+            max_requests=max_requests,
+            stop=stop,
+            path=path,
+        )
+    )

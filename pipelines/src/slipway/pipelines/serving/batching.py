@@ -32,9 +32,7 @@ class Batcher:
     def __init__(self, predict: PredictFn, name: str, max_rows: int = 512) -> None:
         self._predict = predict
         self._max_rows = max_rows
-        self._queue: asyncio.Queue[tuple[list[tuple[Any, ...]], asyncio.Future]] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[tuple[list[tuple[Any, ...]], asyncio.Future]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
         self._worker: asyncio.Task | None = None
         self._busy = False

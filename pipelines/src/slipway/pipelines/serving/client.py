@@ -54,8 +54,9 @@ class GatewayClient:
         return self._call("POST", "/admin/reload")
 
     def set_weights(self, challenger: int, shadow: bool = False) -> dict[str, Any]:
-        return self._call("POST", "/admin/weights", json={"challenger": challenger,
-                                                          "shadow": shadow})
+        return self._call(
+            "POST", "/admin/weights", json={"challenger": challenger, "shadow": shadow}
+        )
 
     def window(self, after: int) -> dict[str, Any]:
         return self._call("GET", "/admin/window", params={"after": after})

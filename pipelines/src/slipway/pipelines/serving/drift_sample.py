@@ -77,9 +77,15 @@ class SampleWriter:
         with self._lock:
             pending, self._pending = self._pending, []
         lines = [
-            json.dumps({"at": at, "variant": variant, "version": version,
-                        "features": dict(zip(self._columns, row, strict=True)),
-                        "prediction": pred})
+            json.dumps(
+                {
+                    "at": at,
+                    "variant": variant,
+                    "version": version,
+                    "features": dict(zip(self._columns, row, strict=True)),
+                    "prediction": pred,
+                }
+            )
             for at, variant, version, rows, predictions in pending
             for row, pred in zip(rows, predictions, strict=True)
         ]

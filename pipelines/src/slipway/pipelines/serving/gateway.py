@@ -90,32 +90,53 @@ class Gateway:
         self._seq = 0
         # (seq, role, ok, model seconds, predictions) per request
         self._events: deque[tuple[int, str, bool, float, tuple[Any, ...]]] = deque(
-            maxlen=WINDOW_EVENTS)
+            maxlen=WINDOW_EVENTS
+        )
         self._background: set[asyncio.Task] = set()
         self._samples = SampleWriter(root, self.columns, config.monitoring.sample_capacity)
         self._reload_lock = asyncio.Lock()
         self.metrics = CollectorRegistry()
         labels = ["variant", "version"]
         self.m_requests = Counter(
-            "slipway_gateway_requests", "Requests scored, per variant", labels,
-            registry=self.metrics)
+            "slipway_gateway_requests",
+            "Requests scored, per variant",
+            labels,
+            registry=self.metrics,
+        )
         self.m_errors = Counter(
-            "slipway_gateway_errors", "Requests the model failed, per variant", labels,
-            registry=self.metrics)
+            "slipway_gateway_errors",
+            "Requests the model failed, per variant",
+            labels,
+            registry=self.metrics,
+        )
         self.m_latency = Histogram(
-            "slipway_gateway_latency_seconds", "Time to answer, per variant", labels,
-            buckets=LATENCY_BUCKETS, registry=self.metrics)
+            "slipway_gateway_latency_seconds",
+            "Time to answer, per variant",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.metrics,
+        )
         self.m_predictions = Counter(
-            "slipway_gateway_predictions", "Predicted values (classes), per variant",
-            [*labels, "value"], registry=self.metrics)
+            "slipway_gateway_predictions",
+            "Predicted values (classes), per variant",
+            [*labels, "value"],
+            registry=self.metrics,
+        )
         self.m_batch = Histogram(
-            "slipway_gateway_batch_rows", "Rows per model call (batching at work)", ["version"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=self.metrics)
+            "slipway_gateway_batch_rows",
+            "Rows per model call (batching at work)",
+            ["version"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.metrics,
+        )
         self.m_bad = Counter(
-            "slipway_gateway_bad_requests", "Requests refused with 400", registry=self.metrics)
+            "slipway_gateway_bad_requests", "Requests refused with 400", registry=self.metrics
+        )
         self.m_weight = Gauge(
-            "slipway_gateway_challenger_weight", "Challenger share of traffic, percent",
-            registry=self.metrics)
+            "slipway_gateway_challenger_weight",
+            "Challenger share of traffic, percent",
+            registry=self.metrics,
+        )
 
     # -- models -------------------------------------------------------------------------------
 
@@ -146,7 +167,8 @@ class Gateway:
             raise ValueError(
                 f"version {version}'s signature does not match the data contract (model wants "
                 f"{missing or 'nothing more'} beyond it, the contract has {extra or 'nothing'} "
-                "the model does not take): retrain it under the current contract")
+                "the model does not take): retrain it under the current contract"
+            )
 
     def _frame_builder(self) -> Callable[[list[tuple[Any, ...]]], pd.DataFrame]:
         """Rows -> the DataFrame a model expects. All-numeric contracts (the common case) go
@@ -189,7 +211,8 @@ class Gateway:
                     continue
                 try:
                     loaded[role] = await loop.run_in_executor(
-                        None, self._load_variant, role, version)
+                        None, self._load_variant, role, version
+                    )
                 except Exception as exc:  # a model that cannot serve is reported, not fatal
                     log.error("cannot load %s version %s: %s", role, version, exc)
                     self.load_errors[role] = f"version {version}: {type(exc).__name__}: {exc}"
@@ -222,7 +245,8 @@ class Gateway:
         return {
             "champion": self.variants[CHAMPION].version if CHAMPION in self.variants else None,
             "challenger": (
-                self.variants[CHALLENGER].version if CHALLENGER in self.variants else None),
+                self.variants[CHALLENGER].version if CHALLENGER in self.variants else None
+            ),
             "weight": self.weight,
             "shadow": self.shadow,
             "seq": self._seq,
@@ -344,8 +368,12 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
 
     def refuse() -> JSONResponse:
         return JSONResponse(
-            {"error": "admin operations are reachable only from loopback or with the admin "
-                      "token (Authorization: Bearer $SLIPWAY_ADMIN_TOKEN)"}, status_code=403)
+            {
+                "error": "admin operations are reachable only from loopback or with the admin "
+                "token (Authorization: Bearer $SLIPWAY_ADMIN_TOKEN)"
+            },
+            status_code=403,
+        )
 
     async def invocations(request: Request) -> Response:
         try:
@@ -359,8 +387,12 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
             return JSONResponse({"error_code": "BAD_REQUEST", "message": str(exc)}, 400)
         if CHAMPION not in gateway.variants and CHALLENGER not in gateway.variants:
             return JSONResponse(
-                {"error_code": "NO_MODEL",
-                 "message": "no champion is deployed yet: run `slipway deploy`"}, 503)
+                {
+                    "error_code": "NO_MODEL",
+                    "message": "no champion is deployed yet: run `slipway deploy`",
+                },
+                503,
+            )
         role = gateway.route()
         if gateway.shadow and role == CHAMPION:
             gateway.shadow_copy(rows)
@@ -374,10 +406,19 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
                 predictions = await gateway.score(variant, rows)
         except Exception as exc:
             return JSONResponse(
-                {"error_code": "MODEL_ERROR", "variant": role, "version": variant.version,
-                 "message": f"{type(exc).__name__}: {exc}"[:500]}, 500)
-        return Response(json.dumps({"predictions": predictions}), media_type="application/json",
-                        headers={"x-slipway-variant": role, "x-slipway-version": variant.version})
+                {
+                    "error_code": "MODEL_ERROR",
+                    "variant": role,
+                    "version": variant.version,
+                    "message": f"{type(exc).__name__}: {exc}"[:500],
+                },
+                500,
+            )
+        return Response(
+            json.dumps({"predictions": predictions}),
+            media_type="application/json",
+            headers={"x-slipway-variant": role, "x-slipway-version": variant.version},
+        )
 
     async def health(request: Request) -> Response:
         state = gateway.state()
@@ -385,8 +426,9 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
         return JSONResponse({"status": status, **state})
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(gateway.metrics),
-                        media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(
+            generate_latest(gateway.metrics), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     async def admin_state(request: Request) -> Response:
         if not admin_allowed(request):
@@ -403,7 +445,8 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             return JSONResponse(
-                {"error": 'body must be {"challenger": <0..100>, "shadow": <bool>}'}, 400)
+                {"error": 'body must be {"challenger": <0..100>, "shadow": <bool>}'}, 400
+            )
         try:
             return JSONResponse(gateway.set_weights(weight, shadow))
         except LookupError as exc:
@@ -447,8 +490,13 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
 
 
 def serve(
-    root: Path, config: SpokeConfig, *, host: str = "127.0.0.1", port: int = 8780,
-    admin_token: str | None = None, announce: Callable[[str], None] = print,
+    root: Path,
+    config: SpokeConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8780,
+    admin_token: str | None = None,
+    announce: Callable[[str], None] = print,
 ) -> None:
     """Bind (port 0 picks a free one), announce the URL, then serve until interrupted."""
     import socket
@@ -462,7 +510,10 @@ def serve(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     app = build_app(Gateway(root, config), admin_token)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="on", timeout_keep_alive=30))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30
+        )
+    )
     announce(f"http://{shown}:{bound}")
     server.run(sockets=[sock])

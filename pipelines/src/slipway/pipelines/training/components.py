@@ -24,14 +24,23 @@ def load_data(project_root: str, data: Output[Dataset]) -> str:
     return steps.load(project_root, data.path)
 
 
-def validate_data(project_root: str, data: Input[Dataset], digest: str, tracking_uri: str,
-                  run_key: str, git_sha: str, git_dirty: bool, pipeline_sha256: str,
-                  author: str) -> int:
+def validate_data(
+    project_root: str,
+    data: Input[Dataset],
+    digest: str,
+    tracking_uri: str,
+    run_key: str,
+    git_sha: str,
+    git_dirty: bool,
+    pipeline_sha256: str,
+    author: str,
+) -> int:
     """Check the data contract of slipway.toml; fails the run naming each column and rule."""
     from slipway.pipelines.training import steps
 
-    ctx = steps.context(project_root, tracking_uri, run_key, git_sha, git_dirty,
-                        pipeline_sha256, author)
+    ctx = steps.context(
+        project_root, tracking_uri, run_key, git_sha, git_dirty, pipeline_sha256, author
+    )
     return steps.validate(project_root, data.path, digest, ctx)
 
 
@@ -42,8 +51,13 @@ def train_model(project_root: str, data: Input[Dataset], model: Output[Model]) -
     steps.train(project_root, data.path, model.path)
 
 
-def evaluate_model(project_root: str, data: Input[Dataset], model: Input[Model],
-                   metrics: Output[Metrics], plots: Output[Artifact]) -> None:
+def evaluate_model(
+    project_root: str,
+    data: Input[Dataset],
+    model: Input[Model],
+    metrics: Output[Metrics],
+    plots: Output[Artifact],
+) -> None:
     """Held-out metrics (shown by Kubeflow too), confusion matrix and ROC curve."""
     from slipway.pipelines.training import steps
 
@@ -51,30 +65,54 @@ def evaluate_model(project_root: str, data: Input[Dataset], model: Input[Model],
         metrics.log_metric(name, value)
 
 
-def gate_model(project_root: str, data: Input[Dataset], digest: str, model: Input[Model],
-               metrics: Input[Metrics], plots: Input[Artifact], tracking_uri: str, run_key: str,
-               git_sha: str, git_dirty: bool, pipeline_sha256: str,
-               author: str) -> NamedTuple("GateOutputs", [("run_id", str), ("verdict", str)]):
+def gate_model(
+    project_root: str,
+    data: Input[Dataset],
+    digest: str,
+    model: Input[Model],
+    metrics: Input[Metrics],
+    plots: Input[Artifact],
+    tracking_uri: str,
+    run_key: str,
+    git_sha: str,
+    git_dirty: bool,
+    pipeline_sha256: str,
+    author: str,
+) -> NamedTuple("GateOutputs", [("run_id", str), ("verdict", str)]):
     """Log the evaluation on an MLflow run; floors, then at least as good as the champion."""
     from collections import namedtuple
 
     from slipway.pipelines.training import steps
 
-    ctx = steps.context(project_root, tracking_uri, run_key, git_sha, git_dirty,
-                        pipeline_sha256, author)
-    run_id, verdict = steps.gate(project_root, data.path, digest, model.path, plots.path,
-                                 dict(metrics.metadata), ctx)
+    ctx = steps.context(
+        project_root, tracking_uri, run_key, git_sha, git_dirty, pipeline_sha256, author
+    )
+    run_id, verdict = steps.gate(
+        project_root, data.path, digest, model.path, plots.path, dict(metrics.metadata), ctx
+    )
     return namedtuple("GateOutputs", ["run_id", "verdict"])(run_id, verdict)
 
 
-def register_model(project_root: str, data: Input[Dataset], digest: str, model: Input[Model],
-                   run_id: str, verdict: str, tracking_uri: str, run_key: str, git_sha: str,
-                   git_dirty: bool, pipeline_sha256: str, author: str) -> int:
+def register_model(
+    project_root: str,
+    data: Input[Dataset],
+    digest: str,
+    model: Input[Model],
+    run_id: str,
+    verdict: str,
+    tracking_uri: str,
+    run_key: str,
+    git_sha: str,
+    git_dirty: bool,
+    pipeline_sha256: str,
+    author: str,
+) -> int:
     """Register the version with lineage tags and alias it challenger; returns the version."""
     from slipway.pipelines.training import steps
 
-    ctx = steps.context(project_root, tracking_uri, run_key, git_sha, git_dirty,
-                        pipeline_sha256, author)
+    ctx = steps.context(
+        project_root, tracking_uri, run_key, git_sha, git_dirty, pipeline_sha256, author
+    )
     return steps.register(project_root, data.path, digest, model.path, run_id, verdict, ctx)
 
 
@@ -95,6 +133,10 @@ def build(base_image: str) -> Components:
         return dsl.component(func, base_image=base_image, install_kfp_package=False)
 
     return Components(
-        load=make(load_data), validate=make(validate_data), train=make(train_model),
-        evaluate=make(evaluate_model), gate=make(gate_model), register=make(register_model),
+        load=make(load_data),
+        validate=make(validate_data),
+        train=make(train_model),
+        evaluate=make(evaluate_model),
+        gate=make(gate_model),
+        register=make(register_model),
     )

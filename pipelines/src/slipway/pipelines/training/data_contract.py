@@ -68,8 +68,9 @@ def _column_schema(name: str, rule: ColumnRule) -> pa.Column:
         checks.append(pa.Check.le(rule.max))
     if rule.allowed is not None:
         checks.append(pa.Check.isin(rule.allowed))
-    return pa.Column(DTYPES[rule.dtype], checks=checks, nullable=rule.nullable, coerce=True,
-                     name=name)
+    return pa.Column(
+        DTYPES[rule.dtype], checks=checks, nullable=rule.nullable, coerce=True, name=name
+    )
 
 
 def schema_for(
@@ -94,8 +95,7 @@ def _rule_of(check: str) -> str:
     return check
 
 
-def _detail(rule: str, column: str, contract: DataContract, examples: list[str],
-            rows: int) -> str:
+def _detail(rule: str, column: str, contract: DataContract, examples: list[str], rows: int) -> str:
     spec = contract.columns.get(column)
     shown = ", ".join(examples)
     if rule == RULE_REQUIRED:
@@ -129,8 +129,7 @@ def validate_frame(
     """
     from pandera.errors import SchemaErrors
 
-    schema = schema_for(contract, require_target=require_target,
-                        enforce_min_rows=enforce_min_rows)
+    schema = schema_for(contract, require_target=require_target, enforce_min_rows=enforce_min_rows)
     try:
         schema.validate(frame, lazy=True)
     except SchemaErrors as exc:
@@ -155,21 +154,32 @@ def _violations(cases: pd.DataFrame, contract: DataContract, rows: int) -> list[
     violations = []
     for (column, rule), by_row in sorted(found.items()):
         values = list(by_row.values())
-        if (column in typed and rule in {RULE_MIN, RULE_MAX, RULE_ALLOWED}
-                and any("TypeError" in v for v in values)):
+        if (
+            column in typed
+            and rule in {RULE_MIN, RULE_MAX, RULE_ALLOWED}
+            and any("TypeError" in v for v in values)
+        ):
             continue
         examples = list(dict.fromkeys(values))[:_MAX_EXAMPLES]
-        violations.append(Violation(column=column, rule=rule, count=len(values),
-                                    detail=_detail(rule, column, contract, examples, rows)))
+        violations.append(
+            Violation(
+                column=column,
+                rule=rule,
+                count=len(values),
+                detail=_detail(rule, column, contract, examples, rows),
+            )
+        )
     return violations
 
 
 def format_report(violations: Iterable[Violation]) -> str:
     """A report a person can act on: one line per broken rule, then what to do."""
     lines = [f"  - {violation}" for violation in violations]
-    return "\n".join([
-        f"the data breaks the contract in slipway.toml ({len(lines)} problem(s)):",
-        *lines,
-        "Fix the data source, or change [data.contract] if the data is right and the "
-        "contract is out of date.",
-    ])
+    return "\n".join(
+        [
+            f"the data breaks the contract in slipway.toml ({len(lines)} problem(s)):",
+            *lines,
+            "Fix the data source, or change [data.contract] if the data is right and the "
+            "contract is out of date.",
+        ]
+    )

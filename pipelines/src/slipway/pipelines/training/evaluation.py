@@ -48,8 +48,12 @@ def plots(model: Any, x: pd.DataFrame, y: pd.Series, out_dir: Path) -> list[Path
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, draw in (
-        (CONFUSION_MATRIX, lambda ax: ConfusionMatrixDisplay.from_predictions(
-            y, model.predict(x), ax=ax, colorbar=False)),
+        (
+            CONFUSION_MATRIX,
+            lambda ax: ConfusionMatrixDisplay.from_predictions(
+                y, model.predict(x), ax=ax, colorbar=False
+            ),
+        ),
         (ROC_CURVE, lambda ax: RocCurveDisplay.from_predictions(y, scores(model, x), ax=ax)),
     ):
         figure, ax = plt.subplots(figsize=(4.5, 4))

@@ -34,8 +34,7 @@ def git_state(root: Path) -> GitState:
     """
 
     def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                              check=False)
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
 
     head = git("rev-parse", "HEAD")
     if head.returncode != 0:

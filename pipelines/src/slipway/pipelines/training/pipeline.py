@@ -87,21 +87,38 @@ def training_pipeline(config: SpokeConfig) -> "GraphComponent":
         pipeline_sha256: str = "",
         author: str = "unknown",
     ) -> None:
-        lineage = {"tracking_uri": tracking_uri, "run_key": run_key, "git_sha": git_sha,
-                   "git_dirty": git_dirty, "pipeline_sha256": pipeline_sha256,
-                   "author": author}
+        lineage = {
+            "tracking_uri": tracking_uri,
+            "run_key": run_key,
+            "git_sha": git_sha,
+            "git_dirty": git_dirty,
+            "pipeline_sha256": pipeline_sha256,
+            "author": author,
+        }
         loaded = c.load(project_root=project_root)
         data, digest = loaded.outputs["data"], loaded.outputs["Output"]
         checked = c.validate(project_root=project_root, data=data, digest=digest, **lineage)
         trained = c.train(project_root=project_root, data=data).after(checked)
         model = trained.outputs["model"]
         evaluated = c.evaluate(project_root=project_root, data=data, model=model)
-        judged = c.gate(project_root=project_root, data=data, digest=digest, model=model,
-                        metrics=evaluated.outputs["metrics"], plots=evaluated.outputs["plots"],
-                        **lineage)
-        registered = c.register(project_root=project_root, data=data, digest=digest, model=model,
-                                run_id=judged.outputs["run_id"],
-                                verdict=judged.outputs["verdict"], **lineage)
+        judged = c.gate(
+            project_root=project_root,
+            data=data,
+            digest=digest,
+            model=model,
+            metrics=evaluated.outputs["metrics"],
+            plots=evaluated.outputs["plots"],
+            **lineage,
+        )
+        registered = c.register(
+            project_root=project_root,
+            data=data,
+            digest=digest,
+            model=model,
+            run_id=judged.outputs["run_id"],
+            verdict=judged.outputs["verdict"],
+            **lineage,
+        )
         for task in (loaded, checked, trained, evaluated, judged, registered):
             task.set_caching_options(False)
 
@@ -110,8 +127,9 @@ def training_pipeline(config: SpokeConfig) -> "GraphComponent":
 
 def spoke_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":
     """The pipeline the spoke wires in pipelines/training.py (`build_pipeline(config)`)."""
-    return spoke_code.spoke_pipeline(root, config, str(SPOKE_PIPELINE_FILE),
-                                     "docs/spoke/training.md")
+    return spoke_code.spoke_pipeline(
+        root, config, str(SPOKE_PIPELINE_FILE), "docs/spoke/training.md"
+    )
 
 
 def compile_training(root: Path, config: SpokeConfig, output: Path | None = None) -> Path:
@@ -127,8 +145,9 @@ def _compile(pipeline: "GraphComponent", output: Path) -> Path:
     return output
 
 
-def pipeline_arguments(root: Path, compiled: Path, *, tracking_uri: str,
-                       project_root: str | None = None) -> dict[str, Any]:
+def pipeline_arguments(
+    root: Path, compiled: Path, *, tracking_uri: str, project_root: str | None = None
+) -> dict[str, Any]:
     """The run's parameters: lineage only the starting machine knows, plus a fresh run key."""
     from slipway.pipelines.governance.audit import current_actor
     from slipway.pipelines.training.lineage import file_sha256, git_state
@@ -233,8 +252,9 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     runs = registry.state_dir(root) / RUNS_DIR
     runs.mkdir(parents=True, exist_ok=True)
     log_path = runs / f"{arguments['run_key']}.log"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs),
-               raise_on_error=False)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs), raise_on_error=False
+    )
     with log_path.open("w", encoding="utf-8") as sink:
         steps = _StepLog(sink, on_step)
         with contextlib.redirect_stdout(steps), contextlib.redirect_stderr(steps):
@@ -242,33 +262,46 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     return _outcome(root, config, arguments["run_key"], uri, log_path, steps.failed_step)
 
 
-def _outcome(root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: Path,
-             failed_step: str | None) -> TrainingOutcome:
+def _outcome(
+    root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: Path, failed_step: str | None
+) -> TrainingOutcome:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name(config.model_name)
-    found = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id], f"tags.`{registry.TAG_RUN_KEY}` = '{run_key}'")
+    found = (
+        []
+        if experiment is None
+        else client.search_runs(
+            [experiment.experiment_id], f"tags.`{registry.TAG_RUN_KEY}` = '{run_key}'"
+        )
+    )
     tags = found[0].data.tags if found else {}
     status = tags.get(registry.TAG_OUTCOME)
     if status is None:
         where = f"step {failed_step!r} failed" if failed_step else "the pipeline did not finish"
         cause = _last_error(log_path)
-        raise TrainingError(f"{where}{': ' + cause if cause else ''}\nIts output is in "
-                            f"{log_path}. Fix the cause and run `slipway train` again "
-                            "(nothing was registered).")
+        raise TrainingError(
+            f"{where}{': ' + cause if cause else ''}\nIts output is in "
+            f"{log_path}. Fix the cause and run `slipway train` again "
+            "(nothing was registered)."
+        )
     run = found[0]
     metrics = run.data.metrics
     reasons = _reasons(client, run.info.run_id, status)
     version = tags.get(registry.TAG_REGISTERED_VERSION)
     return TrainingOutcome(
-        status=status, run_id=run.info.run_id, tracking_uri=uri, log_path=log_path,
+        status=status,
+        run_id=run.info.run_id,
+        tracking_uri=uri,
+        log_path=log_path,
         version=int(version) if version else None,
-        verdict=tags.get(registry.TAG_GATE_VERDICT), baseline=tags.get(registry.TAG_GATE_BASELINE),
+        verdict=tags.get(registry.TAG_GATE_VERDICT),
+        baseline=tags.get(registry.TAG_GATE_BASELINE),
         metrics={k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")},
-        baseline_metrics={k.removeprefix("champion_"): v for k, v in metrics.items()
-                          if k.startswith("champion_")},
+        baseline_metrics={
+            k.removeprefix("champion_"): v for k, v in metrics.items() if k.startswith("champion_")
+        },
         reasons=reasons,
     )
 
@@ -308,7 +341,9 @@ def submit_training(root: Path, config: SpokeConfig, host: str, *, tracking_uri:
     compiled = compile_training(root, config)
     arguments = pipeline_arguments(root, compiled, tracking_uri=tracking_uri)
     run = kfp.Client(host=host).create_run_from_pipeline_package(
-        str(compiled), arguments=arguments, experiment_name=config.model_name,
+        str(compiled),
+        arguments=arguments,
+        experiment_name=config.model_name,
         run_name=f"{config.model_name}-training-{arguments['run_key'][:8]}",
     )
     return str(run.run_id)

@@ -46,8 +46,10 @@ def judge(challenger: dict[str, float], baseline: Baseline | None, gates: Gates)
         value = challenger[metric]
         ok = value >= floor
         failed |= not ok
-        reasons.append(f"{metric} {value:.4f} {'>=' if ok else '<'} floor {floor:.4f}"
-                       f"{'' if ok else ' (gates.minimum)'}")
+        reasons.append(
+            f"{metric} {value:.4f} {'>=' if ok else '<'} floor {floor:.4f}"
+            f"{'' if ok else ' (gates.minimum)'}"
+        )
     if baseline is None:
         reasons.append("no champion or challenger yet: this first model bootstraps the registry")
     else:

@@ -42,7 +42,8 @@ def spoke_pipeline(root: Path, config: SpokeConfig, relative: str, guide: str) -
     build_pipeline = getattr(module, "build_pipeline", None)
     if not callable(build_pipeline):
         raise SpokeCodeError(
-            f"{path} must define build_pipeline(config) returning the pipeline; see {guide}.")
+            f"{path} must define build_pipeline(config) returning the pipeline; see {guide}."
+        )
     return build_pipeline(config)
 
 
@@ -67,9 +68,7 @@ def resolve(root: Path, entrypoint: str, field: str) -> Callable[..., Any]:
         ) from exc
     function = getattr(module, attr, None)
     if not callable(function):
-        raise SpokeCodeError(
-            f"{field} = {entrypoint!r}: {module_name} has no function {attr!r}."
-        )
+        raise SpokeCodeError(f"{field} = {entrypoint!r}: {module_name} has no function {attr!r}.")
     return function
 
 
@@ -104,8 +103,11 @@ def split(frame: pd.DataFrame, config: SpokeConfig) -> Split:
 
     labels = frame[config.data.target]
     x_train, x_test, y_train, y_test = train_test_split(
-        features(frame, config), labels, test_size=config.training.test_size,
-        random_state=config.training.seed, stratify=labels,
+        features(frame, config),
+        labels,
+        test_size=config.training.test_size,
+        random_state=config.training.seed,
+        stratify=labels,
     )
     return Split(x_train, x_test, y_train, y_test)
 
@@ -119,8 +121,7 @@ def held_out_rows(root: Path, config: SpokeConfig) -> pd.DataFrame:
     return parts.x_test.assign(**{config.data.target: parts.y_test})
 
 
-def train_model(root: Path, config: SpokeConfig, x_train: pd.DataFrame,
-                y_train: pd.Series) -> Any:
+def train_model(root: Path, config: SpokeConfig, x_train: pd.DataFrame, y_train: pd.Series) -> Any:
     model = resolve(root, config.training.trainer, "training.trainer")(
         x_train, y_train, dict(config.training.params)
     )

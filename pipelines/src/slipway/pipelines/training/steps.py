@@ -43,12 +43,23 @@ class RunContext:
     author: str
 
 
-def context(project_root: str, tracking_uri: str, run_key: str, git_sha: str, git_dirty: bool,
-            pipeline_sha256: str, author: str) -> RunContext:
+def context(
+    project_root: str,
+    tracking_uri: str,
+    run_key: str,
+    git_sha: str,
+    git_dirty: bool,
+    pipeline_sha256: str,
+    author: str,
+) -> RunContext:
     """The run's context; an empty tracking_uri means MLFLOW_TRACKING_URI, else embedded."""
     return RunContext(
-        tracking_uri=tracking_uri or registry.tracking_uri(Path(project_root)), run_key=run_key,
-        git_sha=git_sha, git_dirty=git_dirty, pipeline_sha256=pipeline_sha256, author=author,
+        tracking_uri=tracking_uri or registry.tracking_uri(Path(project_root)),
+        run_key=run_key,
+        git_sha=git_sha,
+        git_dirty=git_dirty,
+        pipeline_sha256=pipeline_sha256,
+        author=author,
     )
 
 
@@ -69,23 +80,31 @@ def _client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def _open_run(root: Path, config: SpokeConfig, ctx: RunContext, frame: pd.DataFrame,
-              digest: str) -> str:
+def _open_run(
+    root: Path, config: SpokeConfig, ctx: RunContext, frame: pd.DataFrame, digest: str
+) -> str:
     """Create the pipeline run's MLflow run and log the data it saw (with its digest)."""
     import mlflow
 
     client = _client(ctx.tracking_uri)
     experiment = registry.experiment_id(client, root, config.model_name)
-    run = client.create_run(experiment, run_name=f"train-{ctx.run_key[:8]}", tags={
-        registry.TAG_RUN_KEY: ctx.run_key,
-        registry.TAG_AUTHOR: ctx.author,
-        registry.TAG_DATA_DIGEST: digest,
-        "mlflow.source.git.commit": ctx.git_sha,
-    })
+    run = client.create_run(
+        experiment,
+        run_name=f"train-{ctx.run_key[:8]}",
+        tags={
+            registry.TAG_RUN_KEY: ctx.run_key,
+            registry.TAG_AUTHOR: ctx.author,
+            registry.TAG_DATA_DIGEST: digest,
+            "mlflow.source.git.commit": ctx.git_sha,
+        },
+    )
     # MLflow caps a dataset digest at 36 characters; the version tag keeps the full sha256.
     dataset = mlflow.data.from_pandas(
-        frame, source=config.data.loader, targets=config.data.target,
-        name=f"{config.model_name}-training", digest=digest[:32],
+        frame,
+        source=config.data.loader,
+        targets=config.data.target,
+        name=f"{config.model_name}-training",
+        digest=digest[:32],
     )
     mlflow.set_tracking_uri(ctx.tracking_uri)
     with mlflow.start_run(run_id=run.info.run_id):
@@ -113,8 +132,9 @@ def validate(project_root: str, data_path: str, digest: str, ctx: RunContext) ->
     root = Path(project_root)
     config = load_config(root)
     frame = _frame(data_path)
-    violations = validate_frame(frame, config.data.contract, require_target=config.data.target,
-                                enforce_min_rows=True)
+    violations = validate_frame(
+        frame, config.data.contract, require_target=config.data.target, enforce_min_rows=True
+    )
     if not violations:
         print(f"{len(frame)} rows meet the contract ({len(config.data.contract.columns)} columns)")
         return len(frame)
@@ -149,8 +169,7 @@ def _model(model_dir: str) -> Any:
     return joblib.load(Path(model_dir) / MODEL_FILE)
 
 
-def evaluate(project_root: str, data_path: str, model_dir: str,
-             plots_dir: str) -> dict[str, float]:
+def evaluate(project_root: str, data_path: str, model_dir: str, plots_dir: str) -> dict[str, float]:
     """Held-out metrics and plots. No registry access here: the gate logs both on the run."""
     from slipway.pipelines.training.evaluation import metrics, plots
     from slipway.pipelines.training.spoke_code import split
@@ -172,8 +191,15 @@ def _baseline_model(client: MlflowClient, model_name: str) -> tuple[str, Any] | 
     return None
 
 
-def gate(project_root: str, data_path: str, digest: str, model_dir: str, plots_dir: str,
-         scores: dict[str, float], ctx: RunContext) -> tuple[str, str]:
+def gate(
+    project_root: str,
+    data_path: str,
+    digest: str,
+    model_dir: str,
+    plots_dir: str,
+    scores: dict[str, float],
+    ctx: RunContext,
+) -> tuple[str, str]:
     """Record the evaluation on a new MLflow run, then judge the challenger against the
     floors and the baseline, scored here on the same rows. Returns (run id, verdict)."""
     import mlflow
@@ -189,8 +215,14 @@ def gate(project_root: str, data_path: str, digest: str, model_dir: str, plots_d
     run_id = _open_run(root, config, ctx, frame, digest)
     params = json.loads((Path(model_dir) / PARAMS_FILE).read_text())
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_params({**params, "test_size": config.training.test_size,
-                           "seed": config.training.seed, "trainer": config.training.trainer})
+        mlflow.log_params(
+            {
+                **params,
+                "test_size": config.training.test_size,
+                "seed": config.training.seed,
+                "trainer": config.training.trainer,
+            }
+        )
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
         mlflow.log_artifacts(plots_dir, artifact_path="plots")
     client = _client(ctx.tracking_uri)
@@ -203,15 +235,20 @@ def gate(project_root: str, data_path: str, digest: str, model_dir: str, plots_d
             reigning = mlflow.sklearn.load_model(f"models:/{config.model_name}@{alias}")
             measured = metrics(reigning, parts.x_test, parts.y_test)
         except Exception as exc:  # any failure to score must stop the gate, loudly
-            refuse(f"gate: cannot score the {alias} (v{version.version}) on the held-out rows: "
-                   f"{exc}. If the data contract changed on purpose, retire the {alias} first.")
+            refuse(
+                f"gate: cannot score the {alias} (v{version.version}) on the held-out rows: "
+                f"{exc}. If the data contract changed on purpose, retire the {alias} first."
+            )
         baseline = Baseline(alias=alias, version=str(version.version), metrics=measured)
         for name, value in measured.items():
             client.log_metric(run_id, f"champion_{name}", value)
     verdict = judge(scores, baseline, config.gates)
     client.set_tag(run_id, registry.TAG_GATE_VERDICT, verdict.label)
-    client.set_tag(run_id, registry.TAG_GATE_BASELINE,
-                   f"{baseline.alias} v{baseline.version}" if baseline else "none")
+    client.set_tag(
+        run_id,
+        registry.TAG_GATE_BASELINE,
+        f"{baseline.alias} v{baseline.version}" if baseline else "none",
+    )
     client.log_text(run_id, "\n".join(verdict.reasons) + "\n", "gate.txt")
     report = "\n".join(f"  - {reason}" for reason in verdict.reasons)
     if not verdict.passed:
@@ -221,8 +258,15 @@ def gate(project_root: str, data_path: str, digest: str, model_dir: str, plots_d
     return run_id, verdict.label
 
 
-def register(project_root: str, data_path: str, digest: str, model_dir: str, run_id: str,
-             verdict: str, ctx: RunContext) -> int:
+def register(
+    project_root: str,
+    data_path: str,
+    digest: str,
+    model_dir: str,
+    run_id: str,
+    verdict: str,
+    ctx: RunContext,
+) -> int:
     """Log the model with signature and example, register it, tag lineage, alias challenger."""
     import mlflow
     from mlflow.models import infer_signature
@@ -240,11 +284,13 @@ def register(project_root: str, data_path: str, digest: str, model_dir: str, run
     mlflow.set_registry_uri(ctx.tracking_uri)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(example, model.predict(example)),
-            input_example=example, registered_model_name=config.model_name,
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            registered_model_name=config.model_name,
             # Named up front: inferring them would load the model again in a subprocess.
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(
-                include_cloudpickle=True),
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
         )
     version = str(info.registered_model_version)
     client = _client(ctx.tracking_uri)
@@ -267,8 +313,14 @@ def register(project_root: str, data_path: str, digest: str, model_dir: str, run
     client.set_registered_model_alias(config.model_name, registry.CHALLENGER, version)
     client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_REGISTERED)
     client.set_tag(run_id, registry.TAG_REGISTERED_VERSION, version)
-    audit.append(root, "register", model=config.model_name, version=version,
-                 reason=f"gate {verdict}", actor=ctx.author,
-                 details={"run_id": run_id, "git_sha": ctx.git_sha, "data_digest": digest})
+    audit.append(
+        root,
+        "register",
+        model=config.model_name,
+        version=version,
+        reason=f"gate {verdict}",
+        actor=ctx.author,
+        details={"run_id": run_id, "git_sha": ctx.git_sha, "data_digest": digest},
+    )
     print(f"registered {config.model_name} v{version} as {registry.CHALLENGER}")
     return int(version)
