@@ -26,9 +26,10 @@ $(CURDIR)/.tools/bin/uv:
 
 setup: .venv/.synced ## install uv (if missing) and the hub's environment
 
-lint: setup ## ruff (lint and format check) over the hub
+lint: setup ## ruff (lint, format check) and the type checker over the hub
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) basedpyright
 
 test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15

@@ -323,7 +323,11 @@ class SpokeAccess(pulumi.ComponentResource):
                 lambda arn: github_oidc_trust(arn, github_repository)
             )
             ci_refs = pulumi.Output.all(refs, endpoint.arn)
-            ci = role("ci", trust, ci_refs.apply(lambda r: ci_policy(scope, *r[0], r[1])))
+            ci = role(
+                "ci",
+                trust,
+                ci_refs.apply(lambda r: ci_policy(scope, r[0][0], r[0][1], r[0][2], r[1])),
+            )
             self.ci_role_arn = ci.arn
         self.register_outputs(
             {

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
 from slipway.infra.plan import BUDGET_ALERT_PERCENTS
 
 
-def tag_filter(match_tags: dict[str, str]) -> dict[str, object]:
+def tag_filter(match_tags: dict[str, str]) -> Any:
     """A budget filter matching costs that carry every tag in `match_tags` (cost
     allocation tags, which must be activated once per account in the billing console)."""
     terms = [

@@ -83,10 +83,10 @@ def carry_deploy_settings(
         )
         carried.update({MODEL_VERSION: str(serving), PREVIOUS_MODEL_VERSION: None})
     write_settings(stack, carried)
-    carried = {key: value for key, value in carried.items() if value is not None}
-    listed = ", ".join(f"{key}={value}" for key, value in carried.items())
+    kept = {key: value for key, value in carried.items() if value is not None}
+    listed = ", ".join(f"{key}={value}" for key, value in kept.items())
     on_output(f"carried from the last deployment: {listed or 'nothing (it bootstrapped)'}")
-    return carried
+    return kept
 
 
 def main(argv: Sequence[str] | None = None) -> int:

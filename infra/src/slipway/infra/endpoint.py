@@ -12,6 +12,7 @@ automatic rollback returns the endpoint to that configuration, so it must still 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -211,7 +212,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             }
 
         def alarm(
-            key: str, description: str, threshold: float, **metric: object
+            key: str, description: str, threshold: float, **metric: Any
         ) -> aws.cloudwatch.MetricAlarm:
             return aws.cloudwatch.MetricAlarm(
                 f"{name}-alarm-{key}",

@@ -7,6 +7,7 @@ scan on push reports known CVEs before the image is deployed.
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -40,7 +41,7 @@ class ModelImageRepository(pulumi.ComponentResource):
             name=repository_name,
             image_scanning_configuration={"scan_on_push": True},
             image_tag_mutability="IMMUTABLE",
-            encryption_configurations=[encryption],
+            encryption_configurations=[cast(Any, encryption)],
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -122,7 +122,8 @@ def _statements(document: Any) -> list[dict[str, Any]]:
     if not isinstance(document, Mapping):
         return []
     stmts = document.get("Statement", [])
-    return [s for s in ([stmts] if isinstance(stmts, Mapping) else stmts) if isinstance(s, Mapping)]
+    listed = [stmts] if isinstance(stmts, Mapping) else stmts
+    return [dict(s) for s in listed if isinstance(s, Mapping)]
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -237,7 +237,8 @@ def deploy_model_version(
     `pulumi up` restores the stack settings as they were, so a rerun starts from the truth.
     """
     before = {key: stack_setting(stack, key) for key in (MODEL_VERSION, PREVIOUS_MODEL_VERSION)}
-    serving = int(before[MODEL_VERSION]) if (before[MODEL_VERSION] or "").isdigit() else None
+    current = before[MODEL_VERSION] or ""
+    serving = int(current) if current.isdigit() else None
     write_settings(stack, deploy_config(serving, model_version, champion_p95_latency_ms))
     try:
         stack.up(on_output=on_output)

@@ -86,7 +86,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources.append(RecordedResource(args.typ, args.name, inputs, rid))
         return rid, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": MOCK_ACCOUNT,

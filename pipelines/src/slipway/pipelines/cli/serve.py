@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -33,6 +34,6 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     def announce(url: str) -> None:
         click.echo(f"slipway gateway listening on {url}", nl=True)
-        click.get_text_stream("stdout").flush()
+        sys.stdout.flush()
 
     run(spoke.root, spoke.config, host=host, port=port, admin_token=token, announce=announce)

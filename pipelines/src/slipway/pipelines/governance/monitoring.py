@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from slipway.pipelines.registry import CHAMPION, fluent_registry, state_dir, version_by_alias
 from slipway.pipelines.rollout.guardrails import psi
@@ -123,7 +123,7 @@ def _served_rows(samples: pd.DataFrame, champion: str) -> pd.DataFrame:
     mine = samples[
         (samples["_variant"] == CHAMPION) & (samples["_version"].astype(str) == champion)
     ]
-    return mine if not mine.empty else samples
+    return cast("pd.DataFrame", mine) if not mine.empty else samples
 
 
 def check_drift(root: Path, config: SpokeConfig, client: MlflowClient) -> DriftReport:
@@ -152,7 +152,7 @@ def check_drift(root: Path, config: SpokeConfig, client: MlflowClient) -> DriftR
                 f"the served sample lacks contract columns {missing}: it was captured under "
                 "an older contract; let the gateway serve fresh traffic, then monitor again"
             )
-        current = served[columns]
+        current = cast("pd.DataFrame", served[columns])
         violations = [str(v) for v in validate_frame(current, config.data.contract)]
         for name in columns:
             value = psi(reference[name].tolist(), current[name].tolist())

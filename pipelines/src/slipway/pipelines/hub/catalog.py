@@ -77,16 +77,16 @@ def _entry(
     challenger = by_number.get(str(aliases[CHALLENGER])) if CHALLENGER in aliases else None
     rolled = [v for v in versions if (v.tags or {}).get(TAG_ROLLOUT_OUTCOME)]
     last = rolled[-1] if rolled else None
-    own = config is not None and config.model_name == model.name
-    owner = config.project.contact if own else tags.get(MODEL_TAG_OWNER)
-    team = config.project.team if own else tags.get(MODEL_TAG_TEAM)
-    tier = (config.governance.risk_tier.value if own else tags.get(MODEL_TAG_RISK_TIER)) or (
+    own = config if config is not None and config.model_name == model.name else None
+    owner = own.project.contact if own else tags.get(MODEL_TAG_OWNER)
+    team = own.project.team if own else tags.get(MODEL_TAG_TEAM)
+    tier = (own.governance.risk_tier.value if own else tags.get(MODEL_TAG_RISK_TIER)) or (
         (versions[-1].tags or {}).get(TAG_RISK_TIER) if versions else None
     )
     problem: str | None = None
     current: bool | None = None
     if champion is not None:
-        config_sha = config_sha256(config) if own else tags.get(MODEL_TAG_CONFIG_SHA256, "")
+        config_sha = config_sha256(own) if own else tags.get(MODEL_TAG_CONFIG_SHA256, "")
         problem = card_problem_for(config_sha, client, champion)
         current = problem is None
     age = None
@@ -129,7 +129,7 @@ def catalog(client: MlflowClient, config: SpokeConfig | None = None) -> list[Cat
 def format_table(entries: list[CatalogEntry]) -> str:
     """A fixed-width table for people; `--json` is the machine form."""
     header = ("model", "owner", "tier", "champion", "age (d)", "last rollout", "approval", "card")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for e in entries:
         card = (
             "-"

@@ -11,7 +11,7 @@ No `from __future__ import annotations` here: kfp reads the annotations as types
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from kfp import dsl
 from kfp.dsl import Artifact, Output
@@ -142,7 +142,7 @@ def record_outcome(project_root: str, outcome: str, summary: Output[Artifact]) -
 def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
     """The standard deploy pipeline of a spoke (caching off: a release is never cached)."""
 
-    def component(func):  # kfp's decorator is untyped
+    def component(func: Any) -> Any:  # kfp's decorator is untyped
         return dsl.component(func, base_image=config.training.base_image, install_kfp_package=False)
 
     resolve_c, gate_c = component(resolve_candidate), component(approval_gate)
@@ -168,7 +168,7 @@ def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
         for task in (candidate, approval, rolled, recorded):
             task.set_caching_options(False)
 
-    return pipeline
+    return cast("GraphComponent", pipeline)  # dsl.pipeline's stub keeps the function type
 
 
 def spoke_deploy_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":

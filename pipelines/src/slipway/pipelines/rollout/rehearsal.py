@@ -33,7 +33,7 @@ class FaultyModel(mlflow.pyfunc.PythonModel):
         self.kind, self.model, self.delay = kind, model, delay
 
     # No type hints on purpose: MLflow reads them as a schema and warns on `Any`.
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input, params=None):  # pyright: ignore[reportIncompatibleMethodOverride]
         if self.kind == "raise":
             raise RuntimeError("rehearsal: this version fails every prediction on purpose")
         if self.kind == "slow":
@@ -71,7 +71,7 @@ def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) ->
             input_example=example,
             registered_model_name=config.model_name,
         )
-    return str(info.registered_model_version)
+    return str(info.registered_model_version)  # pyright: ignore[reportPossiblyUnboundVariable]  # start_run re-raises
 
 
 def register_faulty(
@@ -101,7 +101,7 @@ def register_faulty(
     example = pd.DataFrame.from_records(replay_rows(root, config)[:5])
     experiment = registry.experiment_id(client, root, model_name)
     with fluent_registry(root):
-        base = mlflow.sklearn.load_model(f"models:/{model_name}/{base_version}")
+        base: Any = mlflow.sklearn.load_model(f"models:/{model_name}/{base_version}")
         with mlflow.start_run(experiment_id=experiment, run_name=f"rehearsal-{kind}"):
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -109,7 +109,7 @@ def register_faulty(
                 signature=infer_signature(example, base.predict(example)),
                 registered_model_name=model_name,
             )
-    version = str(info.registered_model_version)
+    version = str(info.registered_model_version)  # pyright: ignore[reportPossiblyUnboundVariable]  # start_run re-raises
     client.set_model_version_tag(model_name, version, TAG_REHEARSAL, kind)
     client.set_registered_model_alias(model_name, registry.CHALLENGER, version)
     audit.append(

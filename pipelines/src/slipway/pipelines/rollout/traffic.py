@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import httpx
@@ -30,7 +30,8 @@ def replay_rows(root: Path, config: SpokeConfig) -> list[dict[str, Any]]:
     request rows: the contract's feature columns only, never the label."""
     from slipway.pipelines.training.spoke_code import held_out_rows
 
-    return held_out_rows(root, config)[list(config.data.contract.columns)].to_dict("records")
+    rows = held_out_rows(root, config)[list(config.data.contract.columns)]
+    return cast("list[dict[str, Any]]", rows.to_dict(orient="records"))  # pyright: ignore[reportCallIssue]
 
 
 @dataclass

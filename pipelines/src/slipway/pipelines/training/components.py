@@ -10,7 +10,7 @@ No `from __future__ import annotations` here: kfp reads the annotations as types
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
@@ -78,7 +78,7 @@ def gate_model(
     git_dirty: bool,
     pipeline_sha256: str,
     author: str,
-) -> NamedTuple("GateOutputs", [("run_id", str), ("verdict", str)]):
+) -> NamedTuple("GateOutputs", [("run_id", str), ("verdict", str)]):  # pyright: ignore[reportInvalidTypeForm]  # kfp reads this form
     """Log the evaluation on an MLflow run; floors, then at least as good as the champion."""
     from collections import namedtuple
 
@@ -130,7 +130,10 @@ def build(base_image: str) -> Components:
     """The six components on the spoke's base image."""
 
     def make(func: Callable[..., Any]) -> PythonComponent:
-        return dsl.component(func, base_image=base_image, install_kfp_package=False)
+        return cast(
+            PythonComponent,
+            dsl.component(func, base_image=base_image, install_kfp_package=False),
+        )
 
     return Components(
         load=make(load_data),

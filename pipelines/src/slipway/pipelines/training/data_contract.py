@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines.config import ColumnRule, DataContract
 
@@ -141,6 +141,7 @@ def _violations(cases: pd.DataFrame, contract: DataContract, rows: int) -> list[
     # (column, rule) -> {row index: offending value}; pandera may report a row twice
     # (coercion, then dtype), a row counts once.
     found: dict[tuple[str, str], dict[object, str]] = {}
+    case: Any  # a row of pandera's failure-case table
     for case in cases.itertuples(index=False):
         rule = _rule_of(str(case.check))
         column = case.column if isinstance(case.column, str) else "(table)"

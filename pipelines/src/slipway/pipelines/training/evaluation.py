@@ -13,6 +13,10 @@ CONFUSION_MATRIX = "confusion_matrix.png"
 ROC_CURVE = "roc_curve.png"
 
 
+# A metric with no positive prediction is 0, not a warning (sklearn's stub says str).
+_ZERO: Any = 0
+
+
 def scores(model: Any, x: pd.DataFrame) -> Any:
     """Probability of the positive class for every row."""
     return model.predict_proba(x)[:, 1]
@@ -31,9 +35,9 @@ def metrics(model: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
     return {
         "roc_auc": float(roc_auc_score(y, scores(model, x))),
         "accuracy": float(accuracy_score(y, predicted)),
-        "f1": float(f1_score(y, predicted, zero_division=0)),
-        "precision": float(precision_score(y, predicted, zero_division=0)),
-        "recall": float(recall_score(y, predicted, zero_division=0)),
+        "f1": float(f1_score(y, predicted, zero_division=_ZERO)),
+        "precision": float(precision_score(y, predicted, zero_division=_ZERO)),
+        "recall": float(recall_score(y, predicted, zero_division=_ZERO)),
     }
 
 

@@ -11,7 +11,7 @@ import hashlib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,9 +47,11 @@ def data_digest(frame: pd.DataFrame) -> str:
     """sha256 over column names, dtypes and every value: same data, same digest."""
     import pandas as pd
 
+    hash_pandas_object: Any = pd.util.hash_pandas_object  # pyright: ignore[reportAttributeAccessIssue]
+
     digest = hashlib.sha256()
     digest.update("\0".join(f"{c}:{t}" for c, t in frame.dtypes.astype(str).items()).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 

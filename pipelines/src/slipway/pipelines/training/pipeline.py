@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig, load_config
@@ -122,7 +122,7 @@ def training_pipeline(config: SpokeConfig) -> "GraphComponent":
         for task in (loaded, checked, trained, evaluated, judged, registered):
             task.set_caching_options(False)
 
-    return pipeline
+    return cast("GraphComponent", pipeline)  # dsl.pipeline's stub keeps the function type
 
 
 def spoke_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from slipway.pipelines.config import SpokeConfig
 
@@ -86,7 +86,7 @@ def load_frame(root: Path, config: SpokeConfig) -> pd.DataFrame:
 
 def features(frame: pd.DataFrame, config: SpokeConfig) -> pd.DataFrame:
     """The contract's columns, in the contract's order: exactly what a request carries."""
-    return frame[list(config.data.contract.columns)]
+    return cast("pd.DataFrame", frame[list(config.data.contract.columns)])
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,12 @@ def split(frame: pd.DataFrame, config: SpokeConfig) -> Split:
         random_state=config.training.seed,
         stratify=labels,
     )
-    return Split(x_train, x_test, y_train, y_test)
+    return Split(
+        *cast(
+            "tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]",
+            (x_train, x_test, y_train, y_test),
+        )
+    )
 
 
 def held_out_rows(root: Path, config: SpokeConfig) -> pd.DataFrame:

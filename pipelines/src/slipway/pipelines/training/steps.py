@@ -99,7 +99,7 @@ def _open_run(
         },
     )
     # MLflow caps a dataset digest at 36 characters; the version tag keeps the full sha256.
-    dataset = mlflow.data.from_pandas(
+    dataset = mlflow.data.from_pandas(  # pyright: ignore[reportAttributeAccessIssue]
         frame,
         source=config.data.loader,
         targets=config.data.target,
@@ -292,7 +292,7 @@ def register(
             # Named up front: inferring them would load the model again in a subprocess.
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
         )
-    version = str(info.registered_model_version)
+    version = str(info.registered_model_version)  # pyright: ignore[reportPossiblyUnboundVariable]  # start_run re-raises
     client = _client(ctx.tracking_uri)
     tags = {
         registry.TAG_GIT_SHA: ctx.git_sha,
