@@ -533,13 +533,28 @@ def test_deploy_env_without_slipway_infra_says_how_to_install_it(
     spoke_with_versions, stacks, monkeypatch
 ):
     root = spoke_with_versions("low")
-    # The import fails as it does without the `infra` group: None in sys.modules, and the
-    # package no longer holding the submodule this process already imported.
-    monkeypatch.setitem(sys.modules, "slipway.infra.sagemaker_target", None)
-    monkeypatch.delattr(sys.modules["slipway.infra"], "sagemaker_target")
+    # The entry point's module fails to import as it does without the `infra` group: None
+    # in sys.modules, and the package no longer holding the submodule already imported.
+    monkeypatch.setitem(sys.modules, "slipway.infra.model_release", None)
+    if hasattr(sys.modules["slipway.infra"], "model_release"):
+        monkeypatch.delattr(sys.modules["slipway.infra"], "model_release")
     result = slipway_deploy(root, "--env", "prod")
     assert result.exit_code == Exit.ERROR
     assert "run `uv sync --group infra` (or `make setup`)" in result.output
+    assert "opened" not in stacks
+
+
+def test_deploy_env_without_the_entry_point_says_how_to_install_it(
+    spoke_with_versions, stacks, monkeypatch
+):
+    """Without slipway-infra installed there is no `slipway.deploy_targets` entry point."""
+    import importlib.metadata
+
+    root = spoke_with_versions("low")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **_: ())
+    result = slipway_deploy(root, "--env", "staging")
+    assert result.exit_code == Exit.ERROR
+    assert "needs slipway-infra, which is not installed" in result.output
     assert "opened" not in stacks
 
 

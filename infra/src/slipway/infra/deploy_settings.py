@@ -33,12 +33,13 @@ from slipway.infra.spoke_stack import (
     MODEL_VERSION,
     PREVIOUS_MODEL_VERSION,
 )
+from slipway.pipelines.errors import SlipwayError
 
 ENVIRONMENTS = ("staging", "prod")
 USAGE = "usage: python -m slipway.infra.deploy_settings {staging|prod}"
 
 
-class NothingToCarryFrom(RuntimeError):
+class NothingToCarryFrom(SlipwayError, RuntimeError):
     """The stack was deployed, but not by a program that exports its deploy settings."""
 
 

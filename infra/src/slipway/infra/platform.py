@@ -31,6 +31,8 @@ from slipway.infra.plan import GITHUB_OIDC_HOST
 from slipway.infra.spoke_stack import GITHUB_REPOSITORY_RE, require_region
 from slipway.infra.tags import PROJECT_TAG
 from slipway.pipelines.config import EMAIL_RE, REGION_RE, SLUG_RE, RiskTier
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 
 PLATFORM_PROJECT = "slipway-hub"
 
@@ -87,8 +89,10 @@ class PlatformSpec(_Strict):
         return self
 
 
-class PlatformSpecError(ValueError):
+class PlatformSpecError(SlipwayError, ValueError):
     """spokes.toml is invalid; the message names each field and what is allowed."""
+
+    exit_code = Exit.CONFIG
 
 
 def load_platform_spec(path: Path) -> PlatformSpec:

@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.training.lineage import file_sha256
 
 SHA256_METADATA = "sha256"  # S3 object metadata: x-amz-meta-sha256
@@ -32,7 +33,7 @@ FIRST_RUN = (
 )
 
 
-class ReleaseRefused(RuntimeError):
+class ReleaseRefused(SlipwayError, RuntimeError):
     """A version cannot be published as asked; the message says what to do next."""
 
 

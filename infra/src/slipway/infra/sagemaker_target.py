@@ -34,6 +34,7 @@ from slipway.infra.spoke_stack import (
     MODEL_VERSION,
     PREVIOUS_MODEL_VERSION,
 )
+from slipway.pipelines.errors import SlipwayError
 
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
 
@@ -138,7 +139,7 @@ PULUMI_NEEDS = (
 )
 
 
-class TargetUnavailable(RuntimeError):
+class TargetUnavailable(SlipwayError, RuntimeError):
     """The stack cannot be opened here (no Pulumi CLI, no project); the message says why."""
 
 

@@ -32,13 +32,17 @@ from slipway.infra.plan import (
 )
 from slipway.infra.tags import PROJECT_TAG, spoke_tags
 from slipway.pipelines.config import SpokeConfig, load_config
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 
 DEFAULT_CHAMPION_P95_MS = 100.0
 GITHUB_REPOSITORY_RE = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 
 
-class StackInputError(ValueError):
+class StackInputError(SlipwayError, ValueError):
     """A stack configuration value is wrong; the message names the key and the fix."""
+
+    exit_code = Exit.CONFIG
 
 
 @dataclass(frozen=True)

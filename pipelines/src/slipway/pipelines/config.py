@@ -24,6 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
+
 CONFIG_FILE = "slipway.toml"
 
 SLUG_RE = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
@@ -33,8 +36,10 @@ ENTRYPOINT_RE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 
 
-class ConfigError(Exception):
+class ConfigError(SlipwayError):
     """slipway.toml is missing, unreadable or invalid; the message says what to fix."""
+
+    exit_code = Exit.CONFIG
 
 
 class RiskTier(StrEnum):

@@ -34,6 +34,18 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
+    """Loads a subcommand's module only when it runs, and turns every SlipwayError a command
+    raises into its message and exit code (commands do not translate errors themselves)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from slipway.pipelines.cli._common import report
+        from slipway.pipelines.errors import SlipwayError
+
+        try:
+            return super().invoke(ctx)
+        except SlipwayError as error:
+            report(error)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 

@@ -8,7 +8,8 @@ from typing import NoReturn
 
 import click
 
-from slipway.pipelines.config import ConfigError, SpokeConfig, find_spoke_root, load_config
+from slipway.pipelines.config import SpokeConfig, find_spoke_root, load_config
+from slipway.pipelines.errors import CommandError, SlipwayError
 from slipway.pipelines.exitcodes import Exit
 
 
@@ -19,15 +20,19 @@ class Spoke:
 
 
 def fail(message: str, code: Exit) -> NoReturn:
-    """Print an error that says what to do next and exit with a documented code."""
-    click.secho(f"error: {message}", fg="red", err=True)
-    raise SystemExit(int(code))
+    """Stop the command with an error that says what to do next and a documented code
+    (printed by `report`, like every other SlipwayError)."""
+    raise CommandError(message, exit_code=code)
+
+
+def report(error: SlipwayError) -> NoReturn:
+    """The one place an error becomes a command-line outcome: `error: ...` on stderr, then
+    the error's exit code."""
+    click.secho(f"error: {error}", fg="red", err=True)
+    raise SystemExit(int(error.exit_code))
 
 
 def spoke_from_context(ctx: click.Context) -> Spoke:
     project = (ctx.find_root().obj or {}).get("project")
-    try:
-        root = Path(project).resolve() if project else find_spoke_root()
-        return Spoke(root=root, config=load_config(root))
-    except ConfigError as exc:
-        fail(str(exc), Exit.CONFIG)
+    root = Path(project).resolve() if project else find_spoke_root()
+    return Spoke(root=root, config=load_config(root))

@@ -28,8 +28,8 @@ def _decide(ctx: click.Context, version: str, by: str, reason: str, decision: De
         recorded = record_decision(
             spoke.root, spoke.config, registry, version, decision, by=by, reason=reason
         )
-    except UnknownVersionError as exc:
-        fail(str(exc), Exit.USAGE)
+    except UnknownVersionError:
+        raise  # a typo in the version: usage (2), reported as it is
     except ApprovalError as exc:
         fail(f"{exc}; nothing was recorded", Exit.NOT_APPROVED)
     click.echo(

@@ -6,7 +6,7 @@ import click
 
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.governance.approvals import UnknownVersionError, get_version
+from slipway.pipelines.governance.approvals import get_version
 from slipway.pipelines.registry import CHALLENGER, client, version_by_alias
 
 
@@ -16,29 +16,24 @@ from slipway.pipelines.registry import CHALLENGER, client, version_by_alias
 def card(ctx: click.Context, version: str | None) -> None:
     """Write docs/model_card.md for VERSION (default: the challenger, else the newest
     version) and log it to the version's run. Gaps are listed on the card and here."""
-    from slipway.pipelines.governance.model_card import CardError, write_card
+    from slipway.pipelines.governance.model_card import write_card
 
     spoke = spoke_from_context(ctx)
     registry = client(spoke.root)
     model = spoke.config.model_name
-    try:
-        if version is None:
-            chosen = version_by_alias(registry, model, CHALLENGER)
-            if chosen is None:
-                versions = registry.search_model_versions(f"name='{model}'")
-                if not versions:
-                    fail(
-                        f"model {model!r} has no registered version yet; run `slipway train`",
-                        Exit.USAGE,
-                    )
-                chosen = max(versions, key=lambda v: int(v.version))
-        else:
-            chosen = get_version(registry, model, version)
-        result = write_card(spoke.root, spoke.config, registry, chosen)
-    except UnknownVersionError as exc:
-        fail(str(exc), Exit.USAGE)
-    except CardError as exc:
-        fail(str(exc), Exit.ERROR)
+    if version is None:
+        chosen = version_by_alias(registry, model, CHALLENGER)
+        if chosen is None:
+            versions = registry.search_model_versions(f"name='{model}'")
+            if not versions:
+                fail(
+                    f"model {model!r} has no registered version yet; run `slipway train`",
+                    Exit.USAGE,
+                )
+            chosen = max(versions, key=lambda v: int(v.version))
+    else:
+        chosen = get_version(registry, model, version)
+    result = write_card(spoke.root, spoke.config, registry, chosen)
     click.echo(
         f"{result.path}: model card of {model} version {result.version} "
         f"(logged to its run; fingerprint {result.fingerprint[:12]})"

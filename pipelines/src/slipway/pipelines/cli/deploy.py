@@ -2,14 +2,13 @@
 
 Without --env the rollout runs on the local gateway. With --env staging|prod it goes to the
 spoke's SageMaker stack through slipway-infra (the `infra` dependency group, which brings
-Pulumi), imported only then: slipway-pipelines itself never depends on Pulumi.
+Pulumi), found through its `slipway.deploy_targets` entry point: slipway-pipelines never
+imports slipway-infra.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
@@ -17,16 +16,9 @@ from slipway.pipelines.cli._common import Spoke, fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
 from slipway.pipelines.exitcodes import Exit
 
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
-    from slipway.infra.sagemaker_target import DeployOutcome, PulumiStack
-    from slipway.pipelines.rollout.packaging import ModelPackage
-
 ENVIRONMENTS = ("staging", "prod")
-# The registry outcome of a version that passed SageMaker's canary in staging: not promoted
-# (prod decides that), but recorded, like every rollout outcome.
-STAGED = "staged"
+# Where slipway-infra registers its SageMaker release (infra/pyproject.toml).
+DEPLOY_TARGETS = "slipway.deploy_targets"
 INFRA_MISSING = (
     "`slipway deploy --env` drives the spoke's Pulumi stack and needs slipway-infra, "
     "which is not installed: run `uv sync --group infra` (or `make setup`), then "
@@ -106,7 +98,7 @@ def deploy(
             )
         _deploy_to_sagemaker(spoke, environment, version)
         return
-    from slipway.pipelines.rollout.controller import Controller, NotApproved, plan_for
+    from slipway.pipelines.rollout.controller import Controller, plan_for
     from slipway.pipelines.rollout.traffic import replay_rows
     from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
 
@@ -135,10 +127,6 @@ def deploy(
             "then `slipway deploy --resume` or `slipway rollback`",
             Exit.UNREACHABLE,
         )
-    except NotApproved as exc:
-        fail(str(exc), Exit.NOT_APPROVED)
-    except RuntimeError as exc:
-        fail(str(exc), Exit.ERROR)
     finally:
         gateway.close()
     if outcome.status == "promoted":
@@ -149,64 +137,31 @@ def deploy(
 
 
 def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) -> None:
-    """Governance first, then the release's image and model, then the stack: a refused
-    version never reaches `pulumi up`, and `pulumi up` never points SageMaker at an image or
-    a model.tar.gz that is not there.
-
-    Returns when the version serves; any other outcome exits with its documented code."""
-    try:
-        from slipway.infra import sagemaker_target as target
-    except ImportError as exc:
-        fail(f"{INFRA_MISSING} ({exc})", Exit.ERROR)
-    from slipway.pipelines import registry
-    from slipway.pipelines.governance.blockers import release_blockers
-    from slipway.pipelines.rollout import release
-
-    client = registry.client(spoke.root)
-    try:
-        version = release.candidate_version(client, spoke.config.model_name, version)
-    except release.ReleaseError as exc:
-        fail(str(exc), Exit.ERROR)
-    blockers = release_blockers(spoke.root, spoke.config, client, version)
-    if blockers:
-        fail(
-            f"deploy of version {version} to SageMaker {environment} refused by governance:"
-            "\n  - " + "\n  - ".join(blockers),
-            Exit.NOT_APPROVED,
-        )
-    with tempfile.TemporaryDirectory(prefix="slipway-release-") as workdir:
-        package = _package(spoke, client, version, Path(workdir))
-        try:
-            stack = target.open_stack(spoke.root / "infra", environment)
-        except target.TargetUnavailable as exc:
-            fail(str(exc), Exit.ERROR)
-        _publish(spoke, stack, environment, package)
-    click.echo(
-        f"deploying version {version} to SageMaker {environment} (Pulumi stack "
-        f"{environment}); SageMaker runs the canary, its alarms roll back"
-    )
-    outcome = target.deploy_model_version(
-        stack,
-        target.sagemaker_client(spoke.config.deploy.region),
+    """The SageMaker release of slipway-infra (found through its entry point, so this
+    library never imports it); returns when the version serves, else exits with its code."""
+    release = _sagemaker_release()
+    result = release(
+        spoke.root,
+        spoke.config,
         environment,
-        int(version),
-        on_output=click.echo,
+        version,
+        echo=click.echo,
+        warn=lambda line: click.secho(line, fg="yellow", err=True),
     )
-    _record(spoke, client, version, environment, outcome)
-    status = target.DeployStatus
-    if outcome.status is status.deployed:
+    outcome, version = result.outcome, result.version
+    if result.exit_code == Exit.OK:
         click.echo(
             f"deployed: version {version} serves on SageMaker {environment}: {outcome.message}"
         )
         return
-    if outcome.status is status.rolled_back:
+    if result.exit_code == Exit.ROLLED_BACK:
         click.secho(
             f"rolled back: version {version} on SageMaker {environment}: {outcome.message}",
             fg="red",
             err=True,
         )
         raise SystemExit(int(Exit.ROLLED_BACK))
-    if outcome.status is status.in_progress:
+    if outcome.status.value == "in-progress":
         fail(
             f"version {version} is still rolling out on {outcome.endpoint_name}: "
             f"{outcome.message}; nothing was recorded as deployed. Watch it with `aws "
@@ -220,102 +175,14 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
     )
 
 
-def _package(spoke: Spoke, client: MlflowClient, version: str, workdir: Path) -> ModelPackage:
-    """The version's model.tar.gz and the commit of its image, or an exit saying why not."""
-    from mlflow.exceptions import MlflowException
+def _sagemaker_release() -> Any:
+    """slipway-infra's `release_to_sagemaker`, or a usage error saying how to install it."""
+    from importlib.metadata import entry_points
 
-    from slipway.pipelines.rollout.packaging import NotReleasable, package_version
-
+    found = entry_points(group=DEPLOY_TARGETS, name="sagemaker")
+    if not found:
+        fail(INFRA_MISSING, Exit.ERROR)
     try:
-        return package_version(spoke.root, client, spoke.config.model_name, version, workdir)
-    except NotReleasable as exc:
-        fail(f"version {version} cannot go to SageMaker: {exc}", Exit.NOT_APPROVED)
-    except (MlflowException, OSError) as exc:
-        fail(
-            f"cannot download version {version}'s model from the registry ({exc}); check "
-            "MLFLOW_TRACKING_URI and your access to its artifact store, then deploy again",
-            Exit.ERROR,
-        )
-
-
-def _publish(spoke: Spoke, stack: PulumiStack, environment: str, package: ModelPackage) -> None:
-    """Put the version's image tag and model.tar.gz where the stack's release will look."""
-    from botocore.exceptions import BotoCoreError, ClientError
-    from pulumi.automation import CommandError
-
-    from slipway.infra import release_artifacts as artifacts
-    from slipway.infra.sagemaker_target import stack_setting
-    from slipway.infra.spoke_stack import IMAGE_URI, MODEL_DATA_URL
-
-    version = package.version
-    s3, ecr = artifacts.release_clients(spoke.config.deploy.region)
-    try:
-        published = artifacts.publish_release(
-            s3, ecr, stack.outputs(), environment, version, package.tarball, package.commit_sha
-        )
-    except artifacts.ReleaseRefused as exc:
-        fail(
-            f"version {version} was not published to stack {environment}, nothing was "
-            f"deployed: {exc}",
-            Exit.ERROR,
-        )
-    except (ClientError, CommandError) as exc:
-        fail(
-            f"publishing version {version} to stack {environment} failed, nothing was "
-            f"deployed: {exc}. A permission error means the role deploying lacks the stack's "
-            "CI role grants (slipway.infra.access): use that role, then deploy again",
-            Exit.ERROR,
-        )
-    except BotoCoreError as exc:
-        fail(
-            f"cannot reach AWS to publish version {version} ({exc}); nothing was deployed: "
-            "check the credentials and the network, then deploy again",
-            Exit.UNREACHABLE,
-        )
-    click.echo(
-        f"published version {version}: image {published.image_uri} (commit "
-        f"{package.commit_sha}), model {published.model_data_url}"
-    )
-    # Stack settings that replace a release's image or model (spoke_stack.release_for).
-    for key, what in ((IMAGE_URI, "image"), (MODEL_DATA_URL, "model")):
-        value = stack_setting(stack, key)
-        if value:
-            click.secho(
-                f"note: stack setting {key} = {value} replaces the published {what}: "
-                f"version {version} will run with it, not its own; remove it (`pulumi "
-                f"config rm {key} --stack {environment}` in infra/) unless you meant it",
-                fg="yellow",
-                err=True,
-            )
-
-
-def _record(
-    spoke: Spoke, client: MlflowClient, version: str, environment: str, outcome: DeployOutcome
-) -> None:
-    """Registry and audit trail, as the local rollout records them: a rollback takes the
-    `challenger` alias away, a prod deploy promotes, the rest is an audit line (and a tag)."""
-    from slipway.infra.sagemaker_target import DeployStatus
-    from slipway.pipelines.governance import audit
-    from slipway.pipelines.rollout import release
-
-    model = spoke.config.model_name
-    reason = f"SageMaker {environment}: {outcome.message}"
-    details = {
-        "target": "sagemaker",
-        "environment": environment,
-        "status": outcome.status.value,
-        "endpoint": outcome.endpoint_name,
-        "serving_config": outcome.actual_config,
-    }
-    if outcome.status is DeployStatus.rolled_back:
-        release.reject_challenger(
-            spoke.root, client, model, version, reason=reason, details=details
-        )
-    elif outcome.status is DeployStatus.deployed and environment == "prod":
-        release.promote(spoke.root, client, model, version, reason=reason, details=details)
-    else:
-        if outcome.status is DeployStatus.deployed:
-            release.tag_outcome(client, model, version, STAGED, reason)
-        audit.append(
-            spoke.root, "deploy", model=model, version=version, reason=reason, details=details
-        )
+        return next(iter(found)).load()
+    except ImportError as exc:
+        fail(f"{INFRA_MISSING} ({exc})", Exit.ERROR)

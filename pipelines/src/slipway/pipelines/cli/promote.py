@@ -18,7 +18,7 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
     """Move `champion` to VERSION now; the old champion becomes `previous`."""
     spoke = spoke_from_context(ctx)
     from slipway.pipelines import registry
-    from slipway.pipelines.governance.blockers import release_blockers
+    from slipway.pipelines.governance.blockers import require_release
     from slipway.pipelines.rollout import release
     from slipway.pipelines.rollout import state as rollout_state
     from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
@@ -32,13 +32,8 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
         )
     client = registry.client(spoke.root)
     model = spoke.config.model_name
-    try:
-        release.candidate_version(client, model, version)
-    except release.ReleaseError as exc:
-        fail(str(exc), Exit.ERROR)
-    blockers = release_blockers(spoke.root, spoke.config, client, version)
-    if blockers:
-        fail("promotion refused by governance:\n  - " + "\n  - ".join(blockers), Exit.NOT_APPROVED)
+    release.candidate_version(client, model, version)
+    require_release(spoke.root, spoke.config, client, version, action="promotion")
     release.promote(spoke.root, client, model, version, reason=f"manual promotion: {reason}")
     click.echo(f"promoted: version {version} is the champion of {model}")
     gateway = GatewayClient(resolve_url(url, spoke.config))

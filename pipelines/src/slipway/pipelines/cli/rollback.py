@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.cli._common import spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
-from slipway.pipelines.exitcodes import Exit
 
 
 @click.command()
@@ -34,19 +33,13 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
             controller = Controller(
                 spoke.root, spoke.config, gateway, plan_for(spoke.config), echo=click.echo
             )
-            try:
-                outcome = controller.abort(f"manual rollback: {reason}")
-            except release.ReleaseError as exc:
-                fail(str(exc), Exit.ERROR)
+            outcome = controller.abort(f"manual rollback: {reason}")
             click.echo(f"rollout {outcome.rollout_id} closed: {outcome.status}")
             return
         client = registry.client(spoke.root)
-        try:
-            entry = release.revert_promotion(
-                spoke.root, client, spoke.config.model_name, reason=f"manual rollback: {reason}"
-            )
-        except release.ReleaseError as exc:
-            fail(str(exc), Exit.ERROR)
+        entry = release.revert_promotion(
+            spoke.root, client, spoke.config.model_name, reason=f"manual rollback: {reason}"
+        )
         click.echo(
             f"reverted: version {entry['version']} out, champion is "
             f"{entry['details']['champion']} again"

@@ -13,6 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import TAG_AUTHOR
 
@@ -33,12 +35,16 @@ class Decision(StrEnum):
     rejected = "rejected"
 
 
-class ApprovalError(Exception):
+class ApprovalError(SlipwayError):
     """A decision was refused (self-approval, unlisted approver, unknown version); says why."""
+
+    exit_code = Exit.NOT_APPROVED
 
 
 class UnknownVersionError(ApprovalError):
     """The model has no such version; the message lists the ones it has."""
+
+    exit_code = Exit.USAGE
 
 
 @dataclass(frozen=True)

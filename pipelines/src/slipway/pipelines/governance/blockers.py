@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance.approvals import (
     ApprovalError,
     Decision,
@@ -26,6 +28,33 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from slipway.pipelines.config import SpokeConfig
+
+
+class GovernanceRefusal(SlipwayError):
+    """Governance refuses this version now; the message lists every blocker and who may act."""
+
+    exit_code = Exit.NOT_APPROVED
+
+
+def require_release(
+    root: Path,
+    config: SpokeConfig,
+    client: MlflowClient,
+    version: str,
+    *,
+    action: str,
+    error: type[SlipwayError] = GovernanceRefusal,
+) -> None:
+    """Raise `error` (exit 7) naming every blocker when `version` may not be released now.
+
+    `action` says what was refused ("rollout", "promotion", ...), so every command words the
+    refusal the same way."""
+    blockers = release_blockers(root, config, client, version)
+    if blockers:
+        raise error(
+            f"{action} refused by governance:\n  - " + "\n  - ".join(blockers),
+            exit_code=Exit.NOT_APPROVED,
+        )
 
 
 def who_may_approve(config: SpokeConfig, author: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
+from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.governance import audit
 from slipway.pipelines.governance.approvals import approval_of
 from slipway.pipelines.governance.tiers import rules_for
@@ -79,7 +80,7 @@ LINEAGE_TAGS = (
 _METRIC_PREFIXES = ("test_", "champion_")
 
 
-class CardError(Exception):
+class CardError(SlipwayError):
     """A card could not be generated or logged; the message says what to do."""
 
 

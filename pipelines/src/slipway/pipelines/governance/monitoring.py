@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.registry import CHAMPION, fluent_registry, state_dir, version_by_alias
 from slipway.pipelines.rollout.guardrails import psi
 from slipway.pipelines.serving.drift_sample import read_samples
@@ -32,7 +33,7 @@ MONITORING_DIR = "monitoring"
 PREDICTION = "_prediction"
 
 
-class MonitorError(Exception):
+class MonitorError(SlipwayError):
     """Monitoring cannot judge (no champion, unreadable samples); the message says why."""
 
 

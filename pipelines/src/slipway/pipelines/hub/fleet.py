@@ -25,14 +25,18 @@ import yaml
 from packaging.version import InvalidVersion, Version
 
 from slipway.pipelines.config import CONFIG_FILE, ConfigError, load_config
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 
 ANSWERS_FILE = ".copier-answers.yml"
 _DESCRIBE_RE = re.compile(r"^(?P<tag>.+?)-(?P<ahead>\d+)-g[0-9a-f]+$")
 _MARKER_RE = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
 
 
-class NotASpoke(Exception):
+class NotASpoke(SlipwayError):
     """The path is not a spoke made by `copier copy`; the message says what is missing."""
+
+    exit_code = Exit.CONFIG
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Any
 
 from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance.blockers import GovernanceRefusal, require_release
 from slipway.pipelines.governance.tiers import rules_for
 from slipway.pipelines.rollout import release
 from slipway.pipelines.rollout import state as rollout_state
@@ -33,8 +35,10 @@ SHADOW = "shadow"
 SMOKE = "smoke"
 
 
-class NotApproved(RuntimeError):
+class NotApproved(GovernanceRefusal, RuntimeError):
     """Governance refused the rollout; the message lists each blocker and who may clear it."""
+
+    exit_code = Exit.NOT_APPROVED
 
 
 @dataclass(frozen=True)
@@ -387,11 +391,10 @@ class Controller:
         return None if found is None else str(found.version)
 
     def _check_governance(self, version: str) -> None:
-        from slipway.pipelines.governance.blockers import release_blockers
 
-        blockers = release_blockers(self.root, self.config, self.client, version)
-        if blockers:
-            raise NotApproved("rollout refused by governance:\n  - " + "\n  - ".join(blockers))
+        require_release(
+            self.root, self.config, self.client, version, action="rollout", error=NotApproved
+        )
 
     def _serve_candidate(self, version: str) -> str | None:
         """Have the gateway load the aliases; why it cannot serve `version`, or None."""

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slipway.pipelines import registry
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import fluent_registry
 from slipway.pipelines.training.lineage import UNKNOWN
 
@@ -33,8 +35,10 @@ TARBALL = "model.tar.gz"
 MLMODEL = "MLmodel"
 
 
-class NotReleasable(RuntimeError):
+class NotReleasable(SlipwayError, RuntimeError):
     """The version cannot go to SageMaker as registered; the message says what to do."""
+
+    exit_code = Exit.NOT_APPROVED
 
 
 @dataclass(frozen=True)

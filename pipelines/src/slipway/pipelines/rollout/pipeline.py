@@ -17,6 +17,7 @@ from kfp import dsl
 from kfp.dsl import Artifact, Output
 
 from slipway.pipelines.config import SpokeConfig, load_config
+from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.training import spoke_code
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 SPOKE_DEPLOY_FILE = "pipelines/deploy.py"
 
 
-class DeployPipelineError(RuntimeError):
+class DeployPipelineError(SlipwayError, RuntimeError):
     """A deploy step refused or failed; the message says why and what to run next."""
 
 
@@ -53,13 +54,13 @@ def resolve(project_root: str, version: str) -> str:
 def approve(project_root: str, version: str) -> str:
     """Governance's slot: every blocker fails the run before any traffic moves."""
     from slipway.pipelines import registry
-    from slipway.pipelines.governance.blockers import release_blockers
+    from slipway.pipelines.governance.blockers import require_release
 
     root = Path(project_root)
     config = load_config(root)
-    blockers = release_blockers(root, config, registry.client(root), version)
-    if blockers:
-        raise DeployPipelineError("rollout refused by governance:\n  - " + "\n  - ".join(blockers))
+    require_release(
+        root, config, registry.client(root), version, action="rollout", error=DeployPipelineError
+    )
     return "approved"
 
 

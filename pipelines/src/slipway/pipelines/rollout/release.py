@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import (
     CHALLENGER,
@@ -32,7 +33,7 @@ PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(SlipwayError, RuntimeError):
     """The registry is not in a state this operation can act on; the message says why."""
 
 

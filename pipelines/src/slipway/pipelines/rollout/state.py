@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.registry import state_dir
 
 STATE_FILE = "rollout.db"
@@ -85,6 +86,10 @@ class RolloutRow:
         return asdict(self)
 
 
+class RolloutOpen(SlipwayError, RuntimeError):
+    """Another rollout of this spoke is still open; the message says how to close it."""
+
+
 def state_path(root: Path) -> Path:
     return state_dir(root) / STATE_FILE
 
@@ -129,7 +134,7 @@ def start(
         ).fetchone()
         if open_row is not None:
             conn.execute("ROLLBACK")
-            raise RuntimeError(
+            raise RolloutOpen(
                 f"rollout {open_row['id']} of version {open_row['version']} is still "
                 f"{open_row['status']}; run `slipway deploy --resume` or `slipway rollback` first"
             )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     )
     from slipway.pipelines.serving.client import (
         GatewayClient,
+        GatewayError,
         GatewayUnreachable,
         resolve_url,
     )
@@ -40,6 +41,7 @@ _EXPORTS = {
     "build_app": "gateway",
     "serve": "gateway",
     "GatewayClient": "client",
+    "GatewayError": "client",
     "GatewayUnreachable": "client",
     "resolve_url": "client",
     "Batcher": "batching",
@@ -54,6 +56,7 @@ __all__ = [
     "Batcher",
     "Gateway",
     "GatewayClient",
+    "GatewayError",
     "GatewayUnreachable",
     "Retired",
     "SampleWriter",

@@ -17,12 +17,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from slipway.pipelines.errors import SlipwayError
+
 PredictFn = Callable[[list[tuple[Any, ...]]], list[Any]]
 # One request's outputs and its batch's model seconds, or what the model raised.
 Result = tuple[list[Any], float] | BaseException
 
 
-class Retired(RuntimeError):
+class Retired(SlipwayError, RuntimeError):
     """The variant was taken out of service before this request reached it: route again."""
 
 

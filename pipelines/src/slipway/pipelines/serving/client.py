@@ -9,13 +9,21 @@ from typing import Any
 import httpx
 
 from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 
 URL_ENV = "SLIPWAY_GATEWAY_URL"
 TOKEN_ENV = "SLIPWAY_ADMIN_TOKEN"
 
 
-class GatewayUnreachable(RuntimeError):
+class GatewayError(SlipwayError, RuntimeError):
+    """The gateway answered an admin call with an error; the message carries its answer."""
+
+
+class GatewayUnreachable(GatewayError):
     """No gateway answered at the URL; the message says how to start one or point at it."""
+
+    exit_code = Exit.UNREACHABLE
 
 
 def resolve_url(option: str | None, config: SpokeConfig) -> str:
@@ -41,7 +49,7 @@ class GatewayClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
-            raise RuntimeError(f"gateway {method} {path}: {response.status_code} {response.text}")
+            raise GatewayError(f"gateway {method} {path}: {response.status_code} {response.text}")
         return response.json()
 
     def health(self) -> dict[str, Any]:

@@ -15,13 +15,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slipway.pipelines.config import ColumnRule, DataContract
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 
 PAYLOAD_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_ROWS_PER_REQUEST = 10_000
 
 
-class BadRequest(ValueError):
+class BadRequest(SlipwayError, ValueError):
     """The request is malformed; the message tells the caller what to change."""
+
+    exit_code = Exit.USAGE
 
 
 def _records_from(payload: Any, columns: Sequence[str], key: str) -> list[Mapping[str, Any]]:

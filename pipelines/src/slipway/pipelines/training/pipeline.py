@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig, load_config
+from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.training import spoke_code
 from slipway.pipelines.training.spoke_code import held_out_rows
@@ -59,7 +60,7 @@ RUNS_DIR = "pipeline-runs"
 StepCallback = Callable[[str, str], None]
 
 
-class TrainingError(Exception):
+class TrainingError(SlipwayError):
     """The pipeline could not run or a step crashed; the message says where and what next."""
 
 

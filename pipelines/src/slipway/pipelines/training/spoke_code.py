@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.errors import SlipwayError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class SpokeCodeError(Exception):
+class SpokeCodeError(SlipwayError):
     """The spoke's loader or trainer cannot be imported or returned something unusable."""
 
 
