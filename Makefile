@@ -17,9 +17,9 @@ $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on CI machines here) Python never
-# caches bytecode, so every pipeline step, gateway and CLI process recompiled mlflow, kfp and
-# scikit-learn from source: a local training run took 63 s instead of 26 s.
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on CI machines here) Python never
+# caches bytecode, so every pipeline step, gateway and CLI process would recompile mlflow, kfp
+# and scikit-learn from source (benchmarks/README.md has the cost).
 .venv/.synced: pyproject.toml uv.lock pipelines/pyproject.toml infra/pyproject.toml | $(UV)
 	$(UV) sync --locked --all-packages --all-extras --group dev --compile-bytecode
 	@touch $@

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import git, snapshot_working_tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the hub root: tests.hub
+from tests.hub import git, snapshot_working_tree
 
 
 def empty_template(root: Path) -> Path:

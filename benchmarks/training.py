@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import GIT_ENV, git, snapshot_working_tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the hub root: tests.hub
+from tests.hub import GIT_ENV, git, snapshot_working_tree
 
 VENV_BIN = Path(sys.executable).parent
 

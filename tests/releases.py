@@ -17,8 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import GIT_ENV, HUB, VERSION, git, snapshot_working_tree
 from packaging.version import Version
+
+from tests.hub import GIT_ENV, HUB, VERSION, git, snapshot_working_tree
 
 RELEASE_RE = re.compile(
     r"^## (\d+\.\d+\.\d+)\b.*?(?:^Commit: ([0-9a-f]{40})\s*$)", re.MULTILINE | re.DOTALL

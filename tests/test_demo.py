@@ -21,8 +21,8 @@ from slipway.pipelines import registry
 from slipway.pipelines.config import load_config
 from slipway.pipelines.governance import audit
 from slipway.pipelines.rollout import state as rollout_state
+from tests.hub import HUB
 
-HUB = Path(__file__).resolve().parents[1]
 README_COMMAND = ("make", "demo")
 
 

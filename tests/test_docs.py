@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-HUB = Path(__file__).resolve().parents[1]
+from tests.hub import HUB
+
 DOCS = HUB / "docs"
 SHELL_FENCES = {"sh", "bash", "shell", "console"}
 BUILTINS = {"cd"}  # moves the shell; runs nothing

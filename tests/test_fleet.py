@@ -10,15 +10,16 @@ line before updating to the newest release, so copier really leaves a conflict b
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from packaging.version import Version
 
-sys.path.insert(0, str(Path(__file__).parent))
-from releases import (
+from slipway.pipelines.cli import main
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.hub.fleet import git_url, parse_version
+from tests.releases import (
     ReleaseRepo,
     add_release,
     build_release_repo,
@@ -26,10 +27,6 @@ from releases import (
     copy,
     update,
 )
-
-from slipway.pipelines.cli import main
-from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.hub.fleet import git_url, parse_version
 
 pytestmark = pytest.mark.xdist_group("fleet")
 

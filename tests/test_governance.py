@@ -7,7 +7,6 @@ breast-cancer data. Each safety check is shown firing and then letting a good ve
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,8 @@ from slipway.pipelines.registry import (
     client,
     tracking_uri,
 )
+from tests import governance_support as support
 
-
-def _load_support() -> Any:
-    path = Path(__file__).with_name("governance_support.py")
-    spec = importlib.util.spec_from_file_location("governance_support", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-support = _load_support()
 AUTHOR, REVIEWER = support.AUTHOR, support.REVIEWER
 make_spoke, register_version = support.make_spoke, support.register_version
 

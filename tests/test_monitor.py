@@ -9,7 +9,6 @@ monitor can notice it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -28,18 +27,8 @@ from slipway.pipelines.governance.monitoring import check_drift
 from slipway.pipelines.registry import CHAMPION, client, fluent_registry
 from slipway.pipelines.serving.drift_sample import SampleWriter
 from slipway.pipelines.training.spoke_code import held_out_rows
+from tests import governance_support as support
 
-
-def _load_support() -> Any:
-    path = Path(__file__).with_name("governance_support.py")
-    spec = importlib.util.spec_from_file_location("governance_support", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-support = _load_support()
 SCALE = 1.5
 
 

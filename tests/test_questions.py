@@ -10,7 +10,8 @@ import pytest
 import yaml
 from copier import run_copy
 
-HUB = Path(__file__).resolve().parents[1]
+from tests.hub import HUB
+
 QUESTIONS = {
     name: spec
     for name, spec in yaml.safe_load((HUB / "copier.yml").read_text()).items()

@@ -29,6 +29,7 @@ from slipway.pipelines.registry import fluent_registry
 from slipway.pipelines.training.lineage import data_digest, file_sha256
 from slipway.pipelines.training.pipeline import COMPILED_FILE, run_local_training
 from slipway.pipelines.training.spoke_code import held_out_rows, load_frame
+from tests.hub import VERSION as HUB_VERSION
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.xdist_group("training-spoke")
 VENV_BIN = Path(sys.executable).parent
 AUTHOR = "data-scientist@example.com"
 MODEL = "diagnosis-assist"
-HUB_VERSION = (Path(__file__).resolve().parents[1] / "VERSION").read_text().strip()
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Spoke Dev",
     "GIT_AUTHOR_EMAIL": "dev@example.com",

@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import GIT_ENV, HUB, git
-from releases import (
+from tests.hub import GIT_ENV, HUB, git
+from tests.releases import (
     COPIER,
     ReleaseRepo,
     add_release,

@@ -16,8 +16,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from slipway.pipelines.config import SpokeConfig, load_config
+from tests.hub import HUB
 
-HUB = Path(__file__).resolve().parents[2]
 TIERS = ("low", "medium", "high")
 
 

@@ -18,13 +18,19 @@ from slipway.pipelines.training import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = {"load-data", "validate-data", "train-model", "evaluate-model", "gate-model",
-         "register-model"}
+STEPS = {
+    "load-data",
+    "validate-data",
+    "train-model",
+    "evaluate-model",
+    "gate-model",
+    "register-model",
+}
 
 
 def test_pipeline_compiles_to_kfp_ir(tmp_path):
     path = compile_training(ROOT, load_config(ROOT), tmp_path / "training.yaml")
-    spec = pipeline_spec_pb2.PipelineSpec()
+    spec = pipeline_spec_pb2.PipelineSpec()  # pyright: ignore[reportAttributeAccessIssue]  # protobuf
     json_format.ParseDict(yaml.safe_load(path.read_text()), spec)
     assert set(spec.root.dag.tasks) == STEPS
 
@@ -32,8 +38,9 @@ def test_pipeline_compiles_to_kfp_ir(tmp_path):
 def test_training_data_meets_the_contract():
     config = load_config(ROOT)
     frame = load_frame(ROOT, config)
-    violations = validate_frame(frame, config.data.contract, require_target=config.data.target,
-                                enforce_min_rows=True)
+    violations = validate_frame(
+        frame, config.data.contract, require_target=config.data.target, enforce_min_rows=True
+    )
     assert violations == [], format_report(violations)
 
 

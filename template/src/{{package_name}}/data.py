@@ -21,8 +21,8 @@ def _snake(name: str) -> str:
 
 def load() -> pd.DataFrame:
     """Features plus the `malignant` label (1 = malignant), one row per biopsy."""
-    bunch = load_breast_cancer(as_frame=True)
-    frame = bunch.data.rename(columns=_snake)
+    features, target = load_breast_cancer(as_frame=True, return_X_y=True)
+    frame = pd.DataFrame(features).rename(columns=_snake)
     # scikit-learn encodes 1 = benign; the clinical question is "is it malignant?".
-    frame[TARGET] = (bunch.target == 0).astype(int)
+    frame[TARGET] = (pd.Series(target) == 0).astype(int)
     return frame

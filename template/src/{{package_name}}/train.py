@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
@@ -10,15 +11,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 
-def train(features: pd.DataFrame, labels: pd.Series, params: Mapping[str, object]) -> Pipeline:
+def train(features: pd.DataFrame, labels: pd.Series, params: Mapping[str, Any]) -> Pipeline:
     """A scaled logistic regression: a strong, explainable baseline for tabular biopsies."""
     model = Pipeline(
         [
             ("scale", StandardScaler()),
             (
                 "classify",
-                LogisticRegression(C=float(params.get("C", 1.0)),
-                                   max_iter=int(params.get("max_iter", 500))),
+                LogisticRegression(
+                    C=float(params.get("C", 1.0)), max_iter=int(params.get("max_iter", 500))
+                ),
             ),
         ]
     )

@@ -13,7 +13,7 @@ import tomllib
 from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -40,6 +40,14 @@ class ConfigError(SlipwayError):
     """slipway.toml is missing, unreadable or invalid; the message says what to fix."""
 
     exit_code = Exit.CONFIG
+
+
+MetricName = Literal["roc_auc", "accuracy", "f1", "precision", "recall"]
+"""The held-out metrics training computes (training.evaluation) and gates may name."""
+METRICS: tuple[MetricName, ...] = get_args(MetricName)
+
+# A contract column's dtype as pandas stores it (strings are pandas objects).
+PANDAS_DTYPES = {"float": "float64", "int": "int64", "bool": "bool", "str": "object"}
 
 
 class RiskTier(StrEnum):
@@ -144,7 +152,7 @@ class Training(_Section):
 class Gates(_Section):
     """A challenger must clear the absolute floors and beat the champion by the margin."""
 
-    primary_metric: Literal["roc_auc", "accuracy", "f1", "precision", "recall"] = "roc_auc"
+    primary_metric: MetricName = "roc_auc"
     minimum: dict[str, Annotated[float, Field(ge=0, le=1)]] = {"roc_auc": 0.9}
     champion_margin: float = Field(default=0.0, ge=-1, le=1)
 
@@ -238,7 +246,7 @@ class SpokeConfig(_Section):
 
     @model_validator(mode="after")
     def _gates_name_known_metrics(self) -> SpokeConfig:
-        known = {"roc_auc", "accuracy", "f1", "precision", "recall"}
+        known = set(METRICS)
         unknown = sorted(set(self.gates.minimum) - known)
         if unknown:
             raise ValueError(

@@ -65,9 +65,15 @@ def artifact_location(root: Path) -> str | None:
 
 
 def client(root: Path) -> MlflowClient:
+    """The spoke's registry (tracking_uri): a shared server, else its embedded sqlite."""
+    return client_for(tracking_uri(root))
+
+
+def client_for(uri: str) -> MlflowClient:
+    """A client whose runs and model registry are both at `uri` (MLflow would otherwise
+    take the registry from MLFLOW_REGISTRY_URI, which may name another server)."""
     from mlflow import MlflowClient
 
-    uri = tracking_uri(root)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -30,17 +30,16 @@ def _spoke(ctx: click.Context) -> tuple[Path, SpokeConfig] | None:
 @click.pass_context
 def catalog(ctx: click.Context, as_json: bool) -> None:
     """Every model: owner, risk tier, champion and its age, last rollout, approval, card."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from slipway.pipelines.hub.catalog import catalog as build
     from slipway.pipelines.hub.catalog import format_table
-    from slipway.pipelines.registry import client, tracking_uri
+    from slipway.pipelines.registry import client, client_for, tracking_uri
 
     spoke = _spoke(ctx)
     if spoke is None:
         uri = os.environ["MLFLOW_TRACKING_URI"]
-        registry, config = MlflowClient(tracking_uri=uri, registry_uri=uri), None
+        registry, config = client_for(uri), None
     else:
         uri = tracking_uri(spoke[0])
         registry, config = client(spoke[0]), spoke[1]

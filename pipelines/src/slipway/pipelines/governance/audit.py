@@ -62,10 +62,15 @@ def current_actor(root: Path | None = None) -> str:
     return email or getpass.getuser()
 
 
-def entry_hash(entry: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in entry.items() if k != "hash"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+def canonical_sha256(payload: Any) -> str:
+    """sha256 of `payload` as canonical JSON (sorted keys, no spaces): the same facts give
+    the same digest whatever order they were built in (audit entries, model cards)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    return canonical_sha256({k: v for k, v in entry.items() if k != "hash"})
 
 
 @contextmanager

@@ -11,7 +11,6 @@ card is reviewed, and must not make it stale.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -92,11 +91,6 @@ class CardResult:
     gaps: tuple[str, ...]
 
 
-def _sha(payload: Any) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def config_facts(config: SpokeConfig) -> dict[str, Any]:
     """The parts of slipway.toml a card states; changing any of them makes cards stale."""
     dumped = config.model_dump(mode="json")
@@ -130,11 +124,11 @@ def version_facts(client: MlflowClient, version: ModelVersion) -> dict[str, Any]
 
 
 def fingerprint(config_sha: str, facts: dict[str, Any]) -> str:
-    return _sha({"config": config_sha, "version": facts})
+    return audit.canonical_sha256({"config": config_sha, "version": facts})
 
 
 def config_sha256(config: SpokeConfig) -> str:
-    return _sha(config_facts(config))
+    return audit.canonical_sha256(config_facts(config))
 
 
 def publish_model_facts(client: MlflowClient, config: SpokeConfig) -> None:

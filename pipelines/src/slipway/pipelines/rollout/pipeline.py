@@ -36,19 +36,14 @@ class DeployPipelineError(SlipwayError, RuntimeError):
 def resolve(project_root: str, version: str) -> str:
     """The version to roll out: the one asked for, else the `challenger` alias."""
     from slipway.pipelines import registry
+    from slipway.pipelines.rollout.release import ReleaseError, candidate_version
 
     root = Path(project_root)
     config = load_config(root)
-    client = registry.client(root)
-    if version:
-        return str(client.get_model_version(config.model_name, version).version)
-    found = registry.version_by_alias(client, config.model_name, registry.CHALLENGER)
-    if found is None:
-        raise DeployPipelineError(
-            f"{config.model_name} has no `challenger`: run the training pipeline first, "
-            "or pass the version parameter"
-        )
-    return str(found.version)
+    try:
+        return candidate_version(registry.client(root), config.model_name, version or None)
+    except ReleaseError as exc:
+        raise DeployPipelineError(f"{exc} (the pipeline's `version` parameter)") from exc
 
 
 def approve(project_root: str, version: str) -> str:

@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from slipway.pipelines import registry
-from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.config import PANDAS_DTYPES, SpokeConfig
 from slipway.pipelines.registry import fluent_registry
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.serving.batching import Batcher, Retired
@@ -79,8 +79,7 @@ class Gateway:
         self.config = config
         self.columns = list(config.data.contract.columns)
         self._dtypes = {
-            name: {"float": "float64", "int": "int64", "bool": "bool", "str": "object"}[r.dtype]
-            for name, r in config.data.contract.columns.items()
+            name: PANDAS_DTYPES[r.dtype] for name, r in config.data.contract.columns.items()
         }
         self.variants: dict[str, Variant] = {}
         self.load_errors: dict[str, str] = {}  # role -> why its version could not be served

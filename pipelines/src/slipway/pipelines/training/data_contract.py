@@ -12,14 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slipway.pipelines.config import ColumnRule, DataContract
+from slipway.pipelines.config import PANDAS_DTYPES, ColumnRule, DataContract
 
 if TYPE_CHECKING:
     import pandas as pd
     import pandera.pandas as pa
 
 # slipway.toml dtype -> the pandas dtype a column is coerced to and checked against.
-DTYPES = {"float": "float64", "int": "int64", "str": "str", "bool": "bool"}
+# pandera's dtypes: pandas' own, except that "str" asks pandera to check each value is a
+# string (pandas would only say "object").
+DTYPES = {**PANDAS_DTYPES, "str": "str"}
 
 # Rule names of a Violation (documented in docs/spoke/training.md).
 RULE_REQUIRED = "required"

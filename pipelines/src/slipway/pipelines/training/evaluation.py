@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall")
+from slipway.pipelines.config import METRICS
+
+__all__ = ["CONFUSION_MATRIX", "METRICS", "ROC_CURVE", "metrics", "plots", "scores"]
 CONFUSION_MATRIX = "confusion_matrix.png"
 ROC_CURVE = "roc_curve.png"
 

@@ -266,9 +266,7 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
 def _outcome(
     root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: Path, failed_step: str | None
 ) -> TrainingOutcome:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = registry.client_for(uri)
     experiment = client.get_experiment_by_name(config.model_name)
     found = (
         []

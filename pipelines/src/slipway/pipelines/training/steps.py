@@ -75,9 +75,7 @@ def _frame(path: str) -> pd.DataFrame:
 
 
 def _client(tracking_uri: str) -> MlflowClient:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return registry.client_for(tracking_uri)
 
 
 def _open_run(
