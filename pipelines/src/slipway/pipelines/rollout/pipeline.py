@@ -176,10 +176,18 @@ def spoke_deploy_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":
     return spoke_code.spoke_pipeline(root, config, SPOKE_DEPLOY_FILE, "docs/spoke/deploy.md")
 
 
-def compile_deploy(root: Path, config: SpokeConfig, output: Path) -> Path:
-    """Write the deploy pipeline's KFP IR YAML (Kubeflow Pipelines or Vertex AI)."""
+def compile_deploy(
+    root: Path, config: SpokeConfig, output: Path, *, image: str | None = None
+) -> Path:
+    """Write the deploy pipeline's KFP IR YAML (Kubeflow Pipelines or Vertex AI); `image`
+    (the spoke's image for the commit) goes on every executor."""
     from kfp import compiler
 
+    from slipway.pipelines.training import images
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(spoke_deploy_pipeline(root, config), str(output))
+    pipeline = spoke_deploy_pipeline(root, images.with_image(config, image))
+    compiler.Compiler().compile(pipeline, str(output))
+    if image is not None:
+        images.set_executor_images(output, image)
     return output
