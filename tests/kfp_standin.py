@@ -1,8 +1,8 @@
 """A stand-in for the Kubeflow Pipelines API (v2beta1), for tests: no cluster runs here.
 
 Real HTTP on 127.0.0.1 (stdlib http.server in a thread), spoken to by the real kfp.Client.
-It answers what kfp.Client 2.17 sends (measured, see the research notes behind
-docs/spoke/kubeflow.md): healthz, experiments by name in a namespace (get, create), runs
+It answers what kfp.Client 2.17 sends (read from kfp_server_api's models and checked by
+running the client against it): healthz, experiments by name in a namespace (get, create), runs
 (create with the pipeline spec inline, get with per-task states). It records every request,
 the submitted pipeline spec and its parameters; it refuses a missing or wrong bearer token
 (401, grpc code 16) and a namespace the token may not use (403, code 7, as KFP's

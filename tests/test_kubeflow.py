@@ -7,6 +7,7 @@ real kfp.Client talking real HTTP to a stand-in of the KFP v2beta1 API (tests/kf
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -432,3 +433,92 @@ def test_a_gate_rejection_on_the_cluster_is_exit_5_as_locally(spoke):
     assert result.exit_code == Exit.GATE_REJECTED, result.output
     assert "gate rejected the model" in result.output
     assert "roc_auc 0.8000 < champion 0.9000" in result.output
+
+
+# -- the deploy pipeline on a cluster ----------------------------------------------------------
+
+
+def test_every_deploy_step_gets_the_registry_from_the_run_not_from_its_disk(spoke):
+    result = CliRunner().invoke(main, ["--project", str(spoke), "compile", "--image", IMAGE])
+    assert result.exit_code == 0, result.output
+    spec = _spec(yaml.safe_load((spoke / "build" / "pipelines" / "deploy.yaml").read_text()))
+    for name, task in spec.root.dag.tasks.items():
+        given = task.inputs.parameters["tracking_uri"].component_input_parameter
+        assert given == "tracking_uri", name
+    assert "gateway_url" in spec.root.dag.tasks["rollout"].inputs.parameters
+
+
+def _registry_with_version(
+    spoke: Path, monkeypatch: pytest.MonkeyPatch, tags: dict[str, str]
+) -> tuple[str, str]:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{spoke.parent / 'team-registry.db'}"
+    # The step points its process at `uri`; monkeypatch undoes that after the test.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = load_config(spoke).model_name
+    client.create_registered_model(name)
+    version = client.create_model_version(name, "file:///nowhere/model", tags=tags)
+    return uri, str(version.version)
+
+
+def test_record_step_reads_the_verdict_from_the_registry_and_readings_from_its_input(
+    spoke, monkeypatch, tmp_path
+):
+    from slipway.pipelines.rollout import pipeline as deploy_steps
+
+    uri, version = _registry_with_version(
+        spoke,
+        monkeypatch,
+        {registry.TAG_ROLLOUT_OUTCOME: "promoted", registry.TAG_ROLLOUT_REASON: "all steps ok"},
+    )
+    readings = [{"phase": "canary-10", "weight": 10, "data": {"error_rate": 0.0}}]
+    outcome = json.dumps(
+        {
+            "status": "promoted",
+            "version": version,
+            "reason": "",
+            "rollout_id": 7,
+            "readings": readings,
+            "events": [],
+        }
+    )
+    summary = tmp_path / "summary.json"
+    # The record step's pod has an empty .slipway/: nothing may come from there.
+    assert deploy_steps.record(str(spoke), outcome, str(summary), uri) == "promoted"
+    written = json.loads(summary.read_text())
+    assert written["readings"] == readings
+    assert written["registry"] == {"outcome": "promoted", "reason": "all steps ok"}
+
+
+def test_record_step_fails_the_run_on_a_rollback_or_a_registry_it_cannot_see(
+    spoke, monkeypatch, tmp_path
+):
+    from slipway.pipelines.rollout import pipeline as deploy_steps
+
+    uri, version = _registry_with_version(
+        spoke,
+        monkeypatch,
+        {registry.TAG_ROLLOUT_OUTCOME: "rolled_back", registry.TAG_ROLLOUT_REASON: "psi 0.4"},
+    )
+    outcome = json.dumps(
+        {
+            "status": "rolled_back",
+            "version": version,
+            "reason": "x",
+            "rollout_id": 1,
+            "readings": [],
+            "events": [],
+        }
+    )
+    with pytest.raises(deploy_steps.DeployPipelineError, match=r"rolled back: psi 0\.4"):
+        deploy_steps.record(str(spoke), outcome, str(tmp_path / "s.json"), uri)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.delete_model_version_tag(
+        load_config(spoke).model_name, version, registry.TAG_ROLLOUT_OUTCOME
+    )
+    with pytest.raises(deploy_steps.DeployPipelineError, match="same tracking_uri"):
+        deploy_steps.record(str(spoke), outcome, str(tmp_path / "s.json"), uri)

@@ -227,10 +227,11 @@ def _on_kubeflow(
         _summary(outcome.training, config, on_kubeflow=True)
     elif outcome.state in kubeflow.TERMINAL:
         click.echo(f"run {run.run_id} ended {outcome.state}")
-    if outcome.exit_code != Exit.OK:
-        if outcome.training is None or outcome.state not in {"SUCCEEDED", "FAILED"}:
-            fail(outcome.explain(target.namespace), outcome.exit_code)
-        raise SystemExit(int(outcome.exit_code))
+    code = outcome.exit_code
+    if code in (Exit.DATA_INVALID, Exit.GATE_REJECTED):
+        raise SystemExit(int(code))  # the summary above said why
+    if code != Exit.OK:
+        fail(outcome.explain(target.namespace), code)
 
 
 def _poll() -> float:

@@ -147,14 +147,14 @@ def record(project_root: str, outcome: str, summary_path: str, tracking_uri: str
 # -- KFP components ----------------------------------------------------------------------
 
 
-def resolve_candidate(project_root: str, version: str, tracking_uri: str) -> str:
+def resolve_candidate(project_root: str, version: str, tracking_uri: str = "") -> str:
     """The version to roll out (parameter, else the `challenger` alias)."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
 
     return deploy_steps.resolve(project_root, version, tracking_uri)
 
 
-def approval_gate(project_root: str, version: str, tracking_uri: str) -> str:
+def approval_gate(project_root: str, version: str, tracking_uri: str = "") -> str:
     """Governance: approval and model card as the risk tier demands."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
 
@@ -167,7 +167,7 @@ def rollout(
     gateway_url: str,
     step_seconds: float,
     approval: str,
-    tracking_uri: str,
+    tracking_uri: str = "",
 ) -> str:
     """Shadow, canary steps and guardrails against the gateway; promote or roll back."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
@@ -176,7 +176,7 @@ def rollout(
 
 
 def record_outcome(
-    project_root: str, outcome: str, tracking_uri: str, summary: Output[Artifact]
+    project_root: str, outcome: str, summary: Output[Artifact], tracking_uri: str = ""
 ) -> str:
     """The outcome and the rollout's readings as an artifact of the run."""
     from slipway.pipelines.rollout import pipeline as deploy_steps

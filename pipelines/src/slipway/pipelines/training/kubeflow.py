@@ -180,6 +180,9 @@ class KubeflowOutcome:
     @property
     def exit_code(self) -> Exit:
         if self.training is not None and self.state in {"SUCCEEDED", "FAILED"}:
+            # A failed run never counts as a success, whatever a step recorded before.
+            if self.state == "FAILED" and self.training.exit_code == Exit.OK:
+                return Exit.ERROR
             return self.training.exit_code
         if self.state == "SUCCEEDED":
             return Exit.OK
