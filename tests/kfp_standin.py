@@ -53,6 +53,8 @@ class StandIn:
     script: list[Snapshot] = field(default_factory=lambda: [Snapshot("SUCCEEDED")])
     pods: dict[str, str] = field(default_factory=dict)  # task -> pod name
     login_page: bool = False  # an ingress that redirects every API call to an HTML login
+    # How a refused token is answered: 401, or 500 as older multi-user KFP releases did.
+    auth_status: int = 401
     lose_experiments: bool = False  # POST /runs names an experiment that no longer exists
     on_run: Callable[[dict[str, Any]], None] | None = None  # called with each created run
     requests: list[Request] = field(default_factory=list)
@@ -108,6 +110,13 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         token = auth.removeprefix("Bearer ") if auth and auth.startswith("Bearer ") else None
         if state.tokens and token not in state.tokens:
+            if state.auth_status == 500:
+                return self._error(
+                    500,
+                    13,
+                    "Internal error: Unauthenticated: Request header error: there is no user "
+                    "identity header.",
+                )
             return self._error(401, 16, "Unauthenticated: no valid bearer token")
         if path == f"{API}/healthz" and self.command == "GET":
             return self._send(200, {"multi_user": state.multi_user, "pipeline_store": "stand-in"})

@@ -32,7 +32,8 @@ from copier import run_copy
 
 from slipway.pipelines.training.lineage import file_sha256
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kfp-local")]
+# One group: its tests share the module's image (built once, ~1 min), on one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container-contract")]
 
 HUB = Path(__file__).resolve().parents[1]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/slipway/contract-staging:0123abcd"
@@ -272,3 +273,28 @@ def test_deploy_steps_run_from_the_image_and_reach_out_through_configuration(
     assert tasks.get("rollout") == "FAILURE", output[-4000:]
     assert f"no gateway answers at {gateway}" in output
     assert not (image.app / ".slipway" / "mlflow.db").exists()
+
+
+def test_a_file_the_image_lacks_fails_the_step_that_needs_it(image: Image, trained: Trained):
+    """The harness fires: the same environment, from a copy of the WORKDIR without
+    slipway.toml (as if the Dockerfile stopped copying it), fails at the first step."""
+    lacking = image.scratch / "app-without-config"
+    shutil.copytree(image.app, lacking, ignore=shutil.ignore_patterns("slipway.toml", ".slipway"))
+    arguments = {"tracking_uri": trained.registry, "run_key": "lacking", "author": "ci"}
+    run = subprocess.run(
+        [
+            str(image.python),
+            str(image.scratch / "driver.py"),
+            str(trained.ir / "training.yaml"),
+            str(image.scratch / "kfp-root-lacking"),
+            json.dumps(arguments),
+            "lenient",
+        ],
+        cwd=lacking,
+        env=image.env,
+        capture_output=True,
+        text=True,
+    )
+    output = run.stdout + run.stderr
+    assert _tasks(output) == {"load-data": "FAILURE"}, output[-3000:]
+    assert "slipway.toml is missing" in output

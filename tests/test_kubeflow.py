@@ -421,6 +421,8 @@ def _record_outcome(spoke: Path, status: str) -> Any:
             client.log_metric(mlflow_run.info.run_id, f"test_{metric}", 0.8)
             client.log_metric(mlflow_run.info.run_id, f"champion_{metric}", 0.9)
         client.log_text(mlflow_run.info.run_id, "roc_auc 0.8000 < champion 0.9000\n", "gate.txt")
+        violation = {"column": "mean_radius", "rule": "max", "detail": "71.2 > 57", "count": 3}
+        client.log_dict(mlflow_run.info.run_id, {"violations": [violation]}, "violations.json")
 
     return on_run
 
@@ -522,3 +524,28 @@ def test_record_step_fails_the_run_on_a_rollback_or_a_registry_it_cannot_see(
     )
     with pytest.raises(deploy_steps.DeployPipelineError, match="same tracking_uri"):
         deploy_steps.record(str(spoke), outcome, str(tmp_path / "s.json"), uri)
+
+
+def test_data_breaking_the_contract_on_the_cluster_is_exit_4_as_locally(spoke):
+    failed = {"load-data": "SUCCEEDED", "validate-data": "FAILED"}
+    script = [Snapshot("RUNNING"), Snapshot("FAILED", failed)]
+    with running(StandIn(script=script, on_run=_record_outcome(spoke, "data_invalid"))) as api:
+        result = _submit(api, spoke, "--wait")
+    assert result.exit_code == Exit.DATA_INVALID, result.output
+    assert "mean_radius: rule 'max' broken (3 rows): 71.2 > 57" in result.output
+
+
+def test_a_failed_run_is_never_exit_0_whatever_the_registry_says(spoke):
+    # register-model recorded the version, then the run failed (a step the team added).
+    script = [Snapshot("RUNNING"), Snapshot("FAILED", _steps_done(*ALL_TASKS))]
+    with running(StandIn(script=script, on_run=_record_outcome(spoke, "registered"))) as api:
+        result = _submit(api, spoke, "--wait")
+    assert result.exit_code == Exit.ERROR, result.output
+    assert "the run ended FAILED" in result.output
+
+
+def test_an_old_kfp_answering_500_unauthenticated_is_unauthorised(spoke):
+    with running(StandIn(auth_status=500)) as api:
+        result = _submit(api, spoke, token="stolen-token")
+    assert result.exit_code == Exit.UNAUTHORISED, result.output
+    assert api.runs == {}
