@@ -180,6 +180,13 @@ def test_submission_without_image_is_refused_naming_the_image_to_pass(spoke):
     assert api.requests == []
 
 
+def test_kubeflow_options_without_kfp_host_are_refused_not_ignored(spoke):
+    result = _train(spoke, "--image", IMAGE, "--namespace", "team-a", "--wait")
+    assert result.exit_code == Exit.USAGE
+    assert "--image, --namespace, --wait only apply to a Kubeflow submission" in result.output
+    assert not (spoke / ".slipway" / "pipeline-runs").exists()  # nothing trained locally
+
+
 def test_submission_with_a_bad_image_is_refused_before_any_request(spoke):
     with running(StandIn()) as api:
         result = _train(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +16,7 @@ from slipway.pipelines.exitcodes import Exit
 
 if TYPE_CHECKING:
     from slipway.pipelines.config import SpokeConfig
+    from slipway.pipelines.training import kubeflow
     from slipway.pipelines.training.pipeline import TrainingOutcome
 
 _MARKS = {"succeeded": ("ok", "green"), "failed": ("FAILED", "red")}
@@ -144,18 +145,23 @@ def train(
     """
     from slipway.pipelines import registry
     from slipway.pipelines.training.images import ImageRefError
+    from slipway.pipelines.training.kubeflow import SubmitOptions
     from slipway.pipelines.training.pipeline import TrainingError, run_local_training
     from slipway.pipelines.training.spoke_code import SpokeCodeError
 
     spoke = spoke_from_context(ctx)
     config = spoke.config
+    options = SubmitOptions(kfp_host, image, namespace, experiment, sa_token_path, pipeline_root)
     try:
         if kfp_host:
-            options = _KubeflowOptions(
-                kfp_host, image, namespace, experiment, sa_token_path, pipeline_root
-            )
             _on_kubeflow(spoke.root, config, options, wait=wait, timeout=timeout)
             return
+        if given := options.given() + (["--wait"] if wait else []):
+            fail(
+                f"{', '.join(given)} only apply to a Kubeflow submission: add --kfp-host URL, "
+                "or drop them to train on this machine",
+                Exit.USAGE,
+            )
         click.echo(
             f"training {config.model_name} on kfp.local, registry "
             f"{registry.tracking_uri(spoke.root)}"
@@ -168,46 +174,17 @@ def train(
         raise SystemExit(int(outcome.exit_code))
 
 
-class _KubeflowOptions(NamedTuple):
-    host: str
-    image: str | None
-    namespace: str | None
-    experiment: str | None
-    sa_token_path: Path | None
-    pipeline_root: str | None
-
-
 def _on_kubeflow(
-    root: Path, config: SpokeConfig, options: _KubeflowOptions, *, wait: bool, timeout: float
+    root: Path,
+    config: SpokeConfig,
+    options: kubeflow.SubmitOptions,
+    *,
+    wait: bool,
+    timeout: float,
 ) -> None:
     from slipway.pipelines.training import kubeflow
-    from slipway.pipelines.training.images import image_hint
-    from slipway.pipelines.training.lineage import git_state
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not options.image:
-        fail(
-            f"--kfp-host needs --image: the spoke's image for this commit, which has its code "
-            f"and the slipway libraries ({config.training.base_image} has neither, so every "
-            f"step would fail at its first import). cd.yml pushes it as "
-            f"{image_hint(config, git_state(root).sha)}; nothing was submitted",
-            Exit.USAGE,
-        )
-    if not uri:
-        fail(
-            "--kfp-host needs MLFLOW_TRACKING_URI: the URL of the MLflow server the "
-            "cluster's steps register to (the embedded sqlite registry lives on this "
-            "machine only).",
-            Exit.USAGE,
-        )
-    target = kubeflow.KubeflowTarget(
-        host=options.host,
-        image=options.image,
-        experiment=options.experiment or config.model_name,
-        auth=kubeflow.resolve_auth(os.environ, options.sa_token_path),
-        namespace=options.namespace or None,
-        pipeline_root=options.pipeline_root or config.training.pipeline_root or None,
-    )
+    target, uri = kubeflow.target_for(root, config, options, os.environ)
     run = kubeflow.submit(root, config, target, tracking_uri=uri)
     where = f" in namespace {target.namespace}" if target.namespace else ""
     click.echo(

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.exitcodes import Exit
@@ -46,9 +46,11 @@ __all__ = [
     "KubeflowOutcome",
     "KubeflowRun",
     "KubeflowTarget",
+    "SubmitOptions",
     "TaskState",
     "resolve_auth",
     "submit",
+    "target_for",
     "wait",
 ]
 
@@ -206,6 +208,60 @@ class KubeflowOutcome:
             ns = f" -n {namespace}" if namespace else ""
             logs += f", or `kubectl logs{ns} {task.pod} -c main`"
         return f"{where}; {logs}. Fix the cause and submit again."
+
+
+class SubmitOptions(NamedTuple):
+    """What `slipway train` was given for a Kubeflow submission (None: not given)."""
+
+    host: str | None = None
+    image: str | None = None
+    namespace: str | None = None
+    experiment: str | None = None
+    sa_token_path: Path | None = None
+    pipeline_root: str | None = None
+
+    def given(self) -> list[str]:
+        """The options given besides --kfp-host, as flags (to refuse them on a local run)."""
+        return [
+            "--" + name.replace("_", "-")
+            for name, value in self._asdict().items()
+            if name != "host" and value
+        ]
+
+
+def target_for(
+    root: Path, config: SpokeConfig, options: SubmitOptions, env: Mapping[str, str]
+) -> tuple[KubeflowTarget, str]:
+    """The target and the registry URI of a submission, or a KubeflowError (exit 2) saying
+    what is missing: the image (named as cd.yml pushes it) or the team's registry."""
+    from slipway.pipelines.training.lineage import git_state
+
+    if not options.image:
+        raise KubeflowError(
+            f"--kfp-host needs --image: the spoke's image for this commit, which has its code "
+            f"and the slipway libraries ({config.training.base_image} has neither, so every "
+            f"step would fail at its first import). cd.yml pushes it as "
+            f"{images.image_hint(config, git_state(root).sha)}; nothing was submitted",
+            Exit.USAGE,
+        )
+    uri = env.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise KubeflowError(
+            "--kfp-host needs MLFLOW_TRACKING_URI: the URL of the MLflow server the "
+            "cluster's steps register to (the embedded sqlite registry lives on this "
+            "machine only).",
+            Exit.USAGE,
+        )
+    images.validate_image_ref(options.image)
+    target = KubeflowTarget(
+        host=options.host or "",
+        image=options.image,
+        experiment=options.experiment or config.model_name,
+        auth=resolve_auth(env, options.sa_token_path),
+        namespace=options.namespace or None,
+        pipeline_root=options.pipeline_root or config.training.pipeline_root or None,
+    )
+    return target, uri
 
 
 # -- submission -----------------------------------------------------------------------------
