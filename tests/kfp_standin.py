@@ -56,6 +56,7 @@ class StandIn:
     # How a refused token is answered: 401, or 500 as older multi-user KFP releases did.
     auth_status: int = 401
     lose_experiments: bool = False  # POST /runs names an experiment that no longer exists
+    refuse_polls: bool = False  # GET /runs/{id} answers 401 (a token that expired meanwhile)
     on_run: Callable[[dict[str, Any]], None] | None = None  # called with each created run
     requests: list[Request] = field(default_factory=list)
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -168,6 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
                 state.on_run(run)
             return self._send(200, _public(run))
         if path.startswith(f"{API}/runs/") and self.command == "GET":
+            if state.refuse_polls:
+                return self._error(401, 16, "Unauthenticated: token expired")
             run = state.runs.get(path.rsplit("/", 1)[1])
             if run is None:
                 return self._error(404, 5, "Run not found")

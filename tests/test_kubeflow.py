@@ -556,3 +556,13 @@ def test_an_old_kfp_answering_500_unauthenticated_is_unauthorised(spoke):
         result = _submit(api, spoke, token="stolen-token")
     assert result.exit_code == Exit.UNAUTHORISED, result.output
     assert api.runs == {}
+
+
+def test_losing_the_api_while_watching_says_the_run_goes_on(spoke):
+    with running(StandIn(refuse_polls=True)) as api:
+        result = _submit(api, spoke, "--wait")
+    assert result.exit_code == Exit.UNAUTHORISED, result.output
+    (run_id,) = api.runs
+    assert f"lost sight of run {run_id}" in result.output
+    assert f"goes on in Kubeflow: {api.url}/#/runs/details/{run_id}" in result.output
+    assert "nothing was submitted" not in result.output

@@ -480,7 +480,31 @@ def wait(
     sleep: Callable[[float], None] = time.sleep,
 ) -> KubeflowOutcome:
     """Poll the run until it ends or `timeout` seconds pass, calling on_task(name, state) as a
-    task of the pipeline changes state; then read what the steps recorded in the registry."""
+    task of the pipeline changes state; then read what the steps recorded in the registry.
+    Losing the API while watching raises KubeflowError with the same exit code, saying that
+    the run goes on."""
+    try:
+        return _watch(root, config, target, run, timeout, poll_seconds, on_task, clock, sleep)
+    except KubeflowError as exc:
+        said = str(exc).removesuffix("; nothing was submitted").removesuffix(", then submit again")
+        raise KubeflowError(
+            f"lost sight of run {run.run_id} while watching it: {said}. The run was submitted "
+            f"and goes on in Kubeflow: {run.url}",
+            exc.exit_code,
+        ) from None
+
+
+def _watch(
+    root: Path,
+    config: SpokeConfig,
+    target: KubeflowTarget,
+    run: KubeflowRun,
+    timeout: float,
+    poll_seconds: float,
+    on_task: TaskCallback | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> KubeflowOutcome:
     client = _client(target)
     started = clock()
     seen: dict[str, str] = {}
