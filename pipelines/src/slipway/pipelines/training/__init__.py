@@ -25,7 +25,11 @@ if TYPE_CHECKING:
         KubeflowOutcome,
         KubeflowRun,
         KubeflowTarget,
+        SubmitOptions,
         resolve_auth,
+        submit,
+        target_for,
+        wait,
     )
     from slipway.pipelines.training.lineage import (
         GitState,
@@ -68,6 +72,10 @@ _EXPORTS = {
     "KubeflowRun": "kubeflow",
     "KubeflowTarget": "kubeflow",
     "resolve_auth": "kubeflow",
+    "SubmitOptions": "kubeflow",
+    "submit": "kubeflow",
+    "target_for": "kubeflow",
+    "wait": "kubeflow",
     "ImageRefError": "images",
     "validate_image_ref": "images",
     "training_pipeline": "pipeline",
@@ -98,6 +106,7 @@ __all__ = [
     "KubeflowTarget",
     "Split",
     "SpokeCodeError",
+    "SubmitOptions",
     "TrainingError",
     "TrainingOutcome",
     "Verdict",
@@ -115,8 +124,11 @@ __all__ = [
     "run_local_training",
     "schema_for",
     "split",
+    "submit",
+    "target_for",
     "training_pipeline",
     "validate_frame",
     "validate_image_ref",
+    "wait",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
