@@ -64,8 +64,12 @@ COVERED: dict[str, tuple[str, ...]] = {
     "slipway status": ("tests/deploy/test_rollout.py",),
     "slipway rollback": ("tests/deploy/test_rollout.py",),
     "slipway promote": ("tests/deploy/test_rollout.py",),
-    "slipway compile": ("tests/test_training_compile.py",),
-    "slipway train": ("tests/test_training_pipeline.py", "tests/test_training_compile.py"),
+    "slipway compile": ("tests/test_training_compile.py", "tests/test_kubeflow.py"),
+    "slipway train": (
+        "tests/test_training_pipeline.py",
+        "tests/test_training_compile.py",
+        "tests/test_kubeflow.py",
+    ),
     "slipway monitor": ("tests/test_monitor.py",),
 }
 

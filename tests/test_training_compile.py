@@ -126,7 +126,8 @@ def test_kfp_host_without_a_reachable_registry_is_refused(render, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     spoke = render()
     result = CliRunner().invoke(
-        main, ["--project", str(spoke), "train", "--kfp-host", "http://127.0.0.1:9"]
+        main,
+        ["--project", str(spoke), "train", "--kfp-host", "http://127.0.0.1:9", "--image", "a/b:1"],
     )
     assert result.exit_code == Exit.USAGE
     assert "needs MLFLOW_TRACKING_URI" in result.output
@@ -137,7 +138,7 @@ def test_an_unreachable_kubeflow_is_exit_8_and_submits_nothing(render):
     spoke = render()
     result = CliRunner().invoke(
         main,
-        ["--project", str(spoke), "train", "--kfp-host", "http://127.0.0.1:9"],
+        ["--project", str(spoke), "train", "--kfp-host", "http://127.0.0.1:9", "--image", "a/b:1"],
         env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
     )
     assert result.exit_code == Exit.UNREACHABLE, result.output

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -222,6 +223,7 @@ def test_cd_goes_image_train_staging_prod(spokes: dict[str, Path], tier: str) ->
     assert "docker push" in run_lines(jobs["image"])
     assert 'slipway train --kfp-host "$KFP_HOST"' in run_lines(jobs["train"])
     assert jobs["train"]["needs"] == "image"
+    assert_train_runs_on_the_image_just_pushed(jobs)
     assert jobs["staging"]["needs"] == ["image", "train"]
     for stack in ("staging", "prod"):
         pulumi = [
@@ -255,6 +257,23 @@ def test_cd_goes_image_train_staging_prod(spokes: dict[str, Path], tier: str) ->
     else:
         assert "prod-protection" not in jobs
         assert jobs["prod"]["needs"] == "staging"
+
+
+def assert_train_runs_on_the_image_just_pushed(jobs: dict[str, Any]) -> None:
+    """The training job hands Kubeflow the image the image job built and pushed for this
+    commit (the base image of slipway.toml cannot run a step), and waits for the outcome."""
+    push = step_named(jobs["image"], "docker push")
+    pushed = re.findall(r'docker push "([^"]+)"', push["run"])
+    assert pushed == ["$registry/$REPOSITORY:$GITHUB_SHA"]
+    assert f'echo "image={pushed[0]}" >> "$GITHUB_OUTPUT"' in push["run"]
+    assert jobs["image"]["outputs"]["image"] == f"${{{{ steps.{push['id']}.outputs.image }}}}"
+    train = step_named(jobs["train"], "slipway train")
+    assert train["env"]["IMAGE"] == "${{ needs.image.outputs.image }}"
+    argv = shlex.split(train["run"])
+    assert argv[argv.index("--image") + 1] == "$IMAGE"
+    assert "--wait" in argv
+    assert int(argv[argv.index("--timeout") + 1]) < jobs["train"]["timeout-minutes"] * 60
+    assert train["env"]["KF_PIPELINES_TOKEN"] == "${{ secrets.KF_PIPELINES_TOKEN }}"
 
 
 def step_named(job: dict[str, Any], needle: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ PACKAGE_RE = r"^[a-z][a-z0-9_]*$"
 REGION_RE = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$"
 ENTRYPOINT_RE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+PIPELINE_ROOT_RE = r"^$|^(s3|gs|minio)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$"
 
 
 class ConfigError(SlipwayError):
@@ -147,6 +148,8 @@ class Training(_Section):
     test_size: float = Field(default=0.25, gt=0, lt=1)
     seed: int = 42
     base_image: str = "python:3.11-slim"
+    # Where Kubeflow keeps the runs' artifacts (s3://bucket/prefix); empty: the cluster's default.
+    pipeline_root: Annotated[str, Field(pattern=PIPELINE_ROOT_RE)] = ""
 
 
 class Gates(_Section):

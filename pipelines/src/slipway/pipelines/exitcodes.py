@@ -17,3 +17,5 @@ class Exit(IntEnum):
     NOT_APPROVED = 7  # governance refused: approval or model card missing
     UNREACHABLE = 8  # the gateway, registry or backend could not be reached
     DRIFT = 9  # monitoring found drift (and started retraining, if asked)
+    TIMED_OUT = 10  # waited --timeout for a pipeline run that had not ended (it goes on)
+    UNAUTHORISED = 11  # the backend refused the credentials (HTTP 401/403, a login page)

@@ -1,9 +1,12 @@
-"""`slipway train`: run the training pipeline locally (kfp.local) or submit it to Kubeflow."""
+"""`slipway train`: run the training pipeline locally (kfp.local) or submit it to Kubeflow.
+
+The Kubeflow path (submit, watch, verdict) lives in slipway.pipelines.training.kubeflow."""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -13,6 +16,7 @@ from slipway.pipelines.exitcodes import Exit
 
 if TYPE_CHECKING:
     from slipway.pipelines.config import SpokeConfig
+    from slipway.pipelines.training import kubeflow
     from slipway.pipelines.training.pipeline import TrainingOutcome
 
 _MARKS = {"succeeded": ("ok", "green"), "failed": ("FAILED", "red")}
@@ -34,7 +38,7 @@ class _Progress:
         click.echo(f"  {step:<16} " + click.style(f"{word:<6}", fg=colour) + f" {took:5.1f}s")
 
 
-def _summary(outcome: TrainingOutcome, config: SpokeConfig) -> None:
+def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool = False) -> None:
     from slipway.pipelines.training.evaluation import METRICS
 
     name = config.model_name
@@ -72,7 +76,8 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig) -> None:
         for reason in outcome.reasons:
             click.echo(f"  - {reason}")
     click.echo(f"run {outcome.run_id}; step output in {outcome.log_path}")
-    click.echo(f"look: mlflow ui --backend-store-uri {outcome.tracking_uri}")
+    if not on_kubeflow:
+        click.echo(f"look: mlflow ui --backend-store-uri {outcome.tracking_uri}")
 
 
 @click.command()
@@ -80,55 +85,137 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig) -> None:
     "--kfp-host",
     metavar="URL",
     default=None,
-    help="Submit to this Kubeflow Pipelines endpoint instead of running locally "
+    help="Submit to this Kubeflow Pipelines API instead of running locally "
     "(the registry is MLFLOW_TRACKING_URI, which the cluster must reach).",
 )
+@click.option(
+    "--image",
+    metavar="REF",
+    default=None,
+    help="With --kfp-host (required): the spoke's image for this commit, run by every step.",
+)
+@click.option("--namespace", default=None, help="Kubeflow namespace (your profile's).")
+@click.option(
+    "--experiment",
+    default=None,
+    help="Kubeflow experiment to file the run under (created if missing; default: the model).",
+)
+@click.option(
+    "--sa-token-path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Service-account token file (default: KF_PIPELINES_SA_TOKEN_PATH); a bearer token "
+    "in KF_PIPELINES_TOKEN wins over it.",
+)
+@click.option(
+    "--pipeline-root",
+    metavar="URI",
+    default=None,
+    help="Where the run keeps its artifacts, e.g. s3://bucket/prefix "
+    "(default: training.pipeline_root, else the cluster's).",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=False,
+    help="Watch the run, printing each step's state, and exit with its outcome.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=7200.0,
+    show_default=True,
+    help="With --wait: seconds to wait before giving up (exit 10; the run goes on).",
+)
 @click.pass_context
-def train(ctx: click.Context, kfp_host: str | None) -> None:
+def train(
+    ctx: click.Context,
+    kfp_host: str | None,
+    image: str | None,
+    namespace: str | None,
+    experiment: str | None,
+    sa_token_path: Path | None,
+    pipeline_root: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
     """Load, validate, train, evaluate, gate and register this spoke's model.
 
-    Exit codes: 0 registered, 4 the data broke the contract, 5 the gate rejected the model.
+    Exit codes: 0 registered, 4 the data broke the contract, 5 the gate rejected the model;
+    on Kubeflow also 8 unreachable, 10 timed out, 11 unauthorised (docs/spoke/kubeflow.md).
     """
-    import urllib3.exceptions  # with kfp, in the runtime extra like the rest of this command
-
     from slipway.pipelines import registry
-    from slipway.pipelines.training.pipeline import (
-        TrainingError,
-        run_local_training,
-        submit_training,
-    )
+    from slipway.pipelines.training.images import ImageRefError
+    from slipway.pipelines.training.kubeflow import SubmitOptions
+    from slipway.pipelines.training.pipeline import TrainingError, run_local_training
     from slipway.pipelines.training.spoke_code import SpokeCodeError
 
     spoke = spoke_from_context(ctx)
     config = spoke.config
+    options = SubmitOptions(kfp_host, image, namespace, experiment, sa_token_path, pipeline_root)
     try:
         if kfp_host:
-            uri = os.environ.get("MLFLOW_TRACKING_URI")
-            if not uri:
-                fail(
-                    "--kfp-host needs MLFLOW_TRACKING_URI: the URL of the MLflow server the "
-                    "cluster's steps register to (the embedded sqlite registry lives on this "
-                    "machine only).",
-                    Exit.USAGE,
-                )
-            try:
-                run_id = submit_training(spoke.root, config, kfp_host, tracking_uri=uri)
-            except urllib3.exceptions.HTTPError as exc:
-                fail(
-                    f"cannot reach Kubeflow Pipelines at {kfp_host} ({exc.__class__.__name__})"
-                    ": check the URL, your VPN or port-forward, then submit again; nothing "
-                    "was submitted",
-                    Exit.UNREACHABLE,
-                )
-            click.echo(f"submitted {config.model_name} training to {kfp_host}: run {run_id}")
+            _on_kubeflow(spoke.root, config, options, wait=wait, timeout=timeout)
             return
+        if given := options.given() + (["--wait"] if wait else []):
+            fail(
+                f"{', '.join(given)} only apply to a Kubeflow submission: add --kfp-host URL, "
+                "or drop them to train on this machine",
+                Exit.USAGE,
+            )
         click.echo(
             f"training {config.model_name} on kfp.local, registry "
             f"{registry.tracking_uri(spoke.root)}"
         )
         outcome = run_local_training(spoke.root, on_step=_Progress())
-    except (TrainingError, SpokeCodeError) as exc:
-        fail(str(exc), Exit.ERROR)
+    except (TrainingError, SpokeCodeError, ImageRefError) as exc:
+        fail(str(exc), getattr(exc, "exit_code", Exit.ERROR))
     _summary(outcome, config)
     if outcome.exit_code != Exit.OK:
         raise SystemExit(int(outcome.exit_code))
+
+
+def _on_kubeflow(
+    root: Path,
+    config: SpokeConfig,
+    options: kubeflow.SubmitOptions,
+    *,
+    wait: bool,
+    timeout: float,
+) -> None:
+    from slipway.pipelines.training import kubeflow
+
+    target, uri = kubeflow.target_for(root, config, options, os.environ)
+    run = kubeflow.submit(root, config, target, tracking_uri=uri)
+    where = f" in namespace {target.namespace}" if target.namespace else ""
+    click.echo(
+        f"submitted {config.model_name} training to {target.api}{where}, experiment "
+        f"{target.experiment}: run {run.run_id}"
+    )
+    click.echo(f"  image {target.image}")
+    click.echo(f"  {run.url}")
+    if not wait:
+        return
+    outcome = kubeflow.wait(
+        root, config, target, run, timeout=timeout, on_task=_task_line, poll_seconds=_poll()
+    )
+    for note in outcome.notes:
+        click.echo(f"note: {note}")
+    if outcome.training is not None and outcome.state in {"SUCCEEDED", "FAILED"}:
+        _summary(outcome.training, config, on_kubeflow=True)
+    elif outcome.state in kubeflow.TERMINAL:
+        click.echo(f"run {run.run_id} ended {outcome.state}")
+    code = outcome.exit_code
+    if code in (Exit.DATA_INVALID, Exit.GATE_REJECTED):
+        raise SystemExit(int(code))  # the summary above said why
+    if code != Exit.OK:
+        fail(outcome.explain(target.namespace), code)
+
+
+def _poll() -> float:
+    """Seconds between two reads of the run (SLIPWAY_KFP_POLL_SECONDS, for quick tests)."""
+    return float(os.environ.get("SLIPWAY_KFP_POLL_SECONDS", "10"))
+
+
+def _task_line(task: str, state: str) -> None:
+    colour = {"SUCCEEDED": "green", "FAILED": "red", "ERROR": "red"}.get(state, "yellow")
+    click.echo(f"  {task:<16} " + click.style(state, fg=colour))

@@ -6,10 +6,17 @@ slot: it asks `governance.release_blockers` and fails the run, naming who may ap
 any traffic moves. The spoke's pipelines/deploy.py wires `deploy_pipeline(config)`;
 `slipway compile` writes it to build/pipelines/deploy.yaml.
 
+On a cluster each step is its own pod with its own disk, so nothing crosses steps through
+files: the registry and the gateway come from configuration (the `tracking_uri` and
+`gateway_url` parameters, else MLFLOW_TRACKING_URI / SLIPWAY_GATEWAY_URL in the image, else
+slipway.toml), the rollout step hands its readings on as its output, and the record step
+reads the outcome from the version's tags in the registry, where the controller wrote it.
+
 No `from __future__ import annotations` here: kfp reads the annotations as types.
 """
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,11 +40,18 @@ class DeployPipelineError(SlipwayError, RuntimeError):
 # -- step bodies (plain functions: the components below import and call them) ---------------
 
 
-def resolve(project_root: str, version: str) -> str:
+def use_registry(tracking_uri: str) -> None:
+    """Point this step's process at the team's registry when the run names one."""
+    if tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+
+
+def resolve(project_root: str, version: str, tracking_uri: str = "") -> str:
     """The version to roll out: the one asked for, else the `challenger` alias."""
     from slipway.pipelines import registry
     from slipway.pipelines.rollout.release import ReleaseError, candidate_version
 
+    use_registry(tracking_uri)
     root = Path(project_root)
     config = load_config(root)
     try:
@@ -46,11 +60,12 @@ def resolve(project_root: str, version: str) -> str:
         raise DeployPipelineError(f"{exc} (the pipeline's `version` parameter)") from exc
 
 
-def approve(project_root: str, version: str) -> str:
+def approve(project_root: str, version: str, tracking_uri: str = "") -> str:
     """Governance's slot: every blocker fails the run before any traffic moves."""
     from slipway.pipelines import registry
     from slipway.pipelines.governance.blockers import require_release
 
+    use_registry(tracking_uri)
     root = Path(project_root)
     config = load_config(root)
     require_release(
@@ -59,12 +74,17 @@ def approve(project_root: str, version: str) -> str:
     return "approved"
 
 
-def roll_out(project_root: str, version: str, gateway_url: str, step_seconds: float) -> str:
-    """Run the controller; the outcome (promoted or rolled back) is data, not a crash."""
+def roll_out(
+    project_root: str, version: str, gateway_url: str, step_seconds: float, tracking_uri: str = ""
+) -> str:
+    """Run the controller; the outcome (promoted or rolled back) is data, not a crash. The
+    readings and events go out with it: the next step's pod does not share this disk."""
+    from slipway.pipelines.rollout import state as rollout_state
     from slipway.pipelines.rollout.controller import Controller, plan_for
     from slipway.pipelines.rollout.traffic import replay_rows
     from slipway.pipelines.serving.client import GatewayClient, resolve_url
 
+    use_registry(tracking_uri)
     root = Path(project_root)
     config = load_config(root)
     plan = plan_for(config, step_seconds=step_seconds or None)
@@ -82,57 +102,82 @@ def roll_out(project_root: str, version: str, gateway_url: str, step_seconds: fl
             "version": outcome.version,
             "reason": outcome.reason,
             "rollout_id": outcome.rollout_id,
+            "readings": rollout_state.readings(root, outcome.rollout_id),
+            "events": rollout_state.events(root, outcome.rollout_id),
         }
     )
 
 
-def record(project_root: str, outcome: str, summary_path: str) -> str:
+def record(project_root: str, outcome: str, summary_path: str, tracking_uri: str = "") -> str:
     """Write the outcome with the rollout's readings; a rollback fails the run, on purpose,
-    so the pipeline's status says what happened."""
-    from slipway.pipelines.rollout import state as rollout_state
+    so the pipeline's status says what happened. The verdict is the one the controller
+    tagged on the version in the registry (the record every deploy target shares)."""
+    from slipway.pipelines import registry
 
+    use_registry(tracking_uri)
     data = json.loads(outcome)
     root = Path(project_root)
-    data["readings"] = rollout_state.readings(root, data["rollout_id"])
-    data["events"] = rollout_state.events(root, data["rollout_id"])
+    config = load_config(root)
+    tags = registry.client(root).get_model_version(config.model_name, str(data["version"])).tags
+    recorded = tags.get(registry.TAG_ROLLOUT_OUTCOME)
+    if recorded is None:
+        raise DeployPipelineError(
+            f"version {data['version']} carries no {registry.TAG_ROLLOUT_OUTCOME} tag: the "
+            "rollout step did not reach the registry this step reads; check that every step "
+            "gets the same tracking_uri"
+        )
+    data["registry"] = {
+        "outcome": recorded,
+        "reason": tags.get(registry.TAG_ROLLOUT_REASON, ""),
+    }
     Path(summary_path).parent.mkdir(parents=True, exist_ok=True)
     Path(summary_path).write_text(json.dumps(data, indent=2))
-    if data["status"] != "promoted":
-        raise DeployPipelineError(f"version {data['version']} was rolled back: {data['reason']}")
-    return data["status"]
+    if recorded != "promoted":
+        raise DeployPipelineError(
+            f"version {data['version']} was {recorded.replace('_', ' ')}: "
+            f"{data['registry']['reason'] or data['reason']}"
+        )
+    return recorded
 
 
 # -- KFP components ----------------------------------------------------------------------
 
 
-def resolve_candidate(project_root: str, version: str) -> str:
+def resolve_candidate(project_root: str, version: str, tracking_uri: str = "") -> str:
     """The version to roll out (parameter, else the `challenger` alias)."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_steps.resolve(project_root, version)
+    return deploy_steps.resolve(project_root, version, tracking_uri)
 
 
-def approval_gate(project_root: str, version: str) -> str:
+def approval_gate(project_root: str, version: str, tracking_uri: str = "") -> str:
     """Governance: approval and model card as the risk tier demands."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_steps.approve(project_root, version)
+    return deploy_steps.approve(project_root, version, tracking_uri)
 
 
 def rollout(
-    project_root: str, version: str, gateway_url: str, step_seconds: float, approval: str
+    project_root: str,
+    version: str,
+    gateway_url: str,
+    step_seconds: float,
+    approval: str,
+    tracking_uri: str = "",
 ) -> str:
     """Shadow, canary steps and guardrails against the gateway; promote or roll back."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_steps.roll_out(project_root, version, gateway_url, step_seconds)
+    return deploy_steps.roll_out(project_root, version, gateway_url, step_seconds, tracking_uri)
 
 
-def record_outcome(project_root: str, outcome: str, summary: Output[Artifact]) -> str:
+def record_outcome(
+    project_root: str, outcome: str, summary: Output[Artifact], tracking_uri: str = ""
+) -> str:
     """The outcome and the rollout's readings as an artifact of the run."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_steps.record(project_root, outcome, summary.path)
+    return deploy_steps.record(project_root, outcome, summary.path, tracking_uri)
 
 
 def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
@@ -149,18 +194,23 @@ def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
         description=f"Roll {config.model_name} out with guardrails (Slipway).",
     )
     def pipeline(
-        project_root: str = ".", version: str = "", gateway_url: str = "", step_seconds: float = 0.0
+        project_root: str = ".",
+        version: str = "",
+        gateway_url: str = "",
+        step_seconds: float = 0.0,
+        tracking_uri: str = "",
     ) -> None:
-        candidate = resolve_c(project_root=project_root, version=version)
-        approval = gate_c(project_root=project_root, version=candidate.output)
+        registry_at = {"project_root": project_root, "tracking_uri": tracking_uri}
+        candidate = resolve_c(version=version, **registry_at)
+        approval = gate_c(version=candidate.output, **registry_at)
         rolled = rollout_c(
-            project_root=project_root,
             version=candidate.output,
             gateway_url=gateway_url,
             step_seconds=step_seconds,
             approval=approval.output,
+            **registry_at,
         )
-        recorded = record_c(project_root=project_root, outcome=rolled.output)
+        recorded = record_c(outcome=rolled.output, **registry_at)
         for task in (candidate, approval, rolled, recorded):
             task.set_caching_options(False)
 
@@ -172,10 +222,18 @@ def spoke_deploy_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":
     return spoke_code.spoke_pipeline(root, config, SPOKE_DEPLOY_FILE, "docs/spoke/deploy.md")
 
 
-def compile_deploy(root: Path, config: SpokeConfig, output: Path) -> Path:
-    """Write the deploy pipeline's KFP IR YAML (Kubeflow Pipelines or Vertex AI)."""
+def compile_deploy(
+    root: Path, config: SpokeConfig, output: Path, *, image: str | None = None
+) -> Path:
+    """Write the deploy pipeline's KFP IR YAML (Kubeflow Pipelines or Vertex AI); `image`
+    (the spoke's image for the commit) goes on every executor."""
     from kfp import compiler
 
+    from slipway.pipelines.training import images
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(spoke_deploy_pipeline(root, config), str(output))
+    pipeline = spoke_deploy_pipeline(root, images.with_image(config, image))
+    compiler.Compiler().compile(pipeline, str(output))
+    if image is not None:
+        images.set_executor_images(output, image)
     return output

@@ -2,7 +2,8 @@
 
 Modules: `pipeline` (the KFP pipeline, compiling and running it), `steps` (what each step does),
 `components` (the steps as KFP components), `data_contract`, `evaluation`, `quality_gate`,
-`spoke_code` (calling the team's loader and trainer) and `lineage` (facts every version carries).
+`spoke_code` (calling the team's loader and trainer), `lineage` (facts every version carries),
+`images` (the image every step runs in on a cluster) and `kubeflow` (submitting and watching).
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ if TYPE_CHECKING:
         schema_for,
         validate_frame,
     )
+    from slipway.pipelines.training.images import ImageRefError, validate_image_ref
+    from slipway.pipelines.training.kubeflow import (
+        KubeflowError,
+        KubeflowOutcome,
+        KubeflowRun,
+        KubeflowTarget,
+        SubmitOptions,
+        resolve_auth,
+        submit,
+        target_for,
+        wait,
+    )
     from slipway.pipelines.training.lineage import (
         GitState,
         data_digest,
@@ -29,9 +42,9 @@ if TYPE_CHECKING:
         TrainingError,
         TrainingOutcome,
         compile_training,
+        find_outcome,
         pipeline_arguments,
         run_local_training,
-        submit_training,
         training_pipeline,
     )
     from slipway.pipelines.training.quality_gate import (
@@ -53,7 +66,18 @@ _EXPORTS = {
     "compile_training": "pipeline",
     "pipeline_arguments": "pipeline",
     "run_local_training": "pipeline",
-    "submit_training": "pipeline",
+    "find_outcome": "pipeline",
+    "KubeflowError": "kubeflow",
+    "KubeflowOutcome": "kubeflow",
+    "KubeflowRun": "kubeflow",
+    "KubeflowTarget": "kubeflow",
+    "resolve_auth": "kubeflow",
+    "SubmitOptions": "kubeflow",
+    "submit": "kubeflow",
+    "target_for": "kubeflow",
+    "wait": "kubeflow",
+    "ImageRefError": "images",
+    "validate_image_ref": "images",
     "training_pipeline": "pipeline",
     "Violation": "data_contract",
     "format_report": "data_contract",
@@ -75,8 +99,14 @@ __all__ = [
     "COMPILED_FILE",
     "Baseline",
     "GitState",
+    "ImageRefError",
+    "KubeflowError",
+    "KubeflowOutcome",
+    "KubeflowRun",
+    "KubeflowTarget",
     "Split",
     "SpokeCodeError",
+    "SubmitOptions",
     "TrainingError",
     "TrainingOutcome",
     "Verdict",
@@ -84,16 +114,21 @@ __all__ = [
     "compile_training",
     "data_digest",
     "file_sha256",
+    "find_outcome",
     "format_report",
     "git_state",
     "held_out_rows",
     "load_frame",
     "pipeline_arguments",
+    "resolve_auth",
     "run_local_training",
     "schema_for",
     "split",
-    "submit_training",
+    "submit",
+    "target_for",
     "training_pipeline",
     "validate_frame",
+    "validate_image_ref",
+    "wait",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

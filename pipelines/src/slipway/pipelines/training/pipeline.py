@@ -29,7 +29,7 @@ from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.training import spoke_code
+from slipway.pipelines.training import images, spoke_code
 from slipway.pipelines.training.spoke_code import held_out_rows
 from slipway.pipelines.training.steps import (
     OUTCOME_DATA_INVALID,
@@ -45,11 +45,11 @@ __all__ = [
     "TrainingError",
     "TrainingOutcome",
     "compile_training",
+    "find_outcome",
     "held_out_rows",
     "pipeline_arguments",
     "run_local_training",
     "spoke_pipeline",
-    "submit_training",
     "training_pipeline",
 ]
 
@@ -133,16 +133,25 @@ def spoke_pipeline(root: Path, config: SpokeConfig) -> "GraphComponent":
     )
 
 
-def compile_training(root: Path, config: SpokeConfig, output: Path | None = None) -> Path:
-    """Write the KFP IR YAML (for Kubeflow Pipelines or Vertex AI) and return its path."""
-    return _compile(spoke_pipeline(root, config), output or root / COMPILED_FILE)
+def compile_training(
+    root: Path, config: SpokeConfig, output: Path | None = None, *, image: str | None = None
+) -> Path:
+    """Write the KFP IR YAML (for Kubeflow Pipelines or Vertex AI) and return its path.
+
+    `image` (the spoke's image for the commit) goes on every executor; without it the steps
+    name training.base_image, which only kfp.local can use.
+    """
+    pipeline = spoke_pipeline(root, images.with_image(config, image))
+    return _compile(pipeline, output or root / COMPILED_FILE, image=image)
 
 
-def _compile(pipeline: "GraphComponent", output: Path) -> Path:
+def _compile(pipeline: "GraphComponent", output: Path, *, image: str | None = None) -> Path:
     from kfp import compiler
 
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(output))
+    if image is not None:
+        images.set_executor_images(output, image)
     return output
 
 
@@ -174,7 +183,7 @@ class TrainingOutcome:
     status: str  # registered | gate_rejected | data_invalid
     run_id: str
     tracking_uri: str
-    log_path: Path
+    log_path: Path | str  # the steps' output: a file locally, the run's page on Kubeflow
     version: int | None = None
     verdict: str | None = None  # passed | bootstrap | rejected (None when data was invalid)
     baseline: str | None = None  # "champion v3", "challenger v1" or "none"
@@ -266,6 +275,23 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
 def _outcome(
     root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: Path, failed_step: str | None
 ) -> TrainingOutcome:
+    found = find_outcome(root, config, run_key, uri, log_path)
+    if found is None:
+        where = f"step {failed_step!r} failed" if failed_step else "the pipeline did not finish"
+        cause = _last_error(log_path)
+        raise TrainingError(
+            f"{where}{': ' + cause if cause else ''}\nIts output is in "
+            f"{log_path}. Fix the cause and run `slipway train` again "
+            "(nothing was registered)."
+        )
+    return found
+
+
+def find_outcome(
+    root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: Path | str
+) -> TrainingOutcome | None:
+    """What the steps of the pipeline run `run_key` recorded in the registry at `uri`, or
+    None when they recorded no outcome (a step crashed before deciding)."""
     client = registry.client_for(uri)
     experiment = client.get_experiment_by_name(config.model_name)
     found = (
@@ -278,13 +304,7 @@ def _outcome(
     tags = found[0].data.tags if found else {}
     status = tags.get(registry.TAG_OUTCOME)
     if status is None:
-        where = f"step {failed_step!r} failed" if failed_step else "the pipeline did not finish"
-        cause = _last_error(log_path)
-        raise TrainingError(
-            f"{where}{': ' + cause if cause else ''}\nIts output is in "
-            f"{log_path}. Fix the cause and run `slipway train` again "
-            "(nothing was registered)."
-        )
+        return None
     run = found[0]
     metrics = run.data.metrics
     reasons = _reasons(client, run.info.run_id, status)
@@ -327,22 +347,3 @@ def _reasons(client: Any, run_id: str, status: str) -> list[str]:
 
             return [str(Violation(**v)) for v in json.loads(path.read_text())["violations"]]
         return path.read_text().splitlines()
-
-
-def submit_training(root: Path, config: SpokeConfig, host: str, *, tracking_uri: str) -> str:
-    """Compile and submit the pipeline to a Kubeflow Pipelines endpoint; returns the run id.
-
-    The steps run in the spoke's image (training.base_image), from its working directory,
-    and reach the registry at `tracking_uri`, which must be a server the cluster can reach.
-    """
-    import kfp
-
-    compiled = compile_training(root, config)
-    arguments = pipeline_arguments(root, compiled, tracking_uri=tracking_uri)
-    run = kfp.Client(host=host).create_run_from_pipeline_package(
-        str(compiled),
-        arguments=arguments,
-        experiment_name=config.model_name,
-        run_name=f"{config.model_name}-training-{arguments['run_key'][:8]}",
-    )
-    return str(run.run_id)

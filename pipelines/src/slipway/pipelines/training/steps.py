@@ -96,10 +96,15 @@ def _open_run(
             "mlflow.source.git.commit": ctx.git_sha,
         },
     )
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
     # MLflow caps a dataset digest at 36 characters; the version tag keeps the full sha256.
+    # The source is code (the loader), said so explicitly: given as a string, "churn.data:load"
+    # parses as a URL with scheme "churn.data" that no MLflow resolver knows, and the step
+    # failed for every package name without an underscore.
     dataset = mlflow.data.from_pandas(  # pyright: ignore[reportAttributeAccessIssue]
         frame,
-        source=config.data.loader,
+        source=CodeDatasetSource(tags={"slipway.loader": config.data.loader}),
         targets=config.data.target,
         name=f"{config.model_name}-training",
         digest=digest[:32],
