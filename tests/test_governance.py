@@ -104,7 +104,18 @@ def test_unapproved_high_risk_version_is_blocked_until_a_named_other_person_appr
         outsider.output
     )
 
-    approved = cli(root, "approve", version, "--by", REVIEWER, "--reason", "bias review done")
+    key = support.approver_key(root, REVIEWER)
+    approved = cli(
+        root,
+        "approve",
+        version,
+        "--by",
+        REVIEWER,
+        "--reason",
+        "bias review done",
+        "--sign-with",
+        str(key),
+    )
     assert approved.exit_code == 0, approved.output
     assert "still blocking a rollout" in approved.output  # the card is still missing
     assert [b for b in release_blockers(root, config, registry, version) if "approval" in b] == []
@@ -140,6 +151,7 @@ def test_a_rejection_blocks_and_a_later_approval_lifts_it(
         Decision.approved,
         by=REVIEWER,
         reason="recall re-measured on the full hold-out",
+        signing_key=support.approver_key(root, REVIEWER),
     )
     assert release_blockers(root, config, registry, version) == []
     assert [e["action"] for e in audit.read(root)] == ["card", "reject", "approve"]
@@ -292,7 +304,11 @@ def test_slipway_deploy_refuses_an_unapproved_high_risk_version(
     assert rollout_state.latest(root) is None
     assert registry.get_registered_model(config.model_name).aliases == {}
 
-    assert cli(root, "approve", version, "--by", REVIEWER, "--reason", "reviewed").exit_code == 0
+    key = str(support.approver_key(root, REVIEWER))
+    approved = cli(
+        root, "approve", version, "--by", REVIEWER, "--reason", "reviewed", "--sign-with", key
+    )
+    assert approved.exit_code == 0, approved.output
     assert cli(root, "card", version).exit_code == 0
     allowed = cli(root, "deploy", "--version", version, "--url", nowhere)
     assert allowed.exit_code == Exit.UNREACHABLE, allowed.output  # past governance now

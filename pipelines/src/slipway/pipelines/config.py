@@ -44,8 +44,10 @@ class RiskTier(StrEnum):
 
 
 class _Section(BaseModel):
-    # Unknown keys are errors: a typo must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown keys are errors: a typo must not silently fall back to a default. No number in
+    # slipway.toml may be nan or inf: `min = nan` compared false with everything and so
+    # switched the contract's range check off, and an `inf` guardrail could never breach.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Project(_Section):
@@ -85,8 +87,23 @@ class Governance(_Section):
     risk_tier: RiskTier = RiskTier.low
     # Who may approve a high-risk version (never its author). Empty means anyone but the author.
     approvers: list[str] = []
+    # The approvers' SSH public keys (ssh-keygen's allowed_signers format), relative to the
+    # spoke: an approval counts for a tier that needs one only when signed by a key listed
+    # there for the approver's name (governance/signatures.py).
+    allowed_signers: str = "approvers/allowed_signers"
     limitations: list[str] = []
     intended_use: str = ""
+
+    @field_validator("allowed_signers")
+    @classmethod
+    def _inside_the_spoke(cls, value: str) -> str:
+        path = Path(value)
+        if not value.strip() or path.is_absolute() or ".." in path.parts:
+            raise ValueError(
+                f"{value!r} must be a path inside the spoke, e.g. approvers/allowed_signers "
+                "(committed and reviewed like code)"
+            )
+        return value
 
 
 class ColumnRule(_Section):

@@ -1,9 +1,11 @@
 """May this version be rolled out now? The one question every rollout asks governance.
 
 The answer is driven by the tier table in tiers.py, never by tier names: a tier that needs
-approval needs a recorded approval by a named approver who is not the version's author; a
-tier that needs a model card needs one generated for exactly this version from the current
-slipway.toml. Each blocker says who may act and the exact command to run.
+approval needs a recorded approval by a named approver who is not the version's author,
+proven by that approver's SSH signature (checked here, every time, against the spoke's
+allowed_signers: a key removed from the file stops counting at once); a tier that needs a
+model card needs one generated for exactly this version from the current slipway.toml. Each
+blocker says who may act and the exact command to run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from slipway.pipelines.governance.approvals import (
     approver_problem,
     author_of,
     get_version,
+    proof_problem,
 )
 from slipway.pipelines.governance.model_card import card_problem
 from slipway.pipelines.governance.tiers import rules_for
@@ -54,7 +57,7 @@ def release_blockers(
     # approval, so both flags lead here.
     if rules.approval_required or not rules.automatic_promotion:
         author = author_of(model_version)
-        approve = f"slipway approve {version} --by NAME --reason TEXT"
+        approve = f"slipway approve {version} --by NAME --reason TEXT --sign-with KEY"
         who = who_may_approve(config, author)
         decision = approval_of(model_version)
         if decision is None:
@@ -67,7 +70,10 @@ def release_blockers(
                 f"version {version} was rejected by {decision.by} ({decision.reason}); "
                 f"train a new version, or after a new review {who} may run `{approve}`"
             )
-        elif problem := approver_problem(config, model_version, decision.by):
+        elif problem := (
+            approver_problem(config, model_version, decision.by)
+            or proof_problem(root, config, model_version, decision)
+        ):
             blockers.append(
                 f"the approval of version {version} does not count: {problem}; "
                 f"{who} may run `{approve}`"
@@ -101,7 +107,7 @@ def tier_table() -> str:
             *(yes(TIER_RULES[t].card_required) for t in RiskTier),
         ),
         (
-            "approval by a named approver who is not the author",
+            "approval by a named approver who is not the author, signed by their key",
             *(yes(TIER_RULES[t].approval_required) for t in RiskTier),
         ),
         ("shadow phase required", *(yes(TIER_RULES[t].shadow_required) for t in RiskTier)),
