@@ -170,9 +170,7 @@ def test_image_repository_scans_on_push_and_is_immutable(configs):
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
-def test_roles_have_no_wildcards_and_ci_trusts_only_its_repository_and_environment(
-    configs, env
-):
+def test_roles_have_no_wildcards_and_ci_trusts_only_its_repository_and_environment(configs, env):
     result = run(configs["medium"], env)
     for rp in result.of_type("aws:iam/rolePolicy:RolePolicy"):
         for stmt in json.loads(rp.props["policy"])["Statement"]:
