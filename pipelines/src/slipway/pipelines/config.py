@@ -14,6 +14,7 @@ from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -35,6 +36,18 @@ EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 
 class ConfigError(Exception):
     """slipway.toml is missing, unreadable or invalid; the message says what to fix."""
+
+
+def gateway_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a gateway URL (http or https, a host, a valid port), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        return f"{url!r} is not a URL ({exc}); e.g. http://127.0.0.1:8780 or http://[::1]:8780"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http(s) URL with a host; e.g. http://127.0.0.1:8780"
+    return None
 
 
 class RiskTier(StrEnum):
@@ -214,6 +227,13 @@ class Deploy(_Section):
     staging: Scaling = Scaling(min_instances=1, max_instances=2)
     prod: Scaling = Scaling(min_instances=2, max_instances=4)
 
+    @field_validator("gateway_url")
+    @classmethod
+    def _gateway_url_parses(cls, value: str) -> str:
+        if problem := gateway_url_problem(value):
+            raise ValueError(problem)
+        return value
+
 
 class Budget(_Section):
     monthly_usd: float = Field(gt=0)
@@ -306,4 +326,13 @@ def load_config(root: Path) -> SpokeConfig:
             f"{root} is not a Slipway spoke: {CONFIG_FILE} is missing. "
             "Run the command from a project made with `copier copy`, or pass --project PATH."
         )
-    return parse_config(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "TOML files are UTF-8: re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_config(text, path)

@@ -34,6 +34,28 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        """Errors that carry a documented exit code (an `exit_code` attribute) end in their
+        message and that code, never a traceback; so does a registry that cannot be reached,
+        wherever a command first calls it."""
+        from slipway.pipelines.cli._common import fail
+        from slipway.pipelines.exitcodes import Exit
+
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            code = getattr(exc, "exit_code", None)
+            if isinstance(code, Exit):
+                fail(str(exc), code)
+            from slipway.pipelines import registry
+
+            if failure := registry.connection_failure(exc):
+                import os
+
+                uri = os.environ.get("MLFLOW_TRACKING_URI", "the configured URI")
+                fail(registry.unreachable_message(uri, failure), Exit.UNREACHABLE)
+            raise
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
