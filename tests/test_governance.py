@@ -274,7 +274,10 @@ def test_catalog_shows_every_model_and_its_governance_state(
     assert ours.approval == "none" and ours.card_current is False
     assert (ours.challenger_version, ours.challenger_approval) == (second, "none")
 
-    record_decision(root, config, registry, first, Decision.approved, by=REVIEWER, reason="ok")
+    key = support.approver_key(root, REVIEWER)
+    record_decision(
+        root, config, registry, first, Decision.approved, by=REVIEWER, reason="ok", signing_key=key
+    )
     record_decision(root, config, registry, second, Decision.rejected, by=REVIEWER, reason="no")
     write_card(root, config, registry, registry.get_model_version(config.model_name, first))
     result = cli(root, "catalog", "--json")

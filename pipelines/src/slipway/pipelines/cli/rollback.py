@@ -46,7 +46,8 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
                 spoke.root, client, spoke.config.model_name, reason=f"manual rollback: {reason}"
             )
         except release.ReleaseError as exc:
-            fail(str(exc), Exit.ERROR)
+            # A rejected `previous` is a governance refusal (7); nothing to revert is 1.
+            fail(str(exc), getattr(exc, "exit_code", Exit.ERROR))
         click.echo(
             f"reverted: version {entry['version']} out, champion is "
             f"{entry['details']['champion']} again"

@@ -53,22 +53,24 @@ def release_blockers(
     except ApprovalError as exc:
         return [str(exc)]
     blockers: list[str] = []
+    author = author_of(model_version)
+    approve = f"slipway approve {version} --by NAME --reason TEXT --sign-with KEY"
+    who = who_may_approve(config, author)
+    decision = approval_of(model_version)
+    # A recorded rejection stops a release in every tier: a tier that promotes without a
+    # human decision still listens to a human who says no.
+    if decision is not None and decision.decision is Decision.rejected:
+        blockers.append(
+            f"version {version} was rejected by {decision.by} ({decision.reason}); "
+            f"train a new version, or after a new review {who} may run `{approve}`"
+        )
     # A tier without automatic promotion needs a person's decision: that decision is the
     # approval, so both flags lead here.
-    if rules.approval_required or not rules.automatic_promotion:
-        author = author_of(model_version)
-        approve = f"slipway approve {version} --by NAME --reason TEXT --sign-with KEY"
-        who = who_may_approve(config, author)
-        decision = approval_of(model_version)
+    elif rules.approval_required or not rules.automatic_promotion:
         if decision is None:
             blockers.append(
                 f"risk tier {tier} needs an approval of version {version} by a named approver "
                 f"who is not its author; {who} may run `{approve}`"
-            )
-        elif decision.decision is Decision.rejected:
-            blockers.append(
-                f"version {version} was rejected by {decision.by} ({decision.reason}); "
-                f"train a new version, or after a new review {who} may run `{approve}`"
             )
         elif problem := (
             approver_problem(config, model_version, decision.by)
