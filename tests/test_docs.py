@@ -66,6 +66,8 @@ COVERED: dict[str, tuple[str, ...]] = {
     "slipway compile": ("tests/test_training_compile.py",),
     "slipway train": ("tests/test_training_pipeline.py", "tests/test_training_compile.py"),
     "slipway monitor": ("tests/test_monitor.py",),
+    "ssh-keygen -t": ("pipelines/tests/test_approval_signatures.py",),
+    "ssh-keygen -Y verify": ("pipelines/tests/test_approval_signatures.py",),
 }
 
 

@@ -26,7 +26,9 @@ from slipway.pipelines.governance.approvals import (
     TAG_APPROVAL_STATE,
     ApprovalError,
     Decision,
+    approval_of,
     record_decision,
+    statement_of,
 )
 from slipway.pipelines.governance.blockers import release_blockers
 from slipway.pipelines.governance.model_card import write_card
@@ -262,10 +264,22 @@ def test_a_valid_reviewer_opens_the_gate_and_removing_their_key_closes_it(
     [entry] = [e for e in audit.read(root) if e["action"] == "approve"]
     assert entry["details"]["signed"] is True
 
-    # Anyone can check the approval offline, with the file and ssh-keygen alone.
+    # Anyone can check the approval offline, with the file and ssh-keygen alone, as
+    # docs/spoke/governance.md shows.
     tags = tags_of(root, client, version)
     assert tags[TAG_APPROVAL_SIGNATURE].startswith("-----BEGIN SSH SIGNATURE-----")
+    config = load_config(root)
+    mv = client.get_model_version(config.model_name, version)
+    (tmp_path / "approval.sig").write_text(tags[TAG_APPROVAL_SIGNATURE])
+    statement = statement_of(config.model_name, mv, approval_of(mv)).canonical()
     assert NAMESPACE == "slipway-approval"
+    offline = [
+        "ssh-keygen", "-Y", "verify", "-f", str(root / "approvers" / "allowed_signers"),
+        "-I", REVIEWER, "-n", "slipway-approval", "-s", str(tmp_path / "approval.sig"),
+    ]  # fmt: skip
+    assert subprocess.run(offline, input=statement, capture_output=True).returncode == 0
+    tampered = statement.replace(b"bias review done", b"no review at all")
+    assert subprocess.run(offline, input=tampered, capture_output=True).returncode != 0
 
     # The key withdrawn from allowed_signers: its approvals stop counting at once.
     (root / "approvers" / "allowed_signers").write_text(listed(keys, AUTHOR))
