@@ -25,6 +25,7 @@ from slipway.pipelines.governance.signatures import (
     sign,
     verification_problem,
 )
+from slipway.pipelines.governance.tiers import rules_for
 from slipway.pipelines.registry import TAG_AUTHOR
 
 if TYPE_CHECKING:
@@ -173,7 +174,6 @@ def record_decision(
     allowed_signers for `by` before anything is written; a tier that needs an approval
     refuses an unsigned one here rather than let it sit in the registry counting for nothing.
     """
-    from slipway.pipelines.governance.tiers import rules_for
 
     by, reason = by.strip(), reason.strip()
     if not by:

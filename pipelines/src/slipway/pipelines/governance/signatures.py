@@ -18,7 +18,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # The signature namespace: a signature made for git commits (namespace "git") or for files
@@ -46,7 +46,7 @@ class Statement:
     def canonical(self) -> bytes:
         """Sorted-key JSON, one line: the same bytes on every machine, no field able to
         smuggle a newline into another (json escapes it)."""
-        fields = {"kind": STATEMENT_KIND, **self.__dict__}
+        fields = {"kind": STATEMENT_KIND, **asdict(self)}
         return (json.dumps(fields, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
