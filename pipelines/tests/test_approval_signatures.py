@@ -152,6 +152,10 @@ def test_the_reported_forgery_a_typed_name_no_longer_opens_the_gate(
     blocker = approval_blocker(root, client, version)
     assert "does not count: it is not signed" in blocker
     assert f"slipway approve {version} --by NAME --reason TEXT --sign-with KEY" in blocker
+    # Nor does the model card vouch for it.
+    card = write_card(root, load_config(root), client, client.get_model_version(model, version))
+    assert any("does not count: it is not signed" in gap for gap in card.gaps), card.gaps
+    assert "(does not count: it is not signed" in card.path.read_text()
 
 
 def test_a_key_not_listed_for_the_name_is_refused(tmp_path: Path, keys: dict[str, Path]):
