@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         Retired,
     )
     from slipway.pipelines.serving.client import (
+        BadGatewayUrl,
         GatewayClient,
         GatewayUnreachable,
         resolve_url,
@@ -41,6 +42,7 @@ _EXPORTS = {
     "serve": "gateway",
     "GatewayClient": "client",
     "GatewayUnreachable": "client",
+    "BadGatewayUrl": "client",
     "resolve_url": "client",
     "Batcher": "batching",
     "Retired": "batching",
@@ -50,6 +52,7 @@ _EXPORTS = {
     "read_samples": "drift_sample",
 }
 __all__ = [
+    "BadGatewayUrl",
     "BadRequest",
     "Batcher",
     "Gateway",
