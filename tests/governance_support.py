@@ -55,6 +55,19 @@ def make_spoke(rendered: Path, dst: Path, tier: str, approvers: list[str] | None
     return spoke
 
 
+def approver_key(root: Path, person: str) -> Path:
+    """A fresh SSH key for `person`, its public key listed for them in the spoke's
+    approvers/allowed_signers (as a team would add it by pull request)."""
+    import subprocess
+
+    key = root.parent / f"{person.split('@')[0]}-{root.name}-ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    signers = root / "approvers" / "allowed_signers"
+    public = key.with_suffix(".pub").read_text().strip()
+    signers.write_text(signers.read_text() + f"{person} {public}\n")
+    return key
+
+
 def register_version(root: Path, *, author: str, c: float = 1.0) -> str:
     """Train the spoke's own model on its training split and register it as a new version."""
     import matplotlib

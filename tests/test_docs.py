@@ -71,6 +71,8 @@ COVERED: dict[str, tuple[str, ...]] = {
         "tests/test_kubeflow.py",
     ),
     "slipway monitor": ("tests/test_monitor.py",),
+    "ssh-keygen -t": ("pipelines/tests/test_approval_signatures.py",),
+    "ssh-keygen -Y verify": ("pipelines/tests/test_approval_signatures.py",),
 }
 
 

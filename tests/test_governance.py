@@ -93,7 +93,18 @@ def test_unapproved_high_risk_version_is_blocked_until_a_named_other_person_appr
         outsider.output
     )
 
-    approved = cli(root, "approve", version, "--by", REVIEWER, "--reason", "bias review done")
+    key = support.approver_key(root, REVIEWER)
+    approved = cli(
+        root,
+        "approve",
+        version,
+        "--by",
+        REVIEWER,
+        "--reason",
+        "bias review done",
+        "--sign-with",
+        str(key),
+    )
     assert approved.exit_code == 0, approved.output
     assert "still blocking a rollout" in approved.output  # the card is still missing
     assert [b for b in release_blockers(root, config, registry, version) if "approval" in b] == []
@@ -129,6 +140,7 @@ def test_a_rejection_blocks_and_a_later_approval_lifts_it(
         Decision.approved,
         by=REVIEWER,
         reason="recall re-measured on the full hold-out",
+        signing_key=support.approver_key(root, REVIEWER),
     )
     assert release_blockers(root, config, registry, version) == []
     assert [e["action"] for e in audit.read(root)] == ["card", "reject", "approve"]
@@ -251,7 +263,10 @@ def test_catalog_shows_every_model_and_its_governance_state(
     assert ours.approval == "none" and ours.card_current is False
     assert (ours.challenger_version, ours.challenger_approval) == (second, "none")
 
-    record_decision(root, config, registry, first, Decision.approved, by=REVIEWER, reason="ok")
+    key = support.approver_key(root, REVIEWER)
+    record_decision(
+        root, config, registry, first, Decision.approved, by=REVIEWER, reason="ok", signing_key=key
+    )
     record_decision(root, config, registry, second, Decision.rejected, by=REVIEWER, reason="no")
     write_card(root, config, registry, registry.get_model_version(config.model_name, first))
     result = cli(root, "catalog", "--json")
@@ -281,7 +296,11 @@ def test_slipway_deploy_refuses_an_unapproved_high_risk_version(
     assert rollout_state.latest(root) is None
     assert registry.get_registered_model(config.model_name).aliases == {}
 
-    assert cli(root, "approve", version, "--by", REVIEWER, "--reason", "reviewed").exit_code == 0
+    key = str(support.approver_key(root, REVIEWER))
+    approved = cli(
+        root, "approve", version, "--by", REVIEWER, "--reason", "reviewed", "--sign-with", key
+    )
+    assert approved.exit_code == 0, approved.output
     assert cli(root, "card", version).exit_code == 0
     allowed = cli(root, "deploy", "--version", version, "--url", nowhere)
     assert allowed.exit_code == Exit.UNREACHABLE, allowed.output  # past governance now

@@ -231,11 +231,14 @@ def test_cd_goes_image_train_staging_prod(spokes: dict[str, Path], tier: str) ->
             for line in run_lines(jobs[stack]).splitlines()
             if "pulumi " in line and "get.pulumi.com" not in line
         ]
+        # Reproduction: CD ran preview and up without the policy pack, so the only gate was
+        # the spoke's own mock test. Both now run the hub's pack.
         assert pulumi == [
             'pulumi login "$PULUMI_BACKEND_URL"',
-            f"uv run --no-sync pulumi preview --stack {stack} --non-interactive --diff",
-            f"uv run --no-sync pulumi up --stack {stack} --non-interactive --yes",
+            f"uv run --no-sync pulumi preview --stack {stack} --non-interactive --diff {PACK}",
+            f"uv run --no-sync pulumi up --stack {stack} --non-interactive --yes {PACK}",
         ]
+        assert_fetches_the_pinned_policy_pack(spokes[tier], jobs[stack])
         assert jobs[stack]["environment"] == stack
         assert_carries_deploy_settings_first(jobs[stack], stack)
     # Each stack's image goes to that stack's repository (the spoke's Pulumi program's name),
@@ -274,6 +277,35 @@ def assert_train_runs_on_the_image_just_pushed(jobs: dict[str, Any]) -> None:
     assert "--wait" in argv
     assert int(argv[argv.index("--timeout") + 1]) < jobs["train"]["timeout-minutes"] * 60
     assert train["env"]["KF_PIPELINES_TOKEN"] == "${{ secrets.KF_PIPELINES_TOKEN }}"
+
+
+PACK = "--policy-pack ../.slipway-hub/infra/policy"
+
+
+def assert_fetches_the_pinned_policy_pack(spoke: Path, job: dict[str, Any]) -> None:
+    """Before the preview, the job checks the hub out at the source and ref pyproject.toml
+    pins slipway-infra to (the pack and the libraries never disagree) into .slipway-hub,
+    and builds the pack's own environment from its requirements.txt."""
+    import tomllib
+
+    names = [s.get("name", "") for s in job["steps"]]
+    fetch = next(s for s in job["steps"] if "git -C .slipway-hub fetch" in s.get("run", ""))
+    preview = next(i for i, s in enumerate(job["steps"]) if "pulumi preview" in s.get("run", ""))
+    assert names.index(fetch["name"]) < preview
+    assert "uv pip install -q -p venv/bin/python -r requirements.txt" in fetch["run"]
+    assert "cd .slipway-hub/infra/policy" in fetch["run"]
+    source = tomllib.loads((spoke / "pyproject.toml").read_text())["tool"]["uv"]["sources"][
+        "slipway-infra"
+    ]
+    if "git" in source:
+        assert fetch["env"] == {
+            "HUB_URL": source["git"],
+            "HUB_REF": source.get("tag") or source["rev"],
+        }
+    else:  # copied from a local checkout: the same checkout, at the commit copied from
+        assert fetch["env"]["HUB_URL"] + "/infra" == source["path"]
+        ref = fetch["env"]["HUB_REF"]
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+\S*|[0-9a-f]{40}", ref), fetch["env"]
 
 
 def step_named(job: dict[str, Any], needle: str) -> dict[str, Any]:

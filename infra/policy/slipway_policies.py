@@ -1,5 +1,13 @@
 """slipway.infra.policies as Pulumi stack policies: the checks the mock tests run, enforced
-by `pulumi preview --policy-pack infra/policy` (or a Pulumi Cloud policy group)."""
+by `pulumi preview --policy-pack infra/policy` (or a Pulumi Cloud policy group).
+
+Every policy is mandatory and fails closed. pulumi-policy turns a policy that reads a value
+unknown during preview (an output of a resource not created yet) into an advisory note and
+lets the preview pass; here that is a violation instead: a policy that cannot see a value
+cannot vouch for it. Names are derived strings (see docs/platform/infrastructure.md), so a
+CD preview of an existing stack reads no unknowns; the first `pulumi up` of a stack is the
+platform team's.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from slipway.infra.policies import ALL_POLICIES, Policy
 
@@ -36,7 +45,18 @@ def as_stack_policy(name: str, check: Policy) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = [PackResource(r.resource_type, r.name, r.props) for r in args.resources]
         urns = {r.name: r.urn for r in args.resources}
-        for violation in check(resources):
+        try:
+            violations = check(resources)
+        except UnknownValueError as unknown:
+            report_violation(
+                f"cannot be checked: the {unknown.message}, and a mandatory policy does not "
+                "pass what it cannot see; fix: derive the value from known names (as "
+                "slipway.infra does), or have the platform team run the stack's first "
+                "`pulumi up`",
+                None,
+            )
+            return
+        for violation in violations:
             report_violation(violation.message, urns.get(violation.resource))
 
     return StackValidationPolicy(

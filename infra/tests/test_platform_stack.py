@@ -87,9 +87,13 @@ def test_each_declared_spoke_gets_a_prefix_scoped_role_repository_and_budget(pla
             r for r in platform.of_type("aws:iam/role:Role") if r.name == f"{spoke.slug}-access-ci"
         )
         trust = json.loads(ci.props["assumeRolePolicy"])["Statement"][0]
-        assert trust["Condition"]["StringLike"] == {
-            "token.actions.githubusercontent.com:sub": f"repo:{spoke.github_repository}:*"
+        assert trust["Condition"]["StringEquals"] == {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": (
+                f"repo:{spoke.github_repository}:environment:staging"
+            ),
         }
+        assert "StringLike" not in trust["Condition"]
 
 
 def spec_error(tmp_path: Path, text: str) -> str:

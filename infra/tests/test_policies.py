@@ -166,6 +166,21 @@ def wildcards_inline_attached_and_on_users(good):
     def inline_star(props):
         props["inlinePolicies"] = [{"name": "debug", "policy": json.dumps(STAR)}]
 
+    def allow(doc, **stmt):
+        doc["Statement"].append({"Effect": "Allow", **stmt})
+
+    def not_iam(doc):
+        allow(doc, NotAction="iam:*", Resource="*")
+
+    def escalate(doc):
+        allow(doc, Action=["iam:PassRole", "iam:CreateRole", "iam:AttachRolePolicy"], Resource="*")
+
+    def pass_any_role(doc):
+        allow(doc, Action="iam:Pass*", Resource="arn:aws:iam::*:role/*")
+
+    def every_bucket(doc):
+        allow(doc, Action="s3:*", Resource="arn:aws:s3:::*")
+
     role = next(r.name for r in good if r.type == policies.ROLE)
     attach = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
     managed = "arn:aws:iam::aws:policy/"
@@ -205,6 +220,29 @@ def wildcards_inline_attached_and_on_users(good):
             added(good, policies.GROUP_POLICY, "team", group="ops", policy=json.dumps(STAR)),
             [f"allows Action '*'; {NAME_THEM}"],
         ),
+        # The holes the security review found, each passing the checks before.
+        (
+            broken(good, policies.ROLE_POLICY, edit_policy_json("policy", not_iam)),
+            [f"allows everything except ['iam:*'] (NotAction with Effect Allow); {NAME_THEM}"],
+        ),
+        (
+            broken(good, policies.ROLE_POLICY, edit_policy_json("policy", escalate)),
+            [
+                "allows ['iam:PassRole', 'iam:CreateRole', 'iam:AttachRolePolicy'] on ['*']: "
+                f"a path to administrator; {NAME_THEM}"
+            ],
+        ),
+        (
+            broken(good, policies.ROLE_POLICY, edit_policy_json("policy", pass_any_role)),
+            [
+                f"allows ['iam:Pass*'] on ['arn:aws:iam::*:role/*']: a path to administrator; "
+                f"{NAME_THEM}"
+            ],
+        ),
+        (
+            broken(good, policies.ROLE_POLICY, edit_policy_json("policy", every_bucket)),
+            [f"allows ['s3:*'] on every resource of ['arn:aws:s3:::*']; {NAME_THEM}"],
+        ),
     ]
 
 
@@ -214,34 +252,92 @@ def a_trust_open_to_any_repository(good):
         next(r.name for r in good if r.type == policies.ROLE and r.name.endswith("-ci"))
     )
 
-    def any_repo(doc):
-        doc["Statement"][0]["Condition"]["StringLike"][
-            "token.actions.githubusercontent.com:sub"
-        ] = "repo:*"
+    sub = "token.actions.githubusercontent.com:sub"
+
+    def subject(value, op="StringEquals"):
+        def edit(doc):
+            cond = doc["Statement"][0]["Condition"]
+            del cond["StringEquals"][sub]
+            cond.setdefault(op, {})[sub] = value
+
+        return edit
 
     def no_condition(doc):
         del doc["Statement"][0]["Condition"]
 
-    one_repo = (
-        "GitHub OIDC trust is not limited to one repository; fix: add the condition "
-        "StringLike token.actions.githubusercontent.com:sub = repo:<owner>/<name>:*"
+    fix = (
+        "fix: trust exactly repo:<owner>/<name>:environment:<env> with StringEquals "
+        "(slipway.infra.access.github_oidc_trust)"
     )
+    one_repo = f"GitHub OIDC trust is not limited to one repository; {fix}"
+
+    def trust(edit):
+        return broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", edit), ci_index)
+
     audience = (
         "GitHub OIDC trust does not require aud=sts.amazonaws.com; fix: add the "
         "condition StringEquals token.actions.githubusercontent.com:aud = "
         "sts.amazonaws.com"
     )
     return [
+        (trust(subject("repo:*", "StringLike")), [one_repo]),
+        (trust(no_condition), [one_repo, audience]),
+        # Reproduction: the prod role trusted any branch's workflow of the repository.
         (
-            broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", any_repo), ci_index),
-            [one_repo],
+            trust(subject("repo:example-org/demo:*", "StringLike")),
+            [
+                "GitHub OIDC subject ['repo:example-org/demo:*'] is a pattern: a workflow on "
+                f"any branch, with no environment and no reviewers, can assume the role; {fix}"
+            ],
         ),
         (
-            broken(
-                good, policies.ROLE, edit_policy_json("assumeRolePolicy", no_condition), ci_index
-            ),
-            [one_repo, audience],
+            trust(subject("repo:example-org/demo:ref:refs/heads/main")),
+            [
+                "GitHub OIDC subject ['repo:example-org/demo:ref:refs/heads/main'] is not a "
+                "GitHub environment, so no environment protection rule (branches, required "
+                f"reviewers) stands before the role; {fix}"
+            ],
         ),
+        (
+            trust(subject("repo:example-org/demo:environment:staging")),
+            [
+                "the prod role trusts ['repo:example-org/demo:environment:staging']: another "
+                f"environment's jobs; {fix}"
+            ],
+        ),
+    ]
+
+
+@negative("role-trust-named")
+def a_role_anyone_may_assume(good):
+    def anyone(doc):
+        doc["Statement"].append(
+            {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
+        )
+
+    return [
+        (
+            broken(good, policies.ROLE, edit_policy_json("assumeRolePolicy", anyone)),
+            [
+                'trust policy allows sts:AssumeRole to Principal {"AWS": "*"}: any AWS '
+                "account; fix: name the service, the account or the OIDC provider that may "
+                "assume the role"
+            ],
+        )
+    ]
+
+
+@negative("endpoint-config-encrypted")
+def an_endpoint_config_without_a_key(good):
+    return [
+        (
+            broken(good, policies.ENDPOINT_CONFIG, lambda p: p.pop("kmsKeyArn")),
+            [
+                "endpoint configuration has no kmsKeyArn: its instances' volumes use no key of "
+                "the spoke's; fix: pass kms_key_arn (ModelEndpoint does, with the spoke's "
+                "artifact key)"
+            ],
+        )
     ]
 
 

@@ -169,8 +169,9 @@ def test_image_repository_scans_on_push_and_is_immutable(configs):
     assert repo["imageTagMutability"] == "IMMUTABLE"
 
 
-def test_roles_have_no_wildcards_and_ci_trusts_only_its_repository(configs):
-    result = run(configs["medium"], "prod")
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_roles_have_no_wildcards_and_ci_trusts_only_its_repository_and_environment(configs, env):
+    result = run(configs["medium"], env)
     for rp in result.of_type("aws:iam/rolePolicy:RolePolicy"):
         for stmt in json.loads(rp.props["policy"])["Statement"]:
             assert "*" not in stmt["Action"], rp.name
@@ -189,9 +190,24 @@ def test_roles_have_no_wildcards_and_ci_trusts_only_its_repository(configs):
         "Federated": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/"
         "token.actions.githubusercontent.com"
     }
+    # Reproduction: the prod role trusted `repo:<owner>/<name>:*`, so a workflow on any
+    # branch, with no environment and no reviewers, could assume it. Now one exact subject.
     assert trust["Condition"] == {
-        "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
-        "StringLike": {"token.actions.githubusercontent.com:sub": "repo:example-org/demo:*"},
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": f"repo:example-org/demo:environment:{env}",
+        },
+    }
+
+
+def test_endpoint_configurations_encrypt_their_volumes_with_the_spokes_key(configs):
+    result = run(configs["medium"], "prod", StackInputs(model_version=2, previous_model_version=1))
+    key = result.one("aws:kms/key:Key")
+    versions = result.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert len(versions) == 2  # the serving version and the previous one
+    # The mock gives every resource the ARN AWS would: `arn:aws:<service>:...:<name>`.
+    assert {c.props.get("kmsKeyArn") for c in versions} == {
+        f"arn:aws:kms:{MOCK_REGION}:{MOCK_ACCOUNT}:{key.name}"
     }
 
 

@@ -7,6 +7,7 @@ approval a high risk tier demands.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,16 @@ def spoke(root: Path, tier: str, approvers: list[str]) -> Path:
     return root
 
 
+def reviewer_key(root: Path) -> Path:
+    """REVIEWER's SSH key, listed for them in the spoke's approvers/allowed_signers."""
+    key = root.parent / "grace_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (root / "approvers").mkdir()
+    public = key.with_suffix(".pub").read_text().strip()
+    (root / "approvers" / "allowed_signers").write_text(f"{REVIEWER} {public}\n")
+    return key
+
+
 def registered_and_carded(root: Path) -> tuple[MlflowClient, str]:
     """Version 1 of the spoke's model, authored by AUTHOR, with a current model card."""
     uri = registry.embedded_tracking_uri(root)
@@ -73,6 +84,7 @@ def test_an_unapproved_high_risk_version_is_refused_until_someone_else_approves(
     message = str(refused.value)
     assert "risk tier high needs an approval" in message
     assert f"one of {REVIEWER} may run `slipway approve {version} --by NAME" in message
+    assert "--sign-with KEY" in message
 
     with pytest.raises(ApprovalError, match="self-approval is refused"):
         record_decision(
@@ -89,6 +101,7 @@ def test_an_unapproved_high_risk_version_is_refused_until_someone_else_approves(
         Decision.approved,
         by=REVIEWER,
         reason="bias review done on the hold-out",
+        signing_key=reviewer_key(root),
     )
     assert approval_gate(str(root), version) == "approved"
 

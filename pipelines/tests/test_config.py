@@ -102,6 +102,28 @@ def test_a_minimal_valid_file_gets_the_documented_defaults():
         ("[budget]", "[gates.minimum]\nbogus = 0.5\n[budget]", "(top level)", "unknown metrics"),
         ("min_rows = 10", "min_rows = 10\nmin_row = 3", "data.contract.min_row", "unknown key"),
         ('target = "churned"', 'target = "tenure"', "data", "must not be listed"),
+        # nan compares false with everything: it silently switched the range check off.
+        ("min = 0 }", "min = nan }", "data.contract.columns.tenure.min", "finite number"),
+        # An infinite guardrail can never breach; an infinite budget never alerts.
+        (
+            "[budget]",
+            "[rollout.guardrails]\nmax_p95_latency_ratio = inf\n[budget]",
+            "rollout.guardrails.max_p95_latency_ratio",
+            "finite number",
+        ),
+        (
+            "[budget]",
+            "[rollout.guardrails]\nmax_prediction_psi = inf\n[budget]",
+            "rollout.guardrails.max_prediction_psi",
+            "finite number",
+        ),
+        ("monthly_usd = 250", "monthly_usd = inf", "budget.monthly_usd", "finite number"),
+        (
+            "[budget]",
+            '[governance]\nallowed_signers = "../../etc/keys"\n[budget]',
+            "governance.allowed_signers",
+            "a path inside the spoke",
+        ),
     ],
 )
 def test_each_bad_value_is_reported_with_its_field(old, new, field, words):

@@ -7,7 +7,10 @@ hub refuses slugs that extend another with `-` (platform.py), so `claims-*` cann
 The only `*` resources are on the few actions AWS defines only on `*`
 (ecr:GetAuthorizationToken, two read-only autoscaling Describe calls,
 cloudwatch:PutMetricData limited by a namespace condition). CI gets no long-lived keys:
-GitHub's OIDC token is trusted for exactly one repository.
+GitHub's OIDC token is trusted for exactly one repository and one GitHub environment per
+stack (`repo:<owner>/<name>:environment:<env>`, StringEquals, no wildcard), so a workflow on
+a feature branch, or one that names no environment, cannot assume the prod role: GitHub
+issues that subject only to jobs the environment's protection rules let through.
 """
 
 from __future__ import annotations
@@ -68,8 +71,17 @@ def service_trust(service: str) -> str:
     )
 
 
-def github_oidc_trust(provider_arn: str, repository: str) -> str:
-    """Trust policy for GitHub Actions of one repository (`owner/name`), any branch or tag."""
+def github_subject(repository: str, environment: str) -> str:
+    """The OIDC subject GitHub gives a job of `repository` that runs in `environment`."""
+    return f"repo:{repository}:environment:{environment}"
+
+
+def github_oidc_trust(provider_arn: str, repository: str, environments: Sequence[str]) -> str:
+    """Trust policy for GitHub Actions jobs of one repository (`owner/name`) running in one
+    of `environments` (GitHub environments, e.g. prod): exact subjects, never a pattern."""
+    if not environments:
+        raise ValueError("a GitHub OIDC trust needs at least one GitHub environment")
+    subjects = [github_subject(repository, env) for env in environments]
     return policy_document(
         [
             {
@@ -77,8 +89,10 @@ def github_oidc_trust(provider_arn: str, repository: str) -> str:
                 "Principal": {"Federated": provider_arn},
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {
-                    "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com"},
-                    "StringLike": {f"{GITHUB_OIDC_HOST}:sub": f"repo:{repository}:*"},
+                    "StringEquals": {
+                        f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                        f"{GITHUB_OIDC_HOST}:sub": subjects[0] if len(subjects) == 1 else subjects,
+                    },
                 },
             }
         ]
@@ -181,6 +195,16 @@ def endpoint_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
     )
 
 
+def _volume_key_statement(kms_key_arn: str) -> dict[str, Any]:
+    """CreateEndpoint with an encrypted endpoint configuration: SageMaker, as the caller,
+    creates a grant on the key for the instances' volumes (and only for AWS resources)."""
+    return statement(
+        ["kms:CreateGrant", "kms:DescribeKey"],
+        [kms_key_arn],
+        {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    )
+
+
 def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_role: str) -> str:
     """CI deploys model versions: push images and artifacts (a version's model.tar.gz under
     models/, its image's tag vN: release_artifacts), create a version's Model and
@@ -190,6 +214,7 @@ def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_rol
     return policy_document(
         [
             *_storage_statements(scope, kms, write=True),
+            _volume_key_statement(kms),
             # DescribeImages: `slipway deploy` checks which image a version's tag holds.
             statement([*_ECR_PULL, *_ECR_PUSH, "ecr:DescribeImages"], [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
@@ -271,7 +296,11 @@ def _autoscaling_statements(scope: AccessScope, account_id: str) -> list[dict[st
 
 
 class SpokeAccess(pulumi.ComponentResource):
-    """Pipeline, endpoint and (with a GitHub repository) CI roles for one spoke."""
+    """Pipeline, endpoint and (with a GitHub repository) CI roles for one spoke.
+
+    The CI role trusts jobs of `github_repository` running in one of `github_environments`:
+    a spoke stack passes its own environment only, so staging's role cannot touch prod.
+    """
 
     pipeline_role_arn: pulumi.Output[str]
     endpoint_role_arn: pulumi.Output[str]
@@ -285,6 +314,7 @@ class SpokeAccess(pulumi.ComponentResource):
         tags: dict[str, str],
         github_repository: str | None,
         github_oidc_provider_arn: pulumi.Input[str] | None,
+        github_environments: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("slipway:infra:SpokeAccess", name, None, opts)
@@ -320,7 +350,7 @@ class SpokeAccess(pulumi.ComponentResource):
         self.ci_role_arn = None
         if github_repository and github_oidc_provider_arn is not None:
             trust = pulumi.Output.from_input(github_oidc_provider_arn).apply(
-                lambda arn: github_oidc_trust(arn, github_repository)
+                lambda arn: github_oidc_trust(arn, github_repository, github_environments)
             )
             ci_refs = pulumi.Output.all(refs, endpoint.arn)
             ci = role(

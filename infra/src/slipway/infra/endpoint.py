@@ -68,6 +68,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         release: ModelRelease,
         previous: ModelRelease | None,
         execution_role_arn: pulumi.Input[str],
+        kms_key_arn: pulumi.Input[str],
         champion_p95_latency_ms: float,
         drift_dimensions: dict[str, str],
         tags: dict[str, str],
@@ -78,7 +79,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         if previous is not None and previous.version != release.version:
             kept.append(previous)
         configs = [
-            self._versioned_config(name, endpoint_name, plan, r, execution_role_arn, tags)
+            self._versioned_config(
+                name, endpoint_name, plan, r, execution_role_arn, kms_key_arn, tags
+            )
             for r in kept
         ]
         alarms = self._rollback_alarms(
@@ -156,6 +159,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         plan: EndpointPlan,
         release: ModelRelease,
         role_arn: pulumi.Input[str],
+        kms_key_arn: pulumi.Input[str],
         tags: dict[str, str],
     ) -> aws.sagemaker.EndpointConfiguration:
         versioned = config_name(endpoint_name, release.version)
@@ -173,6 +177,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         return aws.sagemaker.EndpointConfiguration(
             f"{name}-config-v{release.version}",
             name=versioned,
+            # The instances' storage volume, encrypted with the spoke's own key (policy
+            # endpoint-config-encrypted), not an AWS-owned default.
+            kms_key_arn=kms_key_arn,
             production_variants=[
                 {
                     "variant_name": VARIANT,

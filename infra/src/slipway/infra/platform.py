@@ -230,6 +230,10 @@ def build_platform_stack(spec: PlatformSpec) -> dict[str, Any]:
             tags=stags,
             github_repository=spoke.github_repository,
             github_oidc_provider_arn=oidc.arn,
+            # The hub's role set publishes to the shared store: CD's image and train jobs,
+            # which run in the spoke's staging environment. Prod is deployed by the prod
+            # stack's own role, trusted by prod's jobs alone.
+            github_environments=("staging",),
         )
         SpokeBudget(
             f"{spoke.slug}-budget",

@@ -10,6 +10,7 @@ SDK, so the policy pack's own environment needs only pulumi-policy and the confi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -129,7 +130,11 @@ def _statements(document: Any) -> list[dict[str, Any]]:
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+    # Any sequence but a string: the policy engine hands lists over as its own read-only
+    # Sequence proxy, not `list`; taken for one value, a list of rules read as none.
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return [value]
 
 
 def encryption_on(resources: Sequence[ResourceLike]) -> list[Violation]:
@@ -239,15 +244,67 @@ def _documents(resources: Sequence[ResourceLike]) -> list[tuple[str, Any]]:
     return held
 
 
+# IAM actions that hand out privileges: on a resource pattern, any of them is a path to
+# admin (pass an admin role to a service, create one, attach a policy to one...).
+ESCALATION_ACTIONS = (
+    "iam:PassRole",
+    "iam:CreateRole",
+    "iam:AttachRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:CreateUser",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:AttachUserPolicy",
+    "iam:PutUserPolicy",
+    "iam:AddUserToGroup",
+    "iam:AttachGroupPolicy",
+    "iam:PutGroupPolicy",
+    "sts:AssumeRole",
+)
+# An ARN whose resource part is only a wildcard: every resource of the service (in the
+# account), e.g. `arn:aws:s3:::*` is every bucket, as wide as "*" for s3 actions.
+_EVERY_RESOURCE = re.compile(r"^arn:[^:]*:[^:]*:[^:]*:[^:]*:[*?/]*$")
+
+
+def _matches(pattern: str, action: str) -> bool:
+    """IAM's own matching: case-insensitive, `*` and `?` wildcards."""
+    regex = re.escape(pattern.casefold()).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, action.casefold()) is not None
+
+
+def _is_pattern(value: str) -> bool:
+    return "*" in value or "?" in value
+
+
 def _wildcard_problem(stmt: Mapping[str, Any]) -> str | None:
     if stmt.get("Effect") != "Allow":
         return None
+    # Allow + NotAction (or NotResource) grants everything but a list: `NotAction: iam:*` on
+    # `*` is every other service's every action.
+    for negated in ("NotAction", "NotResource"):
+        if negated in stmt:
+            listed = [str(a) for a in _as_list(stmt.get(negated))]
+            return f"allows everything except {listed} ({negated} with Effect Allow)"
     actions = [str(a) for a in _as_list(stmt.get("Action"))]
     if "*" in actions:
         return "allows Action '*'"
-    services = [a for a in actions if a.endswith(":*")]
-    if "*" in [str(r) for r in _as_list(stmt.get("Resource"))] and services:
-        return f"allows {services} on Resource '*'"
+    resources = [str(r) for r in _as_list(stmt.get("Resource"))]
+    patterned = [r for r in resources if _is_pattern(r)]
+    escalating = sorted(
+        {a for a in actions for e in ESCALATION_ACTIONS if _matches(a, e)}, key=actions.index
+    )
+    if escalating and patterned:
+        return f"allows {escalating} on {patterned}: a path to administrator"
+    broad = [r for r in resources if r == "*" or _EVERY_RESOURCE.match(r)]
+    wide = [a for a in actions if _is_pattern(a)]
+    if broad and wide:
+        where = "Resource '*'" if broad == ["*"] else f"every resource of {broad}"
+        return f"allows {wide} on {where}"
     return None
 
 
@@ -290,8 +347,36 @@ def no_wildcard_iam(resources: Sequence[ResourceLike]) -> list[Violation]:
     return found
 
 
+_EXACT_SUBJECT = "trust exactly repo:<owner>/<name>:environment:<env> with StringEquals " + (
+    "(slipway.infra.access.github_oidc_trust)"
+)
+
+
+def _subject_problem(role: ResourceLike, subjects: list[str], pattern_ops: bool) -> str | None:
+    """Why these OIDC subjects let more than one GitHub environment's jobs in, or None."""
+    if any(_is_pattern(v) for v in subjects) or pattern_ops:
+        shown = [v for v in subjects if _is_pattern(v)] or subjects
+        return (
+            f"GitHub OIDC subject {shown} is a pattern: a workflow on any branch, with no "
+            "environment and no reviewers, can assume the role"
+        )
+    if not all(":environment:" in v for v in subjects):
+        others = [v for v in subjects if ":environment:" not in v]
+        return (
+            f"GitHub OIDC subject {others} is not a GitHub environment, so no environment "
+            "protection rule (branches, required reviewers) stands before the role"
+        )
+    stack_env = (role.props.get("tags") or {}).get("environment")
+    if stack_env in ("staging", "prod"):
+        foreign = [v for v in subjects if not v.endswith(f":environment:{stack_env}")]
+        if foreign:
+            return f"the {stack_env} role trusts {foreign}: another environment's jobs"
+    return None
+
+
 def github_trust_scoped(resources: Sequence[ResourceLike]) -> list[Violation]:
-    """A role trusting GitHub's OIDC provider is scoped to one repository and to STS."""
+    """A role trusting GitHub's OIDC provider is scoped to one repository, to exact GitHub
+    environment subjects (its own stack's environment), and to STS."""
     found = []
     for role in _of(resources, ROLE):
         for stmt in _statements(role.props.get("assumeRolePolicy")):
@@ -299,11 +384,15 @@ def github_trust_scoped(resources: Sequence[ResourceLike]) -> list[Violation]:
             if GITHUB_OIDC_HOST not in federated:
                 continue
             cond = stmt.get("Condition") or {}
-            sub = [
-                str(v)
-                for op in ("StringLike", "StringEquals")
-                for v in _as_list((cond.get(op) or {}).get(f"{GITHUB_OIDC_HOST}:sub"))
-            ]
+            # Every operator that can carry the subject: StringLike, StringEquals, and their
+            # ForAnyValue:/ForAllValues: and IfExists forms.
+            by_op = {
+                op: [str(v) for v in _as_list((block or {}).get(f"{GITHUB_OIDC_HOST}:sub"))]
+                for op, block in cond.items()
+                if isinstance(block, Mapping)
+            }
+            sub = [v for values in by_op.values() for v in values]
+            pattern_ops = any("Like" in op and values for op, values in by_op.items())
             aud = (cond.get("StringEquals") or {}).get(f"{GITHUB_OIDC_HOST}:aud")
             if not sub or any(not v.startswith("repo:") or v.startswith("repo:*") for v in sub):
                 found.append(
@@ -311,11 +400,11 @@ def github_trust_scoped(resources: Sequence[ResourceLike]) -> list[Violation]:
                         "github-trust-scoped",
                         role.name,
                         "GitHub OIDC trust is not limited to one repository",
-                        "add the condition StringLike "
-                        "token.actions.githubusercontent.com:sub = "
-                        "repo:<owner>/<name>:*",
+                        _EXACT_SUBJECT,
                     )
                 )
+            elif problem := _subject_problem(role, sub, pattern_ops):
+                found.append(_violation("github-trust-scoped", role.name, problem, _EXACT_SUBJECT))
             if aud != "sts.amazonaws.com":
                 found.append(
                     _violation(
@@ -328,6 +417,46 @@ def github_trust_scoped(resources: Sequence[ResourceLike]) -> list[Violation]:
                     )
                 )
     return found
+
+
+def _open_principal(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, Mapping):
+        return any("*" in [str(p) for p in _as_list(v)] for v in principal.values())
+    return False
+
+
+def role_trust_named(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """No role trusts every AWS principal (`Principal: "*"` or `{"AWS": "*"}`): anyone in any
+    account could assume it; a condition is one typo from open."""
+    return [
+        _violation(
+            "role-trust-named",
+            role.name,
+            f"trust policy allows {stmt.get('Action')} to Principal "
+            f"{json.dumps(stmt.get('Principal'))}: any AWS account",
+            "name the service, the account or the OIDC provider that may assume the role",
+        )
+        for role in _of(resources, ROLE)
+        for stmt in _statements(role.props.get("assumeRolePolicy"))
+        if stmt.get("Effect") == "Allow" and _open_principal(stmt.get("Principal"))
+    ]
+
+
+def endpoint_config_encrypted(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every endpoint configuration encrypts its instances' storage volume with a KMS key."""
+    return [
+        _violation(
+            "endpoint-config-encrypted",
+            config.name,
+            "endpoint configuration has no kmsKeyArn: its instances' volumes use no key of "
+            "the spoke's",
+            "pass kms_key_arn (ModelEndpoint does, with the spoke's artifact key)",
+        )
+        for config in _of(resources, ENDPOINT_CONFIG)
+        if not config.props.get("kmsKeyArn")
+    ]
 
 
 def required_tags(resources: Sequence[ResourceLike]) -> list[Violation]:
@@ -515,6 +644,8 @@ ALL_POLICIES: dict[str, Policy] = {
     "public-access-blocked": public_access_blocked,
     "no-wildcard-iam": no_wildcard_iam,
     "github-trust-scoped": github_trust_scoped,
+    "role-trust-named": role_trust_named,
+    "endpoint-config-encrypted": endpoint_config_encrypted,
     "required-tags": required_tags,
     "budget-present": budget_present,
     "instance-types-allowed": instance_types_allowed,

@@ -212,6 +212,8 @@ def build_spoke_stack(
         tags=tags,
         github_repository=inputs.github_repository,
         github_oidc_provider_arn=github_oidc_provider_arn(account_id),
+        # This stack's GitHub environment only: the prod role trusts prod's jobs alone.
+        github_environments=(env,),
     )
     budget = SpokeBudget(
         f"{prefix}-budget",
@@ -254,6 +256,7 @@ def build_spoke_stack(
         release=current,
         previous=previous,
         execution_role_arn=access.endpoint_role_arn,
+        kms_key_arn=store.kms_key_arn,
         champion_p95_latency_ms=(
             DEFAULT_CHAMPION_P95_MS
             if inputs.champion_p95_latency_ms is None

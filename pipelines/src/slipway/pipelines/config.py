@@ -14,6 +14,7 @@ from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -51,6 +52,18 @@ METRICS: tuple[MetricName, ...] = get_args(MetricName)
 PANDAS_DTYPES = {"float": "float64", "int": "int64", "bool": "bool", "str": "object"}
 
 
+def gateway_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a gateway URL (http or https, a host, a valid port), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        return f"{url!r} is not a URL ({exc}); e.g. http://127.0.0.1:8780 or http://[::1]:8780"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http(s) URL with a host; e.g. http://127.0.0.1:8780"
+    return None
+
+
 class RiskTier(StrEnum):
     low = "low"
     medium = "medium"
@@ -58,8 +71,10 @@ class RiskTier(StrEnum):
 
 
 class _Section(BaseModel):
-    # Unknown keys are errors: a typo must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown keys are errors: a typo must not silently fall back to a default. No number in
+    # slipway.toml may be nan or inf: `min = nan` compared false with everything and so
+    # switched the contract's range check off, and an `inf` guardrail could never breach.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Project(_Section):
@@ -99,8 +114,23 @@ class Governance(_Section):
     risk_tier: RiskTier = RiskTier.low
     # Who may approve a high-risk version (never its author). Empty means anyone but the author.
     approvers: list[str] = []
+    # The approvers' SSH public keys (ssh-keygen's allowed_signers format), relative to the
+    # spoke: an approval counts for a tier that needs one only when signed by a key listed
+    # there for the approver's name (governance/signatures.py).
+    allowed_signers: str = "approvers/allowed_signers"
     limitations: list[str] = []
     intended_use: str = ""
+
+    @field_validator("allowed_signers")
+    @classmethod
+    def _inside_the_spoke(cls, value: str) -> str:
+        path = Path(value)
+        if not value.strip() or path.is_absolute() or ".." in path.parts:
+            raise ValueError(
+                f"{value!r} must be a path inside the spoke, e.g. approvers/allowed_signers "
+                "(committed and reviewed like code)"
+            )
+        return value
 
 
 class ColumnRule(_Section):
@@ -213,6 +243,13 @@ class Deploy(_Section):
     staging: Scaling = Scaling(min_instances=1, max_instances=2)
     prod: Scaling = Scaling(min_instances=2, max_instances=4)
 
+    @field_validator("gateway_url")
+    @classmethod
+    def _gateway_url_parses(cls, value: str) -> str:
+        if problem := gateway_url_problem(value):
+            raise ValueError(problem)
+        return value
+
 
 class Budget(_Section):
     monthly_usd: float = Field(gt=0)
@@ -305,4 +342,13 @@ def load_config(root: Path) -> SpokeConfig:
             f"{root} is not a Slipway spoke: {CONFIG_FILE} is missing. "
             "Run the command from a project made with `copier copy`, or pass --project PATH."
         )
-    return parse_config(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "TOML files are UTF-8: re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_config(text, path)

@@ -14,6 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -64,6 +67,40 @@ def artifact_location(root: Path) -> str | None:
     return (state_dir(root) / "artifacts").as_uri()
 
 
+class RegistryUnreachable(SlipwayError, ConnectionError):
+    """The registry server did not answer: not a missing version, not a refusal."""
+
+    exit_code = Exit.UNREACHABLE
+
+
+def connection_failure(exc: BaseException) -> BaseException | None:
+    """The network error behind an MLflow error (MLflow wraps requests' own), or None when
+    the registry did answer (a missing version, a bad request...)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        module = type(current).__module__
+        if module.startswith(("requests", "urllib3")) and type(current).__name__ in {
+            "ConnectionError",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "Timeout",
+            "MaxRetryError",
+            "NewConnectionError",
+        }:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def unreachable_message(uri: str, failure: BaseException) -> str:
+    return (
+        f"the model registry at {uri} cannot be reached ({type(failure).__name__}); check "
+        "MLFLOW_TRACKING_URI and that the server is up, then run the command again"
+    )
+
+
 def client(root: Path) -> MlflowClient:
     """The spoke's registry (tracking_uri): a shared server, else its embedded sqlite."""
     return client_for(tracking_uri(root))
@@ -78,12 +115,19 @@ def client_for(uri: str) -> MlflowClient:
 
 
 def version_exists(mlflow_client: MlflowClient, model: str, version: str) -> bool:
-    """Whether `model` has registered `version` (a typo is not a governance refusal)."""
+    """Whether `model` has registered `version` (a typo is not a governance refusal).
+
+    Only the registry's own "no such version" answer means no: an unreachable server is
+    RegistryUnreachable, never reported as a typo."""
     from mlflow.exceptions import MlflowException
 
     try:
         mlflow_client.get_model_version(model, version)
-    except MlflowException:
+    except MlflowException as exc:
+        if failure := connection_failure(exc):
+            raise RegistryUnreachable(
+                unreachable_message(mlflow_client.tracking_uri, failure)
+            ) from exc
         return False
     return True
 

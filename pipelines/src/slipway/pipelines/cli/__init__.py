@@ -11,6 +11,7 @@ import importlib
 import click
 
 from slipway.pipelines import __version__
+from slipway.pipelines.exitcodes import Exit
 
 # name -> "module:function" under slipway.pipelines.cli, listed in --help in this order.
 COMMANDS: dict[str, str] = {
@@ -35,16 +36,27 @@ COMMANDS: dict[str, str] = {
 
 class LazyGroup(click.Group):
     """Loads a subcommand's module only when it runs, and turns every SlipwayError a command
-    raises into its message and exit code (commands do not translate errors themselves)."""
+    raises into its message and exit code (commands do not translate errors themselves); a
+    registry that cannot be reached, wherever a command first calls it, is exit 8."""
 
     def invoke(self, ctx: click.Context) -> object:
         from slipway.pipelines.cli._common import report
-        from slipway.pipelines.errors import SlipwayError
+        from slipway.pipelines.errors import CommandError, SlipwayError
 
         try:
             return super().invoke(ctx)
         except SlipwayError as error:
             report(error)
+        except Exception as exc:
+            from slipway.pipelines import registry
+
+            if failure := registry.connection_failure(exc):
+                import os
+
+                uri = os.environ.get("MLFLOW_TRACKING_URI", "the configured URI")
+                message = registry.unreachable_message(uri, failure)
+                report(CommandError(message, exit_code=Exit.UNREACHABLE))
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
 import click
 
-from slipway.pipelines.cli._common import spoke_from_context
+from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.exitcodes import Exit
 
 
 @click.command()
@@ -36,4 +38,17 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         click.echo(f"slipway gateway listening on {url}", nl=True)
         sys.stdout.flush()
 
-    run(spoke.root, spoke.config, host=host, port=port, admin_token=token, announce=announce)
+    try:
+        run(spoke.root, spoke.config, host=host, port=port, admin_token=token, announce=announce)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        why = {
+            errno.EADDRINUSE: "is already in use (another `slipway serve`?)",
+            errno.EACCES: "needs privileges this user lacks",
+            errno.EADDRNOTAVAIL: "is not an address of this machine",
+        }[exc.errno]
+        fail(
+            f"cannot listen on {host}:{port}: it {why}; pick another with --port (or --host)",
+            Exit.USAGE,
+        )

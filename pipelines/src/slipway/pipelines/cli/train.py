@@ -144,31 +144,25 @@ def train(
     on Kubeflow also 8 unreachable, 10 timed out, 11 unauthorised (docs/spoke/kubeflow.md).
     """
     from slipway.pipelines import registry
-    from slipway.pipelines.training.images import ImageRefError
     from slipway.pipelines.training.kubeflow import SubmitOptions
-    from slipway.pipelines.training.pipeline import TrainingError, run_local_training
-    from slipway.pipelines.training.spoke_code import SpokeCodeError
+    from slipway.pipelines.training.pipeline import run_local_training
 
     spoke = spoke_from_context(ctx)
     config = spoke.config
     options = SubmitOptions(kfp_host, image, namespace, experiment, sa_token_path, pipeline_root)
-    try:
-        if kfp_host:
-            _on_kubeflow(spoke.root, config, options, wait=wait, timeout=timeout)
-            return
-        if given := options.given() + (["--wait"] if wait else []):
-            fail(
-                f"{', '.join(given)} only apply to a Kubeflow submission: add --kfp-host URL, "
-                "or drop them to train on this machine",
-                Exit.USAGE,
-            )
-        click.echo(
-            f"training {config.model_name} on kfp.local, registry "
-            f"{registry.tracking_uri(spoke.root)}"
+    if kfp_host:
+        _on_kubeflow(spoke.root, config, options, wait=wait, timeout=timeout)
+        return
+    if given := options.given() + (["--wait"] if wait else []):
+        fail(
+            f"{', '.join(given)} only apply to a Kubeflow submission: add --kfp-host URL, "
+            "or drop them to train on this machine",
+            Exit.USAGE,
         )
-        outcome = run_local_training(spoke.root, on_step=_Progress())
-    except (TrainingError, SpokeCodeError, ImageRefError) as exc:
-        fail(str(exc), getattr(exc, "exit_code", Exit.ERROR))
+    click.echo(
+        f"training {config.model_name} on kfp.local, registry {registry.tracking_uri(spoke.root)}"
+    )
+    outcome = run_local_training(spoke.root, on_step=_Progress())
     _summary(outcome, config)
     if outcome.exit_code != Exit.OK:
         raise SystemExit(int(outcome.exit_code))

@@ -1,6 +1,7 @@
 """Governance: what each risk tier demands, approvals, the audit trail, model cards, drift.
 
-Modules: `tiers` (the one table), `approvals`, `blockers` (may this version roll out now?),
+Modules: `tiers` (the one table), `approvals`, `signatures` (proven approver identity),
+`blockers` (may this version roll out now?),
 `audit` (the hash-chained trail), `model_card` and `monitoring` (drift of served traffic).
 """
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
         Decision,
         UnknownVersionError,
         approval_of,
+        proof_problem,
         record_decision,
     )
     from slipway.pipelines.governance.audit import (
@@ -39,6 +41,12 @@ if TYPE_CHECKING:
         MonitorError,
         check_drift,
     )
+    from slipway.pipelines.governance.signatures import (
+        SignatureError,
+        Statement,
+        sign,
+        verification_problem,
+    )
     from slipway.pipelines.governance.tiers import (
         TIER_RULES,
         TierRules,
@@ -55,6 +63,11 @@ _EXPORTS = {
     "UnknownVersionError": "approvals",
     "approval_of": "approvals",
     "record_decision": "approvals",
+    "proof_problem": "approvals",
+    "SignatureError": "signatures",
+    "Statement": "signatures",
+    "sign": "signatures",
+    "verification_problem": "signatures",
     "release_blockers": "blockers",
     "who_may_approve": "blockers",
     "Verification": "audit",
@@ -77,6 +90,8 @@ __all__ = [
     "Decision",
     "DriftReport",
     "MonitorError",
+    "SignatureError",
+    "Statement",
     "TierRules",
     "UnknownVersionError",
     "Verification",
@@ -84,10 +99,13 @@ __all__ = [
     "card_problem",
     "check_drift",
     "current_actor",
+    "proof_problem",
     "record_decision",
     "release_blockers",
     "render_card",
     "rules_for",
+    "sign",
+    "verification_problem",
     "who_may_approve",
     "write_card",
 ]

@@ -1,9 +1,11 @@
 """May this version be rolled out now? The one question every rollout asks governance.
 
 The answer is driven by the tier table in tiers.py, never by tier names: a tier that needs
-approval needs a recorded approval by a named approver who is not the version's author; a
-tier that needs a model card needs one generated for exactly this version from the current
-slipway.toml. Each blocker says who may act and the exact command to run.
+approval needs a recorded approval by a named approver who is not the version's author,
+proven by that approver's SSH signature (checked here, every time, against the spoke's
+allowed_signers: a key removed from the file stops counting at once); a tier that needs a
+model card needs one generated for exactly this version from the current slipway.toml. Each
+blocker says who may act and the exact command to run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from slipway.pipelines.governance.approvals import (
     approver_problem,
     author_of,
     get_version,
+    proof_problem,
 )
 from slipway.pipelines.governance.model_card import card_problem
 from slipway.pipelines.governance.tiers import rules_for
@@ -79,24 +82,29 @@ def release_blockers(
     except ApprovalError as exc:
         return [str(exc)]
     blockers: list[str] = []
+    author = author_of(model_version)
+    approve = f"slipway approve {version} --by NAME --reason TEXT --sign-with KEY"
+    who = who_may_approve(config, author)
+    decision = approval_of(model_version)
+    # A recorded rejection stops a release in every tier: a tier that promotes without a
+    # human decision still listens to a human who says no.
+    if decision is not None and decision.decision is Decision.rejected:
+        blockers.append(
+            f"version {version} was rejected by {decision.by} ({decision.reason}); "
+            f"train a new version, or after a new review {who} may run `{approve}`"
+        )
     # A tier without automatic promotion needs a person's decision: that decision is the
     # approval, so both flags lead here.
-    if rules.approval_required or not rules.automatic_promotion:
-        author = author_of(model_version)
-        approve = f"slipway approve {version} --by NAME --reason TEXT"
-        who = who_may_approve(config, author)
-        decision = approval_of(model_version)
+    elif rules.approval_required or not rules.automatic_promotion:
         if decision is None:
             blockers.append(
                 f"risk tier {tier} needs an approval of version {version} by a named approver "
                 f"who is not its author; {who} may run `{approve}`"
             )
-        elif decision.decision is Decision.rejected:
-            blockers.append(
-                f"version {version} was rejected by {decision.by} ({decision.reason}); "
-                f"train a new version, or after a new review {who} may run `{approve}`"
-            )
-        elif problem := approver_problem(config, model_version, decision.by):
+        elif problem := (
+            approver_problem(config, model_version, decision.by)
+            or proof_problem(root, config, model_version, decision)
+        ):
             blockers.append(
                 f"the approval of version {version} does not count: {problem}; "
                 f"{who} may run `{approve}`"
@@ -130,7 +138,7 @@ def tier_table() -> str:
             *(yes(TIER_RULES[t].card_required) for t in RiskTier),
         ),
         (
-            "approval by a named approver who is not the author",
+            "approval by a named approver who is not the author, signed by their key",
             *(yes(TIER_RULES[t].approval_required) for t in RiskTier),
         ),
         ("shadow phase required", *(yes(TIER_RULES[t].shadow_required) for t in RiskTier)),

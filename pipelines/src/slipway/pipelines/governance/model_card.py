@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.governance import audit
-from slipway.pipelines.governance.approvals import approval_of
+from slipway.pipelines.governance.approvals import Decision, approval_of, proof_problem
 from slipway.pipelines.governance.tiers import rules_for
 from slipway.pipelines.registry import (
     CHAMPION,
@@ -251,6 +251,15 @@ def _approval_section(
     else:
         head = f"Current decision: **{decision.decision}** by {decision.by} at {decision.at}: "
         head += decision.reason
+        # The card never vouches for an approval the gate would not count.
+        unproven = (
+            proof_problem(root, config, version, decision)
+            if required and decision.decision is Decision.approved
+            else None
+        )
+        if unproven:
+            head += f" (does not count: {unproven})"
+            gaps.append(f"the approval of version {version.version} does not count: {unproven}")
     entries = _history(root, version.name, str(version.version), {"approve", "reject"})
     rows = [
         (e["at"], e["action"], e["details"].get("by", e["actor"]), e["reason"]) for e in entries

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         deploy_pipeline,
     )
     from slipway.pipelines.rollout.release import (
+        RejectedPrevious,
         ReleaseError,
         candidate_version,
         promote,
@@ -67,6 +68,7 @@ _EXPORTS = {
     "psi": "guardrails",
     "thresholds_for": "guardrails",
     "ReleaseError": "release",
+    "RejectedPrevious": "release",
     "candidate_version": "release",
     "promote": "release",
     "reject_challenger": "release",
@@ -92,6 +94,7 @@ __all__ = [
     "NotReleasable",
     "Outcome",
     "Plan",
+    "RejectedPrevious",
     "ReleaseError",
     "Thresholds",
     "TrafficReport",

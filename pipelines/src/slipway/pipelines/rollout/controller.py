@@ -211,6 +211,8 @@ class Controller:
                 rollout_id, f"smoke test failed on {len(failures)}/{n} held-out rows: {failures[0]}"
             )
         self._event(rollout_id, f"smoke test: {n}/{n} held-out rows answered")
+        if stopped := self._governance_stop(rollout_id, version):
+            return stopped
         return self._promote(rollout_id, note=f"first champion, smoke test on {n} held-out rows")
 
     def _run(self, rollout_id: int, start: int) -> Outcome:
@@ -219,6 +221,8 @@ class Controller:
             row = rollout_state.get(self.root, rollout_id)
             if row is None or row.status != rollout_state.RUNNING:
                 return self._finished(rollout_id)
+            if stopped := self._governance_stop(rollout_id, row.version):
+                return stopped
             name = phases[index]
             shadow = name == SHADOW
             weight = 0 if shadow else int(name.rstrip("%"))
@@ -243,6 +247,9 @@ class Controller:
                 return self._finished(rollout_id)
             if breaches:
                 return self._rollback(rollout_id, f"step {name}: " + "; ".join(breaches))
+        row = rollout_state.get(self.root, rollout_id)
+        if row is not None and (stopped := self._governance_stop(rollout_id, row.version)):
+            return stopped
         return self._promote(rollout_id)
 
     def _hold(
@@ -395,6 +402,16 @@ class Controller:
         require_release(
             self.root, self.config, self.client, version, action="rollout", error=NotApproved
         )
+
+    def _governance_stop(self, rollout_id: int, version: str) -> Outcome | None:
+        """Governance asked again before every step and before promotion: a `slipway reject`
+        (or an approver's key withdrawn) during a canary rolls it back instead of promoting."""
+        from slipway.pipelines.governance.blockers import release_blockers
+
+        blockers = release_blockers(self.root, self.config, self.client, version)
+        if not blockers:
+            return None
+        return self._rollback(rollout_id, "governance: " + "; ".join(blockers))
 
     def _serve_candidate(self, version: str) -> str | None:
         """Have the gateway load the aliases; why it cannot serve `version`, or None."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import (
     CHALLENGER,
@@ -120,6 +121,22 @@ def reject_challenger(
     )
 
 
+class RejectedPrevious(ReleaseError):
+    """The version a rollback would restore was rejected since it last served."""
+
+    exit_code = Exit.NOT_APPROVED
+
+
+def _rejected(client: MlflowClient, model: str, version: str) -> str | None:
+    """'it was rejected by WHO (WHY)' when the latest decision on `version` is a rejection."""
+    from slipway.pipelines.governance.approvals import Decision, approval_of
+
+    decision = approval_of(client.get_model_version(model, version))
+    if decision is None or decision.decision is not Decision.rejected:
+        return None
+    return f"it was rejected by {decision.by} ({decision.reason})"
+
+
 def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: str) -> dict:
     """Give `champion` back to the `previous` version at once; tag the reverted one."""
     current = _alias_version(client, model, CHAMPION)
@@ -128,6 +145,12 @@ def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: st
         raise ReleaseError(
             f"nothing to revert: {model} has no `previous` version (champion is {current}); "
             "promote a known-good version with `slipway promote VERSION` instead"
+        )
+    if problem := _rejected(client, model, previous):
+        raise RejectedPrevious(
+            f"rollback refused: `previous` is version {previous}, and {problem}, so restoring "
+            f"it would serve a rejected model; nothing was changed (champion stays {current}). "
+            "Promote a known-good version with `slipway promote VERSION --reason TEXT`"
         )
     client.set_registered_model_alias(model, CHAMPION, previous)
     client.delete_registered_model_alias(model, PREVIOUS)

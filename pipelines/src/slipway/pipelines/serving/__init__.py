@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         Retired,
     )
     from slipway.pipelines.serving.client import (
+        BadGatewayUrl,
         GatewayClient,
         GatewayError,
         GatewayUnreachable,
@@ -43,6 +44,7 @@ _EXPORTS = {
     "GatewayClient": "client",
     "GatewayError": "client",
     "GatewayUnreachable": "client",
+    "BadGatewayUrl": "client",
     "resolve_url": "client",
     "Batcher": "batching",
     "Retired": "batching",
@@ -52,6 +54,7 @@ _EXPORTS = {
     "read_samples": "drift_sample",
 }
 __all__ = [
+    "BadGatewayUrl",
     "BadRequest",
     "Batcher",
     "Gateway",

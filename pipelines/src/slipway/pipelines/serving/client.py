@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.config import SpokeConfig, gateway_url_problem
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 
@@ -26,8 +26,17 @@ class GatewayUnreachable(GatewayError):
     exit_code = Exit.UNREACHABLE
 
 
+class BadGatewayUrl(SlipwayError, ValueError):
+    """The gateway URL (--url, SLIPWAY_GATEWAY_URL or slipway.toml) does not parse."""
+
+    exit_code = Exit.USAGE
+
+
 def resolve_url(option: str | None, config: SpokeConfig) -> str:
-    return (option or os.environ.get(URL_ENV) or config.deploy.gateway_url).rstrip("/")
+    url = (option or os.environ.get(URL_ENV) or config.deploy.gateway_url).rstrip("/")
+    if problem := gateway_url_problem(url):
+        raise BadGatewayUrl(f"gateway URL: {problem}")
+    return url
 
 
 class GatewayClient:
