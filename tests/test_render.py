@@ -128,6 +128,13 @@ def test_default_spoke_sets_itself_up_and_passes_make_test(render):
         run = subprocess.run(["make", target], cwd=spoke, capture_output=True, text=True)
         assert run.returncode == 0, f"make {target}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
     assert (spoke / ".venv" / "bin" / "slipway").exists()
+    # The pre-commit hooks, as getting-started shows them: installed, then passing on the copy.
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=spoke, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=spoke, check=True)
+    for argv in (["uv", "run", "pre-commit", "install"], ["uv", "run", "pre-commit", "run", "-a"]):
+        run = subprocess.run(argv, cwd=spoke, capture_output=True, text=True)
+        assert run.returncode == 0, f"{argv}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    assert (spoke / ".git" / "hooks" / "pre-commit").is_file()
 
 
 def test_image_build_context_holds_what_the_dockerfile_copies(render):

@@ -21,13 +21,15 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from slipway.pipelines.errors import SlipwayError
+
 # The signature namespace: a signature made for git commits (namespace "git") or for files
 # ("file") cannot be replayed as an approval, and an approval signature as neither.
 NAMESPACE = "slipway-approval"
 STATEMENT_KIND = "slipway approval statement v1"
 
 
-class SignatureError(Exception):
+class SignatureError(SlipwayError):
     """A signature could not be made or checked; the message says what to do."""
 
 
