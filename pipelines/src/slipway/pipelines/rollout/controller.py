@@ -287,7 +287,7 @@ class Controller:
     ) -> None:
         lines = verdict.evidence.describe()
         self._evidence[phase] = {"decision": status, **verdict.readings}
-        self._event(rollout_id, f"step {phase} {status}: " + "; ".join(lines))
+        self._event(rollout_id, f"step {phase} {status}:" + "".join(f"\n    {x}" for x in lines))
 
     def _rollback(self, rollout_id: int, reason: str) -> Outcome:
         """Traffic first (weight 0), then registry, audit and state; safe to repeat."""

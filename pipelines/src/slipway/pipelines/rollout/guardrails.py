@@ -387,3 +387,53 @@ class RolloutJudge:
 
     def step(self, seconds: float) -> StepWatch:
         return StepWatch(self, seconds)
+
+
+# -- what the settings mean in requests ---------------------------------------------------
+
+
+def requests_to_catch_errors(limits: Thresholds, phases: int, base: float, bad: float) -> int:
+    """Challenger requests the judge needs to roll back a challenger failing `bad` of its calls
+    against a champion failing `base` (with nine times the challenger's traffic, as at a 10%
+    step), when errors arrive at their expected rates; 0 when it never would."""
+    budget = Budget.split(limits.false_rollback_budget, max(1, phases))
+    n = 1
+    while n <= 10_000_000:
+        evidence = compare_error_rates(
+            (round(bad * n), n),
+            (round(base * 9 * n), 9 * n),
+            increase=limits.max_error_increase,
+            ceiling=limits.max_error_rate,
+            alpha=budget.errors,
+        )
+        if evidence.breach:
+            return n
+        n = max(n + 1, math.ceil(n * 1.05))
+    return 0
+
+
+def explain(limits: Thresholds, phases: int) -> list[str]:
+    """What the guardrails mean, in requests a team can plan a canary step with."""
+    budget = Budget.split(limits.false_rollback_budget, max(1, phases))
+    lines = [
+        f"rolls back a challenger within every tolerance in at most "
+        f"{limits.false_rollback_budget:.1%} of rollouts",
+        f"errors: rolled back when certainly more than {limits.max_error_increase * 100:g} pp "
+        f"above the champion's in the same window (or above the {limits.max_error_rate:.1%} "
+        f"ceiling while the champion is below it); checked at every poll",
+    ]
+    for base, bad in ((0.001, 1.0), (0.01, 0.05), (0.001, 0.02)):
+        needed = requests_to_catch_errors(limits, phases, base, bad)
+        lines.append(
+            f"  a challenger failing {bad:.0%} of calls against a champion's {base:.1%}: "
+            + (f"~{needed:,} challenger requests" if needed else "not caught")
+        )
+    lines += [
+        f"latency: rolled back when slower than {limits.max_p95_latency_ratio:g}x the "
+        f"champion's (Mann-Whitney p < {budget.latency:.2g}, p95 at least "
+        f"{LATENCY_FLOOR_MS:g} ms slower), at {LOOKS_PER_STEP} looks per step",
+        f"drift: rolled back when predictions differ (chi-square p < {budget.drift:.2g}) by "
+        f"more than PSI {limits.max_prediction_psi:g}; needs {MIN_PSI_SAMPLES}+ predictions "
+        "per variant",
+    ]
+    return lines
