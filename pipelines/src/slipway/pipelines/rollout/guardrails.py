@@ -169,7 +169,7 @@ class Evidence:
                 if e.champion_requests
                 else 0.0,
                 "error_low": round(e.challenger_low, 5),
-                "error_boundary": round(min(e.boundary, max(e.ceiling, e.champion_high)), 5),
+                "error_boundary": round(e.rollback_above, 5),
             }
         if (lat := self.latency) is not None:
             out |= {
@@ -197,7 +197,11 @@ class Evidence:
                 f"{e.champion_errors}/{e.champion_requests}: challenger >= {e.challenger_low:.2%},"
                 f" champion <= {e.champion_high:.2%}; rollback above {e.boundary:.2%} "
                 f"(champion + {e.boundary - e.champion_high:.2%})"
-                + (f" or above the {e.ceiling:.2%} ceiling" if e.ceiling < e.boundary else "")
+                + (
+                    f" or above the {e.ceiling:.2%} ceiling"
+                    if e.champion_high < e.ceiling < e.boundary
+                    else ""
+                )
             )
         if (lat := self.latency) is not None:
             lines.append(

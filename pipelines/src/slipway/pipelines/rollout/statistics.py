@@ -95,6 +95,13 @@ class ErrorEvidence:
     alpha: float  # chance a bound is wrong at any look of this step (each bound)
     breach: bool
 
+    @property
+    def rollback_above(self) -> float:
+        """The challenger's lower bound rolls it back above this (both rules in one)."""
+        if self.champion_high < self.ceiling:
+            return min(self.boundary, self.ceiling)
+        return self.boundary
+
 
 def compare_error_rates(
     challenger: tuple[int, int],
@@ -174,6 +181,9 @@ def binned_counts(
 ) -> tuple[list[int], list[int], list[str]]:
     """Both samples' counts in the same bins: one per class when there are few distinct
     values (or they are not numbers), else ten bins cut at the expected side's deciles."""
+    # numpy arrays (the benchmark's windows) count as the lists the gateway sends.
+    expected = expected.tolist() if hasattr(expected, "tolist") else expected
+    actual = actual.tolist() if hasattr(actual, "tolist") else actual
     values = set(expected) | set(actual)
     if len(values) <= CATEGORICAL_MAX_VALUES or not all(_is_number(v) for v in values):
         count_e, count_a = Counter(expected), Counter(actual)
