@@ -22,6 +22,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -37,14 +38,19 @@ SLIPWAY = str(Path(sys.executable).parent / "slipway")
 
 
 class FlakyModel(mlflow.pyfunc.PythonModel):
-    """A known-good model that fails `share` of its calls at random (cloudpickled by value:
-    this script is __main__, so the gateway needs no import of it)."""
+    """A known-good model that fails `share` of its requests at random (cloudpickled by
+    value: this script is __main__, so the gateway needs no import of it).
+
+    The gateway predicts concurrent requests in one batch and, when the batch fails, each
+    request alone (so one bad row fails only its own caller): a batch always fails here, and
+    each request alone fails with `share`, which makes `share` the per-request error rate.
+    """
 
     def __init__(self, model, share):
         self.model, self.share = model, share
 
     def predict(self, context, model_input, params=None):
-        if random.random() < self.share:
+        if len(model_input) > 1 or random.random() < self.share:
             raise RuntimeError("benchmark: a transient failure on purpose")
         return self.model.predict(model_input)
 
@@ -143,7 +149,7 @@ def rollout(root: Path, url: str, version: str, args: argparse.Namespace, lua: P
         text=True,
     )
     seconds = time.monotonic() - started
-    load.terminate()
+    load.send_signal(signal.SIGINT)  # wrk prints its summary when interrupted
     wrk_out, _ = load.communicate()
     row = rollout_state.latest(root)
     readings = rollout_state.readings(root, row.id)
@@ -153,7 +159,7 @@ def rollout(root: Path, url: str, version: str, args: argparse.Namespace, lua: P
     )
     rps = next((line for line in wrk_out.splitlines() if "Requests/sec" in line), "?")
     print(
-        f"version {version}: {row.status} at step {row.phase} after {seconds:.1f} s; the judge "
+        f"version {version}: {row.status} at {row.phase} after {seconds:.1f} s; the judge "
         f"saw {seen:,} challenger requests; wrk {rps.strip()}"
     )
     print("  " + (row.reason or ""))
