@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ def _log_likelihood(p: float, errors: int, n: int) -> float:
     return hits + misses
 
 
-def _bisect(f: Any, lo: float, hi: float, iterations: int = 40) -> float:
+def _bisect(f: Callable[[float], float], lo: float, hi: float, iterations: int = 40) -> float:
     """Root of f between lo and hi, where f(lo) and f(hi) differ in sign (bisection: 40
     halvings reach 1e-12 of the unit interval, and it cannot fail to converge)."""
     f_lo = f(lo) > 0
