@@ -351,7 +351,7 @@ class StepWatch:
             and len(challenger.predictions) >= MIN_PSI_SAMPLES
         )
         final = elapsed >= self.seconds and enough
-        due = min(LOOKS_PER_STEP, math.floor(LOOKS_PER_STEP * elapsed / self.seconds))
+        due = min(LOOKS_PER_STEP, math.floor(LOOKS_PER_STEP * elapsed / max(self.seconds, 1e-9)))
         look = enough and (final or due > self.looks) and self.looks < LOOKS_PER_STEP
         if look:
             self.looks = LOOKS_PER_STEP if final else max(due, self.looks + 1)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Jeffreys prior: invariant, and puts enough weight near 0 and 1 that a model failing every
-# call is pulled at its second or third error while rare errors need many requests.
+# call is pulled within its first few errors while rare errors need many requests.
 PRIOR = 0.5
 _TINY = 1e-12
 CATEGORICAL_MAX_VALUES = 20
