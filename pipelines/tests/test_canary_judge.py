@@ -213,3 +213,13 @@ def test_binomial_tail_and_the_alarm_rule():
     rule = alarm_rule(0.05, 10, 0.005)
     assert rule.false_alarm <= 0.005 < binomial_tail(rule.datapoints_to_alarm - 1, 10, 0.05)
     assert alarm_rule(0.0, 10, 0.005).datapoints_to_alarm == 1
+
+
+def test_requests_to_decide_shrink_when_the_tier_tightens_the_tolerance():
+    from slipway.pipelines.rollout.guardrails import requests_to_catch_errors
+
+    low = requests_to_catch_errors(thresholds_for(config(tier="low")), 3, 0.001, 0.02)
+    high = requests_to_catch_errors(thresholds_for(config(tier="high")), 4, 0.001, 0.02)
+    assert 0 < high < low
+    # A challenger within the tolerance is never caught, however many requests it gets.
+    assert requests_to_catch_errors(thresholds_for(config()), 3, 0.01, 0.012) == 0
