@@ -18,7 +18,6 @@ canary-judge benchmark drives the very same loop with simulated windows.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,9 +28,11 @@ from slipway.pipelines.rollout.statistics import (
     DriftEvidence,
     ErrorEvidence,
     LatencyEvidence,
+    binned_counts,
     compare_error_rates,
     compare_latency,
     compare_predictions,
+    psi_of_counts,
 )
 
 # A slow-down smaller than this is never a regression, whatever the ratio: 2 ms against 1 ms
@@ -39,9 +40,6 @@ from slipway.pipelines.rollout.statistics import (
 LATENCY_FLOOR_MS = 20.0
 # Below this many predictions per side a drift test has too little to say; the step waits.
 MIN_PSI_SAMPLES = 30
-CATEGORICAL_MAX_VALUES = 20
-PSI_BINS = 10
-PSI_EPSILON = 1e-4
 # Latency and drift are tested at this many planned looks per step (at each quarter of the
 # hold time), each with its share of the budget: more looks would split it thinner.
 LOOKS_PER_STEP = 4
@@ -96,31 +94,10 @@ def psi(expected: Sequence[Any], actual: Sequence[Any]) -> float:
     """Population stability index of `actual` against `expected` (0 = same distribution).
 
     Few distinct values (classes) are compared category by category; continuous outputs in
-    ten bins cut at the expected side's quantiles.
+    ten bins cut at the expected side's quantiles (the bins the drift guardrail tests).
     """
-    values = set(expected) | set(actual)
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    if len(values) <= CATEGORICAL_MAX_VALUES or not numeric:
-        bins_e, bins_a = Counter(expected), Counter(actual)
-        keys = sorted(values, key=str)
-        shares_e = [bins_e[k] / len(expected) for k in keys]
-        shares_a = [bins_a[k] / len(actual) for k in keys]
-    else:
-        ordered = sorted(expected)
-        cuts = [ordered[int(len(ordered) * i / PSI_BINS)] for i in range(1, PSI_BINS)]
-
-        def shares(sample: Sequence[float]) -> list[float]:
-            counts = [0] * PSI_BINS
-            for v in sample:
-                counts[sum(1 for c in cuts if v > c)] += 1
-            return [c / len(sample) for c in counts]
-
-        shares_e, shares_a = shares(expected), shares(actual)
-    total = 0.0
-    for e, a in zip(shares_e, shares_a, strict=True):
-        e, a = max(e, PSI_EPSILON), max(a, PSI_EPSILON)
-        total += (a - e) * math.log(a / e)
-    return total
+    counts_e, counts_a, _ = binned_counts(expected, actual)
+    return psi_of_counts(counts_e, counts_a)
 
 
 @dataclass(frozen=True)
