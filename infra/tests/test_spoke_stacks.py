@@ -12,7 +12,12 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from slipway.infra.plan import Environment, parse_environment, smallest_instance_type
+from slipway.infra.plan import (
+    Environment,
+    endpoint_plan,
+    parse_environment,
+    smallest_instance_type,
+)
 from slipway.infra.policies import check_stack
 from slipway.infra.spoke_stack import (
     StackInputError,
@@ -88,6 +93,18 @@ def test_rollback_alarms_are_the_real_alarms_of_the_stack_with_guardrail_thresho
     drift = alarms[f"{slug}-prod-prediction-psi"]
     assert (drift["namespace"], drift["metricName"]) == ("Slipway/Monitoring", "PredictionPSI")
     assert drift["threshold"] == guard.max_prediction_psi
+    # M of N minutes from the same false-rollback budget: a healthy endpoint (the ceiling
+    # minus the tolerated increase, at the planned load) fires within the errors' share.
+    plan = endpoint_plan(config, Environment.prod)
+    assert (errors["evaluationPeriods"], errors["datapointsToAlarm"]) == (
+        plan.error_alarm.evaluation_periods,
+        plan.error_alarm.datapoints_to_alarm,
+    )
+    assert plan.error_alarm.false_alarm <= guard.false_rollback_budget / 2
+    assert plan.error_alarm.period_false_alarm > guard.false_rollback_budget / 2  # so M-of-N
+    assert errors["evaluationPeriods"] * 60 <= plan.wait_seconds + plan.termination_wait_seconds
+    for metric_alarm in (latency, drift):
+        assert metric_alarm["datapointsToAlarm"] == plan.metric_alarm.datapoints_to_alarm
 
 
 def alarm_thresholds(result: StackRun) -> dict[str, float]:

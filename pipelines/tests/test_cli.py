@@ -48,6 +48,9 @@ def test_check_summarises_a_good_spoke(tmp_path: Path):
     assert result.exit_code == Exit.OK, result.output
     assert "churn-guard (risk tier low)" in result.output
     assert "10% -> 32% -> 100%" in result.output
+    # The guardrails in requests a team can plan with, from the same judge the rollout runs.
+    assert "within every tolerance in at most 1.0% of rollouts" in result.output
+    assert "failing 5% of calls against a champion's 1.0%: ~" in result.output
 
 
 def test_exit_codes_are_documented_as_they_are():

@@ -53,6 +53,7 @@ def test_a_longer_shadow_in_slipway_toml_is_kept():
 def test_high_guardrails_are_stricter_than_low_on_the_same_slipway_toml():
     low, high = thresholds_for(config_for("low")), thresholds_for(config_for("high"))
     assert high.max_error_rate < low.max_error_rate
+    assert high.max_error_increase < low.max_error_increase
     assert high.max_prediction_psi < low.max_prediction_psi
     assert 1 < high.max_p95_latency_ratio < low.max_p95_latency_ratio
 
@@ -64,6 +65,8 @@ def test_low_guardrails_are_slipway_toml_as_written():
         "max_error_rate": rails.max_error_rate,
         "max_p95_latency_ratio": rails.max_p95_latency_ratio,
         "max_prediction_psi": rails.max_prediction_psi,
+        "max_error_increase": rails.max_error_increase_pp / 100,
+        "false_rollback_budget": rails.false_rollback_budget,
     }
 
 

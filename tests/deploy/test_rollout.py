@@ -73,6 +73,17 @@ def test_healthy_challenger_is_promoted_with_zero_failed_requests(spoke, gateway
     assert (state["champion"], state["challenger"], state["weight"]) == ("2", None, 0)
     phases = {r["phase"] for r in rollout_state.readings(spoke.root, 1)}
     assert phases == {"10%", "32%", "100%"}
+    # Each step's evidence (readings, statistics, boundaries) is in the terminal, the audit
+    # trail and the stored readings the chart draws.
+    assert done.stdout.count(" passed:\n    errors ") == 3, done.stdout
+    assert "rollback above" in done.stdout and "Mann-Whitney p=" in done.stdout
+    promoted = [e for e in audit.read(spoke.root) if e["action"] == "promote"][-1]
+    evidence = promoted["details"]["evidence"]
+    assert set(evidence) == {"10%", "32%", "100%"}
+    assert all(
+        step["decision"] == "passed" and "error_boundary" in step for step in evidence.values()
+    )
+    assert all("latency_p" in step and 0 < step["drift_alpha"] < 0.01 for step in evidence.values())
     chart = spoke.root / "build" / "rollouts.png"
     slipway(spoke.root, "status", "--url", gateway.url, "--chart", str(chart), check=True)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -90,6 +101,8 @@ def test_raising_challenger_is_rolled_back_at_the_first_step(spoke, gateway):
     outcome, reason = outcome_tags(spoke, version)
     assert outcome == "rolled_back" and "error rate" in reason
     assert audit.read(spoke.root)[-1]["action"] == "rollback"
+    step = audit.read(spoke.root)[-1]["details"]["evidence"]["10%"]
+    assert step["decision"] == "rollback" and step["error_low"] > step["error_boundary"]
     # The clients that failed are exactly the challenger's share of the first window:
     # the gateway's own error count for the version matches what the clients saw, and the
     # deterministic split caps it at 10% of the window (plus requests in flight).

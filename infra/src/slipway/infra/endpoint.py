@@ -221,12 +221,16 @@ class ModelEndpoint(pulumi.ComponentResource):
         def alarm(
             key: str, description: str, threshold: float, **metric: Any
         ) -> aws.cloudwatch.MetricAlarm:
+            # M of N one-minute datapoints, derived from the false-rollback budget (plan.py).
+            rule = plan.error_alarm if key == "errors" else plan.metric_alarm
             return aws.cloudwatch.MetricAlarm(
                 f"{name}-alarm-{key}",
                 name=names[key],
-                alarm_description=description,
+                alarm_description=f"{description}; {rule.datapoints_to_alarm} of "
+                f"{rule.evaluation_periods} minutes (false alarm <= {rule.false_alarm:.2%})",
                 comparison_operator="GreaterThanThreshold",
-                evaluation_periods=1,
+                evaluation_periods=rule.evaluation_periods,
+                datapoints_to_alarm=rule.datapoints_to_alarm,
                 threshold=threshold,
                 # No traffic is not a failure: a quiet canary must not roll back.
                 treat_missing_data="notBreaching",

@@ -7,12 +7,20 @@ for the local gateway becomes a SageMaker blue/green deployment.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.governance.tiers import rules_for
-from slipway.pipelines.rollout.guardrails import thresholds_for
+from slipway.pipelines.rollout.guardrails import (
+    DRIFT_SHARE,
+    ERROR_SHARE,
+    LATENCY_SHARE,
+    Thresholds,
+    thresholds_for,
+)
+from slipway.pipelines.rollout.statistics import AlarmPlan, alarm_rule, binomial_tail
 
 
 class Environment(StrEnum):
@@ -83,6 +91,49 @@ class EndpointPlan:
     max_error_rate: float
     max_latency_ratio: float
     max_prediction_psi: float
+    # M of N one-minute datapoints per alarm, chosen for the false-rollback budget.
+    error_alarm: AlarmPlan
+    metric_alarm: AlarmPlan
+
+
+# CloudWatch's period for SageMaker's endpoint metrics, and the alarms' period.
+ALARM_PERIOD_SECONDS = 60
+# A latency or drift alarm threshold is assumed to sit at or above what a healthy minute
+# exceeds one time in twenty (the tolerance is a multiple of the champion's p95, or a PSI
+# a healthy sample rarely reaches); the M-of-N rule then bounds the false alarms.
+HEALTHY_METRIC_BREACH = 0.05
+
+
+def alarm_plans(
+    limits: Thresholds, *, bake_seconds: int, invocations_per_minute: int
+) -> tuple[AlarmPlan, AlarmPlan]:
+    """The M-of-N rules of the rollback alarms (errors; latency and drift), derived from the
+    same guardrails as the local judge.
+
+    A healthy endpoint is one failing the ceiling minus the tolerated increase
+    (max_error_rate - max_error_increase) at the planned load; a one-minute datapoint of it
+    breaches the ceiling with a binomial chance. The alarm uses the fewest periods N (within
+    the bake: the canary wait plus the termination wait, when SageMaker still watches the
+    alarms) and then the fewest datapoints M whose chance of firing on that healthy endpoint
+    during the bake stays within the guardrail's share of the false-rollback budget.
+    """
+    periods = max(1, bake_seconds // ALARM_PERIOD_SECONDS)
+    healthy = max(0.0, limits.max_error_rate - limits.max_error_increase)
+    n = max(1, invocations_per_minute)
+    per_period = binomial_tail(math.floor(limits.max_error_rate * n) + 1, n, healthy)
+
+    def fewest(chance: float, budget: float) -> AlarmPlan:
+        for n_periods in range(1, periods + 1):
+            rule = alarm_rule(chance, n_periods, budget)
+            if rule.false_alarm <= budget:
+                return rule
+        return alarm_rule(chance, periods, budget)
+
+    budget = limits.false_rollback_budget
+    return (
+        fewest(per_period, budget * ERROR_SHARE),
+        fewest(HEALTHY_METRIC_BREACH, budget * max(LATENCY_SHARE, DRIFT_SHARE) / 2),
+    )
 
 
 def endpoint_plan(config: SpokeConfig, environment: Environment) -> EndpointPlan | None:
@@ -103,6 +154,11 @@ def endpoint_plan(config: SpokeConfig, environment: Environment) -> EndpointPlan
     wait = min(max(rollout.step_seconds, rules.min_step_seconds), MAX_WAIT_SECONDS)
     limits = thresholds_for(config)
     staging = environment is Environment.staging
+    error_alarm, metric_alarm = alarm_plans(
+        limits,
+        bake_seconds=wait + TERMINATION_WAIT_SECONDS,
+        invocations_per_minute=TARGET_INVOCATIONS_PER_INSTANCE * scaling.min_instances,
+    )
     return EndpointPlan(
         instance_type=(
             smallest_instance_type(rules.instance_types) if staging else config.deploy.instance_type
@@ -118,6 +174,8 @@ def endpoint_plan(config: SpokeConfig, environment: Environment) -> EndpointPlan
         max_error_rate=limits.max_error_rate,
         max_latency_ratio=limits.max_p95_latency_ratio,
         max_prediction_psi=limits.max_prediction_psi,
+        error_alarm=error_alarm,
+        metric_alarm=metric_alarm,
     )
 
 

@@ -191,9 +191,18 @@ class Gates(_Section):
 
 
 class Guardrails(_Section):
+    """What a canary may get worse by before it is rolled back (docs/spoke/canary-judge.md)."""
+
+    # Ceiling: rolled back when certainly above it while the champion is certainly below.
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
-    max_p95_latency_ratio: float = Field(default=1.5, gt=1)
+    # Tolerated slow-down of the challenger's latencies against the champion's.
+    max_p95_latency_ratio: float = Field(default=1.3, gt=1)
     max_prediction_psi: float = Field(default=0.25, gt=0)
+    # Tolerated error-rate increase over the champion in the same window, in percentage
+    # points (0.5: the champion fails 1.0% of calls, the challenger may fail 1.5%).
+    max_error_increase_pp: float = Field(default=0.5, ge=0, le=100)
+    # Chance per rollout that a challenger within every tolerance is rolled back anyway.
+    false_rollback_budget: float = Field(default=0.01, gt=0, le=0.2)
 
 
 class Rollout(_Section):

@@ -6,6 +6,7 @@ import click
 
 from slipway.pipelines.cli._common import spoke_from_context
 from slipway.pipelines.governance.tiers import rules_for
+from slipway.pipelines.rollout.guardrails import explain, thresholds_for
 
 
 @click.command()
@@ -24,6 +25,10 @@ def check(ctx: click.Context) -> None:
     )
     steps = " -> ".join(f"{s}%" for s in cfg.rollout.canary_steps)
     click.echo(f"  rollout      {steps}, {cfg.rollout.step_seconds}s per step")
+    shadow = cfg.rollout.shadow_seconds > 0 or rules.shadow_required
+    phases = len(cfg.rollout.canary_steps) + (1 if shadow else 0)
+    for line in explain(thresholds_for(cfg), phases):
+        click.echo(f"  guardrails   {line}")
     approval = "required" if rules.approval_required else "not required"
     card = "required" if rules.card_required else "optional"
     click.echo(f"  governance   approval {approval}, model card {card}")

@@ -1,7 +1,8 @@
 """Rollout: shadow, canary steps and guardrails, then promotion or rollback.
 
 Modules: `controller` (the plan and the loop that runs it), `state` (the durable rollout
-record), `guardrails` (judging a window), `release` (moving aliases, tagging outcomes),
+record), `guardrails` (the canary judge and its decision loop), `statistics` (its tests, each with a
+known chance of firing), `release` (moving aliases, tagging outcomes),
 `pipeline` (the deploy pipeline: the same rollout as KFP steps), `traffic` (replaying
 rows), `rehearsal` (registering a deliberately bad challenger), `chart`, `packaging` (a
 version as SageMaker takes it) and `status`.
@@ -25,8 +26,15 @@ if TYPE_CHECKING:
         plan_for,
     )
     from slipway.pipelines.rollout.guardrails import (
+        Budget,
+        Evidence,
         Judgement,
+        RolloutJudge,
+        StepDecision,
+        StepWatch,
         Thresholds,
+        VariantWindow,
+        explain,
         judge,
         psi,
         thresholds_for,
@@ -50,6 +58,14 @@ if TYPE_CHECKING:
         revert_promotion,
         tag_outcome,
     )
+    from slipway.pipelines.rollout.statistics import (
+        AlarmPlan,
+        alarm_rule,
+        compare_error_rates,
+        compare_latency,
+        compare_predictions,
+        rate_bounds,
+    )
     from slipway.pipelines.rollout.traffic import (
         TrafficReport,
         replay_rows,
@@ -62,9 +78,22 @@ _EXPORTS = {
     "Outcome": "controller",
     "Plan": "controller",
     "plan_for": "controller",
+    "Budget": "guardrails",
+    "Evidence": "guardrails",
     "Judgement": "guardrails",
+    "RolloutJudge": "guardrails",
+    "StepDecision": "guardrails",
+    "StepWatch": "guardrails",
     "Thresholds": "guardrails",
+    "VariantWindow": "guardrails",
+    "explain": "guardrails",
     "judge": "guardrails",
+    "AlarmPlan": "statistics",
+    "alarm_rule": "statistics",
+    "compare_error_rates": "statistics",
+    "compare_latency": "statistics",
+    "compare_predictions": "statistics",
+    "rate_bounds": "statistics",
     "psi": "guardrails",
     "thresholds_for": "guardrails",
     "ReleaseError": "release",
@@ -86,8 +115,11 @@ _EXPORTS = {
     "package_version": "packaging",
 }
 __all__ = [
+    "AlarmPlan",
+    "Budget",
     "Controller",
     "DeployPipelineError",
+    "Evidence",
     "Judgement",
     "ModelPackage",
     "NotApproved",
@@ -96,17 +128,27 @@ __all__ = [
     "Plan",
     "RejectedPrevious",
     "ReleaseError",
+    "RolloutJudge",
+    "StepDecision",
+    "StepWatch",
     "Thresholds",
     "TrafficReport",
+    "VariantWindow",
+    "alarm_rule",
     "candidate_version",
+    "compare_error_rates",
+    "compare_latency",
+    "compare_predictions",
     "compile_deploy",
     "deploy_pipeline",
     "draw_rollouts",
+    "explain",
     "judge",
     "package_version",
     "plan_for",
     "promote",
     "psi",
+    "rate_bounds",
     "reject_challenger",
     "replay_rows",
     "revert_promotion",

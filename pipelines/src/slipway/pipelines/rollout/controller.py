@@ -26,7 +26,14 @@ from slipway.pipelines.governance.blockers import GovernanceRefusal, require_rel
 from slipway.pipelines.governance.tiers import rules_for
 from slipway.pipelines.rollout import release
 from slipway.pipelines.rollout import state as rollout_state
-from slipway.pipelines.rollout.guardrails import MIN_PSI_SAMPLES, Thresholds, judge, thresholds_for
+from slipway.pipelines.rollout.guardrails import (
+    PASSED,
+    ROLLBACK,
+    Judgement,
+    RolloutJudge,
+    Thresholds,
+    thresholds_for,
+)
 from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable
 
 POLL_SECONDS = 0.25
@@ -60,6 +67,15 @@ class Plan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         return cls(**{**data, "thresholds": Thresholds(**data["thresholds"])})
+
+    def judge(self) -> RolloutJudge:
+        """The decision loop of this plan (the benchmark drives the same one)."""
+        return RolloutJudge(
+            self.thresholds,
+            phases=len(self.phases()),
+            min_requests=self.min_requests,
+            step_timeout=self.step_timeout,
+        )
 
 
 def plan_for(
@@ -121,7 +137,9 @@ class Controller:
         self._echo = echo
         self._smoke_rows = smoke_rows
         self._t0 = time.monotonic()
-        self._baseline: dict[str, Any] = {}
+        self._judge = plan.judge()
+        # Per step, the evidence it was decided on: events, the audit entry and the chart.
+        self._evidence: dict[str, dict[str, Any]] = {}
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -166,6 +184,7 @@ class Controller:
                 "let it finish, or stop it and run `slipway deploy --resume` again"
             )
         self.plan = Plan.from_dict({k: v for k, v in row.plan.items() if k != "bootstrap"})
+        self._judge = self.plan.judge()
         self.gateway.health()
         rollout_state.update(self.root, row.id, controller_pid=os.getpid())
         self._event(row.id, f"resumed rollout {row.id} ({row.status}, phase {row.phase})")
@@ -256,54 +275,30 @@ class Controller:
         self, rollout_id: int, phase: str, weight: int, seq: int, seconds: float
     ) -> list[str] | None:
         """Watch one step's window until it passes (returns []), breaches (the reasons), or
-        someone else closed the rollout (None)."""
+        someone else closed the rollout (None). The decisions are the RolloutJudge's."""
         started = time.monotonic()
+        watch = self._judge.step(seconds)
         while True:
             time.sleep(POLL_SECONDS)
             row = rollout_state.get(self.root, rollout_id)
             if row is None or row.status != rollout_state.RUNNING:
                 return None
-            window = self.gateway.window(seq)
-            champion = window["champion"]
-            if champion["requests"] >= MIN_PSI_SAMPLES or not self._baseline:
-                baseline = champion
-            else:
-                baseline = self._baseline
-            elapsed = time.monotonic() - started
-            # Drift needs MIN_PSI_SAMPLES predictions whatever min_requests says: a step is
-            # never passed without its drift guardrail having been judged.
-            got = window["challenger"]["requests"]
-            enough = (
-                got >= self.plan.min_requests
-                and len(window["challenger"]["predictions"]) >= MIN_PSI_SAMPLES
-            )
-            final = elapsed >= seconds and enough
-            verdict = judge(
-                window,
-                baseline,
-                self.plan.thresholds,
-                min_requests=self.plan.min_requests,
-                final=final,
-            )
+            decision = watch.observe(self.gateway.window(seq), time.monotonic() - started)
+            verdict = decision.judgement
             rollout_state.record_reading(self.root, rollout_id, phase, weight, verdict.readings)
-            if verdict.breaches:
-                return verdict.breaches
-            if final:
-                if champion["requests"] >= MIN_PSI_SAMPLES:
-                    self._baseline = champion
-                self._event(
-                    rollout_id,
-                    f"step {phase} passed: "
-                    + ", ".join(f"{k}={v}" for k, v in verdict.readings.items() if v is not None),
-                )
+            if decision.status == ROLLBACK:
+                self._record_evidence(rollout_id, phase, decision.status, verdict)
+                return decision.reasons
+            if decision.status == PASSED:
+                self._record_evidence(rollout_id, phase, decision.status, verdict)
                 return []
-            if elapsed >= self.plan.step_timeout:
-                needed = max(self.plan.min_requests, MIN_PSI_SAMPLES)
-                return [
-                    f"not enough traffic: {got} challenger requests "
-                    f"({len(window['challenger']['predictions'])} answered) of {needed} "
-                    f"within {self.plan.step_timeout:g}s"
-                ]
+
+    def _record_evidence(
+        self, rollout_id: int, phase: str, status: str, verdict: Judgement
+    ) -> None:
+        lines = verdict.evidence.describe()
+        self._evidence[phase] = {"decision": status, **verdict.readings}
+        self._event(rollout_id, f"step {phase} {status}:" + "".join(f"\n    {x}" for x in lines))
 
     def _rollback(self, rollout_id: int, reason: str) -> Outcome:
         """Traffic first (weight 0), then registry, audit and state; safe to repeat."""
@@ -328,7 +323,7 @@ class Controller:
             self.model,
             row.version,
             reason=reason,
-            details={"rollout": rollout_id},
+            details={"rollout": rollout_id, "evidence": self._evidence},
         )
         self._reload_quietly()
         rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLED_BACK)
@@ -349,7 +344,7 @@ class Controller:
             row.version,
             reason=reason,
             old_champion=row.champion_version,
-            details={"rollout": rollout_id},
+            details={"rollout": rollout_id, "evidence": self._evidence},
         )
         self._reload_quietly()
         rollout_state.update(

@@ -338,6 +338,8 @@ class Gateway:
                 "errors": sum(1 for e in events if not e[2]),
                 "p95_ms": float(np.percentile(latencies, 95) * 1000) if latencies else None,
                 "predictions": predictions[-WINDOW_PREDICTIONS:],
+                # The samples themselves: the judge compares both variants' distributions.
+                "latencies_ms": [round(x * 1000, 3) for x in latencies[-WINDOW_PREDICTIONS:]],
             }
         out["seq"] = self._seq
         return out
