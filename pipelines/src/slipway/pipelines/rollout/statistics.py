@@ -181,9 +181,11 @@ def binned_counts(
 ) -> tuple[list[int], list[int], list[str]]:
     """Both samples' counts in the same bins: one per class when there are few distinct
     values (or they are not numbers), else ten bins cut at the expected side's deciles."""
+    import numpy as np
+
     # numpy arrays (the benchmark's windows) count as the lists the gateway sends.
-    expected = expected.tolist() if hasattr(expected, "tolist") else expected
-    actual = actual.tolist() if hasattr(actual, "tolist") else actual
+    expected = list(expected.tolist() if isinstance(expected, np.ndarray) else expected)
+    actual = list(actual.tolist() if isinstance(actual, np.ndarray) else actual)
     values = set(expected) | set(actual)
     if len(values) <= CATEGORICAL_MAX_VALUES or not all(_is_number(v) for v in values):
         count_e, count_a = Counter(expected), Counter(actual)
