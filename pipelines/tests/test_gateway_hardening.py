@@ -365,3 +365,35 @@ def test_the_drift_sample_flusher_survives_write_errors_with_bounded_memory(tmp_
     assert writer.dropped == 3 * capacity - capacity
     metrics = gw.metrics
     assert metrics.get_sample_value("slipway_gateway_sample_dropped_rows") == writer.dropped
+
+
+def test_ping_and_ready_say_503_until_the_model_is_loaded_while_liveness_says_200(
+    tmp_path, monkeypatch
+):
+    gw = Gateway(tmp_path, CONFIG, model_dir=tmp_path / "model", model_version="4", sample=False)
+    gate = threading.Event()
+
+    def slow_load(role: str, version: str):
+        gate.wait(GUARD_S)
+        return gw._variant(role, version, Batcher(frame_model(gw), role))
+
+    monkeypatch.setattr(gw, "_load_variant", slow_load)
+    app = build_app(gw)
+
+    async def scenario() -> list[int]:
+        codes = []
+        async with client(app) as http:
+            loading = asyncio.get_running_loop().create_task(gw.reload())
+            codes.append((await http.get("/ping")).status_code)
+            codes.append((await http.get("/ready")).status_code)
+            codes.append((await http.get("/health")).status_code)
+            codes.append((await http.post("/invocations", json=split())).status_code)
+            gate.set()
+            await loading
+            codes.append((await http.get("/ping")).status_code)
+            codes.append((await http.post("/invocations", json=split())).status_code)
+            codes.append((await http.get("/admin/state")).status_code)
+        return codes
+
+    assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S)) == [503, 503, 200, 503, 200, 200, 404]
+    assert gw.state()["champion"] == "4"

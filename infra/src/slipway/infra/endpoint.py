@@ -11,7 +11,8 @@ automatic rollback returns the endpoint to that configuration, so it must still 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -22,6 +23,7 @@ from slipway.infra.plan import (
     TARGET_INVOCATIONS_PER_INSTANCE,
     EndpointPlan,
 )
+from slipway.pipelines.serving import guardrail_metrics
 
 VARIANT = "AllTraffic"
 ALARM_PERIOD_SECONDS = 60
@@ -34,6 +36,39 @@ class ModelRelease:
     version: int
     image_uri: str
     model_data_url: str
+
+
+@dataclass(frozen=True)
+class DataCapture:
+    """Endpoint data capture: requests and responses as JSON lines in the spoke's bucket,
+    encrypted with its key (read back by `slipway monitor --env`)."""
+
+    destination_s3_uri: str
+    kms_key_id: pulumi.Input[str]
+    sampling_percent: int = 100
+    json_content_types: tuple[str, ...] = ("application/json",)
+    csv_content_types: tuple[str, ...] = ("text/csv",)
+
+
+@dataclass(frozen=True)
+class ServingContainer:
+    """What the serving container is told through the Model's environment: the names its
+    guardrail metrics carry (it cannot learn them otherwise) and any extra settings."""
+
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def environment(self, endpoint_name: str, version: int) -> dict[str, str]:
+        return {
+            guardrail_metrics.ENDPOINT_ENV: endpoint_name,
+            guardrail_metrics.VARIANT_ENV: VARIANT,
+            guardrail_metrics.VERSION_ENV: str(version),
+            **self.extra,
+        }
+
+
+def guardrail_dimensions(endpoint_name: str) -> dict[str, str]:
+    """The dimensions the serving container publishes its guardrail metrics with."""
+    return guardrail_metrics.dimensions(endpoint_name, VARIANT)
 
 
 def config_name(endpoint_name: str, version: int) -> str:
@@ -70,12 +105,16 @@ class ModelEndpoint(pulumi.ComponentResource):
         champion_p95_latency_ms: float,
         drift_dimensions: dict[str, str],
         tags: dict[str, str],
+        container: ServingContainer | None = None,
+        data_capture: DataCapture | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("slipway:infra:ModelEndpoint", name, None, opts)
         kept = [release]
         if previous is not None and previous.version != release.version:
             kept.append(previous)
+        self._container = container or ServingContainer()
+        self._data_capture = data_capture
         configs = [
             self._versioned_config(name, endpoint_name, plan, r, execution_role_arn, tags)
             for r in kept
@@ -165,6 +204,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             primary_container={
                 "image": release.image_uri,
                 "model_data_url": release.model_data_url,
+                "environment": self._container.environment(endpoint_name, release.version),
             },
             tags={**tags, "model-version": str(release.version)},
             opts=pulumi.ResourceOptions(parent=self),
@@ -180,9 +220,26 @@ class ModelEndpoint(pulumi.ComponentResource):
                     "instance_type": plan.instance_type,
                 }
             ],
+            data_capture_config=self._capture_args(),
             tags={**tags, "model-version": str(release.version)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[model]),
         )
+
+    def _capture_args(self) -> dict[str, object] | None:
+        capture = self._data_capture
+        if capture is None:
+            return None
+        return {
+            "enable_capture": True,  # pulumi-aws defaults it to false
+            "initial_sampling_percentage": capture.sampling_percent,
+            "destination_s3_uri": capture.destination_s3_uri,
+            "kms_key_id": capture.kms_key_id,
+            "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
+            "capture_content_type_header": {
+                "json_content_types": list(capture.json_content_types),
+                "csv_content_types": list(capture.csv_content_types),
+            },
+        }
 
     def _rollback_alarms(
         self,
