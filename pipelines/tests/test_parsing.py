@@ -4,6 +4,7 @@ BadRequest (the gateway's 400) that names the field, never an exception that esc
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,39 @@ def test_bad_csv_is_a_400_that_names_the_field(line: str, names: str):
     with pytest.raises(BadRequest) as refused:
         parse_csv(line.encode(), CONTRACT)
     assert names in str(refused.value)
+
+
+NUMERIC = parse_config(
+    CONFIG.replace(
+        """visits = { dtype = "int", nullable = true }
+active = { dtype = "bool", nullable = true }
+plan = { dtype = "str", allowed = ["a", "b"] }""",
+        'visits = { dtype = "int", max = 100 }',
+    )
+).data.contract
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("true", "expected a number (int), got True"),
+        ('"7"', "expected a number (int), got '7'"),
+        ("null", "value is missing"),
+        ("101", "above the contract maximum 100"),
+        ("2.5", "expected an integer, got 2.5"),
+        (str(2**63), "out of the int64 range"),
+        ("1" * 30, "is out of the int64 range"),
+    ],
+)
+def test_the_vectorised_check_of_numeric_contracts_refuses_what_the_row_check_refuses(
+    value: str, message: str
+):
+    row = {"tenure": 3, "score": 0.5, "visits": 2}
+    good = json.dumps({"dataframe_records": [row, {**row, "visits": 100}]}).encode()
+    assert parse_rows(good, NUMERIC) == [(3, 0.5, 2), (3, 0.5, 100)]
+    columns = json.dumps(list(row))
+    bad = (
+        f'{{"dataframe_split": {{"columns": {columns}, "data": [[3, 0.5, 2], [3, 0.5, {value}]]}}}}'
+    )
+    with pytest.raises(BadRequest, match=f"column 'visits', row 1: .*{re.escape(message)}"):
+        parse_rows(bad.encode(), NUMERIC)

@@ -22,6 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from slipway.pipelines.config import ColumnRule, DataContract
@@ -178,6 +179,54 @@ def _check_value(name: str, rule: ColumnRule, value: Any, row: int) -> Any:
     return value
 
 
+class _NumericBounds:
+    """An all-numeric contract's checks as arrays: one vectorised pass over a request's rows
+    (the row-by-row check then runs only to word the 400 of a request that failed)."""
+
+    def __init__(self, contract: DataContract) -> None:
+        self.contract = contract  # held: the cache's id() key cannot be reused meanwhile
+        rules = list(contract.columns.values())
+        self.usable = all(
+            r.dtype in ("float", "int") and not r.nullable and r.allowed is None for r in rules
+        )
+        inf = float("inf")
+        self.low = np.array([-inf if r.min is None else r.min for r in rules], dtype="float64")
+        self.high = np.array([inf if r.max is None else r.max for r in rules], dtype="float64")
+        self.ints = np.array([r.dtype == "int" for r in rules])
+        self.any_int = bool(self.ints.any())
+
+    def passes(self, values: list[list[Any]]) -> bool:
+        for row in values:
+            for value in row:
+                kind = type(value)
+                if kind is not float and kind is not int:  # bool, str, None, markers...
+                    return False
+        try:
+            array = np.array(values, dtype="float64")
+        except OverflowError:
+            return False
+        if not np.isfinite(array).all():
+            return False
+        if not ((array >= self.low).all() and (array <= self.high).all()):
+            return False
+        if self.any_int:
+            ints = array[:, self.ints]
+            # 2**63 is exactly representable; anything at or above it is not an int64.
+            if not (ints == np.floor(ints)).all() or not (np.abs(ints) < 2.0**63).all():
+                return False
+        return True
+
+
+_BOUNDS: dict[int, _NumericBounds] = {}
+
+
+def _bounds(contract: DataContract) -> _NumericBounds:
+    found = _BOUNDS.get(id(contract))
+    if found is None or found.contract is not contract:
+        found = _BOUNDS[id(contract)] = _NumericBounds(contract)
+    return found
+
+
 def check_records(
     records: Sequence[Mapping[str, Any]], contract: DataContract
 ) -> list[tuple[Any, ...]]:
@@ -185,6 +234,13 @@ def check_records(
     if not records:
         raise BadRequest("request holds no rows")
     _check_count(len(records))
+    expected = contract.columns.keys()
+    bounds = _bounds(contract)
+    if bounds.usable and all(record.keys() == expected for record in records):
+        columns = list(expected)
+        values = [[record[c] for c in columns] for record in records]
+        if bounds.passes(values):
+            return [tuple(v) for v in values]
     expected = set(contract.columns)
     items = list(contract.columns.items())
     rows = []

@@ -39,6 +39,8 @@ SPOKE_ROOT_ENV = "SLIPWAY_SPOKE_ROOT"
 INTERVAL_ENV = "SLIPWAY_METRICS_INTERVAL_S"
 ACCESS_LOG_ENV = "SLIPWAY_ACCESS_LOG"
 GRACEFUL_SHUTDOWN_S = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
+# The server stack (benchmarks/serving.py compares them); the defaults won on its numbers.
+LOOP_ENV, HTTP_ENV = "SLIPWAY_SERVER_LOOP", "SLIPWAY_SERVER_HTTP"
 
 
 class ServingSetupError(ValueError):
@@ -212,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         host="0.0.0.0",
         port=settings.port,
         workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
+        loop=os.environ.get(LOOP_ENV, "uvloop"),
+        http=os.environ.get(HTTP_ENV, "httptools"),
         access_log=False,  # the gateway writes its own, richer access lines
         log_level="info",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
