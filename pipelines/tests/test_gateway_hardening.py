@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -397,3 +397,50 @@ def test_ping_and_ready_say_503_until_the_model_is_loaded_while_liveness_says_20
 
     assert asyncio.run(asyncio.wait_for(scenario(), GUARD_S)) == [503, 503, 200, 503, 200, 200, 404]
     assert gw.state()["champion"] == "4"
+
+
+class _Metadata:
+    flavors: ClassVar[dict[str, dict[str, str]]] = {
+        "python_function": {"loader_module": "mlflow.sklearn", "predict_fn": "predict"}
+    }
+
+    def get_input_schema(self) -> None:
+        return None
+
+
+class _Estimator:
+    """A scikit-learn-like estimator whose own predict disagrees with its pyfunc wrapper."""
+
+    feature_names_in_: ClassVar[list[str]] = ["tenure", "score", "visits"]
+
+    def predict(self, array: Any) -> list[int]:
+        return [7] * len(array)
+
+
+class _PyfuncModel:
+    metadata = _Metadata()
+
+    def get_raw_model(self) -> _Estimator:
+        return _Estimator()
+
+    def predict(self, frame: Any) -> list[int]:
+        return [int(t) % 2 for t in frame["tenure"]]
+
+
+def test_the_direct_sklearn_call_is_dropped_when_it_disagrees_with_pyfunc(tmp_path, monkeypatch):
+    import mlflow.pyfunc
+
+    text = (Path(__file__).parent / "data" / "mixed_contract_spoke.toml").read_text()
+    numeric = parse_config(
+        text.replace('visits = { dtype = "int", nullable = true }', 'visits = { dtype = "int" }')
+        .replace('active = { dtype = "bool", nullable = true }\n', "")
+        .replace('plan = { dtype = "str", allowed = ["a", "b"] }\n', "")
+    )
+    assert list(numeric.data.contract.columns) == ["tenure", "score", "visits"]
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", lambda uri: _PyfuncModel())
+    gw = Gateway(tmp_path, numeric, model_dir=tmp_path, sample=False)
+    predict = gw._load_variant(CHAMPION, "1").batcher._predict
+    assert gateway_module._direct_predictor(_PyfuncModel(), gw.columns, numeric) is not None
+    # The first batch is scored both ways: they differ, so pyfunc answers, now and after.
+    assert predict([(3, 0.5, 1)]) == [1]
+    assert predict([(4, 0.5, 1)]) == [0]

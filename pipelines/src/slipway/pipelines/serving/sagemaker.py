@@ -109,6 +109,12 @@ class ServingSettings:
                 f"no slipway.toml in {self.spoke_root}: the data contract every request is "
                 "checked against lives there; set SLIPWAY_SPOKE_ROOT to the spoke's directory"
             )
+        from slipway.pipelines.serving.gateway import Limits
+
+        try:
+            Limits.from_env()
+        except ValueError as exc:
+            raise ServingSetupError(str(exc)) from None
         if bool(self.endpoint_name) != bool(self.variant_name):
             raise ServingSetupError(
                 f"set both {ENDPOINT_ENV} and {VARIANT_ENV} (the spoke stack does), or neither"
