@@ -75,6 +75,8 @@ class SampleWriter:
         self, variant: str, version: str, rows: Sequence[Sequence[Any]], predictions: Sequence[Any]
     ) -> None:
         """Queue served rows in memory (cheap, on the serving path); `flush` writes them."""
+        if not isinstance(rows, list | tuple):
+            rows = list(rows)
         with self._lock:
             self._pending.append((round(time.time(), 3), variant, version, rows, predictions))
             self._pending_rows += len(rows)
