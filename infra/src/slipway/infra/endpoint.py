@@ -207,7 +207,12 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "environment": self._container.environment(endpoint_name, release.version),
             },
             tags={**tags, "model-version": str(release.version)},
-            opts=pulumi.ResourceOptions(parent=self),
+            # A version's Model and configuration are immutable and named by the version:
+            # these settings are fixed when it is created. A version created before them keeps
+            # serving as it was instead of being replaced in place (same name, still in use).
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["primaryContainer.environment"]
+            ),
         )
         return aws.sagemaker.EndpointConfiguration(
             f"{name}-config-v{release.version}",
@@ -222,7 +227,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             ],
             data_capture_config=self._capture_args(),
             tags={**tags, "model-version": str(release.version)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[model]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[model], ignore_changes=["dataCaptureConfig"]
+            ),
         )
 
     def _capture_args(self) -> dict[str, object] | None:
