@@ -154,4 +154,6 @@ def test_image_build_context_holds_what_the_dockerfile_copies(render):
         assert src.rstrip("/") not in ignored, f"{src} is copied but .dockerignore drops it"
     serve = spoke / "docker" / "serve"
     assert os.access(serve, os.X_OK), "SageMaker runs `serve`: it must be executable"
-    assert "--port 8080" in serve.read_text()
+    # The gateway's single-model mode, which binds 8080 (tests/deploy/test_sagemaker_serving.py
+    # runs this very script against a packaged model).
+    assert "python -m slipway.pipelines.serving.sagemaker serve" in serve.read_text()

@@ -27,6 +27,14 @@ from slipway.infra.spoke_stack import (
 )
 from slipway.infra.testing import MOCK_ACCOUNT, MOCK_REGION, StackRun, run_stack
 from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.serving.guardrail_metrics import (
+    CAPTURE_PREFIX,
+    ENDPOINT_ENV,
+    NAMESPACE,
+    PREDICTION_PSI,
+    VARIANT_ENV,
+    VERSION_ENV,
+)
 
 pytestmark = pytest.mark.xdist_group("infra-spokes")
 
@@ -91,7 +99,7 @@ def test_rollback_alarms_are_the_real_alarms_of_the_stack_with_guardrail_thresho
     assert (latency["metricName"], latency["extendedStatistic"]) == ("ModelLatency", "p95")
     assert latency["threshold"] == pytest.approx(40.0 * guard.max_p95_latency_ratio * 1000)
     drift = alarms[f"{slug}-prod-prediction-psi"]
-    assert (drift["namespace"], drift["metricName"]) == ("Slipway/Monitoring", "PredictionPSI")
+    assert (drift["namespace"], drift["metricName"]) == (NAMESPACE, PREDICTION_PSI)
     assert drift["threshold"] == guard.max_prediction_psi
     # M of N minutes from the same false-rollback budget: a healthy endpoint (the ceiling
     # minus the tolerated increase, at the planned load) fires within the errors' share.
@@ -105,6 +113,38 @@ def test_rollback_alarms_are_the_real_alarms_of_the_stack_with_guardrail_thresho
     assert errors["evaluationPeriods"] * 60 <= plan.wait_seconds + plan.termination_wait_seconds
     for metric_alarm in (latency, drift):
         assert metric_alarm["datapointsToAlarm"] == plan.metric_alarm.datapoints_to_alarm
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_the_container_is_told_the_names_its_drift_alarm_watches_and_captures_traffic(configs, env):
+    config = configs["medium"]
+    result = run(config, env)
+    endpoint_name = f"{config.project.slug}-{env}"
+    drift = next(
+        a.props
+        for a in result.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.props.get("metricName") == PREDICTION_PSI
+    )
+    models = {m.props["name"]: m.props for m in result.of_type("aws:sagemaker/model:Model")}
+    current = models[f"{endpoint_name}-v3"]["primaryContainer"]["environment"]
+    variant = result.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]
+    # The alarm's dimensions are exactly what the container will publish with.
+    assert dict(drift["dimensions"]) == {
+        "EndpointName": current[ENDPOINT_ENV],
+        "VariantName": current[VARIANT_ENV],
+    }
+    assert current[VARIANT_ENV] == variant.props["productionVariants"][0]["variantName"]
+    assert current[VERSION_ENV] == "3"
+    assert models[f"{endpoint_name}-v2"]["primaryContainer"]["environment"][VERSION_ENV] == "2"
+    bucket = result.one("aws:s3/bucket:Bucket").props["bucket"]
+    for config_resource in result.of_type(
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+    ):
+        capture = config_resource.props["dataCaptureConfig"]
+        assert capture["enableCapture"] is True
+        assert capture["destinationS3Uri"] == f"s3://{bucket}/{CAPTURE_PREFIX}"
+        assert capture["kmsKeyId"].startswith("arn:aws:kms:")
+        assert {o["captureMode"] for o in capture["captureOptions"]} == {"Input", "Output"}
 
 
 def alarm_thresholds(result: StackRun) -> dict[str, float]:
@@ -316,7 +356,9 @@ def test_stack_config_overrides_image_and_artifact(configs):
     model = result.one("aws:sagemaker/model:Model").props
     # Only the deploy settings given are exported: the default champion p95 is not one.
     assert result.outputs["deploy_settings"] == {"modelVersion": "7"}
-    assert model["primaryContainer"] == {
+    container = dict(model["primaryContainer"])
+    assert container.pop("environment")[VERSION_ENV] == "7"
+    assert container == {
         "image": "registry.example/model@sha256:abc",
         "modelDataUrl": "s3://elsewhere/model.tar.gz",
     }

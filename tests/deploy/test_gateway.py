@@ -115,7 +115,8 @@ def test_the_drift_sample_on_disk_stays_within_its_capacity(spoke):
 def test_shadow_mode_answers_from_the_champion_while_the_challenger_scores_a_copy(spoke, gateway):
     client = registry.client(spoke.root)
     client.set_registered_model_alias(spoke.config.model_name, registry.CHALLENGER, "2")
-    assert httpx.post(f"{gateway.url}/admin/reload", timeout=60).json()["challenger"] == "2"
+    reloaded = httpx.post(f"{gateway.url}/admin/reload", json={}, timeout=60)
+    assert reloaded.json()["challenger"] == "2"
     seq = httpx.post(
         f"{gateway.url}/admin/weights", json={"challenger": 0, "shadow": True}, timeout=10
     ).json()["seq"]

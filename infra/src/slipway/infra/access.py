@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from slipway.infra.plan import DRIFT_NAMESPACE, GITHUB_OIDC_HOST
+from slipway.pipelines.serving.guardrail_metrics import CAPTURE_PREFIX
 
 _ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 _ECR_PUSH = (
@@ -177,11 +178,15 @@ def pipeline_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
 
 
 def endpoint_policy(scope: AccessScope, account_id: str, kms: str, repo: str) -> str:
-    """The endpoint: read model artifacts, pull its image, publish the drift metric, and read
-    its own rollback alarms (SageMaker's deployment guardrails check them as this role)."""
+    """The endpoint: read model artifacts, pull its image, publish the drift metric, write
+    its data capture (under CAPTURE_PREFIX only), and read its own rollback alarms
+    (SageMaker's deployment guardrails check them as this role)."""
+    capture = f"arn:aws:s3:::{scope.bucket_name}/{scope.bucket_prefix}{CAPTURE_PREFIX}/*"
     return policy_document(
         [
             *_storage_statements(scope, kms, write=False),
+            statement(["s3:PutObject"], [capture]),
+            statement(["kms:GenerateDataKey"], [kms]),
             statement(_ECR_PULL, [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
             _endpoint_logs_statement(scope, account_id),

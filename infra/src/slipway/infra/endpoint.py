@@ -11,7 +11,8 @@ automatic rollback returns the endpoint to that configuration, so it must still 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -23,6 +24,7 @@ from slipway.infra.plan import (
     TARGET_INVOCATIONS_PER_INSTANCE,
     EndpointPlan,
 )
+from slipway.pipelines.serving import guardrail_metrics
 
 VARIANT = "AllTraffic"
 ALARM_PERIOD_SECONDS = 60
@@ -35,6 +37,39 @@ class ModelRelease:
     version: int
     image_uri: str
     model_data_url: str
+
+
+@dataclass(frozen=True)
+class DataCapture:
+    """Endpoint data capture: requests and responses as JSON lines in the spoke's bucket,
+    encrypted with its key (read back by `slipway monitor --env`)."""
+
+    destination_s3_uri: str
+    kms_key_id: pulumi.Input[str]
+    sampling_percent: int = 100
+    json_content_types: tuple[str, ...] = ("application/json",)
+    csv_content_types: tuple[str, ...] = ("text/csv",)
+
+
+@dataclass(frozen=True)
+class ServingContainer:
+    """What the serving container is told through the Model's environment: the names its
+    guardrail metrics carry (it cannot learn them otherwise) and any extra settings."""
+
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def environment(self, endpoint_name: str, version: int) -> dict[str, str]:
+        return {
+            guardrail_metrics.ENDPOINT_ENV: endpoint_name,
+            guardrail_metrics.VARIANT_ENV: VARIANT,
+            guardrail_metrics.VERSION_ENV: str(version),
+            **self.extra,
+        }
+
+
+def guardrail_dimensions(endpoint_name: str) -> dict[str, str]:
+    """The dimensions the serving container publishes its guardrail metrics with."""
+    return guardrail_metrics.dimensions(endpoint_name, VARIANT)
 
 
 def config_name(endpoint_name: str, version: int) -> str:
@@ -72,12 +107,16 @@ class ModelEndpoint(pulumi.ComponentResource):
         champion_p95_latency_ms: float,
         drift_dimensions: dict[str, str],
         tags: dict[str, str],
+        container: ServingContainer | None = None,
+        data_capture: DataCapture | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("slipway:infra:ModelEndpoint", name, None, opts)
         kept = [release]
         if previous is not None and previous.version != release.version:
             kept.append(previous)
+        self._container = container or ServingContainer()
+        self._data_capture = data_capture
         configs = [
             self._versioned_config(
                 name, endpoint_name, plan, r, execution_role_arn, kms_key_arn, tags
@@ -170,9 +209,15 @@ class ModelEndpoint(pulumi.ComponentResource):
             primary_container={
                 "image": release.image_uri,
                 "model_data_url": release.model_data_url,
+                "environment": self._container.environment(endpoint_name, release.version),
             },
             tags={**tags, "model-version": str(release.version)},
-            opts=pulumi.ResourceOptions(parent=self),
+            # A version's Model and configuration are immutable and named by the version:
+            # these settings are fixed when it is created. A version created before them keeps
+            # serving as it was instead of being replaced in place (same name, still in use).
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["primaryContainer.environment"]
+            ),
         )
         return aws.sagemaker.EndpointConfiguration(
             f"{name}-config-v{release.version}",
@@ -188,9 +233,28 @@ class ModelEndpoint(pulumi.ComponentResource):
                     "instance_type": plan.instance_type,
                 }
             ],
+            data_capture_config=self._capture_args(),
             tags={**tags, "model-version": str(release.version)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[model]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[model], ignore_changes=["dataCaptureConfig"]
+            ),
         )
+
+    def _capture_args(self) -> Any:
+        capture = self._data_capture
+        if capture is None:
+            return None
+        return {
+            "enable_capture": True,  # pulumi-aws defaults it to false
+            "initial_sampling_percentage": capture.sampling_percent,
+            "destination_s3_uri": capture.destination_s3_uri,
+            "kms_key_id": capture.kms_key_id,
+            "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
+            "capture_content_type_header": {
+                "json_content_types": list(capture.json_content_types),
+                "csv_content_types": list(capture.csv_content_types),
+            },
+        }
 
     def _rollback_alarms(
         self,

@@ -21,6 +21,7 @@ from slipway.pipelines.rollout.guardrails import (
     thresholds_for,
 )
 from slipway.pipelines.rollout.statistics import AlarmPlan, alarm_rule, binomial_tail
+from slipway.pipelines.serving import guardrail_metrics
 
 
 class Environment(StrEnum):
@@ -40,9 +41,10 @@ TERMINATION_WAIT_SECONDS = 300
 # Target tracking: add an instance when a variant sees more invocations per instance and
 # minute than this. A conservative default for a small scikit-learn model.
 TARGET_INVOCATIONS_PER_INSTANCE = 100
-# The custom metric the gateway-side monitoring publishes (prediction drift, PSI).
-DRIFT_NAMESPACE = "Slipway/Monitoring"
-DRIFT_METRIC = "PredictionPSI"
+# The custom metric the serving container publishes (prediction drift, PSI): the names are
+# the container's own (slipway.pipelines.serving.guardrail_metrics), so alarm and datum agree.
+DRIFT_NAMESPACE = guardrail_metrics.NAMESPACE
+DRIFT_METRIC = guardrail_metrics.PREDICTION_PSI
 # GitHub Actions' OIDC issuer: CI roles trust it, for one repository each.
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 

@@ -21,7 +21,13 @@ import pulumi_aws as aws
 from slipway.infra.access import AccessScope, SpokeAccess
 from slipway.infra.artifact_store import ArtifactStore
 from slipway.infra.budget import SpokeBudget
-from slipway.infra.endpoint import ModelEndpoint, ModelRelease
+from slipway.infra.endpoint import (
+    DataCapture,
+    ModelEndpoint,
+    ModelRelease,
+    ServingContainer,
+    guardrail_dimensions,
+)
 from slipway.infra.image_repository import ModelImageRepository
 from slipway.infra.plan import (
     GITHUB_OIDC_HOST,
@@ -34,6 +40,7 @@ from slipway.infra.tags import PROJECT_TAG, spoke_tags
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.serving.guardrail_metrics import CAPTURE_PREFIX
 
 DEFAULT_CHAMPION_P95_MS = 100.0
 GITHUB_REPOSITORY_RE = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
@@ -262,7 +269,13 @@ def build_spoke_stack(
             if inputs.champion_p95_latency_ms is None
             else inputs.champion_p95_latency_ms
         ),
-        drift_dimensions={"Model": slug, "Environment": env},
+        # The serving container publishes PredictionPSI with exactly these dimensions.
+        drift_dimensions=guardrail_dimensions(prefix),
+        container=ServingContainer({"AWS_DEFAULT_REGION": config.deploy.region}),
+        data_capture=DataCapture(
+            destination_s3_uri=f"s3://{bucket_name}/{CAPTURE_PREFIX}",
+            kms_key_id=store.kms_key_arn,
+        ),
         tags=tags,
     )
     outputs.update(

@@ -15,11 +15,19 @@ from slipway.pipelines.exitcodes import Exit
     show_default=True,
     help="Start local training when drift is found.",
 )
+@click.option(
+    "--env",
+    type=click.Choice(["staging", "prod"]),
+    default=None,
+    help="Judge the environment's SageMaker endpoint: its data capture in the spoke's bucket "
+    "(AWS credentials needed) instead of the local gateway's sample.",
+)
 @click.pass_context
-def monitor(ctx: click.Context, retrain: bool) -> None:
+def monitor(ctx: click.Context, retrain: bool, env: str | None) -> None:
     """Per-feature and prediction PSI of the gateway's captured sample against the training
     data; writes a report with a chart. Exit 9 when drift is found (after retraining)."""
     from slipway.pipelines.governance import audit
+    from slipway.pipelines.governance.capture import captured_sample
     from slipway.pipelines.governance.monitoring import check_drift, write_report
     from slipway.pipelines.registry import client
     from slipway.pipelines.training.pipeline import TrainingError, run_local_training
@@ -27,7 +35,11 @@ def monitor(ctx: click.Context, retrain: bool) -> None:
 
     spoke = spoke_from_context(ctx)
     model = spoke.config.model_name
-    report = check_drift(spoke.root, spoke.config, client(spoke.root))
+    samples = None
+    if env is not None:
+        location, samples = captured_sample(spoke.config, env)
+        click.echo(f"{env}: {len(samples)} captured rows from {location.uri}")
+    report = check_drift(spoke.root, spoke.config, client(spoke.root), samples)
     path = write_report(spoke.root, report)
     click.echo(
         f"{path}: {report.samples} served rows of champion v{report.champion} "

@@ -1,8 +1,9 @@
 """Governance: what each risk tier demands, approvals, the audit trail, model cards, drift.
 
 Modules: `tiers` (the one table), `approvals`, `signatures` (proven approver identity),
-`blockers` (may this version roll out now?),
-`audit` (the hash-chained trail), `model_card` and `monitoring` (drift of served traffic).
+`blockers` (may this version roll out now?), `audit` (the hash-chained trail), `model_card`,
+`monitoring` (drift of served traffic) and `capture` (a SageMaker endpoint's data capture
+read back as served traffic).
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from slipway.pipelines.governance.blockers import (
         release_blockers,
         who_may_approve,
+    )
+    from slipway.pipelines.governance.capture import (
+        CaptureError,
+        CaptureLocation,
+        captured_sample,
+        read_capture,
     )
     from slipway.pipelines.governance.model_card import (
         CardError,
@@ -80,11 +87,17 @@ _EXPORTS = {
     "DriftReport": "monitoring",
     "MonitorError": "monitoring",
     "check_drift": "monitoring",
+    "CaptureError": "capture",
+    "CaptureLocation": "capture",
+    "captured_sample": "capture",
+    "read_capture": "capture",
 }
 __all__ = [
     "TIER_RULES",
     "Approval",
     "ApprovalError",
+    "CaptureError",
+    "CaptureLocation",
     "CardError",
     "CardResult",
     "Decision",
@@ -96,10 +109,12 @@ __all__ = [
     "UnknownVersionError",
     "Verification",
     "approval_of",
+    "captured_sample",
     "card_problem",
     "check_drift",
     "current_actor",
     "proof_problem",
+    "read_capture",
     "record_decision",
     "release_blockers",
     "render_card",

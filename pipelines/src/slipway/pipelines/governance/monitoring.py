@@ -127,8 +127,11 @@ def _served_rows(samples: pd.DataFrame, champion: str) -> pd.DataFrame:
     return cast("pd.DataFrame", mine) if not mine.empty else samples
 
 
-def check_drift(root: Path, config: SpokeConfig, client: MlflowClient) -> DriftReport:
-    """Compare the served sample with the training profile; never changes anything."""
+def check_drift(
+    root: Path, config: SpokeConfig, client: MlflowClient, samples: pd.DataFrame | None = None
+) -> DriftReport:
+    """Compare the served sample (the gateway's local one, or `samples`, e.g. an
+    endpoint's data capture) with the training profile; never changes anything."""
     import mlflow.pyfunc
 
     champion = version_by_alias(client, config.model_name, CHAMPION)
@@ -138,7 +141,8 @@ def check_drift(root: Path, config: SpokeConfig, client: MlflowClient) -> DriftR
             "roll a version out first with `slipway deploy`"
         )
     reference = split(load_frame(root, config), config).x_train
-    served = _served_rows(read_samples(root), str(champion.version))
+    sample = read_samples(root) if samples is None else samples
+    served = _served_rows(sample, str(champion.version))
     columns = list(config.data.contract.columns)
     monitoring = config.monitoring
     drifts: list[FeatureDrift] = []

@@ -1,12 +1,16 @@
 """A registered version as SageMaker takes it: model.tar.gz, plus the commit of its image.
 
-SageMaker extracts model.tar.gz into /opt/ml/model, and the spoke's image serves
-`mlflow models serve --model-uri /opt/ml/model` (template/docker/serve): so the tarball
-holds the MLflow model directory's contents at its root, MLmodel at the top level.
+SageMaker extracts model.tar.gz into /opt/ml/model, and the spoke's image serves it there
+with the gateway's single-model mode (template/docker/serve, serving.sagemaker): so the
+tarball holds the MLflow model directory's contents at its root, MLmodel at the top level.
 
 The image is the one cd.yml built from the commit that trained the version (the version's
 TAG_GIT_SHA): a version trained from a dirty working tree, or with no commit recorded, has no
 image that is known to match its code, and is refused.
+
+The tarball also carries the model's drift baseline (serving.guardrail_metrics.REFERENCE_FILE:
+its predictions on the spoke's training split, the reference `slipway monitor` uses), so the
+SageMaker container can publish prediction PSI without reaching the registry or the data.
 
 The tarball is byte-for-byte reproducible (sorted entries, fixed times and owners, gzip
 without a timestamp), so packaging a version twice gives the same sha256 and publishing it
@@ -115,5 +119,42 @@ def package_version(
         local = mlflow.artifacts.download_artifacts(
             f"models:/{model}/{version}", dst_path=str(workdir / "model")
         )
+    add_reference(root, Path(local))
     tarball = write_model_tarball(Path(local), workdir / TARBALL)
     return ModelPackage(version=int(version), commit_sha=commit, tarball=tarball)
+
+
+REFERENCE_MAX_ROWS = 10_000  # plenty for a PSI, small enough for the tarball
+
+
+def add_reference(root: Path, model_dir: Path) -> Path | None:
+    """Write the model's predictions on the training split into `model_dir`, unless the
+    model already carries them (a model logged with its own reference keeps it). A model
+    without the python_function flavor gets none: the serving image cannot load it either,
+    and it is refused when it starts, with that reason."""
+    import logging
+
+    import mlflow.pyfunc
+    import yaml
+
+    from slipway.pipelines.config import load_config
+    from slipway.pipelines.serving.gateway import _to_list
+    from slipway.pipelines.serving.guardrail_metrics import REFERENCE_FILE, write_reference
+    from slipway.pipelines.training.spoke_code import features, load_frame, split
+
+    existing = model_dir / REFERENCE_FILE
+    if existing.is_file():
+        return existing
+    flavors = (yaml.safe_load((model_dir / MLMODEL).read_text()) or {}).get("flavors", {})
+    if "python_function" not in flavors:
+        logging.getLogger(__name__).warning(
+            "%s has no python_function flavor: packaged without a drift reference", model_dir
+        )
+        return None
+    config = load_config(root)
+    reference = split(load_frame(root, config), config).x_train.head(REFERENCE_MAX_ROWS)
+    model = mlflow.pyfunc.load_model(str(model_dir))
+    predictions = _to_list(model.predict(features(reference, config)))
+    return write_reference(
+        model_dir, predictions, f"predictions on {len(reference)} rows of the training split"
+    )

@@ -2,7 +2,9 @@
 
 Modules: `gateway` (the ASGI app and its server), `client` (talking to a running gateway),
 `batching` (concurrent requests into one predict call), `parsing` (scoring requests checked
-against the data contract) and `drift_sample` (the bounded sample drift monitoring reads).
+against the data contract), `drift_sample` (the bounded sample drift monitoring reads),
+`sagemaker` (the image's `serve` entry: single-model mode on SageMaker's contract) and
+`guardrail_metrics` (what that container publishes to CloudWatch for the rollback alarms).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from slipway.pipelines._lazy import lazy_exports
 if TYPE_CHECKING:
     from slipway.pipelines.serving.batching import (
         Batcher,
+        Overloaded,
+        PredictTimeout,
         Retired,
     )
     from slipway.pipelines.serving.client import (
@@ -29,16 +33,38 @@ if TYPE_CHECKING:
     )
     from slipway.pipelines.serving.gateway import (
         Gateway,
+        Limits,
         build_app,
         serve,
     )
+    from slipway.pipelines.serving.guardrail_metrics import (
+        GuardrailPublisher,
+        Reference,
+        load_reference,
+    )
     from slipway.pipelines.serving.parsing import (
         BadRequest,
+        parse_body,
+        parse_csv,
         parse_rows,
+    )
+    from slipway.pipelines.serving.sagemaker import (
+        ServingSettings,
+        ServingSetupError,
     )
 
 _EXPORTS = {
     "Gateway": "gateway",
+    "Limits": "gateway",
+    "Overloaded": "batching",
+    "PredictTimeout": "batching",
+    "GuardrailPublisher": "guardrail_metrics",
+    "Reference": "guardrail_metrics",
+    "load_reference": "guardrail_metrics",
+    "parse_body": "parsing",
+    "parse_csv": "parsing",
+    "ServingSettings": "sagemaker",
+    "ServingSetupError": "sagemaker",
     "build_app": "gateway",
     "serve": "gateway",
     "GatewayClient": "client",
@@ -61,9 +87,19 @@ __all__ = [
     "GatewayClient",
     "GatewayError",
     "GatewayUnreachable",
+    "GuardrailPublisher",
+    "Limits",
+    "Overloaded",
+    "PredictTimeout",
+    "Reference",
     "Retired",
     "SampleWriter",
+    "ServingSettings",
+    "ServingSetupError",
     "build_app",
+    "load_reference",
+    "parse_body",
+    "parse_csv",
     "parse_rows",
     "read_samples",
     "resolve_url",

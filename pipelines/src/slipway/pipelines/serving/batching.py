@@ -1,4 +1,4 @@
-"""Batch concurrent predictions into one model call.
+"""Batch concurrent predictions into one model call, with a bounded queue and a deadline.
 
 One pyfunc `predict` costs about a millisecond whatever the row count (schema enforcement,
 DataFrame building), so answering 20 concurrent callers one by one caps a server near
@@ -7,6 +7,10 @@ worker: while a predict runs, new requests queue; the next call takes everything
 once (up to `max_rows`). No timer is involved, so a lone request is never delayed, and
 under load the batch grows by itself. A failing batch is retried request by request, so
 one request a model cannot handle never fails its neighbours.
+
+A model that hangs must not hang every caller: a request waits at most `timeout` seconds
+(PredictTimeout), and at most `max_queued` requests wait per variant (Overloaded beyond):
+both become a 503 with Retry-After, and memory stays bounded whatever the model does.
 """
 
 from __future__ import annotations
@@ -28,17 +32,39 @@ class Retired(SlipwayError, RuntimeError):
     """The variant was taken out of service before this request reached it: route again."""
 
 
+class Overloaded(SlipwayError, RuntimeError):
+    """Too many requests already wait for this model: shed this one (503, retry later)."""
+
+
+class PredictTimeout(TimeoutError):
+    """The model did not answer within the deadline: it counts against the variant."""
+
+
 class Batcher:
     """Serialises one model's predictions and merges the requests that wait together."""
 
-    def __init__(self, predict: PredictFn, name: str, max_rows: int = 512) -> None:
+    def __init__(
+        self,
+        predict: PredictFn,
+        name: str,
+        max_rows: int = 512,
+        *,
+        timeout: float = 30.0,
+        max_queued: int = 1024,
+    ) -> None:
         self._predict = predict
         self._max_rows = max_rows
+        self._timeout = timeout
+        self._max_queued = max_queued
         self._queue: asyncio.Queue[tuple[list[tuple[Any, ...]], asyncio.Future]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
         self._worker: asyncio.Task | None = None
         self._busy = False
         self._closing = False
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
 
     async def predict(self, rows: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
         """The model's outputs for `rows`, computed in a batch with whoever else is waiting,
@@ -46,11 +72,19 @@ class Batcher:
         what a guardrail should compare between variants that carry different loads)."""
         if self._closing:  # its worker is stopping or gone: nothing would ever answer
             raise Retired("this model version was taken out of service; route the request again")
+        if self._queue.qsize() >= self._max_queued:
+            raise Overloaded(
+                f"{self._queue.qsize()} requests already wait for this model; retry shortly"
+            )
+        loop = asyncio.get_running_loop()
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._run())
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        await self._queue.put((rows, future))
-        return await future
+            self._worker = loop.create_task(self._run())
+        future: asyncio.Future = loop.create_future()
+        self._queue.put_nowait((rows, future))
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            raise PredictTimeout(f"the model did not answer within {self._timeout:g} s") from None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -62,6 +96,12 @@ class Batcher:
                 item = self._queue.get_nowait()
                 batch.append(item)
                 size += len(item[0])
+            # Callers that gave up (deadline passed) are not scored: a hung model's backlog
+            # must not be replayed once it recovers.
+            batch = [item for item in batch if not item[1].done()]
+            if not batch:
+                self._busy = False
+                continue
             results = await loop.run_in_executor(self._executor, self._predict_batch, batch)
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():  # the caller went away

@@ -68,7 +68,7 @@ class GatewayClient:
         return self._call("GET", "/admin/state")
 
     def reload(self) -> dict[str, Any]:
-        return self._call("POST", "/admin/reload")
+        return self._call("POST", "/admin/reload", json={})
 
     def set_weights(self, challenger: int, shadow: bool = False) -> dict[str, Any]:
         return self._call(

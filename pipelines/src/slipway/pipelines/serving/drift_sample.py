@@ -14,22 +14,30 @@ capacity the oldest one is deleted, so at most `sample_capacity` rows are kept, 
 recent ones.
 The gateway queues rows in memory and appends whole lines once a second, so the sample
 trails the traffic by about a second and a reader never sees half a row (a torn last line
-after a crash is skipped).
+after a crash is skipped). A write that fails (disk full, directory gone) keeps the rows
+queued for the next flush, but the queue never holds more than `sample_capacity` rows: the
+oldest are dropped and counted (`dropped`), so a broken disk costs the sample, never the
+gateway's memory.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from slipway.pipelines.registry import state_dir
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger("slipway.gateway")
 
 SAMPLES_DIR = "samples"
 SEGMENTS_PER_CAPACITY = 4
@@ -51,7 +59,11 @@ class SampleWriter:
     def __init__(self, root: Path, columns: Sequence[str], capacity: int) -> None:
         self._dir = samples_dir(root)
         self._columns = list(columns)
+        self._capacity = capacity
         self._segment_rows = max(1, capacity // SEGMENTS_PER_CAPACITY)
+        self._pending_rows = 0
+        self.dropped = 0  # rows given up because writes kept failing (bounded memory)
+        self.write_errors = 0
         self._lock = threading.Lock()  # guards the in-memory queue
         self._write_lock = threading.Lock()  # one writer of the segment files at a time
         self._pending: list[tuple[float, str, str, Sequence[Sequence[Any]], Sequence[Any]]] = []
@@ -63,8 +75,24 @@ class SampleWriter:
         self, variant: str, version: str, rows: Sequence[Sequence[Any]], predictions: Sequence[Any]
     ) -> None:
         """Queue served rows in memory (cheap, on the serving path); `flush` writes them."""
+        if not isinstance(rows, list | tuple):
+            rows = list(rows)
         with self._lock:
             self._pending.append((round(time.time(), 3), variant, version, rows, predictions))
+            self._pending_rows += len(rows)
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest queued requests beyond capacity (caller holds the lock): the
+        sample keeps the most recent rows anyway, so these would have been pruned."""
+        while self._pending_rows > self._capacity and len(self._pending) > 1:
+            dropped = len(self._pending.pop(0)[3])
+            self._pending_rows -= dropped
+            self.dropped += dropped
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
 
     def write(
         self, variant: str, version: str, rows: Sequence[Sequence[Any]], predictions: Sequence[Any]
@@ -73,19 +101,36 @@ class SampleWriter:
         self.flush()
 
     def flush(self) -> None:
-        """Append everything queued to the segments (the gateway calls this once a second)."""
+        """Append everything queued to the segments (the gateway calls this once a second).
+        On a write error the unwritten rows go back to the queue (bounded) and the error is
+        raised for the caller to log; the next flush tries again."""
         with self._lock:
             pending, self._pending = self._pending, []
+            self._pending_rows = 0
+        try:
+            self._write(pending)
+        except Exception:
+            self.write_errors += 1
+            with self._lock:
+                self._pending = pending + self._pending
+                self._pending_rows = sum(len(p[3]) for p in self._pending)
+                self._trim()
+            raise
+
+    def _write(
+        self, pending: list[tuple[float, str, str, Sequence[Sequence[Any]], Sequence[Any]]]
+    ) -> None:
         lines = [
-            json.dumps(
+            orjson.dumps(
                 {
                     "at": at,
                     "variant": variant,
                     "version": version,
                     "features": dict(zip(self._columns, row, strict=True)),
                     "prediction": pred,
-                }
-            )
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            ).decode()
             for at, variant, version, rows, predictions in pending
             for row, pred in zip(rows, predictions, strict=True)
         ]

@@ -1,18 +1,29 @@
 """Parse and validate a scoring request: MLflow's protocol, checked against the data contract.
 
-Existing MLflow clients keep working because the gateway accepts the four payloads of
-`mlflow models serve` (dataframe_split, dataframe_records, instances, inputs). Each request is
-validated here in plain Python, row by row, before it reaches a model: a bad request gets a
-400 naming the column and row at fault, and never poisons a batch shared with other callers.
-Validated rows come out as tuples in contract column order, ready to stack into one batch.
+Existing MLflow clients keep working because the gateway accepts the four JSON payloads of
+`mlflow models serve` (dataframe_split, dataframe_records, instances, inputs) and `text/csv`
+(SageMaker's other common content type). Each request is validated here before it reaches a
+model: a bad request gets a 400 naming the column and row at fault, and never poisons a
+batch shared with other callers nor counts as a model error in a canary's window. Validated
+rows come out as tuples in contract column order, ready to stack into one batch.
+
+Every value that would make the model (or the frame built for it) fail is refused here,
+because there it is still the caller's mistake: numbers out of the int64 or float range, a
+null where pandas has no missing value (int and bool columns), column names that are not
+strings. The row cap is checked on the decoded lists, before any per-row work.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
+import orjson
 
 from slipway.pipelines.config import ColumnRule, DataContract
 from slipway.pipelines.errors import SlipwayError
@@ -20,12 +31,52 @@ from slipway.pipelines.exitcodes import Exit
 
 PAYLOAD_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_ROWS_PER_REQUEST = 10_000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Digits beyond which an integer literal cannot be an int64 nor a useful float feature.
+_MAX_INT_DIGITS = 20
+CSV_TYPES = ("text/csv", "application/csv")
+_TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
 
 
 class BadRequest(SlipwayError, ValueError):
     """The request is malformed; the message tells the caller what to change."""
 
     exit_code = Exit.USAGE
+
+
+class _HugeNumber:
+    """An integer literal too long to be a feature value (kept so the 400 can name its field:
+    a JSON parser on its own would fail the whole body without saying where)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, literal: str) -> None:
+        self.digits = len(literal.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.digits} digits>"
+
+
+def _int_or_huge(literal: str) -> int | _HugeNumber:
+    return _HugeNumber(literal) if len(literal) > _MAX_INT_DIGITS else int(literal)
+
+
+def decode_json(body: bytes) -> Any:
+    """orjson on the fast path; on its failure the standard parser, which keeps overlong
+    integers as markers (named later by the column check) and reads NaN as MLflow does."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body, parse_int=_int_or_huge)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+
+
+def _check_count(n: int) -> None:
+    if n > MAX_ROWS_PER_REQUEST:
+        raise BadRequest(f"request holds {n} rows; split it (max {MAX_ROWS_PER_REQUEST})")
 
 
 def _records_from(payload: Any, columns: Sequence[str], key: str) -> list[Mapping[str, Any]]:
@@ -38,6 +89,13 @@ def _records_from(payload: Any, columns: Sequence[str], key: str) -> list[Mappin
         data = payload["data"]
         if not isinstance(cols, list) or not isinstance(data, list):
             raise BadRequest("dataframe_split.columns and dataframe_split.data must be lists")
+        for i, col in enumerate(cols):
+            if not isinstance(col, str):
+                raise BadRequest(
+                    f"dataframe_split.columns[{i}] must be a column name (a string), got "
+                    f"{_show(col)}"
+                )
+        _check_count(len(data))
         rows = []
         for i, row in enumerate(data):
             if not isinstance(row, list) or len(row) != len(cols):
@@ -52,9 +110,11 @@ def _records_from(payload: Any, columns: Sequence[str], key: str) -> list[Mappin
         if len(lengths) != 1 or -1 in lengths:
             raise BadRequest(f"{key} as an object needs one list of equal length per column")
         n = lengths.pop()
+        _check_count(n)
         return [{c: payload[c][i] for c in payload} for i in range(n)]
     if not isinstance(payload, list):
         raise BadRequest(f"{key} must be a list of rows")
+    _check_count(len(payload))
     rows = []
     for i, row in enumerate(payload):
         if isinstance(row, Mapping):
@@ -69,65 +129,209 @@ def _records_from(payload: Any, columns: Sequence[str], key: str) -> list[Mappin
     return rows
 
 
+def _show(value: Any) -> str:
+    """A value for an error message, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _check_value(name: str, rule: ColumnRule, value: Any, row: int) -> Any:
     where = f"column {name!r}, row {row}"
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        if rule.nullable:
-            return None
-        raise BadRequest(f"{where}: value is missing, and the data contract forbids nulls")
+        if not rule.nullable:
+            raise BadRequest(f"{where}: value is missing, and the data contract forbids nulls")
+        if rule.dtype in ("int", "bool"):
+            # pandas has no missing int64 or bool: the frame would fail (int) or silently
+            # score the null as False (bool). Refuse it rather than guess.
+            raise BadRequest(
+                f"{where}: null cannot be scored in a {rule.dtype} column (a model takes "
+                f"{rule.dtype} features without missing values); send a value, or declare "
+                "the column as float in the data contract and retrain"
+            )
+        return None
+    if isinstance(value, _HugeNumber):
+        raise BadRequest(f"{where}: {value!r} is out of range for a {rule.dtype} column")
     if rule.dtype in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BadRequest(f"{where}: expected a number ({rule.dtype}), got {value!r}")
-        if rule.dtype == "int" and not float(value).is_integer():
-            raise BadRequest(f"{where}: expected an integer, got {value!r}")
-        if not math.isfinite(value):
-            raise BadRequest(f"{where}: expected a finite number, got {value!r}")
+            raise BadRequest(f"{where}: expected a number ({rule.dtype}), got {_show(value)}")
+        if rule.dtype == "int":
+            if isinstance(value, float):
+                if not math.isfinite(value) or not value.is_integer():
+                    raise BadRequest(f"{where}: expected an integer, got {_show(value)}")
+                if not INT64_MIN <= value < 2.0**63:
+                    raise BadRequest(f"{where}: {_show(value)} is out of the int64 range")
+                value = int(value)
+            elif not INT64_MIN <= value <= INT64_MAX:
+                raise BadRequest(f"{where}: {_show(value)} is out of the int64 range")
+        else:
+            try:
+                as_float = float(value)
+            except OverflowError:
+                raise BadRequest(f"{where}: {_show(value)} is out of the float range") from None
+            if not math.isfinite(as_float):
+                raise BadRequest(f"{where}: expected a finite number, got {_show(value)}")
         if rule.min is not None and value < rule.min:
-            raise BadRequest(f"{where}: {value!r} is below the contract minimum {rule.min}")
+            raise BadRequest(f"{where}: {_show(value)} is below the contract minimum {rule.min}")
         if rule.max is not None and value > rule.max:
-            raise BadRequest(f"{where}: {value!r} is above the contract maximum {rule.max}")
+            raise BadRequest(f"{where}: {_show(value)} is above the contract maximum {rule.max}")
     elif rule.dtype == "bool" and not isinstance(value, bool):
-        raise BadRequest(f"{where}: expected true or false, got {value!r}")
+        raise BadRequest(f"{where}: expected true or false, got {_show(value)}")
     elif rule.dtype == "str" and not isinstance(value, str):
-        raise BadRequest(f"{where}: expected a string, got {value!r}")
+        raise BadRequest(f"{where}: expected a string, got {_show(value)}")
     if rule.allowed is not None and value not in rule.allowed:
-        raise BadRequest(f"{where}: {value!r} is not one of the allowed values {rule.allowed}")
+        raise BadRequest(f"{where}: {_show(value)} is not one of the allowed values {rule.allowed}")
     return value
 
 
-def parse_rows(body: bytes, contract: DataContract) -> list[tuple[Any, ...]]:
-    """Validated rows in contract column order; raise BadRequest saying what is wrong."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(doc, Mapping):
-        raise BadRequest(f"request body must be a JSON object with one of the keys {PAYLOAD_KEYS}")
-    keys = [k for k in PAYLOAD_KEYS if k in doc]
-    if len(keys) != 1:
-        raise BadRequest(
-            f"request must carry exactly one of {PAYLOAD_KEYS}, got {sorted(doc)}; e.g. "
-            '{"dataframe_split": {"columns": [...], "data": [[...]]}}'
+class _NumericBounds:
+    """An all-numeric contract's checks as arrays: one vectorised pass over a request's rows
+    (the row-by-row check then runs only to word the 400 of a request that failed)."""
+
+    def __init__(self, contract: DataContract) -> None:
+        self.contract = contract  # held: the cache's id() key cannot be reused meanwhile
+        rules = list(contract.columns.values())
+        self.usable = all(
+            r.dtype in ("float", "int") and not r.nullable and r.allowed is None for r in rules
         )
-    columns = list(contract.columns)
-    records = _records_from(doc[keys[0]], columns, keys[0])
+        inf = float("inf")
+        self.low = np.array([-inf if r.min is None else r.min for r in rules], dtype="float64")
+        self.high = np.array([inf if r.max is None else r.max for r in rules], dtype="float64")
+        self.ints = np.array([r.dtype == "int" for r in rules])
+        self.any_int = bool(self.ints.any())
+
+    def passes(self, values: list[list[Any]]) -> bool:
+        for row in values:
+            for value in row:
+                kind = type(value)
+                if kind is not float and kind is not int:  # bool, str, None, markers...
+                    return False
+        try:
+            array = np.array(values, dtype="float64")
+        except OverflowError:
+            return False
+        if not np.isfinite(array).all():
+            return False
+        if not ((array >= self.low).all() and (array <= self.high).all()):
+            return False
+        if self.any_int:
+            ints = array[:, self.ints]
+            # 2**63 is exactly representable; anything at or above it is not an int64.
+            if not (ints == np.floor(ints)).all() or not (np.abs(ints) < 2.0**63).all():
+                return False
+        return True
+
+
+_BOUNDS: dict[int, _NumericBounds] = {}
+
+
+def _bounds(contract: DataContract) -> _NumericBounds:
+    found = _BOUNDS.get(id(contract))
+    if found is None or found.contract is not contract:
+        found = _BOUNDS[id(contract)] = _NumericBounds(contract)
+    return found
+
+
+def check_records(
+    records: Sequence[Mapping[str, Any]], contract: DataContract
+) -> list[tuple[Any, ...]]:
+    """Each record checked against the contract, as a tuple in contract column order."""
     if not records:
         raise BadRequest("request holds no rows")
-    if len(records) > MAX_ROWS_PER_REQUEST:
-        raise BadRequest(
-            f"request holds {len(records)} rows; split it (max {MAX_ROWS_PER_REQUEST})"
-        )
-    expected = set(columns)
+    _check_count(len(records))
+    expected = contract.columns.keys()
+    bounds = _bounds(contract)
+    if bounds.usable and all(record.keys() == expected for record in records):
+        columns = list(expected)
+        values = [[record[c] for c in columns] for record in records]
+        if bounds.passes(values):
+            return [tuple(v) for v in values]
+    expected = set(contract.columns)
+    items = list(contract.columns.items())
     rows = []
     for i, record in enumerate(records):
-        if set(record) != expected:
+        if record.keys() != expected:
             missing = sorted(expected - set(record))
             unknown = sorted(set(record) - expected)
             raise BadRequest(
                 f"row {i} does not match the data contract: missing columns {missing}, "
                 f"unknown columns {unknown}"
             )
-        rows.append(
-            tuple(_check_value(c, rule, record[c], i) for c, rule in contract.columns.items())
-        )
+        rows.append(tuple(_check_value(c, rule, record[c], i) for c, rule in items))
     return rows
+
+
+def parse_rows(body: bytes, contract: DataContract) -> list[tuple[Any, ...]]:
+    """Validated rows in contract column order from a JSON body; raise BadRequest saying
+    what is wrong."""
+    doc = decode_json(body)
+    if not isinstance(doc, Mapping):
+        raise BadRequest(f"request body must be a JSON object with one of the keys {PAYLOAD_KEYS}")
+    keys = [k for k in PAYLOAD_KEYS if k in doc]
+    if len(keys) != 1:
+        raise BadRequest(
+            f"request must carry exactly one of {PAYLOAD_KEYS}, got {sorted(doc)[:10]}; e.g. "
+            '{"dataframe_split": {"columns": [...], "data": [[...]]}}'
+        )
+    records = _records_from(doc[keys[0]], list(contract.columns), keys[0])
+    return check_records(records, contract)
+
+
+def _csv_value(rule: ColumnRule, text: str) -> Any:
+    text = text.strip()
+    if text == "":
+        return None
+    if rule.dtype == "str":
+        return text
+    if rule.dtype == "bool":
+        lowered = text.lower()
+        return True if lowered in _TRUE else False if lowered in _FALSE else text
+    try:
+        number = float(text) if rule.dtype == "float" else _int_or_huge(text)
+    except ValueError:
+        try:  # "3.0" in an int column: let the column check judge it as a number
+            number = float(text)
+        except ValueError:
+            return text  # the column check names it as not a number
+    return number
+
+
+def parse_csv(body: bytes, contract: DataContract) -> list[tuple[Any, ...]]:
+    """Rows from `text/csv`: a header row naming the contract's columns (MLflow's form), or
+    no header and the values in contract column order (SageMaker's built-in form)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"CSV body is not UTF-8: {exc}") from exc
+    try:
+        lines = [line for line in csv.reader(io.StringIO(text)) if line]
+    except csv.Error as exc:
+        raise BadRequest(f"request body is not valid CSV: {exc}") from exc
+    columns = list(contract.columns)
+    if lines and set(c.strip() for c in lines[0]) & set(columns):
+        header = [c.strip() for c in lines[0]]
+        lines = lines[1:]
+    else:
+        header = columns
+    _check_count(len(lines))
+    records = []
+    for i, line in enumerate(lines):
+        if len(line) != len(header):
+            raise BadRequest(
+                f"CSV row {i} has {len(line)} values; expected {len(header)} "
+                f"(one per column: {header[:3]}...)"
+            )
+        records.append(dict(zip(header, line, strict=True)))
+    rules = contract.columns
+    return check_records(
+        [{c: _csv_value(rules[c], v) if c in rules else v for c, v in r.items()} for r in records],
+        contract,
+    )
+
+
+def parse_body(body: bytes, content_type: str, contract: DataContract) -> list[tuple[Any, ...]]:
+    """Dispatch on the request's Content-Type: CSV when it says so, JSON otherwise (what the
+    laptop gateway always accepted, whatever the client sent as its type)."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime in CSV_TYPES:
+        return parse_csv(body, contract)
+    return parse_rows(body, contract)
