@@ -35,6 +35,7 @@ import numpy as np
 from slipway.pipelines.config import parse_config
 from slipway.pipelines.rollout.controller import POLL_SECONDS, SHADOW, Plan, plan_for
 from slipway.pipelines.rollout.guardrails import CONTINUE, ROLLBACK
+from slipway.pipelines.serving.client import Window
 from slipway.pipelines.serving.gateway import WINDOW_PREDICTIONS
 
 RATE = 400.0  # requests per second, as measured on the demo spoke under wrk
@@ -184,10 +185,14 @@ def one_rollout(plan: Plan, scenario: Scenario, rng: np.random.Generator) -> Rol
         )
         watch = judge.step(seconds)
         for poll in range(polls):
-            decision = watch.observe(
-                {"champion": champion.reading(poll), "challenger": challenger.reading(poll)},
-                (poll + 1) * POLL_SECONDS,
+            window = Window.from_json(
+                {
+                    "seq": poll,
+                    "champion": champion.reading(poll),
+                    "challenger": challenger.reading(poll),
+                }
             )
+            decision = watch.observe(window, (poll + 1) * POLL_SECONDS)
             if decision.status == CONTINUE:
                 continue
             seen += int(to_challenger[poll])

@@ -27,6 +27,7 @@ from slipway.pipelines.rollout.statistics import (
     compare_predictions,
     rate_bounds,
 )
+from slipway.pipelines.serving.client import Window
 
 from .test_config import VALID
 
@@ -83,9 +84,10 @@ def roll_out(plan: Plan, seed: int, champion: dict, challenger: dict):
             total = round(RATE * POLL_SECONDS * polls)
             chal.serve(round(total * weight / 100) - chal.requests)
             base.serve(total - base.requests - chal.requests)
-            decision = watch.observe(
-                {"champion": base.reading(), "challenger": chal.reading()}, polls * POLL_SECONDS
+            window = Window.from_json(
+                {"seq": polls, "champion": base.reading(), "challenger": chal.reading()}
             )
+            decision = watch.observe(window, polls * POLL_SECONDS)
             if decision.status == ROLLBACK:
                 return ROLLBACK, phase, decision.reasons, seen + chal.requests, decision
             if decision.status == PASSED:

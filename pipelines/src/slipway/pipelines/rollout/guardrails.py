@@ -34,6 +34,7 @@ from slipway.pipelines.rollout.statistics import (
     compare_predictions,
     psi_of_counts,
 )
+from slipway.pipelines.serving.client import VariantWindow, Window
 
 # A slow-down smaller than this is never a regression, whatever the ratio: 2 ms against 1 ms
 # is scheduler noise on a busy host, not something users feel.
@@ -98,31 +99,6 @@ def psi(expected: Sequence[Any], actual: Sequence[Any]) -> float:
     """
     counts_e, counts_a, _ = binned_counts(expected, actual)
     return psi_of_counts(counts_e, counts_a)
-
-
-@dataclass(frozen=True)
-class VariantWindow:
-    """One variant's readings over a step's window (the gateway's /admin/window)."""
-
-    requests: int
-    errors: int
-    p95_ms: float | None
-    latencies_ms: Sequence[float]
-    predictions: Sequence[Any]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VariantWindow:
-        return cls(
-            requests=int(data["requests"]),
-            errors=int(data["errors"]),
-            p95_ms=data.get("p95_ms"),
-            latencies_ms=_samples(data.get("latencies_ms")),
-            predictions=_samples(data.get("predictions")),
-        )
-
-
-def _samples(values: Sequence[Any] | None) -> Sequence[Any]:
-    return [] if values is None else values
 
 
 @dataclass(frozen=True)
@@ -310,11 +286,10 @@ class StepWatch:
         self.looks = 0
         self.last: StepDecision | None = None
 
-    def observe(self, window: dict[str, Any], elapsed: float) -> StepDecision:
+    def observe(self, window: Window, elapsed: float) -> StepDecision:
         """Judge the step's window as of `elapsed` seconds into the step."""
         plan = self._judge
-        challenger = VariantWindow.from_dict(window["challenger"])
-        champion = VariantWindow.from_dict(window["champion"])
+        challenger, champion = window.challenger, window.champion
         # The 100% step has no champion traffic: it is judged against the champion of the
         # step before (the same champion, the window just before).
         if champion.requests >= MIN_PSI_SAMPLES or plan.baseline is None:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
         GatewayClient,
         GatewayError,
         GatewayUnreachable,
+        VariantWindow,
+        Window,
         resolve_url,
     )
     from slipway.pipelines.serving.drift_sample import (
@@ -69,6 +71,8 @@ _EXPORTS = {
     "serve": "gateway",
     "GatewayClient": "client",
     "GatewayError": "client",
+    "VariantWindow": "client",
+    "Window": "client",
     "GatewayUnreachable": "client",
     "BadGatewayUrl": "client",
     "resolve_url": "client",
@@ -96,6 +100,8 @@ __all__ = [
     "SampleWriter",
     "ServingSettings",
     "ServingSetupError",
+    "VariantWindow",
+    "Window",
     "build_app",
     "load_reference",
     "parse_body",

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -124,6 +124,16 @@ class Limits:
 ScoreListener = Callable[[str, str, bool, Sequence[Any]], None]
 
 
+class ScoredRequest(NamedTuple):
+    """One answered (or failed) request in the window the controller reads."""
+
+    seq: int
+    role: str  # champion | challenger
+    ok: bool  # False: the model failed it (a client's bad request is never recorded)
+    seconds: float  # model time of the request's batch
+    predictions: tuple[Any, ...]
+
+
 @dataclass
 class Variant:
     role: str
@@ -177,9 +187,7 @@ class Gateway:
         self._routed = 0
         self._seq = 0
         # (seq, role, ok, model seconds, predictions) per request
-        self._events: deque[tuple[int, str, bool, float, tuple[Any, ...]]] = deque(
-            maxlen=WINDOW_EVENTS
-        )
+        self._events: deque[ScoredRequest] = deque(maxlen=WINDOW_EVENTS)
         self._background: set[asyncio.Task] = set()
         self._samples = (
             SampleWriter(root, self.columns, config.monitoring.sample_capacity) if sample else None
@@ -505,7 +513,7 @@ class Gateway:
         """One request: every row's prediction is kept, so batched callers are judged for
         drift like single-row ones."""
         self._seq += 1
-        self._events.append((self._seq, role, ok, seconds, predictions))
+        self._events.append(ScoredRequest(self._seq, role, ok, seconds, predictions))
 
     def shadow_copy(self, rows: list[tuple[Any, ...]]) -> None:
         variant = self.variants.get(CHALLENGER)
@@ -526,18 +534,18 @@ class Gateway:
         """Readings per variant over the requests scored after sequence number `after`."""
         recent = []
         for event in reversed(self._events):  # newest first; stop at the window's start
-            if event[0] <= after:
+            if event.seq <= after:
                 break
             recent.append(event)
         recent.reverse()
         out: dict[str, Any] = {}
         for role in (CHAMPION, CHALLENGER):
-            events = [e for e in recent if e[1] == role]
-            latencies = [e[3] for e in events if e[2]]
-            predictions = [p for e in events if e[2] for p in e[4]]
+            events = [e for e in recent if e.role == role]
+            latencies = [e.seconds for e in events if e.ok]
+            predictions = [p for e in events if e.ok for p in e.predictions]
             out[role] = {  # p95_ms: of the model time of each request's batch
                 "requests": len(events),
-                "errors": sum(1 for e in events if not e[2]),
+                "errors": sum(1 for e in events if not e.ok),
                 "p95_ms": float(np.percentile(latencies, 95) * 1000) if latencies else None,
                 "predictions": predictions[-WINDOW_PREDICTIONS:],
                 # The samples themselves: the judge compares both variants' distributions.
