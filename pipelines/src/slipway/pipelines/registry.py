@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slipway.pipelines.exitcodes import Exit
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -38,6 +40,43 @@ TAG_KPI_TARGET = "slipway.kpi.target"
 TAG_AUTHOR = "slipway.author"
 TAG_ROLLOUT_OUTCOME = "slipway.rollout.outcome"  # promoted | staged | rolled_back | failed
 TAG_ROLLOUT_REASON = "slipway.rollout.reason"
+
+
+class RegistryUnreachable(ConnectionError):
+    """A registry server did not answer after MLflow's own retries with backoff."""
+
+    exit_code = Exit.UNREACHABLE
+
+
+# What MLflow's REST client says once its retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES, waiting
+# MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR * 2**n between tries) are spent on a server that is down.
+_UNREACHABLE_MARKERS = (
+    "Max retries exceeded",
+    "Failed to establish a new connection",
+    "Connection refused",
+    "Connection aborted",
+    "Remote end closed connection",
+    "too many 5",  # urllib3's "too many 500/502/503 error responses" while it restarts
+)
+
+
+def unreachable(exc: BaseException) -> RegistryUnreachable | None:
+    """The registry-down failure hidden in `exc` (an MlflowException or a requests error),
+    as a RegistryUnreachable with what to do next; None for any other error."""
+    module = type(exc).__module__
+    if not module.startswith(("mlflow", "requests", "urllib3")):
+        return None
+    text = str(exc)
+    if not any(marker in text for marker in _UNREACHABLE_MARKERS):
+        return None
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "the registry")
+    return RegistryUnreachable(
+        f"the registry at {uri} did not answer, even after retrying with backoff "
+        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR). The step that "
+        "failed changed nothing, and every alias move is repeatable: an open rollout stays "
+        "open, so run `slipway deploy --resume` or `slipway rollback` again once the registry "
+        "answers (`slipway status` shows where it stopped)."
+    )
 
 
 def state_dir(root: Path) -> Path:

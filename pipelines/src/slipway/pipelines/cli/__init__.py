@@ -45,6 +45,23 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"slipway.pipelines.cli.{module_name}")
         return getattr(module, attr)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """An error that carries its exit code (an unreachable registry or state database, a
+        broken audit trail) is printed with what to do next, never as a traceback."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            from slipway.pipelines.registry import unreachable
+
+            known = unreachable(exc) or exc
+            code = getattr(known, "exit_code", None)
+            if not isinstance(code, int):
+                raise
+            click.secho(f"error: {known}", fg="red", err=True)
+            raise SystemExit(int(code)) from exc
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="slipway")
