@@ -133,6 +133,28 @@ def version_by_alias(mlflow_client: MlflowClient, model: str, alias: str) -> Mod
         raise
 
 
+def alias_newest_challenger(mlflow_client: MlflowClient, model: str, version: str) -> str:
+    """Point `challenger` at `version` unless a newer registered candidate exists; returns
+    the version that holds it. Two trainings of one spoke at once each set the alias after
+    registering: without this the slower one would move it back to the older version. MLflow
+    has no compare-and-set on aliases, so each one re-reads after writing and hands the alias
+    to the newest candidate (a version carrying a gate verdict): they converge on it."""
+
+    def newest() -> int:
+        found = [
+            int(v.version)
+            for v in mlflow_client.search_model_versions(f"name = '{model}'")
+            if v.tags.get(TAG_GATE_VERDICT) not in (None, "rejected")
+        ]
+        return max([int(version), *found])
+
+    mlflow_client.set_registered_model_alias(model, CHALLENGER, version)
+    winner = newest()
+    if winner != int(version):
+        mlflow_client.set_registered_model_alias(model, CHALLENGER, str(winner))
+    return str(winner)
+
+
 # Tags on a training run (the model card and `slipway train` read them).
 TAG_RUN_KEY = "slipway.run_key"  # ties an MLflow run to the pipeline run that made it
 TAG_OUTCOME = "slipway.outcome"  # registered | gate_rejected | data_invalid
