@@ -238,10 +238,16 @@ def _chain_problems(
                 f"{where}: does not chain to the entry before it (an entry before it was "
                 "deleted, inserted or rewritten)"
             )
+            problems.extend(
+                f"{label(n)}: not valid JSON and the chain does not run on past it: "
+                "an entry was overwritten"
+                for n in torn
+            )
+            torn = []
         elif torn:
             notes.extend(
-                f"{label(n)}: a torn write (an append cut short by a crash); the chain runs on "
-                "past it, nothing is missing"
+                f"{label(n)}: not an entry (a write cut short by a crash, or a line added by "
+                "hand); the chain runs on past it, nothing is missing"
                 for n in torn
             )
             torn = []
@@ -258,7 +264,7 @@ def _chain_problems(
         for n in torn:
             if head_at_end and n > len(records) - len(torn):
                 notes.append(
-                    f"{label(n)}: a torn write at the end (an append cut short by a crash); "
+                    f"{label(n)}: not an entry (a write cut short by a crash, at the end); "
                     "the head record still names the entry before it, nothing is missing"
                 )
             else:
