@@ -402,3 +402,12 @@ def test_a_damaged_audit_trail_never_stops_a_rollback_half_way(spoke):
     assert verified.returncode == Exit.ERROR and "Traceback" not in verified.stderr
     assert "note: line 1: not an entry" in verified.stdout
     assert "appended while the head record was missing or unreadable" in verified.stderr
+
+
+def test_a_trail_deleted_with_its_head_is_caught_by_asking_the_registry(spoke):
+    audit.audit_path(spoke.root).unlink()
+    audit.head_path(spoke.root).unlink()
+    assert audit.verify(spoke.root).ok  # the files alone look like a fresh spoke's
+    verified = slipway(spoke.root, "audit", "--verify")
+    assert verified.returncode == Exit.ERROR, verified.stdout + verified.stderr
+    assert "the trail is empty, yet the registry holds 2 version(s)" in verified.stderr
