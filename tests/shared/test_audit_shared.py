@@ -201,3 +201,20 @@ def test_an_unreachable_state_database_has_its_exit_code(spoke: Path, monkeypatc
     code, output = verify_cli(spoke)
     assert code == Exit.UNREACHABLE and "could not be reached" in output, output
     assert "Traceback" not in output
+
+
+def test_a_dropped_database_connection_is_retried_not_reported(spoke: Path, shared: str):
+    """The server closing every connection (a restart, a failover) is not an error: the pool
+    pings the dead connection before use and opens a fresh one (with no retries allowed
+    here, so it is the ping that saves the append)."""
+    fill(spoke, 1)
+    with psycopg.connect(shared.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (shared.rsplit("/", 1)[1],),
+        ).fetchone()
+    assert killed is not None and killed[0] >= 1  # the pool's connection was there, and is gone
+    fill(spoke, 1, start=2)
+    result = audit.verify(spoke)
+    assert result.ok and result.entries == 2, result.problems
