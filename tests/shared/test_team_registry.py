@@ -118,6 +118,7 @@ def test_a_spokes_whole_story_on_the_team_server(team_env: MlflowServer, make_sp
         broken = register_faulty(root, config, "raise")
         refused = deploy_under_load(root, gateway.url, broken)
         assert refused.returncode == Exit.ROLLED_BACK, refused.stdout + refused.stderr
+        assert "error rate" in refused.stderr  # served (from S3, via the server), then judged
     finally:
         gateway.stop()
 
