@@ -146,3 +146,69 @@ def test_concurrent_writers_keep_the_chain_and_head_intact(spoke: Path):
     assert result.ok and result.entries == 35, result.problems
     actors = [entry["actor"] for entry in audit.read(spoke)[5:]]
     assert sorted(set(actors)) == ["writer-0", "writer-1", "writer-2"]
+
+
+def test_an_append_after_cutting_the_last_entries_never_re_anchors(spoke: Path):
+    write_lines(spoke, lines_of(spoke)[:3])
+    audit.append(spoke, "promote", model="demo", version=3, reason="after the cut")
+    problems = audit.verify(spoke).problems
+    # The new entry chains from the head record (seq 5), so the cut stays a visible gap.
+    assert problems and "seq jumps from 3 to 6" in problems[0], problems
+    code, output = verify_cli(spoke)
+    assert code == Exit.ERROR and "seq jumps" in output
+
+
+def test_a_removed_head_is_not_silently_replaced_by_the_next_append(spoke: Path):
+    write_lines(spoke, lines_of(spoke)[:3])
+    audit.head_path(spoke).unlink()  # both cut: the trail alone cannot see the cut...
+    audit.append(spoke, "promote", model="demo", version=3, reason="after the cut")
+    [problem] = audit.verify(spoke).problems
+    # ...but the append that found no head says so in its own (hashed) entry, for good.
+    assert "line 4 (seq 4, promote): appended while the head record was missing" in problem
+
+
+def test_a_torn_last_line_is_a_note_and_appends_carry_on(spoke: Path):
+    with audit.audit_path(spoke).open("a") as handle:
+        handle.write('{"seq": 6, "action": "promo')  # a crash in the middle of a write
+    assert audit.verify(spoke).ok
+    audit.append(spoke, "promote", model="demo", version=2, reason="after the crash")
+    result = audit.verify(spoke)
+    assert result.ok and result.entries == 7, result.problems
+    assert result.notes == (
+        "line 6: not an entry (a write cut short by a crash, or a line added by hand); the "
+        "chain runs on past it, nothing is missing",
+    )
+    assert [e["seq"] for e in audit.read(spoke)] == [1, 2, 3, 4, 5, 6]
+    code, output = verify_cli(spoke)
+    assert code == 0 and "note: line 6: not an entry" in output
+
+
+def test_an_overwritten_line_is_a_problem_not_a_torn_write(spoke: Path):
+    lines = lines_of(spoke)
+    lines[1] = "garbage"
+    write_lines(spoke, lines)
+    problems = audit.verify(spoke).problems
+    assert any("line 3 (seq 3, register): does not chain" in p for p in problems), problems
+    assert any("line 2: not valid JSON" in p for p in problems), problems
+    # Reading and showing the trail still work: governance never crashes on a bad line.
+    assert len(audit.show(spoke)) == 4
+
+
+def test_an_unreadable_head_does_not_block_an_approval_or_rollback(spoke: Path):
+    audit.head_path(spoke).write_text("{not json")
+    assert "unreadable" in audit.verify(spoke).problems[0]
+    entry = audit.append(spoke, "rollback", model="demo", version=2, reason="still recorded")
+    assert entry["seq"] == 6 and "unreadable" in entry["unanchored"]
+    [problem] = audit.verify(spoke).problems
+    assert "line 6 (seq 6, rollback): appended while the head record was missing" in problem
+
+
+def test_append_reads_only_the_head_not_the_trail(spoke: Path, monkeypatch: pytest.MonkeyPatch):
+    def no_full_read(*args: object, **kwargs: object) -> str:
+        raise AssertionError("append re-read the whole trail")
+
+    monkeypatch.setattr(Path, "read_text", no_full_read, raising=True)
+    monkeypatch.setattr(audit.FileTrail, "lines", no_full_read)
+    monkeypatch.setattr(audit.FileTrail, "_head", lambda self: (5, audit.read.__name__))
+    entry = audit.append(spoke, "note", model="demo", reason="O(1)", actor="ada@example.com")
+    assert entry["seq"] == 6 and entry["prev"] == "read"

@@ -351,6 +351,7 @@ def test_deploy_model_runs_slipway_deploy_on_the_chosen_environment(
     assert deploy["env"]["ENVIRONMENT"] == "${{ inputs.environment }}"
     assert deploy["env"]["VERSION"] == "${{ inputs.version }}"
     assert deploy["env"]["MLFLOW_TRACKING_URI"] == "${{ vars.MLFLOW_TRACKING_URI }}"
+    assert deploy["env"]["SLIPWAY_STATE_URL"] == "${{ secrets.SLIPWAY_STATE_URL }}"
     assert "${{" not in run_lines(job), "inputs reach `run:` through env only"
     # Login, then the last deployment's deploy settings, then the deploy.
     assert_carries_deploy_settings_first(job, '"$ENVIRONMENT"')

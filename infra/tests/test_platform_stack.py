@@ -160,3 +160,37 @@ def test_a_slug_that_extends_another_is_refused(tmp_path):
     message = spec_error(tmp_path, SPEC_FILE.read_text() + extra)
     assert "'claims-triage' extends 'claims'" in message
     assert "rename one of them" in message
+
+
+def test_pipeline_and_ci_roles_use_the_teams_managed_mlflow_and_no_other(platform):
+    arn = f"arn:aws:sagemaker:eu-west-1:{MOCK_ACCOUNT}:mlflow-tracking-server/{PLATFORM_PROJECT}"
+    assert platform.outputs["mlflow_tracking_uri"] == arn
+    server = platform.one("aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer")
+    assert server.props["trackingServerName"] == PLATFORM_PROJECT
+    policies = {
+        p.name: json.loads(p.props["policy"])
+        for p in platform.of_type("aws:iam/rolePolicy:RolePolicy")
+    }
+    for spoke in load_platform_spec(SPEC_FILE).spokes:
+        for role in ("pipeline", "ci"):
+            statements = policies[f"{spoke.slug}-access-{role}-policy"]["Statement"]
+            mlflow = [s for s in statements if any("mlflow" in a.lower() for a in s["Action"])]
+            assert mlflow == [
+                {"Effect": "Allow", "Action": ["sagemaker-mlflow:*"], "Resource": [arn]},
+                {
+                    "Effect": "Allow",
+                    "Action": ["sagemaker:DescribeMlflowTrackingServer"],
+                    "Resource": [arn],
+                },
+            ], role
+        endpoint = policies[f"{spoke.slug}-access-endpoint-policy"]["Statement"]
+        assert not any("mlflow" in a.lower() for s in endpoint for a in s["Action"])
+    # The grant names one server: another tracking server in the account is not reached.
+    other = arn.rsplit("/", 1)[0] + "/someone-elses"
+    granted = policies["claims-triage-access-ci-policy"]["Statement"]
+    assert not any(
+        fnmatchcase(other, r)
+        for s in granted
+        if "sagemaker-mlflow:*" in s["Action"]
+        for r in s["Resource"]
+    )

@@ -387,3 +387,40 @@ def test_unreachable_gateway_and_governance_refusal_have_their_exit_codes(spoke)
     assert unreachable.returncode == Exit.UNREACHABLE, unreachable.stderr
     assert rollout_state.latest(spoke.root) is None
     assert aliases(spoke)["challenger"] is None
+
+
+def test_a_damaged_audit_trail_never_stops_a_rollback_half_way(spoke):
+    """A torn line, an overwritten line and an unreadable head: the rollback still finishes
+    (the append chains from what it can trust and says so), and verify names the damage."""
+    client = registry.client(spoke.root)
+    client.set_registered_model_alias(spoke.config.model_name, registry.CHALLENGER, "2")
+    rollout_state.start(
+        spoke.root,
+        model=spoke.config.model_name,
+        version="2",
+        champion_version="1",
+        plan=plan_for(spoke.config).as_dict(),
+        pid=DEAD_PID,
+    )
+    trail = audit.audit_path(spoke.root)
+    trail.write_text("not json at all\n" + trail.read_text() + '{"seq": 9, "act')
+    audit.head_path(spoke.root).write_text("{broken")
+
+    done = slipway(spoke.root, "rollback", "--url", "http://127.0.0.1:9", "--reason", "drill")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rollout_state.latest(spoke.root).status == "rolled_back"
+    assert aliases(spoke) == {"champion": "1", "challenger": None, "previous": None}
+    assert audit.read(spoke.root)[-1]["action"] == "rollback"
+    verified = slipway(spoke.root, "audit", "--verify")
+    assert verified.returncode == Exit.ERROR and "Traceback" not in verified.stderr
+    assert "note: line 1: not an entry" in verified.stdout
+    assert "appended while the head record was missing or unreadable" in verified.stderr
+
+
+def test_a_trail_deleted_with_its_head_is_caught_by_asking_the_registry(spoke):
+    audit.audit_path(spoke.root).unlink()
+    audit.head_path(spoke.root).unlink()
+    assert audit.verify(spoke.root).ok  # the files alone look like a fresh spoke's
+    verified = slipway(spoke.root, "audit", "--verify")
+    assert verified.returncode == Exit.ERROR, verified.stdout + verified.stderr
+    assert "the trail is empty, yet the registry holds 2 version(s)" in verified.stderr

@@ -46,6 +46,27 @@ class AccessScope:
     bucket_prefix: str  # "" for a spoke's own bucket, "spokes/<slug>/" in the hub's bucket
     kms_key_arn: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
+    # The team's managed MLflow (the hub's SageMaker tracking server), by name: its
+    # registry actions are granted on that one server, never on `*`.
+    mlflow_tracking_server: str | None = None
+
+
+def mlflow_tracking_server_arn(region: str, account_id: str, name: str) -> str:
+    """The ARN that is also the tracking URI a spoke sets (with the sagemaker-mlflow plugin)."""
+    return f"arn:aws:sagemaker:{region}:{account_id}:mlflow-tracking-server/{name}"
+
+
+def _mlflow_statements(scope: AccessScope, account_id: str) -> list[dict[str, Any]]:
+    """Register versions, move aliases, log runs and artifacts on the team's tracking server
+    (every `sagemaker-mlflow:` action: the registry is the pipeline's and CI's job), and
+    find it; on that one server only."""
+    if scope.mlflow_tracking_server is None:
+        return []
+    arn = mlflow_tracking_server_arn(scope.region, account_id, scope.mlflow_tracking_server)
+    return [
+        statement(["sagemaker-mlflow:*"], [arn]),
+        statement(["sagemaker:DescribeMlflowTrackingServer"], [arn]),
+    ]
 
 
 def statement(
@@ -164,6 +185,7 @@ def pipeline_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
             statement(_ECR_PULL, [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
             _job_logs_statement(scope, account_id),
+            *_mlflow_statements(scope, account_id),
             statement(
                 [
                     "sagemaker:CreateTrainingJob",
@@ -223,6 +245,7 @@ def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_rol
             # DescribeImages: `slipway deploy` checks which image a version's tag holds.
             statement([*_ECR_PULL, *_ECR_PUSH, "ecr:DescribeImages"], [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
+            *_mlflow_statements(scope, account_id),
             statement(
                 [
                     "sagemaker:CreateModel",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from slipway.infra.access import (
     AccessScope,
     SpokeAccess,
+    mlflow_tracking_server_arn,
     policy_document,
     service_trust,
     statement,
@@ -226,6 +227,7 @@ def build_platform_stack(spec: PlatformSpec) -> dict[str, Any]:
                 bucket_prefix=f"spokes/{spoke.slug}/",
                 kms_key_arn=key.arn,
                 repository_arn=images.repository_arn,
+                mlflow_tracking_server=PLATFORM_PROJECT,
             ),
             tags=stags,
             github_repository=spoke.github_repository,
@@ -253,5 +255,9 @@ def build_platform_stack(spec: PlatformSpec) -> dict[str, Any]:
         "kms_key_arn": key.arn,
         "github_oidc_provider_arn": oidc.arn,
         "mlflow_tracking_server_url": mlflow.tracking_server_url,
+        # What a spoke sets MLFLOW_TRACKING_URI to (docs/spoke/getting-started.md).
+        "mlflow_tracking_uri": mlflow_tracking_server_arn(
+            spec.platform.region, account_id, PLATFORM_PROJECT
+        ),
         "spokes": onboarded,
     }

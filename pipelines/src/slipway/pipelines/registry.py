@@ -43,6 +43,43 @@ TAG_ROLLOUT_OUTCOME = "slipway.rollout.outcome"  # promoted | staged | rolled_ba
 TAG_ROLLOUT_REASON = "slipway.rollout.reason"
 
 
+class RegistryUnreachable(SlipwayError, ConnectionError):
+    """A registry server did not answer after MLflow's own retries with backoff."""
+
+    exit_code = Exit.UNREACHABLE
+
+
+# What MLflow's REST client says once its retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES, waiting
+# MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR * 2**n between tries) are spent on a server that is down.
+_UNREACHABLE_MARKERS = (
+    "Max retries exceeded",
+    "Failed to establish a new connection",
+    "Connection refused",
+    "Connection aborted",
+    "Remote end closed connection",
+    "too many 5",  # urllib3's "too many 500/502/503 error responses" while it restarts
+)
+
+
+def unreachable(exc: BaseException) -> RegistryUnreachable | None:
+    """The registry-down failure hidden in `exc` (an MlflowException or a requests error),
+    as a RegistryUnreachable with what to do next; None for any other error."""
+    module = type(exc).__module__
+    if not module.startswith(("mlflow", "requests", "urllib3")):
+        return None
+    text = str(exc)
+    if not any(marker in text for marker in _UNREACHABLE_MARKERS):
+        return None
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "the registry")
+    return RegistryUnreachable(
+        f"the registry at {uri} did not answer, even after retrying with backoff "
+        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR). The step that "
+        "failed changed nothing, and every alias move is repeatable: an open rollout stays "
+        "open, so run `slipway deploy --resume` or `slipway rollback` again once the registry "
+        "answers (`slipway status` shows where it stopped)."
+    )
+
+
 def state_dir(root: Path) -> Path:
     """Where a spoke keeps its embedded registry, rollout state and audit trail."""
     path = root / STATE_DIR
@@ -65,12 +102,6 @@ def artifact_location(root: Path) -> str | None:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
     return (state_dir(root) / "artifacts").as_uri()
-
-
-class RegistryUnreachable(SlipwayError, ConnectionError):
-    """The registry server did not answer: not a missing version, not a refusal."""
-
-    exit_code = Exit.UNREACHABLE
 
 
 def connection_failure(exc: BaseException) -> BaseException | None:
@@ -142,6 +173,28 @@ def version_by_alias(mlflow_client: MlflowClient, model: str, alias: str) -> Mod
         if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
             return None
         raise
+
+
+def alias_newest_challenger(mlflow_client: MlflowClient, model: str, version: str) -> str:
+    """Point `challenger` at `version` unless a newer registered candidate exists; returns
+    the version that holds it. Two trainings of one spoke at once each set the alias after
+    registering: without this the slower one would move it back to the older version. MLflow
+    has no compare-and-set on aliases, so each one re-reads after writing and hands the alias
+    to the newest candidate (a version carrying a gate verdict): they converge on it."""
+
+    def newest() -> int:
+        found = [
+            int(v.version)
+            for v in mlflow_client.search_model_versions(f"name = '{model}'")
+            if v.tags.get(TAG_GATE_VERDICT) not in (None, "rejected")
+        ]
+        return max([int(version), *found])
+
+    mlflow_client.set_registered_model_alias(model, CHALLENGER, version)
+    winner = newest()
+    if winner != int(version):
+        mlflow_client.set_registered_model_alias(model, CHALLENGER, str(winner))
+    return str(winner)
 
 
 # Tags on a training run (the model card and `slipway train` read them).

@@ -7,11 +7,11 @@ its heavy dependencies (kfp, mlflow) itself.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
 from slipway.pipelines import __version__
-from slipway.pipelines.exitcodes import Exit
 
 # name -> "module:function" under slipway.pipelines.cli, listed in --help in this order.
 COMMANDS: dict[str, str] = {
@@ -41,22 +41,24 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         from slipway.pipelines.cli._common import report
-        from slipway.pipelines.errors import CommandError, SlipwayError
+        from slipway.pipelines.errors import SlipwayError
 
         try:
             return super().invoke(ctx)
         except SlipwayError as error:
             report(error)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except Exception as exc:
             from slipway.pipelines import registry
 
-            if failure := registry.connection_failure(exc):
-                import os
-
+            known = registry.unreachable(exc)
+            if known is None and (failure := registry.connection_failure(exc)):
                 uri = os.environ.get("MLFLOW_TRACKING_URI", "the configured URI")
-                message = registry.unreachable_message(uri, failure)
-                report(CommandError(message, exit_code=Exit.UNREACHABLE))
-            raise
+                known = registry.RegistryUnreachable(registry.unreachable_message(uri, failure))
+            if known is None:
+                raise
+            report(known)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)

@@ -186,7 +186,9 @@ class Controller:
         self.plan = Plan.from_dict({k: v for k, v in row.plan.items() if k != "bootstrap"})
         self._judge = self.plan.judge()
         self.gateway.health()
-        rollout_state.update(self.root, row.id, controller_pid=os.getpid())
+        rollout_state.update(
+            self.root, row.id, controller_pid=os.getpid(), owner=rollout_state.owner_id()
+        )
         self._event(row.id, f"resumed rollout {row.id} ({row.status}, phase {row.phase})")
         if row.status == rollout_state.PROMOTING:
             return self._promote(row.id)

@@ -70,6 +70,8 @@ def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) ->
             signature=infer_signature(example, model.predict(example)),
             input_example=example,
             registered_model_name=config.model_name,
+            # Named up front, as the register step does: inferring them costs ~10 s a model.
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
         )
     return str(info.registered_model_version)  # pyright: ignore[reportPossiblyUnboundVariable]  # start_run re-raises
 
@@ -108,6 +110,9 @@ def register_faulty(
                 python_model=FaultyModel(kind, base, delay),
                 signature=infer_signature(example, base.predict(example)),
                 registered_model_name=model_name,
+                pip_requirements=mlflow.sklearn.get_default_pip_requirements(
+                    include_cloudpickle=True
+                ),
             )
     version = str(info.registered_model_version)  # pyright: ignore[reportPossiblyUnboundVariable]  # start_run re-raises
     client.set_model_version_tag(model_name, version, TAG_REHEARSAL, kind)

@@ -1,4 +1,9 @@
-"""Durable rollout state: one sqlite file under <spoke>/.slipway/ that outlives any process.
+"""Durable rollout state: the open rollout, its phase and owner, outliving any process.
+
+With the embedded registry it is one sqlite file under <spoke>/.slipway/; when the registry
+is a server it lives in the team's PostgreSQL (tables slipway_rollouts, slipway_rollout_*;
+see slipway.pipelines.store), so two machines or pods agree on which rollout is open. Same
+functions, same rows, either way.
 
 The controller writes every decision here *before* acting on it (desired weights, phase,
 step), so a controller or gateway killed at any instant leaves a row that says what was
@@ -10,16 +15,22 @@ poll) and timeline events are kept for the status view, the demo's chart and the
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from slipway.pipelines import store
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.registry import state_dir
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 STATE_FILE = "rollout.db"
 
@@ -45,6 +56,7 @@ CREATE TABLE IF NOT EXISTS rollouts (
     reason TEXT NOT NULL DEFAULT '',
     plan TEXT NOT NULL DEFAULT '{}',
     controller_pid INTEGER,
+    owner TEXT,
     started_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL
@@ -81,6 +93,7 @@ class RolloutRow:
     started_at: float
     updated_at: float
     finished_at: float | None
+    owner: str | None = None  # host:pid of the controller that drives it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +107,55 @@ def state_path(root: Path) -> Path:
     return state_dir(root) / STATE_FILE
 
 
+def owner_id() -> str:
+    """Who drives a rollout: host and process (a pid alone means nothing across machines)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_UPDATABLE = {
+    "status",
+    "phase",
+    "step_index",
+    "weight",
+    "shadow",
+    "reason",
+    "controller_pid",
+    "owner",
+}
+
+
+def _changes(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"unknown rollout fields {sorted(unknown)}")
+    now = time.time()
+    values = dict(fields, updated_at=now)
+    if fields.get("status") in (PROMOTED, ROLLED_BACK):
+        values["finished_at"] = now
+    if "shadow" in values:
+        values["shadow"] = int(bool(values["shadow"]))
+    return values
+
+
+def _row(record: Any) -> RolloutRow | None:
+    if record is None:
+        return None
+    data = {k: v for k, v in dict(record).items() if k in RolloutRow.__dataclass_fields__}
+    data["shadow"] = bool(data["shadow"])
+    data["plan"] = json.loads(data["plan"])
+    return RolloutRow(**data)
+
+
+def _already_open(row: Any) -> RolloutOpen:
+    return RolloutOpen(
+        f"rollout {row.id} of version {row.version} is still {row.status}; "
+        "run `slipway deploy --resume` or `slipway rollback` first"
+    )
+
+
+# -- the embedded store: sqlite under .slipway/ ------------------------------------------------
+
+
 @contextmanager
 def _connect(root: Path) -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(state_path(root), timeout=30, isolation_level=None)
@@ -101,19 +163,263 @@ def _connect(root: Path) -> Iterator[sqlite3.Connection]:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(rollouts)")}
+        if "owner" not in columns:  # a state file from before 0.2.0
+            conn.execute("ALTER TABLE rollouts ADD COLUMN owner TEXT")
         conn.row_factory = sqlite3.Row
         yield conn
     finally:
         conn.close()
 
 
-def _row(record: sqlite3.Row | None) -> RolloutRow | None:
-    if record is None:
-        return None
-    data = dict(record)
-    data["shadow"] = bool(data["shadow"])
-    data["plan"] = json.loads(data["plan"])
-    return RolloutRow(**data)
+class _FileStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def start(self, model: str, version: str, champion: str | None, plan: str, pid: int) -> int:
+        now = time.time()
+        with _connect(self.root) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            open_row = conn.execute(
+                f"SELECT * FROM rollouts WHERE status IN {OPEN_STATUSES} ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if open_row is not None:
+                conn.execute("ROLLBACK")
+                raise _already_open(_row(open_row))
+            cur = conn.execute(
+                "INSERT INTO rollouts (model, version, champion_version, status, phase, plan, "
+                "controller_pid, owner, started_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'starting', ?, ?, ?, ?, ?)",
+                (model, version, champion, RUNNING, plan, pid, owner_id(), now, now),
+            )
+            conn.execute("COMMIT")
+            return int(cur.lastrowid or 0)
+
+    def update(self, rollout_id: int, values: dict[str, Any], where: dict[str, str]) -> bool:
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        conditions = "".join(f" AND {k} = ?" for k in where)
+        with _connect(self.root) as conn:
+            cur = conn.execute(
+                f"UPDATE rollouts SET {assignments} WHERE id = ?{conditions}",
+                (*values.values(), rollout_id, *where.values()),
+            )
+            return cur.rowcount == 1
+
+    def get(self, rollout_id: int) -> RolloutRow | None:
+        with _connect(self.root) as conn:
+            return _row(
+                conn.execute("SELECT * FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
+            )
+
+    def latest(self) -> RolloutRow | None:
+        with _connect(self.root) as conn:
+            return _row(conn.execute("SELECT * FROM rollouts ORDER BY id DESC LIMIT 1").fetchone())
+
+    def all_rollouts(self) -> list[RolloutRow]:
+        with _connect(self.root) as conn:
+            rows = conn.execute("SELECT * FROM rollouts ORDER BY id").fetchall()
+        return [r for r in (_row(x) for x in rows) if r is not None]
+
+    def record(self, table: str, rollout_id: int, values: dict[str, Any]) -> None:
+        columns = ", ".join(["rollout_id", "at", *values])
+        marks = ", ".join("?" * (len(values) + 2))
+        with _connect(self.root) as conn:
+            conn.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                (rollout_id, time.time(), *values.values()),
+            )
+
+    def history(self, table: str, rollout_id: int, columns: str) -> list[dict[str, Any]]:
+        with _connect(self.root) as conn:
+            rows = conn.execute(
+                f"SELECT {columns} FROM {table} WHERE rollout_id = ? ORDER BY at", (rollout_id,)
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+
+# -- the shared store: the team's PostgreSQL -----------------------------------------------------
+
+_SHARED_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS slipway_rollouts (
+        id BIGSERIAL PRIMARY KEY,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        champion_version TEXT,
+        status TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        step_index INTEGER NOT NULL DEFAULT -1,
+        weight INTEGER NOT NULL DEFAULT 0,
+        shadow INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        plan TEXT NOT NULL DEFAULT '{}',
+        controller_pid INTEGER,
+        owner TEXT,
+        started_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION
+    )""",
+    # At most one open rollout per model, whichever machine starts it: the database says no.
+    f"""CREATE UNIQUE INDEX IF NOT EXISTS slipway_rollouts_one_open ON slipway_rollouts (model)
+        WHERE status IN ({", ".join(repr(s) for s in OPEN_STATUSES)})""",
+    """CREATE TABLE IF NOT EXISTS slipway_rollout_readings (
+        rollout_id BIGINT NOT NULL REFERENCES slipway_rollouts(id),
+        at DOUBLE PRECISION NOT NULL,
+        phase TEXT NOT NULL,
+        weight INTEGER NOT NULL,
+        data TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS slipway_rollout_events (
+        rollout_id BIGINT NOT NULL REFERENCES slipway_rollouts(id),
+        at DOUBLE PRECISION NOT NULL,
+        message TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS slipway_rollout_readings_id "
+    "ON slipway_rollout_readings (rollout_id)",
+    "CREATE INDEX IF NOT EXISTS slipway_rollout_events_id ON slipway_rollout_events (rollout_id)",
+)
+_SHARED_TABLES = {"readings": "slipway_rollout_readings", "events": "slipway_rollout_events"}
+
+
+class _SharedStore:
+    def __init__(self, url: str, model: str) -> None:
+        self.url = url
+        self.model = model
+        store.ensure_schema(url, "rollout", _SHARED_SCHEMA)
+
+    def _run(self, what: str, action: Any) -> Any:
+        return store.with_retry(self.url, what, action)
+
+    def start(self, model: str, version: str, champion: str | None, plan: str, pid: int) -> int:
+        from sqlalchemy import text
+        from sqlalchemy.exc import IntegrityError
+
+        now = time.time()
+
+        def insert(conn: Connection) -> int:
+            return int(
+                conn.execute(
+                    text(
+                        "INSERT INTO slipway_rollouts (model, version, champion_version, status, "
+                        "phase, plan, controller_pid, owner, started_at, updated_at) VALUES "
+                        "(:m, :v, :c, :s, 'starting', :p, :pid, :o, :now, :now) RETURNING id"
+                    ),
+                    {
+                        "m": model,
+                        "v": version,
+                        "c": champion,
+                        "s": RUNNING,
+                        "p": plan,
+                        "pid": pid,
+                        "o": owner_id(),
+                        "now": now,
+                    },
+                ).scalar_one()
+            )
+
+        try:
+            return int(self._run("open a rollout", insert))
+        except IntegrityError:
+            open_row = self.open_row(model)
+            if open_row is None:  # closed between the conflict and this read: try once more
+                return int(self._run("open a rollout", insert))
+            raise _already_open(open_row) from None
+
+    def open_row(self, model: str) -> RolloutRow | None:
+        from sqlalchemy import text
+
+        def fetch(conn: Connection) -> Any:
+            return (
+                conn.execute(
+                    text(
+                        "SELECT * FROM slipway_rollouts WHERE model = :m AND status IN "
+                        f"({', '.join(repr(s) for s in OPEN_STATUSES)}) ORDER BY id DESC LIMIT 1"
+                    ),
+                    {"m": model},
+                )
+                .mappings()
+                .first()
+            )
+
+        return _row(self._run("read the rollout state", fetch))
+
+    def update(self, rollout_id: int, values: dict[str, Any], where: dict[str, str]) -> bool:
+        from sqlalchemy import text
+
+        assignments = ", ".join(f"{k} = :v_{k}" for k in values)
+        conditions = "".join(f" AND {k} = :w_{k}" for k in where)
+        params = {f"v_{k}": v for k, v in values.items()} | {f"w_{k}": v for k, v in where.items()}
+
+        def change(conn: Connection) -> bool:
+            result = conn.execute(
+                text(f"UPDATE slipway_rollouts SET {assignments} WHERE id = :id{conditions}"),
+                {**params, "id": rollout_id},
+            )
+            return result.rowcount == 1
+
+        return bool(self._run("record a rollout decision", change))
+
+    def _select(self, where: str, params: dict[str, Any]) -> list[RolloutRow]:
+        from sqlalchemy import text
+
+        def fetch(conn: Connection) -> list[Any]:
+            return list(
+                conn.execute(text(f"SELECT * FROM slipway_rollouts {where}"), params).mappings()
+            )
+
+        return [r for r in (_row(x) for x in self._run("read the rollout state", fetch)) if r]
+
+    def get(self, rollout_id: int) -> RolloutRow | None:
+        found = self._select("WHERE id = :id AND model = :m", {"id": rollout_id, "m": self.model})
+        return found[0] if found else None
+
+    def latest(self) -> RolloutRow | None:
+        found = self._select("WHERE model = :m ORDER BY id DESC LIMIT 1", {"m": self.model})
+        return found[0] if found else None
+
+    def all_rollouts(self) -> list[RolloutRow]:
+        return self._select("WHERE model = :m ORDER BY id", {"m": self.model})
+
+    def record(self, table: str, rollout_id: int, values: dict[str, Any]) -> None:
+        from sqlalchemy import text
+
+        columns = ", ".join(["rollout_id", "at", *values])
+        marks = ", ".join([":rollout_id", ":at", *(f":{k}" for k in values)])
+
+        def insert(conn: Connection) -> None:
+            conn.execute(
+                text(f"INSERT INTO {_SHARED_TABLES[table]} ({columns}) VALUES ({marks})"),
+                {"rollout_id": rollout_id, "at": time.time(), **values},
+            )
+
+        self._run(f"record a rollout {table[:-1]}", insert)
+
+    def history(self, table: str, rollout_id: int, columns: str) -> list[dict[str, Any]]:
+        from sqlalchemy import text
+
+        def fetch(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                text(
+                    f"SELECT {columns} FROM {_SHARED_TABLES[table]} WHERE rollout_id = :id "
+                    "ORDER BY at"
+                ),
+                {"id": rollout_id},
+            ).mappings()
+            return [dict(r) for r in rows]
+
+        return list(self._run(f"read the rollout {table}", fetch))
+
+
+def _store(root: Path) -> _FileStore | _SharedStore:
+    url = store.state_url()
+    return _FileStore(root) if url is None else _SharedStore(url, store.spoke_key(root))
+
+
+def where_state_lives(root: Path) -> str:
+    url = store.state_url()
+    return str(state_path(root)) if url is None else f"slipway_rollouts in {store._redacted(url)}"
+
+
+# -- the interface every caller uses ------------------------------------------------------------
 
 
 def start(
@@ -126,57 +432,37 @@ def start(
     pid: int,
 ) -> RolloutRow:
     """Open a rollout; refuse if another one is still open (resume or roll it back first)."""
-    now = time.time()
-    with _connect(root) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        open_row = conn.execute(
-            f"SELECT * FROM rollouts WHERE status IN {OPEN_STATUSES} ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        if open_row is not None:
-            conn.execute("ROLLBACK")
-            raise RolloutOpen(
-                f"rollout {open_row['id']} of version {open_row['version']} is still "
-                f"{open_row['status']}; run `slipway deploy --resume` or `slipway rollback` first"
-            )
-        cur = conn.execute(
-            "INSERT INTO rollouts (model, version, champion_version, status, phase, plan, "
-            "controller_pid, started_at, updated_at) VALUES (?, ?, ?, ?, 'starting', ?, ?, ?, ?)",
-            (model, version, champion_version, RUNNING, json.dumps(plan), pid, now, now),
-        )
-        conn.execute("COMMIT")
-        rollout_id = cur.lastrowid
-    found = get(root, int(rollout_id or 0))
+    backend = _store(root)
+    rollout_id = backend.start(model, version, champion_version, json.dumps(plan), pid)
+    found = backend.get(rollout_id)
     assert found is not None
     return found
 
 
-def update(root: Path, rollout_id: int, **fields: Any) -> None:
-    """Record a decision (status, phase, step_index, weight, shadow, reason, controller_pid)."""
-    allowed = {"status", "phase", "step_index", "weight", "shadow", "reason", "controller_pid"}
-    unknown = set(fields) - allowed
-    if unknown:
-        raise ValueError(f"unknown rollout fields {sorted(unknown)}")
-    now = time.time()
-    values = dict(fields, updated_at=now)
-    if fields.get("status") in (PROMOTED, ROLLED_BACK):
-        values["finished_at"] = now
-    if "shadow" in values:
-        values["shadow"] = int(bool(values["shadow"]))
-    assignments = ", ".join(f"{k} = ?" for k in values)
-    with _connect(root) as conn:
-        conn.execute(
-            f"UPDATE rollouts SET {assignments} WHERE id = ?", (*values.values(), rollout_id)
-        )
+def update(
+    root: Path,
+    rollout_id: int,
+    *,
+    expected_phase: str | None = None,
+    expected_status: str | None = None,
+    **fields: Any,
+) -> bool:
+    """Record a decision (status, phase, step_index, weight, shadow, reason, controller_pid,
+    owner). With `expected_phase` / `expected_status` the change applies only while the row
+    still has that phase / status (compare-and-set: another controller that moved it on
+    wins). Returns whether the row changed."""
+    where = {
+        k: v for k, v in (("phase", expected_phase), ("status", expected_status)) if v is not None
+    }
+    return _store(root).update(rollout_id, _changes(fields), where)
 
 
 def get(root: Path, rollout_id: int) -> RolloutRow | None:
-    with _connect(root) as conn:
-        return _row(conn.execute("SELECT * FROM rollouts WHERE id = ?", (rollout_id,)).fetchone())
+    return _store(root).get(rollout_id)
 
 
 def latest(root: Path) -> RolloutRow | None:
-    with _connect(root) as conn:
-        return _row(conn.execute("SELECT * FROM rollouts ORDER BY id DESC LIMIT 1").fetchone())
+    return _store(root).latest()
 
 
 def open_rollout(root: Path) -> RolloutRow | None:
@@ -186,27 +472,17 @@ def open_rollout(root: Path) -> RolloutRow | None:
 
 
 def record_reading(root: Path, rollout_id: int, phase: str, weight: int, data: dict) -> None:
-    with _connect(root) as conn:
-        conn.execute(
-            "INSERT INTO readings (rollout_id, at, phase, weight, data) VALUES (?, ?, ?, ?, ?)",
-            (rollout_id, time.time(), phase, weight, json.dumps(data)),
-        )
+    _store(root).record(
+        "readings", rollout_id, {"phase": phase, "weight": weight, "data": json.dumps(data)}
+    )
 
 
 def record_event(root: Path, rollout_id: int, message: str) -> None:
-    with _connect(root) as conn:
-        conn.execute(
-            "INSERT INTO events (rollout_id, at, message) VALUES (?, ?, ?)",
-            (rollout_id, time.time(), message),
-        )
+    _store(root).record("events", rollout_id, {"message": message})
 
 
 def readings(root: Path, rollout_id: int) -> list[dict[str, Any]]:
-    with _connect(root) as conn:
-        rows = conn.execute(
-            "SELECT at, phase, weight, data FROM readings WHERE rollout_id = ? ORDER BY at",
-            (rollout_id,),
-        ).fetchall()
+    rows = _store(root).history("readings", rollout_id, "at, phase, weight, data")
     return [
         {"at": r["at"], "phase": r["phase"], "weight": r["weight"], **json.loads(r["data"])}
         for r in rows
@@ -214,14 +490,8 @@ def readings(root: Path, rollout_id: int) -> list[dict[str, Any]]:
 
 
 def events(root: Path, rollout_id: int) -> list[dict[str, Any]]:
-    with _connect(root) as conn:
-        rows = conn.execute(
-            "SELECT at, message FROM events WHERE rollout_id = ? ORDER BY at", (rollout_id,)
-        ).fetchall()
-    return [dict(r) for r in rows]
+    return _store(root).history("events", rollout_id, "at, message")
 
 
 def all_rollouts(root: Path) -> list[RolloutRow]:
-    with _connect(root) as conn:
-        rows = conn.execute("SELECT * FROM rollouts ORDER BY id").fetchall()
-    return [r for r in (_row(x) for x in rows) if r is not None]
+    return _store(root).all_rollouts()

@@ -313,7 +313,7 @@ def register(
     }
     for key, value in tags.items():
         client.set_model_version_tag(config.model_name, version, key, value)
-    client.set_registered_model_alias(config.model_name, registry.CHALLENGER, version)
+    registry.alias_newest_challenger(client, config.model_name, version)
     client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_REGISTERED)
     client.set_tag(run_id, registry.TAG_REGISTERED_VERSION, version)
     audit.append(
