@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.training import images, spoke_code
+from slipway.pipelines.training import images, spoke_code, zygote
 from slipway.pipelines.training.spoke_code import held_out_rows
 from slipway.pipelines.training.steps import (
     OUTCOME_DATA_INVALID,
@@ -156,7 +157,12 @@ def _compile(pipeline: "GraphComponent", output: Path, *, image: str | None = No
 
 
 def pipeline_arguments(
-    root: Path, compiled: Path, *, tracking_uri: str, project_root: str | None = None
+    root: Path,
+    compiled: Path,
+    *,
+    tracking_uri: str,
+    project_root: str | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     """The run's parameters: lineage only the starting machine knows, plus a fresh run key."""
     from slipway.pipelines.governance.audit import current_actor
@@ -165,7 +171,7 @@ def pipeline_arguments(
     git = git_state(root)
     arguments: dict[str, Any] = {
         "tracking_uri": tracking_uri,
-        "run_key": uuid.uuid4().hex,
+        "run_key": run_key or uuid.uuid4().hex,
         "git_sha": git.sha,
         "git_dirty": git.dirty,
         "pipeline_sha256": file_sha256(compiled),
@@ -248,28 +254,44 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     "failed"). Returns the outcome (registered, gate_rejected or data_invalid); raises
     TrainingError when a step crashed, naming the step and the log with its output.
     """
-    from kfp import local
-
     # A registry on a laptop or in a private cluster reports nothing to mlflow.org unless
     # the team opts in; the steps inherit this.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     root = root.resolve()
     config = load_config(root)
-    pipeline = spoke_pipeline(root, config)
-    compiled = _compile(pipeline, root / COMPILED_FILE)
-    uri = registry.tracking_uri(root)
-    arguments = pipeline_arguments(root, compiled, tracking_uri=uri, project_root=str(root))
+    run_key = uuid.uuid4().hex
     runs = registry.state_dir(root) / RUNS_DIR
     runs.mkdir(parents=True, exist_ok=True)
-    log_path = runs / f"{arguments['run_key']}.log"
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs), raise_on_error=False
-    )
-    with log_path.open("w", encoding="utf-8") as sink:
+    log_path = runs / f"{run_key}.log"
+    # The zygote starts first: it imports the steps' libraries while this process compiles.
+    with log_path.open("w", encoding="utf-8") as sink, zygote.warm_steps(sink):
+        from kfp import local
+
+        pipeline = spoke_pipeline(root, config)
+        compiled = _compile(pipeline, root / COMPILED_FILE)
+        uri = registry.tracking_uri(root)
+        arguments = pipeline_arguments(
+            root, compiled, tracking_uri=uri, project_root=str(root), run_key=run_key
+        )
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(runs),
+            raise_on_error=False,
+        )
         steps = _StepLog(sink, on_step)
+        # Reading the outcome needs MLflow here too: import it while the steps run elsewhere.
+        warming = threading.Thread(target=_import_registry_client, daemon=True)
         with contextlib.redirect_stdout(steps), contextlib.redirect_stderr(steps):
+            warming.start()
             pipeline(**arguments)
+        warming.join()
     return _outcome(root, config, arguments["run_key"], uri, log_path, steps.failed_step)
+
+
+def _import_registry_client() -> None:
+    with contextlib.suppress(ImportError):
+        import mlflow.store.model_registry.sqlalchemy_store
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 
 def _outcome(
