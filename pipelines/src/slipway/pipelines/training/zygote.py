@@ -1,74 +1,83 @@
-"""Warm step processes for kfp.local: fork each step from a parent that imported its libraries once.
+"""Warm step processes for kfp.local: fork each step from a parent that imported its libraries.
 
-kfp.local's SubprocessRunner starts every step as `sh -ec <script> <component source> --executor_input
-... --function_to_execute ...`, where the script writes the source to a temporary file and runs
-`python3 -m kfp.dsl.executor_main --component_module_path <file> "$@"`. Each of those processes
-pays for importing kfp, mlflow, pandas and scikit-learn again (about 1.5-2.5 s each on a laptop,
-six times a run). The zygote is a separate Python process, started as the run begins, that imports
-those libraries once and then, for each step, forks a child that does exactly what the script does:
+kfp.local's SubprocessRunner starts every step as `sh -ec <script> <component source>
+--executor_input ... --function_to_execute ...`, where the script writes the source to a
+temporary file and runs `python3 -m kfp.dsl.executor_main --component_module_path <file> "$@"`.
+Each of those processes pays for importing kfp, mlflow, pandas and scikit-learn again (about
+1.5-2.5 s each on a laptop, six times a run).
+
+The zygote is a separate Python process, started as the run begins, that imports those
+libraries once and then, for each step, forks a child that does exactly what the script does:
 the same executor module, the same arguments, the same environment and working directory, its
-output on its own pipe. A step is still its own process with only its declared inputs and outputs
-(the executor input kfp.local wrote for it); what it shares with its siblings is imported code,
-never state: the zygote opens no registry and no file before forking.
+output on its own pipe. A step is still its own process with only its declared inputs and
+outputs (the executor input kfp.local wrote for it); what it shares with its siblings is
+imported code, never state: the zygote opens no registry and no file before forking.
 
-The zygote is a fresh interpreter, not the CLI process: forking a process that has started threads
-(MLflow and kfp.local's parent do) is unsafe, and a fresh one imports while the CLI compiles.
+The zygote is a fresh interpreter, not the CLI process: forking a process that has started
+threads (MLflow and kfp.local's parent do) is unsafe, and a fresh one imports while the CLI
+compiles.
 
-Anything the zygote does not recognise as that exact command (a component that installs packages,
-a container component) runs the way kfp.local would run it. SLIPWAY_STEP_PROCESSES=subprocess turns
-the zygote off (every step a new interpreter, as before); so does a platform without os.fork.
+Anything the zygote does not recognise as that exact command (a component that installs
+packages, a container component) runs the way kfp.local would run it.
+SLIPWAY_STEP_PROCESSES=subprocess turns the zygote off (every step a new interpreter, as
+before); so does a platform without os.fork.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Zygote", "StepCommand", "parse_step_command", "warm_steps"]
+__all__ = ["StepCommand", "Zygote", "parse_step_command", "warm_steps"]
 
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
 ENV_SWITCH = "SLIPWAY_STEP_PROCESSES"
-# Imported once by the zygote: what the training steps import (kfp's executor, MLflow's client
-# and sqlite store, pandas/parquet, pandera, scikit-learn, skops, matplotlib, joblib), found by
-# profiling each forked step (benchmarks/README.md).
-PRELOAD = (
-    "kfp.dsl.executor_main",
-    "kfp.dsl.executor",
-    "mlflow",
-    "mlflow.tracking",
-    "mlflow.store.tracking.sqlalchemy_store",
-    "mlflow.store.model_registry.sqlalchemy_store",
-    "mlflow.models",
-    "mlflow.sklearn",
-    "mlflow.data.code_dataset_source",
-    "pandas",
-    "pyarrow.parquet",
-    "joblib",
-    "sklearn.metrics",
-    "sklearn.model_selection",
-    "sklearn.ensemble",
-    "sklearn.linear_model",
-    "matplotlib",
-    "pandera",
-    "pandera.typing",
-    "skops.io",  # MLflow saves and loads scikit-learn models with it
-    "git",  # MLflow records the source commit with GitPython
-    "sklearn.datasets",
-    "slipway.pipelines.training.steps",
-    "slipway.pipelines.training.evaluation",
-    "slipway.pipelines.training.data_contract",
-    "slipway.pipelines.training.lineage",
-    "slipway.pipelines.training.quality_gate",
-    "slipway.pipelines.governance.audit",
+# Imported once by the zygote, in the order the steps need them (found by profiling each forked
+# step, benchmarks/README.md). The first stage is imported before the first step; each later one
+# while a step runs, so the imports overlap the steps instead of delaying the first.
+STAGES: tuple[tuple[str, ...], ...] = (
+    (  # load
+        "kfp.dsl.executor_main",
+        "kfp.dsl.executor",
+        "pandas",
+        "pyarrow.parquet",
+        "sklearn.datasets",
+        "slipway.pipelines.training.steps",
+        "slipway.pipelines.training.spoke_code",
+        "slipway.pipelines.training.lineage",
+    ),
+    ("pandera", "pandera.typing", "slipway.pipelines.training.data_contract"),  # validate
+    (  # train
+        "joblib",
+        "sklearn.model_selection",
+        "sklearn.pipeline",
+        "sklearn.preprocessing",
+        "sklearn.linear_model",
+        "sklearn.ensemble",
+    ),
+    ("sklearn.metrics", "slipway.pipelines.training.evaluation"),  # evaluate
+    (  # gate: MLflow's client, sqlite stores and scikit-learn flavour (saved with skops)
+        "mlflow",
+        "mlflow.tracking",
+        "mlflow.store.tracking.sqlalchemy_store",
+        "mlflow.store.model_registry.sqlalchemy_store",
+        "mlflow.data.code_dataset_source",
+        "mlflow.models",
+        "mlflow.sklearn",
+        "skops.io",
+        "git",  # MLflow records the source commit with GitPython
+        "slipway.pipelines.training.quality_gate",
+    ),
+    ("slipway.pipelines.governance.audit",),  # register
 )
 
 
@@ -140,30 +149,50 @@ def _child(request: dict[str, Any], output_fd: int) -> None:
         os._exit(code)
 
 
-def _warm() -> None:
-    """Import PRELOAD, and fill the caches every step would otherwise fill again: pure reads
-    of this interpreter and its installed packages, no file or connection left open."""
+def _import(names: tuple[str, ...]) -> None:
     import importlib
 
-    for name in PRELOAD:  # what they warn about on import goes to the run's log
+    for name in names:  # what they warn about on import goes to the run's log
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
-    with contextlib.suppress(Exception):
-        import matplotlib
 
-        matplotlib.use("Agg")  # what the evaluate step selects; a step never opens a window
-        importlib.import_module("matplotlib.pyplot")
-    with contextlib.suppress(Exception):
-        # MLflow maps import names to distributions (1.5 s) to check a logged model's
-        # requirements; the map depends only on what is installed.
-        from mlflow.utils import requirements_utils
 
-        requirements_utils._init_packages_to_modules_map()  # pyright: ignore[reportPrivateUsage]
+def _matplotlib() -> None:
+    import importlib
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # what the evaluate step selects; a step never opens a window
+    importlib.import_module("matplotlib.pyplot")
+
+
+def _requirements_map() -> None:
+    # MLflow maps import names to distributions (1.5 s) to check a logged model's
+    # requirements; the map depends only on what is installed.
+    from mlflow.utils import requirements_utils
+
+    requirements_utils._init_packages_to_modules_map()  # pyright: ignore[reportPrivateUsage]
+
+
+def _warm_ups() -> list[Callable[[], None]]:
+    """Imports, and caches every step would otherwise fill again: pure reads of this
+    interpreter and its installed packages, no file or connection left open."""
+    stages: list[Callable[[], None]] = [functools.partial(_import, names) for names in STAGES]
+    stages.insert(4, _matplotlib)  # for evaluate
+    stages.append(_requirements_map)  # for register
+    return stages
+
+
+def _run_quietly(stage: Callable[[], None]) -> None:
+    with contextlib.suppress(Exception):
+        stage()
 
 
 def serve(channel: socket.socket) -> None:
-    """The zygote's loop: import once, then one forked child per request, one at a time."""
-    _warm()
+    """The zygote's loop: one forked child per request, one at a time, warming up further
+    while each child runs."""
+    pending = _warm_ups()
+    _run_quietly(pending.pop(0))
     channel.sendall(b"ready\n")
     while True:
         message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 1)
@@ -183,7 +212,12 @@ def serve(channel: socket.socket) -> None:
             channel.close()
             _child(request, fds[0])
         os.close(fds[0])
-        _, status = os.waitpid(pid, 0)
+        done, status = 0, 0
+        while pending and not done:  # no thread ever runs here: forking stays safe
+            _run_quietly(pending.pop(0))
+            done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            _, status = os.waitpid(pid, 0)
         channel.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
 
 
