@@ -21,6 +21,7 @@ from typing import IO, TextIO
 __all__ = [
     "Ticker",
     "attach_log",
+    "command_log",
     "duration",
     "milliseconds",
     "percent",
@@ -114,9 +115,8 @@ def verbose() -> bool:
 # --- readings for people -------------------------------------------------------------------
 
 
-def milliseconds(seconds_or_ms: float, *, already_ms: bool = True) -> str:
+def milliseconds(ms: float) -> str:
     """3.410253999959423 -> '3.4 ms'; 1250.0 -> '1.25 s'."""
-    ms = seconds_or_ms if already_ms else seconds_or_ms * 1000
     if abs(ms) >= 1000:
         return f"{ms / 1000:.2f} s"
     if abs(ms) >= 100:
@@ -139,10 +139,12 @@ def duration(seconds: float) -> str:
 
 def reading(name: str, value: float) -> str:
     """A guardrail or step reading by its name's unit: *_ms in ms, *rate/*share/*fraction as
-    a percentage, psi and the rest with three significant digits."""
+    a percentage, *_ratio as a factor, psi and the rest with three significant digits."""
     if name.endswith("_ms"):
         return milliseconds(value)
-    if name.endswith(("_rate", "rate", "_share", "_fraction", "_pct_of_one")):
+    if name.endswith("_ratio"):
+        return f"{value:.2f}x"
+    if name.endswith(("rate", "_share", "_fraction")):
         return percent(value)
     if float(value).is_integer():
         return str(int(value))
@@ -196,3 +198,24 @@ class Ticker:
         self._thread = None
         self._out.write("\r\x1b[2K")
         self._out.flush()
+
+
+def command_log(project: str | None) -> IO[str] | None:
+    """.slipway/logs/slipway.log of the spoke the command runs in (appended), or None outside
+    a spoke; what the libraries say during a command is kept there."""
+    from pathlib import Path
+
+    from slipway.pipelines import registry
+    from slipway.pipelines.config import find_spoke_root
+
+    try:
+        root = Path(project).resolve() if project else find_spoke_root()
+        if not (root / "slipway.toml").is_file():
+            return None
+        logs = registry.state_dir(root) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = (logs / "slipway.log").open("a", encoding="utf-8")
+    except Exception:  # no spoke here (e.g. `slipway --help` anywhere): nothing to keep
+        return None
+    log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} slipway {' '.join(sys.argv[1:])}\n")
+    return log

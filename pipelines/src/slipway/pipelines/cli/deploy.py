@@ -14,6 +14,7 @@ import click
 
 from slipway.pipelines.cli._common import Spoke, fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
+from slipway.pipelines.console import terminal
 from slipway.pipelines.exitcodes import Exit
 
 ENVIRONMENTS = ("staging", "prod")
@@ -132,7 +133,9 @@ def deploy(
     if outcome.status == "promoted":
         click.echo(f"promoted: version {outcome.version} is the champion")
         return
-    click.secho(f"rolled back: version {outcome.version}: {outcome.reason}", fg="red", err=True)
+    click.secho(
+        f"rolled back: version {outcome.version}: {outcome.reason}", fg="red", file=terminal()
+    )
     raise SystemExit(int(Exit.ROLLED_BACK))
 
 
@@ -146,7 +149,7 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
         environment,
         version,
         echo=click.echo,
-        warn=lambda line: click.secho(line, fg="yellow", err=True),
+        warn=lambda line: click.secho(line, fg="yellow", file=terminal()),
     )
     outcome, version = result.outcome, result.version
     if result.exit_code == Exit.OK:
@@ -158,7 +161,7 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
         click.secho(
             f"rolled back: version {version} on SageMaker {environment}: {outcome.message}",
             fg="red",
-            err=True,
+            file=terminal(),
         )
         raise SystemExit(int(Exit.ROLLED_BACK))
     if outcome.status.value == "in-progress":

@@ -21,6 +21,7 @@ from typing import Any
 
 from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.console import reading
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance.blockers import GovernanceRefusal, require_release
 from slipway.pipelines.governance.tiers import rules_for
@@ -294,7 +295,9 @@ class Controller:
                 self._event(
                     rollout_id,
                     f"step {phase} passed: "
-                    + ", ".join(f"{k}={v}" for k, v in verdict.readings.items() if v is not None),
+                    + ", ".join(
+                        f"{k}={reading(k, v)}" for k, v in verdict.readings.items() if v is not None
+                    ),
                 )
                 return []
             if elapsed >= self.plan.step_timeout:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from slipway.pipelines import registry
+from slipway.pipelines import console, registry
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TrainingError",
     "TrainingOutcome",
+    "TrainingSummary",
     "compile_training",
     "find_outcome",
     "held_out_rows",
@@ -183,6 +184,24 @@ def pipeline_arguments(
 
 
 @dataclass(frozen=True)
+class TrainingSummary:
+    """`slipway train --json`: what the run decided (docs/reference/cli.md#json-output)."""
+
+    model: str
+    status: str  # registered | gate_rejected | data_invalid
+    version: int | None  # the registered version (None unless registered)
+    run_id: str  # the MLflow run
+    gate: str | None  # passed | bootstrap | rejected (None when the data was invalid)
+    baseline: str | None  # "champion v3", "challenger v1" or "none"
+    metrics: dict[str, float]  # held-out metrics of the new model
+    baseline_metrics: dict[str, float]  # the baseline's, scored on the same rows
+    reasons: list[str]  # the gate's reasons, or the contract's violations
+    exit_code: int
+    log: str  # the steps' output: a file locally, the run's page on Kubeflow
+    tracking_uri: str
+
+
+@dataclass(frozen=True)
 class TrainingOutcome:
     """What a training run decided, read back from its MLflow run."""
 
@@ -196,6 +215,23 @@ class TrainingOutcome:
     metrics: dict[str, float] = field(default_factory=dict)  # test_<metric>
     baseline_metrics: dict[str, float] = field(default_factory=dict)  # champion_<metric>
     reasons: list[str] = field(default_factory=list)
+
+    def summary(self, model: str) -> "TrainingSummary":
+        """The `slipway train --json` document."""
+        return TrainingSummary(
+            model=model,
+            status=self.status,
+            version=self.version,
+            run_id=self.run_id,
+            gate=self.verdict,
+            baseline=self.baseline,
+            metrics=dict(self.metrics),
+            baseline_metrics=dict(self.baseline_metrics),
+            reasons=list(self.reasons),
+            exit_code=int(self.exit_code),
+            log=str(self.log_path),
+            tracking_uri=self.tracking_uri,
+        )
 
     @property
     def exit_code(self) -> Exit:
@@ -264,7 +300,11 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     runs.mkdir(parents=True, exist_ok=True)
     log_path = runs / f"{run_key}.log"
     # The zygote starts first: it imports the steps' libraries while this process compiles.
-    with log_path.open("w", encoding="utf-8") as sink, zygote.warm_steps(sink):
+    with (
+        log_path.open("w", encoding="utf-8") as sink,
+        console.attach_log(sink),  # what this process's libraries say, -v or not
+        zygote.warm_steps(sink),
+    ):
         from kfp import local
 
         pipeline = spoke_pipeline(root, config)
@@ -285,7 +325,8 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
             warming.start()
             pipeline(**arguments)
         warming.join()
-    return _outcome(root, config, arguments["run_key"], uri, log_path, steps.failed_step)
+        sink.flush()
+        return _outcome(root, config, run_key, uri, log_path, steps.failed_step)
 
 
 def _import_registry_client() -> None:
