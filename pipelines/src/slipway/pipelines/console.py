@@ -109,7 +109,8 @@ def attach_log(log: IO[str]) -> Iterator[None]:
 
 
 def verbose() -> bool:
-    return _active is None or _active.verbose
+    """Whether the command line asked for the libraries' output (-v); False outside it."""
+    return _active is not None and _active.verbose
 
 
 # --- readings for people -------------------------------------------------------------------

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from slipway.pipelines import console, registry
 from slipway.pipelines.config import SpokeConfig, load_config
@@ -250,8 +250,10 @@ _FINISHED = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
 class _StepLog(io.TextIOBase):
     """Receives kfp.local's output: keeps all of it in a log file, reports step changes."""
 
-    def __init__(self, sink: io.TextIOBase, on_step: StepCallback | None) -> None:
+    def __init__(self, sink: IO[str], on_step: StepCallback | None) -> None:
         self._sink = sink
+        # With -v the steps' own output (library warnings and logs) also reaches the terminal.
+        self._echo = console.terminal() if console.verbose() else None
         self._stdout = sys.stdout  # the caller's, for on_step to print to
         self._on_step = on_step
         self._pending = ""
@@ -262,6 +264,8 @@ class _StepLog(io.TextIOBase):
 
     def write(self, text: str) -> int:
         self._sink.write(text)
+        if self._echo is not None:
+            self._echo.write(text)
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
