@@ -272,3 +272,88 @@ def test_the_zygote_can_be_switched_off(monkeypatch):
     monkeypatch.setenv(zygote.ENV_SWITCH, "subprocess")
     with zygote.warm_steps() as runner:
         assert runner is None
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> dict:
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return json.loads(result.stdout)  # the document alone on stdout
+
+
+def test_check_json_shape(spoke):
+    from slipway.pipelines.json_output import CheckJson
+
+    document = _json(slipway(spoke, "check", "--json"))
+    assert list(document) == list(CheckJson.__annotations__)
+    assert document["model"] == MODEL
+    assert document["path"] == str(spoke / "slipway.toml")
+    assert document["risk_tier"] == "medium"
+    assert set(document["kpi"]) == {"name", "baseline", "target"}
+    assert "mean_radius" in document["contract_columns"]
+    assert document["canary_steps"] and all(isinstance(s, int) for s in document["canary_steps"])
+    assert isinstance(document["approval_required"], bool)
+
+
+def test_audit_json_shape_and_a_broken_chain(spoke, quiet_run, tmp_path):
+    import shutil
+
+    from slipway.pipelines.json_output import AuditEntry, AuditJson
+
+    assert quiet_run.returncode == 0
+    document = _json(slipway(spoke, "audit", "--json"))
+    assert list(document) == list(AuditJson.__annotations__)
+    assert document["verified"] is None and document["problems"] == []
+    registered = [e for e in document["entries"] if e["action"] == "register"]
+    assert registered and all(list(e) == list(AuditEntry.__annotations__) for e in registered)
+    assert registered[0]["version"] == "1"
+    only_v1 = _json(slipway(spoke, "audit", "--json", "--version", "1"))
+    assert {e["version"] for e in only_v1["entries"]} == {"1"}
+    intact = _json(slipway(spoke, "audit", "--verify", "--json"))
+    assert (intact["verified"], intact["problems"]) == (True, [])
+
+    copy = tmp_path / "spoke"
+    shutil.copytree(spoke, copy)
+    trail = copy / ".slipway" / "audit.jsonl"
+    trail.write_text(trail.read_text().replace('"reason": "gate', '"reason": "edited', 1))
+    broken = slipway(copy, "audit", "--verify", "--json")
+    assert broken.returncode == 1
+    document = json.loads(broken.stdout)
+    assert document["verified"] is False and document["problems"]
+
+
+def test_card_json_shape(spoke, quiet_run):
+    from slipway.pipelines.json_output import CardJson
+
+    assert quiet_run.returncode == 0
+    document = _json(slipway(spoke, "card", "1", "--json"))
+    assert list(document) == list(CardJson.__annotations__)
+    assert (document["model"], document["version"]) == (MODEL, "1")
+    assert Path(document["path"]).is_file()
+    assert re.fullmatch(r"[0-9a-f]{64}", document["fingerprint"])
+    assert isinstance(document["gaps"], list)
+
+
+def test_deploy_json_keeps_the_last_reading_of_each_step_in_order(tmp_path):
+    """The readings come from the rollout state a real rollout writes (record_reading)."""
+    from slipway.pipelines.json_output import DeployJson, deploy_json, deploy_steps
+    from slipway.pipelines.rollout import state
+
+    (tmp_path / "slipway.toml").write_text("")
+    row = state.start(
+        tmp_path, model=MODEL, version="2", champion_version="1", plan={}, pid=os.getpid()
+    )
+    rollout = row.id
+    for phase, weight, p95 in (("shadow", 0, 3.1), ("canary-10", 10, 3.3), ("canary-10", 10, 3.4)):
+        state.record_reading(
+            tmp_path, rollout, phase, weight, {"challenger_p95_ms": p95, "error_rate": 0.0}
+        )
+    steps = deploy_steps(state.readings(tmp_path, rollout))
+    document = deploy_json(
+        outcome="promoted", model=MODEL, version="2", reason=None, exit_code=0, steps=steps
+    )
+    assert list(document) == list(DeployJson.__annotations__)
+    assert [(s["phase"], s["weight"]) for s in document["steps"]] == [
+        ("shadow", 0),
+        ("canary-10", 10),
+    ]
+    assert document["steps"][1]["readings"] == {"challenger_p95_ms": 3.4, "error_rate": 0.0}
+    json.loads(json.dumps(document))  # plain JSON types only

@@ -64,9 +64,17 @@ INFRA_MISSING = (
     help="A step without enough traffic fails after this long "
     "(default: 3x the step, at least 30s).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Local rollout: print its outcome and readings per step as one JSON document "
+    "(progress goes to stderr; shape: docs/reference/cli.md).",
+)
 @click.pass_context
 def deploy(
     ctx: click.Context,
+    as_json: bool,
     version: str | None,
     environment: str | None,
     resume: bool,
@@ -84,6 +92,7 @@ def deploy(
     spoke = spoke_from_context(ctx)
     if environment is not None:
         local_only = {
+            "--json": as_json,
             "--resume": resume,
             "--url": url,
             "--step-seconds": step_seconds,
@@ -117,7 +126,7 @@ def deploy(
         spoke.config,
         gateway,
         plan,
-        echo=click.echo,
+        echo=(lambda line: click.echo(line, file=terminal())) if as_json else click.echo,
         smoke_rows=lambda: replay_rows(spoke.root, spoke.config),
     )
     try:
@@ -130,8 +139,13 @@ def deploy(
         )
     finally:
         gateway.close()
+    if as_json:
+        _print_json(spoke, outcome)
     if outcome.status == "promoted":
-        click.echo(f"promoted: version {outcome.version} is the champion")
+        click.echo(
+            f"promoted: version {outcome.version} is the champion",
+            file=terminal() if as_json else None,
+        )
         return
     click.secho(
         f"rolled back: version {outcome.version}: {outcome.reason}", fg="red", file=terminal()
@@ -189,3 +203,19 @@ def _sagemaker_release() -> Any:
         return next(iter(found)).load()
     except ImportError as exc:
         fail(f"{INFRA_MISSING} ({exc})", Exit.ERROR)
+
+
+def _print_json(spoke: Spoke, outcome: Any) -> None:
+    from slipway.pipelines.json_output import deploy_json, deploy_steps, dumps
+    from slipway.pipelines.rollout import state
+
+    promoted = outcome.status == "promoted"
+    document = deploy_json(
+        outcome=outcome.status,
+        model=spoke.config.model_name,
+        version=outcome.version,
+        reason=None if promoted else outcome.reason,
+        exit_code=int(Exit.OK if promoted else Exit.ROLLED_BACK),
+        steps=deploy_steps(state.readings(spoke.root, outcome.rollout_id)),
+    )
+    click.echo(dumps(document))
