@@ -357,3 +357,23 @@ def test_deploy_json_keeps_the_last_reading_of_each_step_in_order(tmp_path):
     ]
     assert document["steps"][1]["readings"] == {"challenger_p95_ms": 3.4, "error_rate": 0.0}
     json.loads(json.dumps(document))  # plain JSON types only
+
+
+def test_monitor_json_shape_on_drift(template_repo, tmp_path_factory, tmp_path):
+    from slipway.pipelines.exitcodes import Exit
+    from slipway.pipelines.json_output import MonitorJson
+    from tests import governance_support as support
+    from tests.test_monitor import SCALE, serving_spoke
+
+    rendered = support.render_spoke(template_repo, tmp_path_factory.mktemp("drift") / "spoke")
+    root = serving_spoke(rendered, tmp_path, scale=SCALE)
+    result = slipway(root, "--project", str(root), "monitor", "--no-retrain", "--json")
+    assert result.returncode == Exit.DRIFT, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert list(document) == list(MonitorJson.__annotations__)
+    assert document["drifted"] is True and document["enough_samples"] is True
+    assert document["breaches"] and document["exit_code"] == Exit.DRIFT
+    assert document["retrained"] is None  # --no-retrain
+    assert all(isinstance(v, float) for v in document["features"].values())
+    assert Path(document["report"]).is_file()
+    assert "drift found" in result.stderr  # the progress lines, off stdout

@@ -8,6 +8,7 @@ slipway.pipelines.training.pipeline.TrainingSummary. Progress lines of a command
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from slipway.pipelines.config import SpokeConfig
     from slipway.pipelines.governance.audit import Verification
     from slipway.pipelines.governance.model_card import CardResult
+    from slipway.pipelines.governance.monitoring import DriftReport
+    from slipway.pipelines.training.pipeline import TrainingOutcome, TrainingSummary
 
 __all__ = [
     "AuditEntry",
@@ -25,17 +28,26 @@ __all__ = [
     "CheckJson",
     "DeployJson",
     "DeployStep",
+    "MonitorJson",
     "audit_json",
     "card_json",
     "check_json",
     "deploy_json",
     "deploy_steps",
     "dumps",
+    "monitor_json",
 ]
 
 
 def dumps(document: Mapping[str, Any]) -> str:
-    return json.dumps(document, indent=2, default=str)
+    """Dataclasses inside a document (a training summary) become objects too."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
+        return str(value)
+
+    return json.dumps(document, indent=2, default=plain)
 
 
 class CheckJson(TypedDict):
@@ -180,3 +192,37 @@ def deploy_steps(rows: Sequence[Mapping[str, Any]]) -> list[DeployStep]:
         last[phase] = DeployStep(phase=phase, weight=int(row["weight"]), readings=readings)
     first_seen = list(dict.fromkeys(str(row["phase"]) for row in rows))
     return [last[phase] for phase in first_seen]
+
+
+class MonitorJson(TypedDict):
+    report: str  # the written report (with its chart)
+    model: str
+    champion: str
+    samples: int  # served rows judged
+    reference_rows: int
+    enough_samples: bool
+    drifted: bool
+    breaches: list[str]
+    features: dict[str, float]  # PSI per feature
+    prediction_psi: float | None
+    retrained: TrainingSummary | None  # the training run drift started (None if none)
+    exit_code: int
+
+
+def monitor_json(
+    report: DriftReport, path: Path, outcome: TrainingOutcome | None, exit_code: int
+) -> MonitorJson:
+    return MonitorJson(
+        report=str(path),
+        model=report.model,
+        champion=report.champion,
+        samples=report.samples,
+        reference_rows=report.reference_rows,
+        enough_samples=report.enough_samples,
+        drifted=report.drifted,
+        breaches=report.breaches,
+        features={f.name: f.psi for f in report.features},
+        prediction_psi=report.prediction_psi,
+        retrained=None if outcome is None else outcome.summary(report.model),
+        exit_code=exit_code,
+    )
