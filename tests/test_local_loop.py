@@ -199,8 +199,8 @@ def _step_command() -> list[str]:
     from slipway.pipelines.training.components import build
 
     component = build("python:3.11").load.component_spec.implementation.container
-    assert component is not None
-    return [*component.command, *component.args]
+    assert component is not None and component.command and component.args
+    return [str(part) for part in (*component.command, *component.args)]
 
 
 def test_the_zygote_runs_exactly_kfps_lightweight_step_command_and_nothing_else():
