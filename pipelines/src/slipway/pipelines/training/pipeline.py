@@ -22,7 +22,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -307,7 +307,7 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     with (
         log_path.open("w", encoding="utf-8") as sink,
         console.attach_log(sink),  # what this process's libraries say, -v or not
-        zygote.warm_steps(sink),
+        zygote.warm_steps(sink) as runner,
     ):
         from kfp import local
 
@@ -323,14 +323,20 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
             raise_on_error=False,
         )
         steps = _StepLog(sink, on_step)
-        # Reading the outcome needs MLflow here too: import it while the steps run elsewhere.
+        # Without a zygote, reading the outcome needs MLflow here: import it while steps run.
         warming = threading.Thread(target=_import_registry_client, daemon=True)
         with contextlib.redirect_stdout(steps), contextlib.redirect_stderr(steps):
-            warming.start()
+            if runner is None:
+                warming.start()
             pipeline(**arguments)
-        warming.join()
+        if runner is None:
+            warming.join()
         sink.flush()
-        return _outcome(root, config, run_key, uri, log_path, steps.failed_step)
+        try:
+            found = _find_outcome_warm(runner, root, run_key, uri, log_path)
+        except zygote.ZygoteUnavailable:
+            found = find_outcome(root, config, run_key, uri, log_path)
+        return _outcome(log_path, steps.failed_step, found)
 
 
 def _import_registry_client() -> None:
@@ -339,10 +345,29 @@ def _import_registry_client() -> None:
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 
+def outcome_document(root: str, run_key: str, uri: str, log_path: str) -> dict[str, Any] | None:
+    """find_outcome as plain JSON types, for a process forked from the zygote."""
+    found = find_outcome(Path(root), load_config(Path(root)), run_key, uri, log_path)
+    return None if found is None else asdict(found)
+
+
+def _find_outcome_warm(
+    runner: "zygote.Zygote | None", root: Path, run_key: str, uri: str, log_path: Path
+) -> "TrainingOutcome | None":
+    """find_outcome in a process forked from the zygote, which has MLflow imported (this one
+    has not). Raises zygote.ZygoteUnavailable when there is no zygote to ask."""
+    if runner is None:
+        raise zygote.ZygoteUnavailable("no zygote")
+    document = runner.call(
+        "slipway.pipelines.training.pipeline:outcome_document",
+        {"root": str(root), "run_key": run_key, "uri": uri, "log_path": str(log_path)},
+    )
+    return None if document is None else TrainingOutcome(**{**document, "log_path": log_path})
+
+
 def _outcome(
-    root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: Path, failed_step: str | None
+    log_path: Path, failed_step: str | None, found: "TrainingOutcome | None"
 ) -> TrainingOutcome:
-    found = find_outcome(root, config, run_key, uri, log_path)
     if found is None:
         where = f"step {failed_step!r} failed" if failed_step else "the pipeline did not finish"
         cause = _last_error(log_path)

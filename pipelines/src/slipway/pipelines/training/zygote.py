@@ -37,7 +37,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-__all__ = ["StepCommand", "Zygote", "parse_step_command", "warm_steps"]
+__all__ = [
+    "StepCommand",
+    "Zygote",
+    "ZygoteUnavailable",
+    "parse_step_command",
+    "warm_steps",
+]
 
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
 ENV_SWITCH = "SLIPWAY_STEP_PROCESSES"
@@ -79,6 +85,10 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ),
     ("slipway.pipelines.governance.audit",),  # register
 )
+
+
+class ZygoteUnavailable(RuntimeError):
+    """The zygote cannot run this; do it the ordinary way."""
 
 
 @dataclass(frozen=True)
@@ -129,8 +139,35 @@ def _run_step(step: StepCommand) -> int:
     return 0
 
 
+def _call(request: dict[str, Any], output_fd: int) -> None:
+    """In the forked child: module:function(**arguments), its JSON result on the pipe (its
+    own output goes where the zygote's does: the run's log); never returns."""
+    import importlib
+
+    code = 1
+    try:
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        module, _, name = request["call"].partition(":")
+        try:
+            result = {"ok": getattr(importlib.import_module(module), name)(**request["arguments"])}
+        except Exception as error:
+            result = {"error": f"{type(error).__name__}: {error}"}
+        with open(output_fd, "w", encoding="utf-8") as answer:
+            json.dump(result, answer, default=str)
+        code = 0
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
 def _child(request: dict[str, Any], output_fd: int) -> None:
     """Become the step: its output, environment and directory; never returns."""
+    if "call" in request:
+        _call(request, output_fd)
     code = 1
     try:
         os.dup2(output_fd, 1)
@@ -249,12 +286,47 @@ class Zygote:
         step = parse_step_command(command)
         if step is None or not self._wait_ready():
             return None
-        request = {
-            "source": step.source,
-            "arguments": step.arguments,
-            "env": {**os.environ, **(env_vars or {})},
-            "cwd": os.getcwd(),
-        }
+        read_end = self._send(
+            {
+                "source": step.source,
+                "arguments": step.arguments,
+                "env": {**os.environ, **(env_vars or {})},
+                "cwd": os.getcwd(),
+            }
+        )
+        with open(read_end, encoding="utf-8", errors="replace") as output:
+            for line in output:
+                print(line, end="")
+        print("\n")  # kfp.local's separation after a step's output
+        return self._exit_code()
+
+    def call(self, function: str, arguments: dict[str, Any]) -> Any:
+        """`module:function(**arguments)` in a forked child, where MLflow is already imported;
+        returns its JSON result. Raises ZygoteUnavailable when the zygote cannot, and
+        RuntimeError with the child's error when the function raised."""
+        if not self._wait_ready():
+            raise ZygoteUnavailable("the zygote did not start")
+        read_end = self._send(
+            {"call": function, "arguments": arguments, "env": dict(os.environ), "cwd": os.getcwd()}
+        )
+        with open(read_end, encoding="utf-8") as output:
+            text = output.read()
+        self._exit_code()
+        if not text:
+            raise ZygoteUnavailable("the call's process ended without an answer")
+        answer = json.loads(text)
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer["ok"]
+
+    def _exit_code(self) -> int:
+        answer = self._reader.readline()
+        if not answer:
+            raise RuntimeError("the step zygote ended unexpectedly; see the run's log")
+        return int(answer)
+
+    def _send(self, request: dict[str, Any]) -> int:
+        """Send a request with the write end of a fresh pipe; returns the read end."""
         read_end, write_end = os.pipe()
         try:
             payload = json.dumps(request).encode() + b"\n"
@@ -263,14 +335,7 @@ class Zygote:
                 self._channel.sendall(payload[1 << 16 :])
         finally:
             os.close(write_end)
-        with open(read_end, encoding="utf-8", errors="replace") as output:
-            for line in output:
-                print(line, end="")
-        print("\n")  # kfp.local's separation after a step's output
-        answer = self._reader.readline()
-        if not answer:
-            raise RuntimeError("the step zygote ended unexpectedly; see the run's log")
-        return int(answer)
+        return read_end
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
