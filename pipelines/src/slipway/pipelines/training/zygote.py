@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from slipway.pipelines.errors import SlipwayError
+
 __all__ = [
     "StepCommand",
     "Zygote",
@@ -87,8 +89,8 @@ STAGES: tuple[tuple[str, ...], ...] = (
 )
 
 
-class ZygoteUnavailable(RuntimeError):
-    """The zygote cannot run this; do it the ordinary way."""
+class ZygoteUnavailable(SlipwayError):
+    """The zygote cannot run this; do it the ordinary way (never reaches a person)."""
 
 
 @dataclass(frozen=True)
