@@ -3,8 +3,10 @@
 Baseline: a fresh Python process that calls the spoke's own `data.load` and `train.train`
 on the same seeded split and scores roc_auc, which is what a team without Slipway would
 run. Both are fresh processes in the same run, so the ratio is what the pipeline adds:
-six step processes, contract validation, evaluation plots, the gate against the registry,
-registration with lineage. Goals: the whole local pipeline under 30 s, overhead under 3x.
+six step processes (forked from a warm zygote; also measured with a fresh interpreter per
+step, SLIPWAY_STEP_PROCESSES=subprocess, as before), contract validation, evaluation plots,
+the gate against the registry, registration with lineage. Goals: the whole local pipeline
+under 30 s, overhead under 3x.
 
     .venv/bin/python benchmarks/training.py [--repeat 2]
 """
@@ -84,11 +86,18 @@ def main() -> None:
         spoke = demo_spoke(Path(tmp))
         plain = [timed([sys.executable, "-c", PLAIN], spoke, env) for _ in range(args.repeat)]
         # Every run after the first is gated against the version before it: the steady state.
-        slipway = [
-            timed([str(VENV_BIN / "slipway"), "train"], spoke, env) for _ in range(args.repeat)
-        ]
-    plain_s, slipway_s = (statistics.median(t for t, _ in runs) for runs in (plain, slipway))
-    plain_cpu, slipway_cpu = (statistics.median(c for _, c in runs) for runs in (plain, slipway))
+        # Interleaved, so both ways of running the steps see the same neighbours.
+        slipway, fresh = [], []
+        cold = {**env, "SLIPWAY_STEP_PROCESSES": "subprocess"}
+        for _ in range(args.repeat):
+            slipway.append(timed([str(VENV_BIN / "slipway"), "train"], spoke, env))
+            fresh.append(timed([str(VENV_BIN / "slipway"), "train"], spoke, cold))
+    plain_s, slipway_s, fresh_s = (
+        statistics.median(t for t, _ in runs) for runs in (plain, slipway, fresh)
+    )
+    plain_cpu, slipway_cpu, fresh_cpu = (
+        statistics.median(c for _, c in runs) for runs in (plain, slipway, fresh)
+    )
     print(
         f"training the demo spoke, median of {args.repeat} on {os.cpu_count()} cores "
         f"(load average {os.getloadavg()[0]:.1f} at the end):"
@@ -100,8 +109,16 @@ def main() -> None:
         f"   (runs: {', '.join(f'{t:.1f}' for t, _ in slipway)} s)"
     )
     print(
+        f"  {'  a fresh interpreter per step (before)':40} {fresh_s:6.1f}s {fresh_cpu:6.1f}s"
+        f"   (runs: {', '.join(f'{t:.1f}' for t, _ in fresh)} s)"
+    )
+    print(
         f"  {'overhead ratio (goal < 3x)':40} {slipway_s / plain_s:6.1f}x "
         f"{slipway_cpu / plain_cpu:6.1f}x"
+    )
+    print(
+        f"  {'  before (fresh interpreter per step)':40} {fresh_s / plain_s:6.1f}x "
+        f"{fresh_cpu / plain_cpu:6.1f}x"
     )
     print(f"  {'slipway train under 30 s (goal)':40} {'yes' if slipway_s < 30 else 'no':>7}")
 

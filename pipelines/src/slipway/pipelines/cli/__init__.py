@@ -75,6 +75,13 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="slipway")
 @click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also show what the libraries say (MLflow, kfp warnings and logs); it always goes "
+    "to the log file (a training run's own log, else .slipway/logs/slipway.log).",
+)
+@click.option(
     "--project",
     "-C",
     type=click.Path(file_okay=False, path_type=str),
@@ -82,7 +89,14 @@ class LazyGroup(click.Group):
     help="The spoke directory (default: the nearest one at or above the current directory).",
 )
 @click.pass_context
-def main(ctx: click.Context, project: str | None) -> None:
+def main(ctx: click.Context, verbose: bool, project: str | None) -> None:
     """Slipway: train, gate, register, roll out and roll back a spoke's model."""
+    from slipway.pipelines import console
+
     ctx.ensure_object(dict)
     ctx.obj["project"] = project
+    ctx.obj["verbose"] = verbose
+    ctx.with_resource(console.quiet_libraries(verbose=verbose))
+    if (log := console.command_log(project)) is not None:
+        ctx.with_resource(log)
+        ctx.with_resource(console.attach_log(log))

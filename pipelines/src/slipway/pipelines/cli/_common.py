@@ -28,7 +28,9 @@ def fail(message: str, code: Exit) -> NoReturn:
 def report(error: SlipwayError) -> NoReturn:
     """The one place an error becomes a command-line outcome: `error: ...` on stderr, then
     the error's exit code."""
-    click.secho(f"error: {error}", fg="red", err=True)
+    from slipway.pipelines.console import terminal
+
+    click.secho(f"error: {error}", fg="red", file=terminal())
     raise SystemExit(int(error.exit_code))
 
 

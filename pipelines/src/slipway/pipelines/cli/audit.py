@@ -3,6 +3,8 @@ or cut, or carry a spoke's local trail into the team's shared one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from slipway.pipelines.cli._common import fail, spoke_from_context
@@ -18,8 +20,13 @@ from slipway.pipelines.governance import audit as trail
     help="Copy .slipway/audit.jsonl into the shared trail (SLIPWAY_STATE_URL), chain checked.",
 )
 @click.option("--version", "version", default=None, help="Only entries about this version.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON document (shape: docs/reference/cli.md)."
+)
 @click.pass_context
-def audit(ctx: click.Context, verify: bool, import_local: bool, version: str | None) -> None:
+def audit(
+    ctx: click.Context, verify: bool, import_local: bool, version: str | None, as_json: bool
+) -> None:
     """Who did what to which version, when and why (oldest first)."""
     spoke = spoke_from_context(ctx)
     if import_local:
@@ -29,6 +36,9 @@ def audit(ctx: click.Context, verify: bool, import_local: bool, version: str | N
             f"imported {done.imported} entries into {done.where} {how}; "
             f"the local trail is kept as {done.archived}"
         )
+        return
+    if as_json:
+        _print_json(spoke.root, verify=verify, version=version)
         return
     if verify:
         result = trail.verify(spoke.root)
@@ -56,3 +66,13 @@ def audit(ctx: click.Context, verify: bool, import_local: bool, version: str | N
         click.echo("the audit trail is empty" + (f" for version {version}" if version else ""))
     for line in lines:
         click.echo(line)
+
+
+def _print_json(root: Path, *, verify: bool, version: str | None) -> None:
+    """The trail as data; with --verify a broken chain is still exit 1, after the document."""
+    from slipway.pipelines.json_output import audit_json, dumps
+
+    verification = trail.verify(root) if verify else None
+    click.echo(dumps(audit_json(trail.read(root), version=version, verification=verification)))
+    if verification is not None and not verification.ok:
+        raise SystemExit(int(Exit.ERROR))

@@ -12,8 +12,11 @@ from slipway.pipelines.registry import CHALLENGER, client, version_by_alias
 
 @click.command()
 @click.argument("version", required=False)
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON document (shape: docs/reference/cli.md)."
+)
 @click.pass_context
-def card(ctx: click.Context, version: str | None) -> None:
+def card(ctx: click.Context, version: str | None, as_json: bool) -> None:
     """Write docs/model_card.md for VERSION (default: the challenger, else the newest
     version) and log it to the version's run. Gaps are listed on the card and here."""
     from slipway.pipelines.governance.model_card import write_card
@@ -34,6 +37,11 @@ def card(ctx: click.Context, version: str | None) -> None:
     else:
         chosen = get_version(registry, model, version)
     result = write_card(spoke.root, spoke.config, registry, chosen)
+    if as_json:
+        from slipway.pipelines.json_output import card_json, dumps
+
+        click.echo(dumps(card_json(model, result)))
+        return
     click.echo(
         f"{result.path}: model card of {model} version {result.version} "
         f"(logged to its run; fingerprint {result.fingerprint[:12]})"

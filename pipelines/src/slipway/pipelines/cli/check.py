@@ -10,11 +10,19 @@ from slipway.pipelines.rollout.guardrails import explain, thresholds_for
 
 
 @click.command()
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON document (shape: docs/reference/cli.md)."
+)
 @click.pass_context
-def check(ctx: click.Context) -> None:
+def check(ctx: click.Context, as_json: bool) -> None:
     """Validate slipway.toml and report every problem with its field."""
     spoke = spoke_from_context(ctx)
     cfg = spoke.config
+    if as_json:
+        from slipway.pipelines.json_output import check_json, dumps
+
+        click.echo(dumps(check_json(spoke.root, cfg)))
+        return
     rules = rules_for(cfg.governance.risk_tier)
     click.echo(f"{spoke.root / 'slipway.toml'}: ok")
     click.echo(f"  model        {cfg.model_name} (risk tier {cfg.governance.risk_tier})")

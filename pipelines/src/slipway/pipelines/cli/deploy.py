@@ -14,6 +14,7 @@ import click
 
 from slipway.pipelines.cli._common import Spoke, fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
+from slipway.pipelines.console import terminal
 from slipway.pipelines.exitcodes import Exit
 
 ENVIRONMENTS = ("staging", "prod")
@@ -63,9 +64,17 @@ INFRA_MISSING = (
     help="A step without enough traffic fails after this long "
     "(default: 3x the step, at least 30s).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Local rollout: print its outcome and readings per step as one JSON document "
+    "(progress goes to stderr; shape: docs/reference/cli.md).",
+)
 @click.pass_context
 def deploy(
     ctx: click.Context,
+    as_json: bool,
     version: str | None,
     environment: str | None,
     resume: bool,
@@ -83,6 +92,7 @@ def deploy(
     spoke = spoke_from_context(ctx)
     if environment is not None:
         local_only = {
+            "--json": as_json,
             "--resume": resume,
             "--url": url,
             "--step-seconds": step_seconds,
@@ -116,7 +126,7 @@ def deploy(
         spoke.config,
         gateway,
         plan,
-        echo=click.echo,
+        echo=(lambda line: click.echo(line, file=terminal())) if as_json else click.echo,
         smoke_rows=lambda: replay_rows(spoke.root, spoke.config),
     )
     try:
@@ -129,10 +139,17 @@ def deploy(
         )
     finally:
         gateway.close()
+    if as_json:
+        _print_json(spoke, outcome)
     if outcome.status == "promoted":
-        click.echo(f"promoted: version {outcome.version} is the champion")
+        click.echo(
+            f"promoted: version {outcome.version} is the champion",
+            file=terminal() if as_json else None,
+        )
         return
-    click.secho(f"rolled back: version {outcome.version}: {outcome.reason}", fg="red", err=True)
+    click.secho(
+        f"rolled back: version {outcome.version}: {outcome.reason}", fg="red", file=terminal()
+    )
     raise SystemExit(int(Exit.ROLLED_BACK))
 
 
@@ -146,7 +163,7 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
         environment,
         version,
         echo=click.echo,
-        warn=lambda line: click.secho(line, fg="yellow", err=True),
+        warn=lambda line: click.secho(line, fg="yellow", file=terminal()),
     )
     outcome, version = result.outcome, result.version
     if result.exit_code == Exit.OK:
@@ -158,7 +175,7 @@ def _deploy_to_sagemaker(spoke: Spoke, environment: str, version: str | None) ->
         click.secho(
             f"rolled back: version {version} on SageMaker {environment}: {outcome.message}",
             fg="red",
-            err=True,
+            file=terminal(),
         )
         raise SystemExit(int(Exit.ROLLED_BACK))
     if outcome.status.value == "in-progress":
@@ -186,3 +203,19 @@ def _sagemaker_release() -> Any:
         return next(iter(found)).load()
     except ImportError as exc:
         fail(f"{INFRA_MISSING} ({exc})", Exit.ERROR)
+
+
+def _print_json(spoke: Spoke, outcome: Any) -> None:
+    from slipway.pipelines.json_output import deploy_json, deploy_steps, dumps
+    from slipway.pipelines.rollout import state
+
+    promoted = outcome.status == "promoted"
+    document = deploy_json(
+        outcome=outcome.status,
+        model=spoke.config.model_name,
+        version=outcome.version,
+        reason=None if promoted else outcome.reason,
+        exit_code=int(Exit.OK if promoted else Exit.ROLLED_BACK),
+        steps=deploy_steps(state.readings(spoke.root, outcome.rollout_id)),
+    )
+    click.echo(dumps(document))

@@ -6,6 +6,7 @@ import click
 
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
+from slipway.pipelines.console import terminal
 from slipway.pipelines.exitcodes import Exit
 
 
@@ -41,6 +42,8 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
         gateway.reload()
         click.echo(f"gateway at {gateway.url} now serves version {version}")
     except GatewayUnreachable as exc:
-        click.echo(f"warning: {exc}; it serves the new champion when it (re)starts", err=True)
+        click.echo(
+            f"warning: {exc}; it serves the new champion when it (re)starts", file=terminal()
+        )
     finally:
         gateway.close()

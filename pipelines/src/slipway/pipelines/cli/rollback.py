@@ -6,6 +6,7 @@ import click
 
 from slipway.pipelines.cli._common import spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
+from slipway.pipelines.console import terminal
 
 
 @click.command()
@@ -48,7 +49,8 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
             gateway.reload()
         except GatewayUnreachable as exc:
             click.echo(
-                f"warning: {exc}; it serves the restored champion when it (re)starts", err=True
+                f"warning: {exc}; it serves the restored champion when it (re)starts",
+                file=terminal(),
             )
     finally:
         gateway.close()

@@ -4,8 +4,10 @@ The Kubeflow path (submit, watch, verdict) lives in slipway.pipelines.training.k
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,19 +25,27 @@ _MARKS = {"succeeded": ("ok", "green"), "failed": ("FAILED", "red")}
 
 
 class _Progress:
-    """One line per finished step, with its wall time (works in a terminal and in CI logs)."""
+    """One line per finished step with its wall time; while a step runs, a spinner with the
+    elapsed time on a terminal, or a plain `running` line in a CI log."""
 
     def __init__(self) -> None:
+        from slipway.pipelines.console import Ticker
+
         self._started: dict[str, float] = {}
+        self._ticker = Ticker()
 
     def __call__(self, step: str, status: str) -> None:
+        from slipway.pipelines.console import duration
+
         now = time.monotonic()
         if status == "running":
             self._started[step] = now
+            self._ticker.start(f"  {step:<16}")
             return
+        self._ticker.stop()
         word, colour = _MARKS.get(status, (status, "yellow"))
-        took = now - self._started.get(step, now)
-        click.echo(f"  {step:<16} " + click.style(f"{word:<6}", fg=colour) + f" {took:5.1f}s")
+        took = duration(now - self._started.get(step, now))
+        click.echo(f"  {step:<16} " + click.style(f"{word:<6}", fg=colour) + f" {took:>6}")
 
 
 def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool = False) -> None:
@@ -126,9 +136,16 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool
     show_default=True,
     help="With --wait: seconds to wait before giving up (exit 10; the run goes on).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print only the outcome as one JSON document (shape: docs/reference/cli.md).",
+)
 @click.pass_context
 def train(
     ctx: click.Context,
+    as_json: bool,
     kfp_host: str | None,
     image: str | None,
     namespace: str | None,
@@ -151,6 +168,8 @@ def train(
     config = spoke.config
     options = SubmitOptions(kfp_host, image, namespace, experiment, sa_token_path, pipeline_root)
     if kfp_host:
+        if as_json:
+            fail("--json reports a local run; drop it with --kfp-host", Exit.USAGE)
         _on_kubeflow(spoke.root, config, options, wait=wait, timeout=timeout)
         return
     if given := options.given() + (["--wait"] if wait else []):
@@ -159,11 +178,16 @@ def train(
             "or drop them to train on this machine",
             Exit.USAGE,
         )
-    click.echo(
-        f"training {config.model_name} on kfp.local, registry {registry.tracking_uri(spoke.root)}"
-    )
-    outcome = run_local_training(spoke.root, on_step=_Progress())
-    _summary(outcome, config)
+    if as_json:
+        outcome = run_local_training(spoke.root)
+        click.echo(json.dumps(asdict(outcome.summary(config.model_name)), indent=2))
+    else:
+        click.echo(
+            f"training {config.model_name} on kfp.local, "
+            f"registry {registry.tracking_uri(spoke.root)}"
+        )
+        outcome = run_local_training(spoke.root, on_step=_Progress())
+        _summary(outcome, config)
     if outcome.exit_code != Exit.OK:
         raise SystemExit(int(outcome.exit_code))
 

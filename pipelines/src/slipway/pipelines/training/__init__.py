@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         COMPILED_FILE,
         TrainingError,
         TrainingOutcome,
+        TrainingSummary,
         compile_training,
         find_outcome,
         pipeline_arguments,
@@ -58,11 +59,15 @@ if TYPE_CHECKING:
         load_frame,
         split,
     )
+    from slipway.pipelines.training.zygote import Zygote, warm_steps
 
 _EXPORTS = {
     "COMPILED_FILE": "pipeline",
     "TrainingError": "pipeline",
     "TrainingOutcome": "pipeline",
+    "TrainingSummary": "pipeline",
+    "Zygote": "zygote",
+    "warm_steps": "zygote",
     "compile_training": "pipeline",
     "pipeline_arguments": "pipeline",
     "run_local_training": "pipeline",
@@ -109,8 +114,10 @@ __all__ = [
     "SubmitOptions",
     "TrainingError",
     "TrainingOutcome",
+    "TrainingSummary",
     "Verdict",
     "Violation",
+    "Zygote",
     "compile_training",
     "data_digest",
     "file_sha256",
@@ -130,5 +137,6 @@ __all__ = [
     "validate_frame",
     "validate_image_ref",
     "wait",
+    "warm_steps",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -19,17 +19,18 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
-from slipway.pipelines import registry
+from slipway.pipelines import console, registry
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.training import images, spoke_code
+from slipway.pipelines.training import images, spoke_code, zygote
 from slipway.pipelines.training.spoke_code import held_out_rows
 from slipway.pipelines.training.steps import (
     OUTCOME_DATA_INVALID,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TrainingError",
     "TrainingOutcome",
+    "TrainingSummary",
     "compile_training",
     "find_outcome",
     "held_out_rows",
@@ -156,7 +158,12 @@ def _compile(pipeline: "GraphComponent", output: Path, *, image: str | None = No
 
 
 def pipeline_arguments(
-    root: Path, compiled: Path, *, tracking_uri: str, project_root: str | None = None
+    root: Path,
+    compiled: Path,
+    *,
+    tracking_uri: str,
+    project_root: str | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     """The run's parameters: lineage only the starting machine knows, plus a fresh run key."""
     from slipway.pipelines.governance.audit import current_actor
@@ -165,7 +172,7 @@ def pipeline_arguments(
     git = git_state(root)
     arguments: dict[str, Any] = {
         "tracking_uri": tracking_uri,
-        "run_key": uuid.uuid4().hex,
+        "run_key": run_key or uuid.uuid4().hex,
         "git_sha": git.sha,
         "git_dirty": git.dirty,
         "pipeline_sha256": file_sha256(compiled),
@@ -174,6 +181,24 @@ def pipeline_arguments(
     if project_root is not None:
         arguments["project_root"] = project_root
     return arguments
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """`slipway train --json`: what the run decided (docs/reference/cli.md#json-output)."""
+
+    model: str
+    status: str  # registered | gate_rejected | data_invalid
+    version: int | None  # the registered version (None unless registered)
+    run_id: str  # the MLflow run
+    gate: str | None  # passed | bootstrap | rejected (None when the data was invalid)
+    baseline: str | None  # "champion v3", "challenger v1" or "none"
+    metrics: dict[str, float]  # held-out metrics of the new model
+    baseline_metrics: dict[str, float]  # the baseline's, scored on the same rows
+    reasons: list[str]  # the gate's reasons, or the contract's violations
+    exit_code: int
+    log: str  # the steps' output: a file locally, the run's page on Kubeflow
+    tracking_uri: str
 
 
 @dataclass(frozen=True)
@@ -190,6 +215,23 @@ class TrainingOutcome:
     metrics: dict[str, float] = field(default_factory=dict)  # test_<metric>
     baseline_metrics: dict[str, float] = field(default_factory=dict)  # champion_<metric>
     reasons: list[str] = field(default_factory=list)
+
+    def summary(self, model: str) -> "TrainingSummary":
+        """The `slipway train --json` document."""
+        return TrainingSummary(
+            model=model,
+            status=self.status,
+            version=self.version,
+            run_id=self.run_id,
+            gate=self.verdict,
+            baseline=self.baseline,
+            metrics=dict(self.metrics),
+            baseline_metrics=dict(self.baseline_metrics),
+            reasons=list(self.reasons),
+            exit_code=int(self.exit_code),
+            log=str(self.log_path),
+            tracking_uri=self.tracking_uri,
+        )
 
     @property
     def exit_code(self) -> Exit:
@@ -208,8 +250,10 @@ _FINISHED = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
 class _StepLog(io.TextIOBase):
     """Receives kfp.local's output: keeps all of it in a log file, reports step changes."""
 
-    def __init__(self, sink: io.TextIOBase, on_step: StepCallback | None) -> None:
+    def __init__(self, sink: IO[str], on_step: StepCallback | None) -> None:
         self._sink = sink
+        # With -v the steps' own output (library warnings and logs) also reaches the terminal.
+        self._echo = console.terminal() if console.verbose() else None
         self._stdout = sys.stdout  # the caller's, for on_step to print to
         self._on_step = on_step
         self._pending = ""
@@ -220,6 +264,8 @@ class _StepLog(io.TextIOBase):
 
     def write(self, text: str) -> int:
         self._sink.write(text)
+        if self._echo is not None:
+            self._echo.write(text)
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
@@ -248,34 +294,80 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     "failed"). Returns the outcome (registered, gate_rejected or data_invalid); raises
     TrainingError when a step crashed, naming the step and the log with its output.
     """
-    from kfp import local
-
     # A registry on a laptop or in a private cluster reports nothing to mlflow.org unless
     # the team opts in; the steps inherit this.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     root = root.resolve()
     config = load_config(root)
-    pipeline = spoke_pipeline(root, config)
-    compiled = _compile(pipeline, root / COMPILED_FILE)
-    uri = registry.tracking_uri(root)
-    arguments = pipeline_arguments(root, compiled, tracking_uri=uri, project_root=str(root))
+    run_key = uuid.uuid4().hex
     runs = registry.state_dir(root) / RUNS_DIR
     runs.mkdir(parents=True, exist_ok=True)
-    log_path = runs / f"{arguments['run_key']}.log"
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs), raise_on_error=False
-    )
-    with log_path.open("w", encoding="utf-8") as sink:
+    log_path = runs / f"{run_key}.log"
+    # The zygote starts first: it imports the steps' libraries while this process compiles.
+    with (
+        log_path.open("w", encoding="utf-8") as sink,
+        console.attach_log(sink),  # what this process's libraries say, -v or not
+        zygote.warm_steps(sink) as runner,
+    ):
+        from kfp import local
+
+        pipeline = spoke_pipeline(root, config)
+        compiled = _compile(pipeline, root / COMPILED_FILE)
+        uri = registry.tracking_uri(root)
+        arguments = pipeline_arguments(
+            root, compiled, tracking_uri=uri, project_root=str(root), run_key=run_key
+        )
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(runs),
+            raise_on_error=False,
+        )
         steps = _StepLog(sink, on_step)
+        # Without a zygote, reading the outcome needs MLflow here: import it while steps run.
+        warming = threading.Thread(target=_import_registry_client, daemon=True)
         with contextlib.redirect_stdout(steps), contextlib.redirect_stderr(steps):
+            if runner is None:
+                warming.start()
             pipeline(**arguments)
-    return _outcome(root, config, arguments["run_key"], uri, log_path, steps.failed_step)
+        if runner is None:
+            warming.join()
+        sink.flush()
+        try:
+            found = _find_outcome_warm(runner, root, run_key, uri, log_path)
+        except zygote.ZygoteUnavailable:
+            found = find_outcome(root, config, run_key, uri, log_path)
+        return _outcome(log_path, steps.failed_step, found)
+
+
+def _import_registry_client() -> None:
+    with contextlib.suppress(ImportError):
+        import mlflow.store.model_registry.sqlalchemy_store
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+
+def outcome_document(root: str, run_key: str, uri: str, log_path: str) -> dict[str, Any] | None:
+    """find_outcome as plain JSON types, for a process forked from the zygote."""
+    found = find_outcome(Path(root), load_config(Path(root)), run_key, uri, log_path)
+    return None if found is None else asdict(found)
+
+
+def _find_outcome_warm(
+    runner: "zygote.Zygote | None", root: Path, run_key: str, uri: str, log_path: Path
+) -> "TrainingOutcome | None":
+    """find_outcome in a process forked from the zygote, which has MLflow imported (this one
+    has not). Raises zygote.ZygoteUnavailable when there is no zygote to ask."""
+    if runner is None:
+        raise zygote.ZygoteUnavailable("no zygote")
+    document = runner.call(
+        "slipway.pipelines.training.pipeline:outcome_document",
+        {"root": str(root), "run_key": run_key, "uri": uri, "log_path": str(log_path)},
+    )
+    return None if document is None else TrainingOutcome(**{**document, "log_path": log_path})
 
 
 def _outcome(
-    root: Path, config: SpokeConfig, run_key: str, uri: str, log_path: Path, failed_step: str | None
+    log_path: Path, failed_step: str | None, found: "TrainingOutcome | None"
 ) -> TrainingOutcome:
-    found = find_outcome(root, config, run_key, uri, log_path)
     if found is None:
         where = f"step {failed_step!r} failed" if failed_step else "the pipeline did not finish"
         cause = _last_error(log_path)
