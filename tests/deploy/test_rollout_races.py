@@ -310,3 +310,53 @@ def test_a_controller_whose_lease_was_taken_over_stops_without_touching_the_regi
     assert promotions(spoke) == ["1"] and aliases(spoke)["champion"] == "1"
     row = rollout_state.latest(spoke.root)
     assert row.owner == new_owner and row.status == rollout_state.RUNNING
+
+
+def test_a_gateway_serves_the_champion_only_once_the_controllers_lease_expired(
+    spoke: Spoke, short_lease: None
+):
+    """The real gateway, in-process over HTTP: restarted while a rollout is open, it restores
+    the canary weight only if a controller still holds the lease; a running gateway drops a
+    canary whose lease expires at its next periodic check. A canary nobody watches serves
+    no traffic."""
+    from starlette.testclient import TestClient
+
+    from slipway.pipelines.rollout.traffic import replay_rows
+    from slipway.pipelines.serving.gateway import Gateway, build_app
+
+    row = far_rollout_at_10_percent(spoke, lease_left=-1.0)  # its controller is gone
+    auth = {"authorization": "Bearer s3cret"}
+    record = replay_rows(spoke.root, spoke.config)[0]
+
+    def versions_served(client: TestClient, n: int) -> set[str]:
+        served = set()
+        for _ in range(n):
+            answer = client.post("/invocations", json={"dataframe_records": [record]})
+            assert answer.status_code == 200, answer.text
+            served.add(answer.headers["x-slipway-version"])
+        return served
+
+    gateway = Gateway(spoke.root, spoke.config, sample=False)
+    with TestClient(build_app(gateway, admin_token="s3cret")) as client:
+        state = client.get("/admin/state", headers=auth).json()
+        assert (state["champion"], state["challenger"], state["weight"]) == ("1", "2", 0)
+        assert "lease expired" in state["held_back"] and f"rollout {row.id}" in state["held_back"]
+        assert versions_served(client, 20) == {"1"}
+
+        # A controller takes the rollout over (resume): the reload restores its weight.
+        owner = rollout_state.new_owner()
+        assert rollout_state.claim(spoke.root, row, owner, 60.0)
+        state = client.post("/admin/reload", headers=auth, json={}).json()
+        assert (state["weight"], state["held_back"]) == (10, None)
+        assert versions_served(client, 20) == {"1", "2"}  # the canary is back at 10%
+
+        # That controller dies: once its lease is over, the periodic check drops the canary.
+        assert not client.portal.call(gateway.check_lease)  # lease still live: kept
+        assert rollout_state.update(spoke.root, row.id, expected_owner=owner, lease_expires_at=0)
+        assert client.portal.call(gateway.check_lease)
+        state = client.get("/admin/state", headers=auth).json()
+        assert state["weight"] == 0 and "lease expired" in state["held_back"]
+        assert versions_served(client, 20) == {"1"}
+    # The durable row is untouched: resume or rollback still decide the rollout.
+    after = rollout_state.get(spoke.root, row.id)
+    assert (after.status, after.weight) == (rollout_state.RUNNING, 10)
