@@ -142,8 +142,9 @@ def test_a_dead_controller_on_this_host_frees_its_lease_before_it_expires(root: 
 def test_a_lease_length_that_is_not_a_positive_number_is_refused(monkeypatch):
     for bad in ("0", "-5", "nan", "inf", "soon"):
         monkeypatch.setenv(rollout_state.LEASE_ENV, bad)
-        with pytest.raises(ValueError, match="must be a positive number of seconds"):
+        with pytest.raises(rollout_state.BadLeaseSetting, match="positive number of seconds"):
             rollout_state.lease_seconds()
+    assert rollout_state.BadLeaseSetting.exit_code == 3  # a configuration error
     monkeypatch.setenv(rollout_state.LEASE_ENV, "7.5")
     assert rollout_state.lease_seconds() == 7.5
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines import store
 from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import state_dir
 
 if TYPE_CHECKING:
@@ -112,6 +113,12 @@ class RolloutOpen(SlipwayError, RuntimeError):
     """Another rollout of this spoke is still open; the message says how to close it."""
 
 
+class BadLeaseSetting(SlipwayError, ValueError):
+    """$SLIPWAY_ROLLOUT_LEASE_SECONDS is not a positive number of seconds."""
+
+    exit_code = Exit.CONFIG
+
+
 def state_path(root: Path) -> Path:
     return state_dir(root) / STATE_FILE
 
@@ -137,7 +144,10 @@ def lease_seconds() -> float:
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise ValueError(f"{LEASE_ENV}={raw!r} must be a positive number of seconds")
+        raise BadLeaseSetting(
+            f"{LEASE_ENV}={raw!r} must be a positive number of seconds (default "
+            f"{LEASE_SECONDS:.0f}); set it so, or unset it"
+        )
     return value
 
 
