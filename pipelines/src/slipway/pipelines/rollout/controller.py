@@ -208,7 +208,8 @@ class Controller:
         """Roll the open rollout back now (`slipway rollback` while a rollout is open),
         whoever drives it: marking it rolling_back (a compare-and-set from the status just
         read) makes the driving controller's next change fail, so it stops. If it got to
-        promoting first, the promotion is finished and then reverted."""
+        promoting first, its promotion is let finish (or finished here, if its driver is
+        gone) and then reverted."""
         for _ in range(5):  # each retry means the row moved under us; it cannot move forever
             row = rollout_state.open_rollout(self.root)
             if row is None:
