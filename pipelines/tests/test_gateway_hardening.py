@@ -306,6 +306,7 @@ def test_a_champion_that_fails_to_load_never_hands_the_challenger_its_share(tmp_
         version: str = "2"
         weight: int = 10
         shadow: bool = False
+        lease_expires_at: float = float("inf")  # its controller is alive
 
     monkeypatch.setattr(gw, "_load_variant", load)
     monkeypatch.setattr(gateway_module.rollout_state, "open_rollout", lambda root: Open())

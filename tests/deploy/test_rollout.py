@@ -158,6 +158,10 @@ def controller_at_32_percent(spoke: Spoke, url: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A lease that outlives the test: these tests kill a process and then expect the
+        # state it left (a restarted gateway restores the canary weight only while the
+        # lease holds; `deploy --resume` on this host sees the dead pid at once).
+        env={**os.environ, rollout_state.LEASE_ENV: "600"},
     )
     deadline = time.monotonic() + STARTUP_GUARD_S
     while time.monotonic() < deadline:

@@ -189,7 +189,7 @@ def test_two_spokes_share_one_server_and_keep_their_own_state(
     )
     assert rollout_state.open_rollout(one).id == first.id
     assert rollout_state.open_rollout(two).id == other.id
-    assert first.owner and first.owner.endswith(f":{os.getpid()}")
+    assert first.owner and f":{os.getpid()}:" in first.owner  # host:pid:uuid
     # Compare-and-set: a change made against a phase that has moved on does not apply.
     assert rollout_state.update(one, first.id, expected_phase="starting", phase="10%")
     assert not rollout_state.update(one, first.id, expected_phase="starting", phase="32%")

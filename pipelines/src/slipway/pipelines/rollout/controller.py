@@ -6,6 +6,12 @@ minutes). Every decision is written to the durable rollout state before it is ac
 so a controller killed at any point is resumed (`slipway deploy --resume`) or aborted
 (`slipway rollback`) into a consistent registry, gateway and audit trail.
 
+Every state change is a compare-and-set from the state the controller expects, under its
+own lease (owner host:pid:uuid, renewed every poll). An operator's abort moves the row to
+rolling_back whatever the owner, so the controller's next change fails and it stops: the
+abort always wins. `deploy --resume` takes a rollout over only by a compare-and-set on an
+expired lease, so of two resumers exactly one drives it.
+
 A first deploy (no champion yet) bootstraps: the candidate is loaded as challenger, answers
 held-out rows through the gateway as a smoke test, and is then promoted to 100%.
 """
@@ -109,18 +115,6 @@ class Outcome:
     rollout_id: int
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Controller:
     def __init__(
         self,
@@ -138,6 +132,9 @@ class Controller:
         self._smoke_rows = smoke_rows
         self._t0 = time.monotonic()
         self._judge = plan.judge()
+        # Who drives the rollout, and for how long without a heartbeat (see state.claim).
+        self.owner = rollout_state.new_owner()
+        self.lease = rollout_state.lease_seconds()
         # Per step, the evidence it was decided on: events, the audit entry and the chart.
         self._evidence: dict[str, dict[str, Any]] = {}
 
@@ -159,6 +156,8 @@ class Controller:
             champion_version=champion,
             plan=plan,
             pid=os.getpid(),
+            owner=self.owner,
+            lease=self.lease,
         )
         self._event(
             row.id,
@@ -178,22 +177,22 @@ class Controller:
         row = rollout_state.open_rollout(self.root)
         if row is None:
             raise release.ReleaseError("no rollout is open; nothing to resume")
-        if _pid_alive(row.controller_pid):
-            raise release.ReleaseError(
-                f"controller pid {row.controller_pid} is still driving rollout {row.id}; "
-                "let it finish, or stop it and run `slipway deploy --resume` again"
-            )
         self.plan = Plan.from_dict({k: v for k, v in row.plan.items() if k != "bootstrap"})
         self._judge = self.plan.judge()
         self.gateway.health()
-        rollout_state.update(
-            self.root, row.id, controller_pid=os.getpid(), owner=rollout_state.owner_id()
-        )
+        if not rollout_state.claim(self.root, row, self.owner, self.lease, pid=os.getpid()):
+            now = rollout_state.get(self.root, row.id) or row
+            left = max(0.0, (now.lease_expires_at or 0.0) - time.time())
+            raise release.ReleaseError(
+                f"rollout {row.id} is driven by {now.owner} (its lease runs {left:.0f}s more); "
+                "let it finish, or once its lease has expired run `slipway deploy --resume` "
+                "again (`slipway rollback` aborts it at any time)"
+            )
         self._event(row.id, f"resumed rollout {row.id} ({row.status}, phase {row.phase})")
         if row.status == rollout_state.PROMOTING:
-            return self._promote(row.id)
+            return self._promote(row.id, expected=rollout_state.PROMOTING)
         if row.status == rollout_state.ROLLING_BACK:
-            return self._rollback(row.id, row.reason)
+            return self._rollback(row.id, row.reason, expected=rollout_state.ROLLING_BACK)
         if self._alias(registry.CHALLENGER) != row.version:
             return self._rollback(row.id, "resume found the `challenger` alias moved away")
         if problem := self._serve_candidate(row.version):
@@ -206,18 +205,55 @@ class Controller:
         return self._run(row.id, start)
 
     def abort(self, reason: str) -> Outcome:
-        """Roll the open rollout back now (`slipway rollback` while a rollout is open)."""
-        row = rollout_state.open_rollout(self.root)
-        if row is None:
-            raise release.ReleaseError("no rollout is open")
-        if row.status == rollout_state.PROMOTING:
-            return self._revert_promotion(row.id, reason)
-        return self._rollback(row.id, reason)
+        """Roll the open rollout back now (`slipway rollback` while a rollout is open),
+        whoever drives it: marking it rolling_back (a compare-and-set from the status just
+        read) makes the driving controller's next change fail, so it stops. If it got to
+        promoting first, its promotion is let finish (or finished here, if its driver is
+        gone) and then reverted."""
+        for _ in range(5):  # each retry means the row moved under us; it cannot move forever
+            row = rollout_state.open_rollout(self.root)
+            if row is None:
+                raise release.ReleaseError("no rollout is open")
+            if row.status == rollout_state.PROMOTING:
+                return self._revert_promotion(row.id, reason)
+            if self.mark_rolling_back(row, reason):
+                return self._rollback(
+                    row.id, reason, expected=rollout_state.ROLLING_BACK, marked=True
+                )
+        raise release.ReleaseError("the rollout kept changing; run `slipway rollback` again")
+
+    def mark_rolling_back(self, row: rollout_state.RolloutRow, reason: str) -> bool:
+        """The operator's abort, its first and deciding act: the row goes to rolling_back
+        (weight 0) if it is still as read, and this controller holds it from now on."""
+        return rollout_state.update(
+            self.root,
+            row.id,
+            expected_status=row.status,
+            status=rollout_state.ROLLING_BACK,
+            reason=reason,
+            weight=0,
+            shadow=False,
+            owner=self.owner,
+            lease_expires_at=time.time() + self.lease,
+        )
+
+    def _cas(self, rollout_id: int, expected: str, **fields: Any) -> bool:
+        """A change that applies only while this controller still owns the rollout and it is
+        still `expected`; every change renews the lease."""
+        return rollout_state.update(
+            self.root,
+            rollout_id,
+            expected_status=expected,
+            expected_owner=self.owner,
+            lease_expires_at=time.time() + self.lease,
+            **fields,
+        )
 
     # -- phases -------------------------------------------------------------------------------
 
     def _bootstrap(self, rollout_id: int, version: str) -> Outcome:
-        rollout_state.update(self.root, rollout_id, phase=SMOKE, step_index=0, weight=100)
+        if not self._cas(rollout_id, rollout_state.RUNNING, phase=SMOKE, step_index=0, weight=100):
+            return self._finished(rollout_id)
         rows = self._smoke_rows() if self._smoke_rows else []
         if not rows:
             return self._rollback(rollout_id, "bootstrap needs held-out rows for a smoke test")
@@ -247,9 +283,15 @@ class Controller:
             name = phases[index]
             shadow = name == SHADOW
             weight = 0 if shadow else int(name.rstrip("%"))
-            rollout_state.update(
-                self.root, rollout_id, step_index=index, phase=name, weight=weight, shadow=shadow
-            )
+            if not self._cas(
+                rollout_id,
+                rollout_state.RUNNING,
+                step_index=index,
+                phase=name,
+                weight=weight,
+                shadow=shadow,
+            ):
+                return self._finished(rollout_id)
             seq = self.gateway.set_weights(weight, shadow)["seq"]
             label = (
                 "shadow (challenger scores a copy of every request)"
@@ -282,8 +324,8 @@ class Controller:
         watch = self._judge.step(seconds)
         while True:
             time.sleep(POLL_SECONDS)
-            row = rollout_state.get(self.root, rollout_id)
-            if row is None or row.status != rollout_state.RUNNING:
+            # The heartbeat, and the check that nobody aborted or took the rollout over.
+            if not rollout_state.renew(self.root, rollout_id, self.owner, self.lease):
                 return None
             decision = watch.observe(self.gateway.window(seq), time.monotonic() - started)
             verdict = decision.judgement
@@ -302,18 +344,26 @@ class Controller:
         self._evidence[phase] = {"decision": status, **verdict.readings}
         self._event(rollout_id, f"step {phase} {status}:" + "".join(f"\n    {x}" for x in lines))
 
-    def _rollback(self, rollout_id: int, reason: str) -> Outcome:
+    def _rollback(
+        self,
+        rollout_id: int,
+        reason: str,
+        *,
+        expected: str = rollout_state.RUNNING,
+        marked: bool = False,
+    ) -> Outcome:
         """Traffic first (weight 0), then registry, audit and state; safe to repeat."""
         row = rollout_state.get(self.root, rollout_id)
         assert row is not None
-        rollout_state.update(
-            self.root,
+        if not marked and not self._cas(
             rollout_id,
+            expected,
             status=rollout_state.ROLLING_BACK,
             reason=reason,
             weight=0,
             shadow=False,
-        )
+        ):
+            return self._finished(rollout_id)
         try:
             self.gateway.set_weights(0, False)
         except GatewayUnreachable:
@@ -328,17 +378,23 @@ class Controller:
             details={"rollout": rollout_id, "evidence": self._evidence},
         )
         self._reload_quietly()
-        rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLED_BACK)
+        if not self._cas(rollout_id, rollout_state.ROLLING_BACK, status=rollout_state.ROLLED_BACK):
+            return self._finished(rollout_id)
         self._event(
             rollout_id, f"rolled back version {row.version}; champion stays {row.champion_version}"
         )
         return Outcome(rollout_state.ROLLED_BACK, row.version, reason, rollout_id)
 
-    def _promote(self, rollout_id: int, note: str = "") -> Outcome:
+    def _promote(
+        self, rollout_id: int, note: str = "", *, expected: str = rollout_state.RUNNING
+    ) -> Outcome:
         row = rollout_state.get(self.root, rollout_id)
         assert row is not None
         reason = note or f"passed {len(self.plan.phases())} rollout steps within guardrails"
-        rollout_state.update(self.root, rollout_id, status=rollout_state.PROMOTING, phase="promote")
+        # The deciding compare-and-set: an abort that marked the rollout rolling_back first
+        # wins, and nothing below (registry, audit) happens.
+        if not self._cas(rollout_id, expected, status=rollout_state.PROMOTING, phase="promote"):
+            return self._finished(rollout_id)
         release.promote(
             self.root,
             self.client,
@@ -349,14 +405,15 @@ class Controller:
             details={"rollout": rollout_id, "evidence": self._evidence},
         )
         self._reload_quietly()
-        rollout_state.update(
-            self.root,
+        if not self._cas(
             rollout_id,
+            rollout_state.PROMOTING,
             status=rollout_state.PROMOTED,
             reason=reason,
             weight=0,
             shadow=False,
-        )
+        ):
+            return self._promotion_overtaken(rollout_id, row.version)
         self._event(
             rollout_id,
             f"PROMOTED version {row.version} to champion (previous: {row.champion_version})",
@@ -366,7 +423,27 @@ class Controller:
     def _revert_promotion(self, rollout_id: int, reason: str) -> Outcome:
         """A rollback asked for while the aliases were moving: finish the promotion, so the
         registry and the audit trail agree on what happened, then give the champion back."""
-        promoted = self._promote(rollout_id)
+        row = self._wait_for_promotion(rollout_id)
+        if row.status == rollout_state.PROMOTING:
+            # Its driver is gone: take the promotion over (compare-and-set on the owner
+            # read) and finish it here.
+            took = rollout_state.update(
+                self.root,
+                rollout_id,
+                expected_status=rollout_state.PROMOTING,
+                expected_owner=row.owner,
+                owner=self.owner,
+                lease_expires_at=time.time() + self.lease,
+            )
+            promoted = (
+                self._promote(rollout_id, expected=rollout_state.PROMOTING)
+                if took
+                else self._finished(rollout_id)
+            )
+        else:
+            promoted = Outcome(row.status, row.version, row.reason, rollout_id)
+        if promoted.status != rollout_state.PROMOTED:
+            return promoted
         if self._alias(registry.PREVIOUS) is None:
             raise release.ReleaseError(
                 f"version {promoted.version} was a first champion, so there is nothing to "
@@ -374,13 +451,62 @@ class Controller:
             )
         release.revert_promotion(self.root, self.client, self.model, reason=reason)
         self._reload_quietly()
-        rollout_state.update(self.root, rollout_id, status=rollout_state.ROLLED_BACK, reason=reason)
+        rollout_state.update(
+            self.root,
+            rollout_id,
+            expected_status=rollout_state.PROMOTED,
+            status=rollout_state.ROLLED_BACK,
+            reason=reason,
+        )
         self._event(
             rollout_id,
             f"ROLLBACK after promotion: version {promoted.version} out, "
             f"champion {self._alias(registry.CHAMPION)} again; {reason}",
         )
         return Outcome(rollout_state.ROLLED_BACK, promoted.version, reason, rollout_id)
+
+    def _wait_for_promotion(self, rollout_id: int) -> rollout_state.RolloutRow:
+        """A live controller is moving the aliases: wait until it is done (at most its lease)
+        rather than finish the promotion beside it, where its alias moves could land after
+        our revert."""
+        said = False
+        while True:
+            row = rollout_state.get(self.root, rollout_id)
+            assert row is not None
+            if (
+                row.status != rollout_state.PROMOTING
+                or row.owner == self.owner
+                or rollout_state.lease_expired(row)
+                or rollout_state.owner_is_dead_here(row.owner)
+            ):
+                return row
+            if not said:
+                self._echo(
+                    f"rollout {rollout_id} is being promoted by {row.owner}; waiting for it "
+                    "to finish (at most its lease), then reverting the promotion"
+                )
+                said = True
+            time.sleep(POLL_SECONDS)
+
+    def _promotion_overtaken(self, rollout_id: int, version: str) -> Outcome:
+        """This controller's promotion could not be recorded: someone took the rollout over
+        (it stalled past its lease). If they rolled it back, its alias moves may have landed
+        after their revert: undo them, so the registry says what the rollout decided."""
+        row = rollout_state.get(self.root, rollout_id)
+        assert row is not None
+        if row.status == rollout_state.ROLLED_BACK and self._alias(registry.CHAMPION) == version:
+            try:
+                release.revert_promotion(
+                    self.root,
+                    self.client,
+                    self.model,
+                    reason=f"rollout {rollout_id} was rolled back while this controller "
+                    f"promoted: {row.reason}",
+                )
+            except release.ReleaseError as exc:
+                self._echo(f"warning: could not undo the late promotion of {version}: {exc}")
+            self._reload_quietly()
+        return self._finished(rollout_id)
 
     def _finished(self, rollout_id: int) -> Outcome:
         row = rollout_state.get(self.root, rollout_id)

@@ -19,6 +19,7 @@ import os
 import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines import store
 from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import state_dir
 
 if TYPE_CHECKING:
@@ -41,6 +43,12 @@ ROLLING_BACK = "rolling_back"
 PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
 OPEN_STATUSES = (RUNNING, PROMOTING, ROLLING_BACK)
+
+# How long a controller's claim on a rollout lasts without a heartbeat (it renews it every
+# poll). Past it, `deploy --resume` on any machine may take the rollout over, and a gateway
+# drops the challenger to 0: a canary nobody watches serves no traffic.
+LEASE_SECONDS = 30.0
+LEASE_ENV = "SLIPWAY_ROLLOUT_LEASE_SECONDS"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollouts (
@@ -57,6 +65,7 @@ CREATE TABLE IF NOT EXISTS rollouts (
     plan TEXT NOT NULL DEFAULT '{}',
     controller_pid INTEGER,
     owner TEXT,
+    lease_expires_at REAL,
     started_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL
@@ -93,7 +102,8 @@ class RolloutRow:
     started_at: float
     updated_at: float
     finished_at: float | None
-    owner: str | None = None  # host:pid of the controller that drives it
+    owner: str | None = None  # host:pid:uuid of the controller that drives it
+    lease_expires_at: float | None = None  # its heartbeat: renewed every poll
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,13 +113,70 @@ class RolloutOpen(SlipwayError, RuntimeError):
     """Another rollout of this spoke is still open; the message says how to close it."""
 
 
+class BadLeaseSetting(SlipwayError, ValueError):
+    """$SLIPWAY_ROLLOUT_LEASE_SECONDS is not a positive number of seconds."""
+
+    exit_code = Exit.CONFIG
+
+
 def state_path(root: Path) -> Path:
     return state_dir(root) / STATE_FILE
 
 
 def owner_id() -> str:
-    """Who drives a rollout: host and process (a pid alone means nothing across machines)."""
+    """This host and process (a pid alone means nothing across machines)."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def new_owner() -> str:
+    """One controller's identity, host:pid:uuid: unique even for two controllers in one
+    process, so a lease names exactly one of them."""
+    return f"{owner_id()}:{uuid.uuid4().hex[:12]}"
+
+
+def lease_seconds() -> float:
+    """The lease length: $SLIPWAY_ROLLOUT_LEASE_SECONDS, else LEASE_SECONDS."""
+    raw = os.environ.get(LEASE_ENV)
+    if raw is None:
+        return LEASE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise BadLeaseSetting(
+            f"{LEASE_ENV}={raw!r} must be a positive number of seconds (default "
+            f"{LEASE_SECONDS:.0f}); set it so, or unset it"
+        )
+    return value
+
+
+def lease_expired(row: RolloutRow, now: float | None = None) -> bool:
+    """No controller holds this rollout: its lease ran out (or it has none, a row written
+    before leases existed)."""
+    at = time.time() if now is None else now
+    return row.lease_expires_at is None or row.lease_expires_at <= at
+
+
+def owner_is_dead_here(owner: str | None) -> bool:
+    """The owner ran on this host and its process is gone: its lease is void early (on
+    another host only the lease's expiry can say so)."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 _UPDATABLE = {
@@ -121,6 +188,7 @@ _UPDATABLE = {
     "reason",
     "controller_pid",
     "owner",
+    "lease_expires_at",
 }
 
 
@@ -164,8 +232,10 @@ def _connect(root: Path) -> Iterator[sqlite3.Connection]:
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
         columns = {r[1] for r in conn.execute("PRAGMA table_info(rollouts)")}
-        if "owner" not in columns:  # a state file from before 0.2.0
-            conn.execute("ALTER TABLE rollouts ADD COLUMN owner TEXT")
+        # State files from before 0.2.0 gain the columns they lack (old rows: NULL).
+        for column, sqltype in (("owner", "TEXT"), ("lease_expires_at", "REAL")):
+            if column not in columns:
+                conn.execute(f"ALTER TABLE rollouts ADD COLUMN {column} {sqltype}")
         conn.row_factory = sqlite3.Row
         yield conn
     finally:
@@ -176,7 +246,16 @@ class _FileStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def start(self, model: str, version: str, champion: str | None, plan: str, pid: int) -> int:
+    def start(
+        self,
+        model: str,
+        version: str,
+        champion: str | None,
+        plan: str,
+        pid: int,
+        owner: str,
+        lease: float,
+    ) -> int:
         now = time.time()
         with _connect(self.root) as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -188,9 +267,9 @@ class _FileStore:
                 raise _already_open(_row(open_row))
             cur = conn.execute(
                 "INSERT INTO rollouts (model, version, champion_version, status, phase, plan, "
-                "controller_pid, owner, started_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'starting', ?, ?, ?, ?, ?)",
-                (model, version, champion, RUNNING, plan, pid, owner_id(), now, now),
+                "controller_pid, owner, lease_expires_at, started_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'starting', ?, ?, ?, ?, ?, ?)",
+                (model, version, champion, RUNNING, plan, pid, owner, now + lease, now, now),
             )
             conn.execute("COMMIT")
             return int(cur.lastrowid or 0)
@@ -202,6 +281,23 @@ class _FileStore:
             cur = conn.execute(
                 f"UPDATE rollouts SET {assignments} WHERE id = ?{conditions}",
                 (*values.values(), rollout_id, *where.values()),
+            )
+            return cur.rowcount == 1
+
+    def claim(
+        self,
+        rollout_id: int,
+        values: dict[str, Any],
+        expected_owner: str | None,
+        now: float,
+        force: bool,
+    ) -> bool:
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with _connect(self.root) as conn:
+            cur = conn.execute(
+                f"UPDATE rollouts SET {assignments} WHERE id = ? AND status IN {OPEN_STATUSES} "
+                "AND owner IS ? AND (? OR lease_expires_at IS NULL OR lease_expires_at <= ?)",
+                (*values.values(), rollout_id, expected_owner, int(force), now),
             )
             return cur.rowcount == 1
 
@@ -254,10 +350,13 @@ _SHARED_SCHEMA = (
         plan TEXT NOT NULL DEFAULT '{}',
         controller_pid INTEGER,
         owner TEXT,
+        lease_expires_at DOUBLE PRECISION,
         started_at DOUBLE PRECISION NOT NULL,
         updated_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION
     )""",
+    # Tables created before leases existed gain the column (old rows: NULL, i.e. expired).
+    "ALTER TABLE slipway_rollouts ADD COLUMN IF NOT EXISTS lease_expires_at DOUBLE PRECISION",
     # At most one open rollout per model, whichever machine starts it: the database says no.
     f"""CREATE UNIQUE INDEX IF NOT EXISTS slipway_rollouts_one_open ON slipway_rollouts (model)
         WHERE status IN ({", ".join(repr(s) for s in OPEN_STATUSES)})""",
@@ -289,7 +388,16 @@ class _SharedStore:
     def _run(self, what: str, action: Any) -> Any:
         return store.with_retry(self.url, what, action)
 
-    def start(self, model: str, version: str, champion: str | None, plan: str, pid: int) -> int:
+    def start(
+        self,
+        model: str,
+        version: str,
+        champion: str | None,
+        plan: str,
+        pid: int,
+        owner: str,
+        lease: float,
+    ) -> int:
         from sqlalchemy import text
         from sqlalchemy.exc import IntegrityError
 
@@ -300,8 +408,9 @@ class _SharedStore:
                 conn.execute(
                     text(
                         "INSERT INTO slipway_rollouts (model, version, champion_version, status, "
-                        "phase, plan, controller_pid, owner, started_at, updated_at) VALUES "
-                        "(:m, :v, :c, :s, 'starting', :p, :pid, :o, :now, :now) RETURNING id"
+                        "phase, plan, controller_pid, owner, lease_expires_at, started_at, "
+                        "updated_at) VALUES (:m, :v, :c, :s, 'starting', :p, :pid, :o, :lease, "
+                        ":now, :now) RETURNING id"
                     ),
                     {
                         "m": model,
@@ -310,7 +419,8 @@ class _SharedStore:
                         "s": RUNNING,
                         "p": plan,
                         "pid": pid,
-                        "o": owner_id(),
+                        "o": owner,
+                        "lease": now + lease,
                         "now": now,
                     },
                 ).scalar_one()
@@ -357,6 +467,34 @@ class _SharedStore:
             return result.rowcount == 1
 
         return bool(self._run("record a rollout decision", change))
+
+    def claim(
+        self,
+        rollout_id: int,
+        values: dict[str, Any],
+        expected_owner: str | None,
+        now: float,
+        force: bool,
+    ) -> bool:
+        from sqlalchemy import text
+
+        assignments = ", ".join(f"{k} = :v_{k}" for k in values)
+        open_list = ", ".join(repr(s) for s in OPEN_STATUSES)
+
+        def change(conn: Connection) -> bool:
+            result = conn.execute(
+                text(
+                    f"UPDATE slipway_rollouts SET {assignments} WHERE id = :id AND model = :m "
+                    f"AND status IN ({open_list}) AND owner IS NOT DISTINCT FROM :owner "
+                    "AND (:force OR lease_expires_at IS NULL OR lease_expires_at <= :now)"
+                ),
+                {f"v_{k}": v for k, v in values.items()}
+                | {"id": rollout_id, "m": self.model, "owner": expected_owner}
+                | {"force": force, "now": now},
+            )
+            return result.rowcount == 1
+
+        return bool(self._run("claim a rollout", change))
 
     def _select(self, where: str, params: dict[str, Any]) -> list[RolloutRow]:
         from sqlalchemy import text
@@ -430,10 +568,21 @@ def start(
     champion_version: str | None,
     plan: dict[str, Any],
     pid: int,
+    owner: str | None = None,
+    lease: float | None = None,
 ) -> RolloutRow:
-    """Open a rollout; refuse if another one is still open (resume or roll it back first)."""
+    """Open a rollout held by `owner` (a lease of `lease` seconds); refuse if another one is
+    still open (resume or roll it back first)."""
     backend = _store(root)
-    rollout_id = backend.start(model, version, champion_version, json.dumps(plan), pid)
+    rollout_id = backend.start(
+        model,
+        version,
+        champion_version,
+        json.dumps(plan),
+        pid,
+        owner or new_owner(),
+        lease_seconds() if lease is None else lease,
+    )
     found = backend.get(rollout_id)
     assert found is not None
     return found
@@ -445,16 +594,56 @@ def update(
     *,
     expected_phase: str | None = None,
     expected_status: str | None = None,
+    expected_owner: str | None = None,
     **fields: Any,
 ) -> bool:
     """Record a decision (status, phase, step_index, weight, shadow, reason, controller_pid,
-    owner). With `expected_phase` / `expected_status` the change applies only while the row
-    still has that phase / status (compare-and-set: another controller that moved it on
-    wins). Returns whether the row changed."""
+    owner, lease_expires_at). With `expected_phase` / `expected_status` / `expected_owner`
+    the change applies only while the row still has that phase / status / owner
+    (compare-and-set: an operator's abort or a controller that took over wins). Returns
+    whether the row changed."""
     where = {
-        k: v for k, v in (("phase", expected_phase), ("status", expected_status)) if v is not None
+        k: v
+        for k, v in (
+            ("phase", expected_phase),
+            ("status", expected_status),
+            ("owner", expected_owner),
+        )
+        if v is not None
     }
     return _store(root).update(rollout_id, _changes(fields), where)
+
+
+def renew(root: Path, rollout_id: int, owner: str, lease: float, status: str = RUNNING) -> bool:
+    """The heartbeat: extend `owner`'s lease while it still owns the rollout and the rollout
+    is still `status`. False means someone else took it over or closed it: stop."""
+    return update(
+        root,
+        rollout_id,
+        expected_status=status,
+        expected_owner=owner,
+        lease_expires_at=time.time() + lease,
+    )
+
+
+def claim(
+    root: Path,
+    row: RolloutRow,
+    owner: str,
+    lease: float,
+    *,
+    pid: int | None = None,
+    now: float | None = None,
+) -> bool:
+    """Take the open rollout `row` over (`deploy --resume`), atomically: only while its owner
+    is still the one read in `row` and that owner's lease has expired (or it is this owner,
+    or a process on this host that is gone). Of two resumers at once exactly one wins."""
+    at = time.time() if now is None else now
+    force = row.owner == owner or owner_is_dead_here(row.owner)
+    values = _changes({"owner": owner, "lease_expires_at": at + lease})
+    if pid is not None:
+        values["controller_pid"] = pid
+    return _store(root).claim(row.id, values, row.owner, at, force)
 
 
 def get(root: Path, rollout_id: int) -> RolloutRow | None:

@@ -35,9 +35,10 @@ def collect(root: Path, config: SpokeConfig, url: str | None = None) -> dict[str
         rollout["last_reading"] = readings[-1] if readings else None
         rollout["events"] = rollout_state.events(root, row.id)
         if row.status in rollout_state.OPEN_STATUSES:
+            lease = "expired" if rollout_state.lease_expired(row) else "held"
             action = (
-                f"rollout {row.id} is open ({row.status}); if its controller (pid "
-                f"{row.controller_pid}) is gone, run `slipway deploy --resume` to "
+                f"rollout {row.id} is open ({row.status}); if its controller "
+                f"({row.owner}, lease {lease}) is gone, run `slipway deploy --resume` to "
                 "continue or `slipway rollback` to abort"
             )
     return {"model": model, "aliases": aliases, "gateway": gw, "rollout": rollout, "action": action}

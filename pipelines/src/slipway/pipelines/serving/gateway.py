@@ -61,6 +61,8 @@ CHALLENGER = "challenger"
 WINDOW_EVENTS = 200_000  # readings kept for /admin/window: minutes of traffic at full speed
 WINDOW_PREDICTIONS = 5_000  # prediction values returned per variant for drift judgement
 SAMPLE_FLUSH_SECONDS = 1.0
+# How often a running gateway asks whether the rollout it serves still has a live controller.
+LEASE_CHECK_SECONDS = 5.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Distinct prediction values labelled per variant; the rest share "other" (a regressor's or a
 # free-text model's outputs would otherwise make a new time series per request).
@@ -184,6 +186,9 @@ class Gateway:
         self._prediction_labels: dict[str, set[str]] = {}
         self.weight = 0
         self.shadow = False
+        # Why the challenger serves nothing although a rollout is open (its controller's
+        # lease expired: a canary nobody watches gets no traffic), else None.
+        self.held_back: str | None = None
         self._routed = 0
         self._seq = 0
         # (seq, role, ok, model seconds, predictions) per request
@@ -389,6 +394,7 @@ class Gateway:
             active = rollout_state.open_rollout(self.root)
             if CHALLENGER in loaded and active and active.version == loaded[CHALLENGER].version:
                 self._set_weight(active.weight, active.shadow)
+                self.drop_unwatched_canary(active)
             else:
                 self._set_weight(0, False)
             log.info("serving %s", {r: v.version for r, v in loaded.items()})
@@ -396,7 +402,40 @@ class Gateway:
 
     def _set_weight(self, weight: int, shadow: bool) -> None:
         self.weight, self.shadow = weight, shadow
+        self.held_back = None
         self.m_weight.set(weight)
+
+    def drop_unwatched_canary(self, active: rollout_state.RolloutRow | None) -> bool:
+        """Champion only once the open rollout's controller lease has expired: no guardrails
+        watch the challenger any more. Returns whether the challenger was dropped."""
+        if not (self.weight or self.shadow) or active is None:
+            return False
+        if not rollout_state.lease_expired(active):
+            return False
+        was = "shadow" if self.shadow else f"{self.weight}%"
+        self._set_weight(0, False)
+        self.held_back = (
+            f"rollout {active.id}: its controller's lease expired, so the challenger went from "
+            f"{was} to 0; `slipway deploy --resume` continues it, `slipway rollback` aborts it"
+        )
+        log.warning("%s", self.held_back)
+        return True
+
+    async def check_lease(self) -> bool:
+        """One periodic check (watch_lease_forever): drop an unwatched canary."""
+        if self.model_dir is not None or not (self.weight or self.shadow):
+            return False
+        loop = asyncio.get_running_loop()
+        active = await loop.run_in_executor(None, rollout_state.open_rollout, self.root)
+        return self.drop_unwatched_canary(active)
+
+    async def watch_lease_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_CHECK_SECONDS)
+            try:
+                await self.check_lease()
+            except Exception as exc:  # state unreadable now: keep serving, ask again later
+                log.error("cannot read the rollout state to check its lease: %s", exc)
 
     def set_weights(self, weight: int, shadow: bool) -> dict[str, Any]:
         if (weight > 0 or shadow) and CHALLENGER not in self.variants:
@@ -414,6 +453,7 @@ class Gateway:
             "shadow": self.shadow,
             "seq": self._seq,
             "load_errors": dict(self.load_errors),
+            "held_back": self.held_back,
         }
 
     # -- scoring ------------------------------------------------------------------------------
@@ -874,8 +914,10 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
         else:
             await gateway.reload()
         flusher = loop.create_task(gateway.flush_samples_forever())
+        watcher = loop.create_task(gateway.watch_lease_forever())
         yield
         flusher.cancel()
+        watcher.cancel()
         if loading is not None:
             loading.cancel()
         try:
