@@ -201,12 +201,21 @@ def _metrics_section(facts: dict[str, Any], gaps: list[str]) -> str:
 
 
 def _gates_line(config: SpokeConfig) -> str:
-    gates = config.gates
-    floors = ", ".join(f"{name} >= {value:g}" for name, value in sorted(gates.minimum.items()))
+    from slipway.pipelines.config import metric as metric_of
+
+    gates, task = config.gates, config.training.task
+
+    def better(name: str) -> tuple[str, str]:  # (comparison, sign of the margin)
+        return (">=", "+") if metric_of(task, name).greater_is_better else ("<=", "-")
+
+    floors = ", ".join(
+        f"{name} {better(name)[0]} {value:g}" for name, value in sorted(gates.minimum.items())
+    )
     metric = gates.primary_metric
+    compare, sign = better(metric)
     return (
-        f"Gates a version had to pass: {floors or 'no absolute floors'}, and "
-        f"{metric} >= the champion's {metric} + {gates.champion_margin:g}."
+        f"Task: {task}. Gates a version had to pass: {floors or 'no absolute floors'}, and "
+        f"{metric} {compare} the champion's {metric} {sign} {gates.champion_margin:g}."
     )
 
 

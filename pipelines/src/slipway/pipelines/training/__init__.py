@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         schema_for,
         validate_frame,
     )
+    from slipway.pipelines.training.flavors import Flavor, UnsupportedModelError, flavor_of
     from slipway.pipelines.training.images import ImageRefError, validate_image_ref
     from slipway.pipelines.training.kubeflow import (
         KubeflowError,
@@ -84,6 +85,9 @@ _EXPORTS = {
     "schema_for": "data_contract",
     "validate_frame": "data_contract",
     "Baseline": "quality_gate",
+    "Flavor": "flavors",
+    "UnsupportedModelError": "flavors",
+    "flavor_of": "flavors",
     "Verdict": "quality_gate",
     "SpokeCodeError": "spoke_code",
     "Split": "spoke_code",
@@ -98,6 +102,7 @@ _EXPORTS = {
 __all__ = [
     "COMPILED_FILE",
     "Baseline",
+    "Flavor",
     "GitState",
     "ImageRefError",
     "KubeflowError",
@@ -109,12 +114,14 @@ __all__ = [
     "SubmitOptions",
     "TrainingError",
     "TrainingOutcome",
+    "UnsupportedModelError",
     "Verdict",
     "Violation",
     "compile_training",
     "data_digest",
     "file_sha256",
     "find_outcome",
+    "flavor_of",
     "format_report",
     "git_state",
     "held_out_rows",
