@@ -89,7 +89,7 @@ def _train(spoke: Spoke) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _registered_run(spoke: Spoke, version: str):  # noqa: ANN202 - an MLflow Run
+def _registered_run(spoke: Spoke, version: str):  # the version, its MLflow run, a client
     client = registry.client(spoke.root)
     mv = client.get_model_version(spoke.config.model_name, version)
     return mv, client.get_run(mv.run_id), client

@@ -230,8 +230,9 @@ def gate(
     model = _model(model_dir)
     example = parts.x_train.head(5)
     challenger = as_pyfunc(model, infer_signature(example, _predict(model, example)))
+    held_out = f"{config.model_name}-held-out"
+    scores: dict[str, float] = {}  # set inside the run (start_run re-raises on failure)
     with mlflow.start_run(run_id=run_id):
-        held_out = f"{config.model_name}-held-out"
         scores = evaluate(challenger, parts.x_test, parts.y_test, task, held_out)
         mlflow.log_params(
             {
@@ -249,6 +250,7 @@ def gate(
     if held is not None:
         alias, version = held
         mlflow.set_registry_uri(ctx.tracking_uri)
+        measured: dict[str, float] = {}
         try:
             reigning = mlflow.pyfunc.load_model(f"models:/{config.model_name}@{alias}")
             with (
