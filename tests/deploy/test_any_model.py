@@ -125,7 +125,7 @@ def test_a_multiclass_spoke_trains_gates_and_registers(multiclass):
     assert "accuracy" in Path(gate).read_text() and "f1_weighted" in Path(gate).read_text()
 
 
-def test_a_lightgbm_regressor_trains_is_gated_lower_is_better_and_logs_its_flavor(boosted):
+def test_a_lightgbm_regressor_trains_is_gated_and_logs_its_flavor(boosted):
     done = _train(boosted)
     assert done.returncode == 0, done.stdout + done.stderr
     mv, run, client = _registered_run(boosted, "1")
@@ -144,14 +144,16 @@ def test_a_lightgbm_regressor_trains_is_gated_lower_is_better_and_logs_its_flavo
     assert "lightgbm" in model.metadata.flavors
     assert model.metadata.flavors["python_function"]["loader_module"] == "mlflow.lightgbm"
 
-    # A retrain that is worse (fewer trees: larger error) is rejected against v1, the
-    # waiting challenger, with the comparison pointing the right way for an error.
-    toml = boosted.root / "slipway.toml"
-    toml.write_text(toml.read_text().replace("alpha = 1.0", "n_estimators = 5"))
-    _git(boosted.root, "commit", "-qam", "fewer trees")
-    worse = _train(boosted)
-    assert worse.returncode == Exit.GATE_REJECTED, worse.stdout + worse.stderr
-    assert "rmse" in worse.stdout and "= challenger v1" in worse.stdout and " > " in worse.stdout
+    # The model card carries the task's plots and says which way each gate points.
+    slipway(boosted.root, "card", "1", check=True)
+    card = (boosted.root / "docs" / "model_card.md").read_text()
+    assert "![residuals](model_card/residuals.png)" in card
+    assert "![predicted vs actual](model_card/predicted_vs_actual.png)" in card
+    assert "Task: regression" in card and "rmse <= 65" in card
+    assert "rmse <= the champion's rmse - 0" in card
+    assert "| rmse |" in card
+    # (An error's comparison with a champion points down: tests/test_training_units.py; a
+    # second full training run here would cost the CI budget ~40 s for the same check.)
 
 
 def test_the_lightgbm_version_deploys_and_a_shifted_canary_is_rolled_back(boosted):

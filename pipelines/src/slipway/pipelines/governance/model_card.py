@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-    from slipway.pipelines.config import SpokeConfig
+    from slipway.pipelines.config import SpokeConfig, Task
 
 TAG_CARD_FINGERPRINT = "slipway.card.fingerprint"
 TAG_CARD_CONFIG_SHA256 = "slipway.card.config_sha256"
@@ -299,14 +299,18 @@ def _rollout_section(root: Path, version: ModelVersion) -> str:
     )
 
 
-def _fetch_plots(client: MlflowClient, run_id: str | None, into: Path, gaps: list[str]) -> str:
-    """Copy the run's plots beside the card so the Markdown renders offline."""
+def _fetch_plots(
+    client: MlflowClient, run_id: str | None, into: Path, gaps: list[str], task: Task = "binary"
+) -> str:
+    """Copy the run's plots (the task's pair) beside the card so the Markdown renders offline."""
+    from slipway.pipelines.training.evaluation import PLOTS as PLOTS_BY_TASK
+
     if not run_id:
         gaps.append("the version has no run, so no plots")
         return "_No plots._"
     found = []
     available = {item.path for item in client.list_artifacts(run_id, "plots")}
-    for plot in PLOTS:
+    for plot in (f"plots/{name}" for name in PLOTS_BY_TASK[task]):
         if plot not in available:
             gaps.append(f"plot {plot} was not logged with the version's run")
             continue
@@ -400,7 +404,7 @@ def render_card(
         "contract": _contract_section(config),
         "lineage": lineage,
         "metrics": _metrics_section(facts, gaps),
-        "plots": _fetch_plots(client, version.run_id, plots_dir, gaps),
+        "plots": _fetch_plots(client, version.run_id, plots_dir, gaps, config.training.task),
         "limitations": "\n".join(f"- {item}" for item in gov.limitations) or "_None declared._",
         "approvals": _approval_section(root, config, version, gaps),
         "approvers": "Who may approve: "
