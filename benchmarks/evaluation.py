@@ -43,6 +43,10 @@ REPEATS = 5
 def main() -> None:
     store = tempfile.mkdtemp(prefix="slipway-bench-")
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+    # Artifacts beside the store: MLflow's default root is ./mlruns in the working directory.
+    mlflow.set_experiment(
+        experiment_id=mlflow.create_experiment("bench", artifact_location=f"file://{store}/art")
+    )
     x, y = load_breast_cancer(return_X_y=True, as_frame=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, random_state=42, stratify=y)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x_train, y_train)
