@@ -44,6 +44,9 @@ MATRIX: dict[str, dict[str, object]] = {
         "max_error_rate": 0.5,
         "max_p95_latency_ratio": 1.05,
     },
+    # One starter per task: its data, metrics, gate floors and tests (binary is "defaults").
+    "multiclass": {"task": "multiclass"},
+    "regression": {"task": "regression", "risk_tier": "low"},
 }
 
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}")
@@ -83,6 +86,11 @@ def test_rendered_spoke_is_clean_and_valid(render, case: str):
     steps = config.rollout.canary_steps
     assert steps[0] == answers.get("canary_first_percent", 10)
     assert len(steps) == answers.get("canary_step_count", 3)
+    task = answers.get("task", "binary")
+    assert config.training.task == task
+    # The starter's floors are the task's metrics (config validation checked the names).
+    expected = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}[task]
+    assert config.gates.primary_metric == expected
 
 
 @pytest.mark.parametrize("case", list(MATRIX))

@@ -169,8 +169,13 @@ def test_first_run_registers_version_1_with_full_lineage(spoke, first_run):
     assert not any(k.startswith("champion_") for k in run.data.metrics)
     assert run.data.params["C"] == "1.0"
     assert run.data.tags[registry.TAG_OUTCOME] == "registered"
-    (dataset_input,) = run.inputs.dataset_inputs
-    assert tags[registry.TAG_DATA_DIGEST].startswith(dataset_input.dataset.digest)
+    # Two inputs: the data trained on (its digest is the version's), and the held-out rows
+    # mlflow.models.evaluate scored (logged by MLflow's evaluation itself).
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {f"{MODEL}-training", f"{MODEL}-held-out"}
+    assert tags[registry.TAG_DATA_DIGEST].startswith(inputs[f"{MODEL}-training"].digest)
+    # MLflow's own evaluation metrics are on the run too, under its names.
+    assert run.data.metrics["roc_auc"] == run.data.metrics["test_roc_auc"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert artifacts == {"plots/confusion_matrix.png", "plots/roc_curve.png"}
 

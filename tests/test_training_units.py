@@ -126,6 +126,37 @@ def test_challenger_must_beat_the_champion_by_the_margin():
     assert any("champion v3 0.9650 + margin 0.01" in reason for reason in verdict.reasons)
 
 
+REGRESSION_GATES = Gates(primary_metric="rmse", minimum={"rmse": 60.0, "r2": 0.3})
+
+
+def test_a_lower_is_better_floor_rejects_a_larger_error():
+    verdict = judge({"rmse": 61.5, "r2": 0.45}, None, REGRESSION_GATES, task="regression")
+    assert not verdict.passed
+    assert "rmse 61.5000 > floor 60.0000 (gates.minimum)" in verdict.reasons
+    assert "r2 0.4500 >= floor 0.3000" in verdict.reasons
+
+
+def test_a_regression_challenger_must_not_have_a_larger_error_than_the_champion():
+    champion = Baseline(alias="champion", version="2", metrics={"rmse": 52.0, "r2": 0.5})
+    worse = judge({"rmse": 53.0, "r2": 0.48}, champion, REGRESSION_GATES, task="regression")
+    assert not worse.passed
+    assert any(
+        "rmse 53.0000 > 52.0000 = champion v2 52.0000 - margin 0" in r for r in worse.reasons
+    )
+    # Equal is "no worse": a retrain on the same data passes (margin 0 is not an MLflow change).
+    assert judge({"rmse": 52.0, "r2": 0.5}, champion, REGRESSION_GATES, task="regression").passed
+    demanding = Gates(primary_metric="rmse", minimum={}, champion_margin=2.0)
+    assert not judge({"rmse": 51.0}, champion, demanding, task="regression").passed  # > 52 - 2
+    assert judge({"rmse": 49.5}, champion, demanding, task="regression").passed
+
+
+def test_a_gated_metric_the_model_cannot_give_is_a_rejection_that_says_why():
+    gates = Gates(primary_metric="accuracy", minimum={"roc_auc_ovr": 0.9})
+    verdict = judge({"accuracy": 0.95}, None, gates, task="multiclass")
+    assert not verdict.passed
+    assert "predict_proba" in verdict.reasons[0]
+
+
 def _git(cwd: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],

@@ -99,7 +99,12 @@ def test_a_minimal_valid_file_gets_the_documented_defaults():
             "governance.risk_tier",
             "'low', 'medium' or 'high'",
         ),
-        ("[budget]", "[gates.minimum]\nbogus = 0.5\n[budget]", "(top level)", "unknown metrics"),
+        (
+            "[budget]",
+            "[gates.minimum]\nbogus = 0.5\n[budget]",
+            "(top level)",
+            "is not a binary metric",
+        ),
         ("min_rows = 10", "min_rows = 10\nmin_row = 3", "data.contract.min_row", "unknown key"),
         ('target = "churned"', 'target = "tenure"', "data", "must not be listed"),
         # nan compares false with everything: it silently switched the range check off.
@@ -166,3 +171,46 @@ def test_spoke_root_is_found_from_a_subdirectory(tmp_path: Path):
 def test_a_directory_that_is_not_a_spoke_gets_a_next_step(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"not a Slipway spoke.*copier copy"):
         load_config(tmp_path)
+
+
+def test_the_task_defaults_to_binary_and_picks_its_own_default_gates():
+    assert parse_config(VALID).training.task == "binary"
+    regression = parse_config(
+        with_replaced(
+            'trainer = "churn_guard.train:train"', 'task = "regression"\ntrainer = "a.b:c"'
+        )
+    )
+    assert regression.gates.primary_metric == "r2"
+    assert regression.gates.minimum == {"r2": 0.3}
+    multiclass = parse_config(
+        with_replaced("[budget]", "[gates]\nminimum = { f1_weighted = 0.7 }\n[budget]").replace(
+            "[training]", '[training]\ntask = "multiclass"'
+        )
+    )
+    assert multiclass.gates.primary_metric == "accuracy"
+    assert multiclass.gates.minimum == {"f1_weighted": 0.7}
+
+
+def test_a_metric_of_another_task_is_refused_with_the_ones_that_exist():
+    text = with_replaced("[budget]", '[gates]\nprimary_metric = "roc_auc"\n[budget]').replace(
+        "[training]", '[training]\ntask = "regression"'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    message = str(caught.value)
+    assert "'roc_auc' is not a regression metric" in message
+    assert "rmse, mae, r2, mse, max_error" in message
+
+
+def test_an_error_floor_may_exceed_one_but_a_score_floor_may_not():
+    regression = with_replaced("[budget]", "[gates.minimum]\nrmse = 60.0\n[budget]").replace(
+        "[training]", '[training]\ntask = "regression"'
+    )
+    assert parse_config(regression).gates.minimum == {"rmse": 60.0}
+    with pytest.raises(ConfigError, match=r"gates.minimum.roc_auc = 1.5 must be between 0 and 1"):
+        parse_config(with_replaced("[budget]", "[gates.minimum]\nroc_auc = 1.5\n[budget]"))
+
+
+def test_an_unknown_task_lists_the_three():
+    with pytest.raises(ConfigError, match="'binary', 'multiclass' or 'regression'"):
+        parse_config(with_replaced("[training]", '[training]\ntask = "ranking"'))

@@ -13,7 +13,7 @@ import tomllib
 from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -44,9 +44,70 @@ class ConfigError(SlipwayError):
     exit_code = Exit.CONFIG
 
 
-MetricName = Literal["roc_auc", "accuracy", "f1", "precision", "recall"]
-"""The held-out metrics training computes (training.evaluation) and gates may name."""
-METRICS: tuple[MetricName, ...] = get_args(MetricName)
+Task = Literal["binary", "multiclass", "regression"]
+"""What the model predicts: one of two classes, one of several, or a number."""
+TASKS: tuple[Task, ...] = get_args(Task)
+
+
+class Metric(NamedTuple):
+    """A held-out metric gates may name, as training.evaluation reads it from MLflow."""
+
+    name: str  # the name in slipway.toml, on the run (test_<name>) and on the card
+    mlflow_key: str  # the key in mlflow.models.evaluate's result
+    greater_is_better: bool
+    needs_proba: bool = False  # computed only when the model gives class probabilities
+    bounded: bool = True  # a score in [0, 1]; else an error in the target's units
+
+
+# One table per task: the only place metric names, MLflow keys and directions live.
+METRICS_BY_TASK: dict[Task, tuple[Metric, ...]] = {
+    "binary": (
+        Metric("roc_auc", "roc_auc", True, needs_proba=True),
+        Metric("accuracy", "accuracy_score", True),
+        Metric("f1", "f1_score", True),
+        Metric("precision", "precision_score", True),
+        Metric("recall", "recall_score", True),
+    ),
+    "multiclass": (
+        Metric("accuracy", "accuracy_score", True),
+        Metric("f1_weighted", "f1_score", True),
+        Metric("precision_weighted", "precision_score", True),
+        Metric("recall_weighted", "recall_score", True),
+        Metric("roc_auc_ovr", "roc_auc", True, needs_proba=True),
+        Metric("log_loss", "log_loss", False, needs_proba=True, bounded=False),
+    ),
+    "regression": (
+        Metric("rmse", "root_mean_squared_error", False, bounded=False),
+        Metric("mae", "mean_absolute_error", False, bounded=False),
+        Metric("r2", "r2_score", True, bounded=False),
+        Metric("mse", "mean_squared_error", False, bounded=False),
+        Metric("max_error", "max_error", False, bounded=False),
+    ),
+}
+# What a spoke gates on when slipway.toml has no [gates] (the template writes its own).
+DEFAULT_GATES: dict[Task, tuple[str, dict[str, float]]] = {
+    "binary": ("roc_auc", {"roc_auc": 0.9}),
+    "multiclass": ("accuracy", {"accuracy": 0.8}),
+    "regression": ("r2", {"r2": 0.3}),
+}
+
+
+def metrics_for(task: Task) -> tuple[Metric, ...]:
+    return METRICS_BY_TASK[task]
+
+
+def metric(task: Task, name: str) -> Metric:
+    """The metric `name` of `task`; ValueError naming the ones that exist."""
+    for known in METRICS_BY_TASK[task]:
+        if known.name == name:
+            return known
+    allowed = ", ".join(m.name for m in METRICS_BY_TASK[task])
+    raise ValueError(f"{name!r} is not a {task} metric; {task} metrics are: {allowed}")
+
+
+MetricName = str
+"""A metric's name in slipway.toml (validated against the task by SpokeConfig)."""
+METRICS: tuple[str, ...] = tuple(m.name for m in METRICS_BY_TASK["binary"])
 
 # A contract column's dtype as pandas stores it (strings are pandas objects).
 PANDAS_DTYPES = {"float": "float64", "int": "int64", "bool": "bool", "str": "object"}
@@ -172,7 +233,10 @@ class Data(_Section):
 
 
 class Training(_Section):
-    # "package.module:function" taking (X, y, params) and returning a fitted estimator.
+    # What the model predicts; picks the metrics, the split and the evaluation (binary default).
+    task: Task = "binary"
+    # "package.module:function" taking (X, y, params) and returning a fitted model: a
+    # scikit-learn estimator, a LightGBM or XGBoost model, or an mlflow.pyfunc.PythonModel.
     trainer: Annotated[str, Field(pattern=ENTRYPOINT_RE)]
     params: dict[str, str | int | float | bool] = {}
     test_size: float = Field(default=0.25, gt=0, lt=1)
@@ -185,9 +249,13 @@ class Training(_Section):
 class Gates(_Section):
     """A challenger must clear the absolute floors and beat the champion by the margin."""
 
+    # Defaults depend on training.task (DEFAULT_GATES); SpokeConfig fills them in.
     primary_metric: MetricName = "roc_auc"
-    minimum: dict[str, Annotated[float, Field(ge=0, le=1)]] = {"roc_auc": 0.9}
-    champion_margin: float = Field(default=0.0, ge=-1, le=1)
+    # A floor per metric: at least this for a score, at most this for an error (rmse, ...).
+    minimum: dict[str, float] = {"roc_auc": 0.9}
+    # How much better than the baseline the primary metric must be (negative: a tolerance),
+    # in the metric's own units; "better" follows the metric's direction.
+    champion_margin: float = 0.0
 
 
 class Guardrails(_Section):
@@ -293,13 +361,49 @@ class SpokeConfig(_Section):
         """The registered model's name: one per spoke, derived from the slug."""
         return self.project.slug
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_default_gates(cls, data: Any) -> Any:
+        """A spoke without [gates] (or without one of its keys) gates on its task's defaults."""
+        if not isinstance(data, dict):
+            return data
+        training = data.get("training")
+        task = training.get("task", "binary") if isinstance(training, dict) else "binary"
+        if task not in DEFAULT_GATES or isinstance(data.get("gates"), Gates):
+            return data
+        primary, floors = DEFAULT_GATES[task]
+        gates = data.get("gates")
+        gates = dict(gates) if isinstance(gates, dict) else {}
+        gates.setdefault("primary_metric", primary)
+        gates.setdefault("minimum", dict(floors))
+        return {**data, "gates": gates}
+
     @model_validator(mode="after")
     def _gates_name_known_metrics(self) -> SpokeConfig:
-        known = set(METRICS)
-        unknown = sorted(set(self.gates.minimum) - known)
-        if unknown:
+        task = self.training.task
+        problems = []
+        for where, name in (
+            ("gates.primary_metric", self.gates.primary_metric),
+            *(("gates.minimum", name) for name in self.gates.minimum),
+        ):
+            try:
+                metric(task, name)
+            except ValueError as exc:
+                problems.append(f"{where}: {exc} (training.task = {task!r})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        for name, floor in self.gates.minimum.items():
+            known = metric(task, name)
+            if known.bounded and not 0 <= floor <= 1:
+                raise ValueError(f"gates.minimum.{name} = {floor:g} must be between 0 and 1")
+            if not known.bounded and not known.greater_is_better and floor < 0:
+                raise ValueError(f"gates.minimum.{name} = {floor:g}: an error cannot be negative")
+        if metric(task, self.gates.primary_metric).bounded and not (
+            -1 <= self.gates.champion_margin <= 1
+        ):
             raise ValueError(
-                f"gates.minimum names unknown metrics {unknown}; allowed: {sorted(known)}"
+                f"gates.champion_margin = {self.gates.champion_margin:g} must be between -1 "
+                f"and 1 for {self.gates.primary_metric} (a score in [0, 1])"
             )
         return self
 

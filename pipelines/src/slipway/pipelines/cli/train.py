@@ -49,7 +49,7 @@ class _Progress:
 
 
 def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool = False) -> None:
-    from slipway.pipelines.training.evaluation import METRICS
+    from slipway.pipelines.config import metrics_for
 
     name = config.model_name
     if outcome.status == "data_invalid":
@@ -74,14 +74,16 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool
                 fg="red",
                 bold=True,
             )
+        names = [m.name for m in metrics_for(config.training.task) if m.name in outcome.metrics]
+        width = max([10, *map(len, names)])
         click.echo(
-            f"  {'metric':<10} {'held-out':>9} {'baseline':>9}   "
+            f"  {'metric':<{width}} {'held-out':>9} {'baseline':>9}   "
             f"(baseline: {outcome.baseline}, scored on the same rows)"
         )
-        for metric in METRICS:
+        for metric in names:
             theirs = outcome.baseline_metrics.get(metric)
             shown = f"{theirs:9.4f}" if theirs is not None else f"{'-':>9}"
-            click.echo(f"  {metric:<10} {outcome.metrics[metric]:9.4f} {shown}")
+            click.echo(f"  {metric:<{width}} {outcome.metrics[metric]:9.4f} {shown}")
         click.echo("gate:")
         for reason in outcome.reasons:
             click.echo(f"  - {reason}")

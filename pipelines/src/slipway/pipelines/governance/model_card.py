@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-    from slipway.pipelines.config import SpokeConfig
+    from slipway.pipelines.config import SpokeConfig, Task
 
 TAG_CARD_FINGERPRINT = "slipway.card.fingerprint"
 TAG_CARD_CONFIG_SHA256 = "slipway.card.config_sha256"
@@ -201,12 +201,21 @@ def _metrics_section(facts: dict[str, Any], gaps: list[str]) -> str:
 
 
 def _gates_line(config: SpokeConfig) -> str:
-    gates = config.gates
-    floors = ", ".join(f"{name} >= {value:g}" for name, value in sorted(gates.minimum.items()))
+    from slipway.pipelines.config import metric as metric_of
+
+    gates, task = config.gates, config.training.task
+
+    def better(name: str) -> tuple[str, str]:  # (comparison, sign of the margin)
+        return (">=", "+") if metric_of(task, name).greater_is_better else ("<=", "-")
+
+    floors = ", ".join(
+        f"{name} {better(name)[0]} {value:g}" for name, value in sorted(gates.minimum.items())
+    )
     metric = gates.primary_metric
+    compare, sign = better(metric)
     return (
-        f"Gates a version had to pass: {floors or 'no absolute floors'}, and "
-        f"{metric} >= the champion's {metric} + {gates.champion_margin:g}."
+        f"Task: {task}. Gates a version had to pass: {floors or 'no absolute floors'}, and "
+        f"{metric} {compare} the champion's {metric} {sign} {gates.champion_margin:g}."
     )
 
 
@@ -290,14 +299,18 @@ def _rollout_section(root: Path, version: ModelVersion) -> str:
     )
 
 
-def _fetch_plots(client: MlflowClient, run_id: str | None, into: Path, gaps: list[str]) -> str:
-    """Copy the run's plots beside the card so the Markdown renders offline."""
+def _fetch_plots(
+    client: MlflowClient, run_id: str | None, into: Path, gaps: list[str], task: Task = "binary"
+) -> str:
+    """Copy the run's plots (the task's pair) beside the card so the Markdown renders offline."""
+    from slipway.pipelines.training.evaluation import PLOTS as PLOTS_BY_TASK
+
     if not run_id:
         gaps.append("the version has no run, so no plots")
         return "_No plots._"
     found = []
     available = {item.path for item in client.list_artifacts(run_id, "plots")}
-    for plot in PLOTS:
+    for plot in (f"plots/{name}" for name in PLOTS_BY_TASK[task]):
         if plot not in available:
             gaps.append(f"plot {plot} was not logged with the version's run")
             continue
@@ -391,7 +404,7 @@ def render_card(
         "contract": _contract_section(config),
         "lineage": lineage,
         "metrics": _metrics_section(facts, gaps),
-        "plots": _fetch_plots(client, version.run_id, plots_dir, gaps),
+        "plots": _fetch_plots(client, version.run_id, plots_dir, gaps, config.training.task),
         "limitations": "\n".join(f"- {item}" for item in gov.limitations) or "_None declared._",
         "approvals": _approval_section(root, config, version, gaps),
         "approvers": "Who may approve: "

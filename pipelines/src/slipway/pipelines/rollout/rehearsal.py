@@ -5,7 +5,9 @@ pyfunc models, registered like any candidate (alias `challenger`, tagged as a re
 that wrap a known-good version and break it in one of the ways the guardrails watch for:
 - `raise`: every prediction fails (error-rate guardrail);
 - `slow`: correct answers, `delay` seconds late per call (p95 latency guardrail);
-- `constant`: always the same class (prediction-drift guardrail).
+- `constant`: always the same class (prediction-drift guardrail);
+- `shift`: a regressor's numbers moved up by half their range, as after a unit or scaling
+  bug (prediction-drift guardrail, over binned values).
 The runbook (docs/spoke/runbook-bad-model.md), the tests and the demo use them.
 """
 
@@ -22,7 +24,7 @@ from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import fluent_registry
 
-KINDS = ("raise", "slow", "constant")
+KINDS = ("raise", "slow", "constant", "shift")
 TAG_REHEARSAL = "slipway.rehearsal"
 
 
@@ -39,17 +41,31 @@ class FaultyModel(mlflow.pyfunc.PythonModel):
         if self.kind == "slow":
             time.sleep(self.delay)
             return self.model.predict(model_input)
+        if self.kind == "shift":
+            import numpy as np
+
+            predicted = np.asarray(self.model.predict(model_input), dtype=float)
+            return predicted + 0.5 * (np.ptp(predicted) or abs(predicted).max() or 1.0) + 50.0
         first = self.model.classes_[0] if hasattr(self.model, "classes_") else 0
         return [first] * len(model_input)
+
+
+def _raw_or_pyfunc(loaded: Any) -> Any:
+    """The library's own model inside a pyfunc model (a scikit-learn or LightGBM estimator:
+    picklable into the rehearsal, and `constant` reads its classes_), else the pyfunc model."""
+    try:
+        return loaded.get_raw_model()
+    except Exception:  # a flavor without a raw model (a PythonModel) is called through pyfunc
+        return loaded
 
 
 def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) -> str:
     """Register a healthy version trained by the spoke's own trainer with `params`, outside
     the training pipeline: a second good candidate for rehearsals and benchmarks (no gate,
     no alias; the training pipeline remains the way real candidates are made)."""
-    import mlflow.sklearn
     from mlflow.models import infer_signature
 
+    from slipway.pipelines.training.flavors import flavor_of
     from slipway.pipelines.training.spoke_code import load_frame, split, train_model
 
     parts = split(load_frame(root, config), config)
@@ -64,7 +80,7 @@ def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) ->
         fluent_registry(root),
         mlflow.start_run(experiment_id=experiment, run_name="rehearsal-trained"),
     ):
-        info = mlflow.sklearn.log_model(
+        info = flavor_of(model).log(
             model,
             name="model",
             signature=infer_signature(example, model.predict(example)),
@@ -85,7 +101,6 @@ def register_faulty(
     delay: float = 0.25,
 ) -> str:
     """Register a broken copy of `base_version` (default: the champion) as the challenger."""
-    import mlflow.sklearn
     import pandas as pd
     from mlflow.models import infer_signature
 
@@ -103,7 +118,9 @@ def register_faulty(
     example = pd.DataFrame.from_records(replay_rows(root, config)[:5])
     experiment = registry.experiment_id(client, root, model_name)
     with fluent_registry(root):
-        base: Any = mlflow.sklearn.load_model(f"models:/{model_name}/{base_version}")
+        # Through pyfunc: the base may be of any flavor (scikit-learn, LightGBM, a PythonModel).
+        loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/{base_version}")
+        base: Any = _raw_or_pyfunc(loaded)
         with mlflow.start_run(experiment_id=experiment, run_name=f"rehearsal-{kind}"):
             info = mlflow.pyfunc.log_model(
                 name="model",

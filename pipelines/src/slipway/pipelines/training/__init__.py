@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         schema_for,
         validate_frame,
     )
+    from slipway.pipelines.training.flavors import Flavor, UnsupportedModelError, flavor_of
     from slipway.pipelines.training.images import ImageRefError, validate_image_ref
     from slipway.pipelines.training.kubeflow import (
         KubeflowError,
@@ -89,6 +90,9 @@ _EXPORTS = {
     "schema_for": "data_contract",
     "validate_frame": "data_contract",
     "Baseline": "quality_gate",
+    "Flavor": "flavors",
+    "UnsupportedModelError": "flavors",
+    "flavor_of": "flavors",
     "Verdict": "quality_gate",
     "SpokeCodeError": "spoke_code",
     "Split": "spoke_code",
@@ -103,6 +107,7 @@ _EXPORTS = {
 __all__ = [
     "COMPILED_FILE",
     "Baseline",
+    "Flavor",
     "GitState",
     "ImageRefError",
     "KubeflowError",
@@ -115,6 +120,7 @@ __all__ = [
     "TrainingError",
     "TrainingOutcome",
     "TrainingSummary",
+    "UnsupportedModelError",
     "Verdict",
     "Violation",
     "Zygote",
@@ -122,6 +128,7 @@ __all__ = [
     "data_digest",
     "file_sha256",
     "find_outcome",
+    "flavor_of",
     "format_report",
     "git_state",
     "held_out_rows",

@@ -1,69 +1,150 @@
-"""Held-out metrics and the two pictures people look at before trusting a classifier."""
+"""Held-out metrics through MLflow's own evaluation, and the pictures people look at first.
+
+Metrics come from `mlflow.models.evaluate` (model_type "classifier" or "regressor"), read
+back under the names slipway.toml uses (config.METRICS_BY_TASK maps them). Plots are ours,
+one pair per task: confusion matrix and one-vs-rest ROC for classifiers, residuals and
+predicted-versus-actual for regressors.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from slipway.pipelines.config import METRICS, Task, metrics_for
 
 if TYPE_CHECKING:
     import pandas as pd
 
-from slipway.pipelines.config import METRICS
-
-__all__ = ["CONFUSION_MATRIX", "METRICS", "ROC_CURVE", "metrics", "plots", "scores"]
+__all__ = [
+    "CONFUSION_MATRIX",
+    "METRICS",
+    "PLOTS",
+    "PREDICTED_VS_ACTUAL",
+    "RESIDUALS",
+    "ROC_CURVE",
+    "as_pyfunc",
+    "evaluate",
+    "plots",
+    "predictors",
+]
 CONFUSION_MATRIX = "confusion_matrix.png"
 ROC_CURVE = "roc_curve.png"
+RESIDUALS = "residuals.png"
+PREDICTED_VS_ACTUAL = "predicted_vs_actual.png"
+PLOTS: dict[Task, tuple[str, ...]] = {
+    "binary": (CONFUSION_MATRIX, ROC_CURVE),
+    "multiclass": (CONFUSION_MATRIX, ROC_CURVE),
+    "regression": (RESIDUALS, PREDICTED_VS_ACTUAL),
+}
+TARGET_COLUMN = "__slipway_target__"
 
 
-# A metric with no positive prediction is 0, not a warning (sklearn's stub says str).
-_ZERO: Any = 0
+def evaluate(
+    model: Any, x: pd.DataFrame, y: pd.Series, task: Task, name: str = "held-out"
+) -> dict[str, float]:
+    """The task's metrics for `model` (a pyfunc model) on the held-out rows.
 
+    Runs `mlflow.models.evaluate` on the active MLflow run, which records MLflow's own
+    metrics and artifacts there. A metric that needs probabilities is absent when the model
+    gives none (a PythonModel); the gate then says so if it was asked for.
+    """
+    import mlflow
 
-def scores(model: Any, x: pd.DataFrame) -> Any:
-    """Probability of the positive class for every row."""
-    return model.predict_proba(x)[:, 1]
+    labels = sorted(y.unique().tolist()) if task != "regression" else None
+    config: dict[str, Any] = {"log_model_explainability": False}
+    if labels is not None:
+        config["label_list"] = labels
+        if task == "binary":
+            config["pos_label"] = labels[-1]
+    from mlflow.data.code_dataset_source import CodeDatasetSource
 
-
-def metrics(model: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
+    # Named, so the run's inputs say which rows were scored (MLflow logs it as an input).
+    data = mlflow.data.from_pandas(  # pyright: ignore[reportAttributeAccessIssue]
+        x.assign(**{TARGET_COLUMN: y.to_numpy()}),
+        source=CodeDatasetSource(tags={"slipway.split": "held-out"}),
+        targets=TARGET_COLUMN,
+        name=name,
     )
+    result = mlflow.models.evaluate(
+        model=model,
+        data=data,
+        model_type="regressor" if task == "regression" else "classifier",
+        evaluator_config=config,
+    )
+    found = result.metrics
+    return {m.name: float(found[m.mlflow_key]) for m in metrics_for(task) if m.mlflow_key in found}
 
-    predicted = model.predict(x)
-    return {
-        "roc_auc": float(roc_auc_score(y, scores(model, x))),
-        "accuracy": float(accuracy_score(y, predicted)),
-        "f1": float(f1_score(y, predicted, zero_division=_ZERO)),
-        "precision": float(precision_score(y, predicted, zero_division=_ZERO)),
-        "recall": float(recall_score(y, predicted, zero_division=_ZERO)),
-    }
+
+def as_pyfunc(model: Any, model_signature: Any) -> Any:
+    """`model` saved by its flavor into a temporary directory and loaded back through pyfunc:
+    exactly what the registry and the gateway will call, without a tracking server."""
+    import tempfile
+
+    import mlflow.pyfunc
+
+    from slipway.pipelines.training.flavors import flavor_of
+
+    path = Path(tempfile.mkdtemp(prefix="slipway-model-")) / "model"
+    flavor_of(model).save(model, str(path), signature=model_signature)
+    return mlflow.pyfunc.load_model(str(path))
 
 
-def plots(model: Any, x: pd.DataFrame, y: pd.Series, out_dir: Path) -> list[Path]:
-    """Confusion matrix and ROC curve on the held-out rows, as PNG files in out_dir."""
+def predictors(model: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any] | None]:
+    """(predict, predict_proba or None) of a trained model, whatever its library."""
+    from mlflow.pyfunc import PythonModel
+
+    if isinstance(model, PythonModel):
+        # Its predict's arguments vary (context or not, params); pyfunc knows how to call it.
+        return as_pyfunc(model, model_signature=None).predict, None
+    proba = getattr(model, "predict_proba", None)
+    return model.predict, proba if callable(proba) else None
+
+
+def plots(model: Any, x: pd.DataFrame, y: pd.Series, out_dir: Path, task: Task) -> list[Path]:
+    """The task's two plots on the held-out rows, as PNG files in out_dir."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+    import numpy as np
+    from sklearn.metrics import ConfusionMatrixDisplay, PredictionErrorDisplay, RocCurveDisplay
 
+    predict, proba = predictors(model)
+    predicted = np.asarray(predict(x)).ravel()
+
+    def roc(ax: Any) -> None:
+        if proba is None:
+            ax.text(0.5, 0.5, "no class probabilities", ha="center")
+            return
+        scores = np.asarray(proba(x))
+        classes = sorted(y.unique().tolist())
+        if task == "binary":
+            RocCurveDisplay.from_predictions(y, scores[:, 1], ax=ax)
+            return
+        for index, label in enumerate(classes):  # one-vs-rest, one curve per class
+            RocCurveDisplay.from_predictions(
+                y == label, scores[:, index], ax=ax, name=f"class {label} vs rest"
+            )
+
+    draw: dict[str, Callable[[Any], Any]] = {
+        CONFUSION_MATRIX: lambda ax: ConfusionMatrixDisplay.from_predictions(
+            y, predicted, ax=ax, colorbar=False
+        ),
+        ROC_CURVE: roc,
+        RESIDUALS: lambda ax: PredictionErrorDisplay.from_predictions(
+            y, predicted, kind="residual_vs_predicted", ax=ax
+        ),
+        PREDICTED_VS_ACTUAL: lambda ax: PredictionErrorDisplay.from_predictions(
+            y, predicted, kind="actual_vs_predicted", ax=ax
+        ),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, draw in (
-        (
-            CONFUSION_MATRIX,
-            lambda ax: ConfusionMatrixDisplay.from_predictions(
-                y, model.predict(x), ax=ax, colorbar=False
-            ),
-        ),
-        (ROC_CURVE, lambda ax: RocCurveDisplay.from_predictions(y, scores(model, x), ax=ax)),
-    ):
+    for name in PLOTS[task]:
         figure, ax = plt.subplots(figsize=(4.5, 4))
-        draw(ax)
+        draw[name](ax)
         ax.set_title(f"{name.removesuffix('.png').replace('_', ' ')} (held-out rows)")
         figure.tight_layout()
         path = out_dir / name

@@ -99,7 +99,8 @@ class Split:
 
 
 def split(frame: pd.DataFrame, config: SpokeConfig) -> Split:
-    """Stratified, seeded train/held-out split: the same rows every run with the same data."""
+    """Seeded train/held-out split, stratified by class for classifiers: the same rows every
+    run with the same data."""
     from sklearn.model_selection import train_test_split
 
     labels = frame[config.data.target]
@@ -108,7 +109,7 @@ def split(frame: pd.DataFrame, config: SpokeConfig) -> Split:
         labels,
         test_size=config.training.test_size,
         random_state=config.training.seed,
-        stratify=labels,
+        stratify=None if config.training.task == "regression" else labels,
     )
     return Split(
         *cast(
@@ -131,9 +132,20 @@ def train_model(root: Path, config: SpokeConfig, x_train: pd.DataFrame, y_train:
     model = resolve(root, config.training.trainer, "training.trainer")(
         x_train, y_train, dict(config.training.params)
     )
-    if not hasattr(model, "predict_proba"):
+    from slipway.pipelines.config import metric
+    from slipway.pipelines.training.flavors import UnsupportedModelError, flavor_of
+
+    try:
+        flavor = flavor_of(model)
+    except UnsupportedModelError as exc:
+        raise SpokeCodeError(f"training.trainer {config.training.trainer}: {exc}") from None
+    task = config.training.task
+    gated = {config.gates.primary_metric, *config.gates.minimum}
+    needs_proba = sorted(n for n in gated if metric(task, n).needs_proba)
+    if needs_proba and (flavor.name == "pyfunc" or not hasattr(model, "predict_proba")):
         raise SpokeCodeError(
             f"training.trainer {config.training.trainer} returned {type(model).__name__}, "
-            "which has no predict_proba: return a fitted scikit-learn classifier."
+            f"which has no predict_proba, but the gates need {', '.join(needs_proba)}: return "
+            "a fitted classifier with predict_proba, or gate on another metric in [gates]."
         )
     return model

@@ -173,17 +173,24 @@ def _model(model_dir: str) -> Any:
 
 
 def evaluate(project_root: str, data_path: str, model_dir: str, plots_dir: str) -> dict[str, float]:
-    """Held-out metrics and plots. No registry access here: the gate logs both on the run."""
-    from slipway.pipelines.training.evaluation import metrics, plots
+    """The task's plots on the held-out rows. No registry access here: the metrics come from
+    mlflow.models.evaluate in the gate, on the run that records them (an MLflow evaluation
+    needs a run, and a throwaway tracking store costs ~7 s to create)."""
+    from slipway.pipelines.training.evaluation import plots
     from slipway.pipelines.training.spoke_code import split
 
     config = load_config(Path(project_root))
     parts = split(_frame(data_path), config)
     model = _model(model_dir)
-    scores = metrics(model, parts.x_test, parts.y_test)
-    plots(model, parts.x_test, parts.y_test, Path(plots_dir))
-    print("held-out " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    return scores
+    written = plots(model, parts.x_test, parts.y_test, Path(plots_dir), config.training.task)
+    print(f"plotted {', '.join(p.name for p in written)} on {len(parts.x_test)} held-out rows")
+    return {"held_out_rows": float(len(parts.x_test))}
+
+
+def _predict(model: Any, x: pd.DataFrame) -> Any:
+    from slipway.pipelines.training.evaluation import predictors
+
+    return predictors(model)[0](x)
 
 
 def _baseline_model(client: MlflowClient, model_name: str) -> tuple[str, Any] | None:
@@ -200,14 +207,16 @@ def gate(
     digest: str,
     model_dir: str,
     plots_dir: str,
-    scores: dict[str, float],
+    summary: dict[str, float],  # the evaluate step's (held-out row count); metrics are made here
     ctx: RunContext,
 ) -> tuple[str, str]:
-    """Record the evaluation on a new MLflow run, then judge the challenger against the
-    floors and the baseline, scored here on the same rows. Returns (run id, verdict)."""
+    """Evaluate the challenger with mlflow.models.evaluate on a new MLflow run, then judge it
+    against the floors and the baseline, evaluated here the same way on the same rows (in a
+    nested run, so each keeps its own metrics). Returns (run id, verdict)."""
     import mlflow
+    from mlflow.models import infer_signature
 
-    from slipway.pipelines.training.evaluation import metrics
+    from slipway.pipelines.training.evaluation import as_pyfunc, evaluate
     from slipway.pipelines.training.quality_gate import Baseline, judge
     from slipway.pipelines.training.spoke_code import split
 
@@ -217,7 +226,14 @@ def gate(
     parts = split(frame, config)
     run_id = _open_run(root, config, ctx, frame, digest)
     params = json.loads((Path(model_dir) / PARAMS_FILE).read_text())
+    task = config.training.task
+    model = _model(model_dir)
+    example = parts.x_train.head(5)
+    challenger = as_pyfunc(model, infer_signature(example, _predict(model, example)))
+    held_out = f"{config.model_name}-held-out"
+    scores: dict[str, float] = {}  # set inside the run (start_run re-raises on failure)
     with mlflow.start_run(run_id=run_id):
+        scores = evaluate(challenger, parts.x_test, parts.y_test, task, held_out)
         mlflow.log_params(
             {
                 **params,
@@ -234,9 +250,14 @@ def gate(
     if held is not None:
         alias, version = held
         mlflow.set_registry_uri(ctx.tracking_uri)
+        measured: dict[str, float] = {}
         try:
-            reigning = mlflow.sklearn.load_model(f"models:/{config.model_name}@{alias}")
-            measured = metrics(reigning, parts.x_test, parts.y_test)
+            reigning = mlflow.pyfunc.load_model(f"models:/{config.model_name}@{alias}")
+            with (
+                mlflow.start_run(run_id=run_id),
+                mlflow.start_run(run_name=f"{alias}-v{version.version}", nested=True),
+            ):
+                measured = evaluate(reigning, parts.x_test, parts.y_test, task, held_out)
         except Exception as exc:  # any failure to score must stop the gate, loudly
             refuse(
                 f"gate: cannot score the {alias} (v{version.version}) on the held-out rows: "
@@ -245,7 +266,7 @@ def gate(
         baseline = Baseline(alias=alias, version=str(version.version), metrics=measured)
         for name, value in measured.items():
             client.log_metric(run_id, f"champion_{name}", value)
-    verdict = judge(scores, baseline, config.gates)
+    verdict = judge(scores, baseline, config.gates, task)
     client.set_tag(run_id, registry.TAG_GATE_VERDICT, verdict.label)
     client.set_tag(
         run_id,
@@ -276,6 +297,7 @@ def register(
 
     from slipway.pipelines.governance import audit
     from slipway.pipelines.training import lineage
+    from slipway.pipelines.training.flavors import flavor_of
     from slipway.pipelines.training.spoke_code import split
 
     root = Path(project_root)
@@ -286,14 +308,12 @@ def register(
     mlflow.set_tracking_uri(ctx.tracking_uri)
     mlflow.set_registry_uri(ctx.tracking_uri)
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.sklearn.log_model(
+        info = flavor_of(model).log(
             model,
             name="model",
-            signature=infer_signature(example, model.predict(example)),
+            signature=infer_signature(example, _predict(model, example)),
             input_example=example,
             registered_model_name=config.model_name,
-            # Named up front: inferring them would load the model again in a subprocess.
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
         )
     version = str(info.registered_model_version)  # pyright: ignore[reportPossiblyUnboundVariable]  # start_run re-raises
     client = _client(ctx.tracking_uri)
