@@ -171,7 +171,15 @@ def untouched(
     before = tree(old)
     done = update(old, release_repo.current)
     assert done.returncode == 0, done.stderr
-    fresh = copy(release_repo, release_repo.current, root / "b" / "spoke", ANSWERS)
+    # The same answers as the updated spoke holds: a default that changed since the previous
+    # release (max_p95_latency_ratio 1.5 -> 1.3) stays as the team got it, which is right.
+    kept = yaml.safe_load((old / ".copier-answers.yml").read_text())
+    answers = {
+        k: v if isinstance(v, str) else json.dumps(v)  # JSON is YAML: lists, numbers, null
+        for k, v in kept.items()
+        if not k.startswith("_")
+    }
+    fresh = copy(release_repo, release_repo.current, root / "b" / "spoke", answers)
     return {"previous": before, "updated": tree(old), "fresh": tree(fresh)}
 
 
