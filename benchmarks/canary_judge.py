@@ -35,8 +35,8 @@ import numpy as np
 from slipway.pipelines.config import parse_config
 from slipway.pipelines.rollout.controller import POLL_SECONDS, SHADOW, Plan, plan_for
 from slipway.pipelines.rollout.guardrails import CONTINUE, ROLLBACK
-from slipway.pipelines.serving.client import Window
 from slipway.pipelines.serving.gateway import WINDOW_PREDICTIONS
+from slipway.pipelines.serving.window import Window
 
 RATE = 400.0  # requests per second, as measured on the demo spoke under wrk
 LATENCY_MEDIAN_MS = 30.0

@@ -27,7 +27,7 @@ from slipway.pipelines.rollout.statistics import (
     compare_predictions,
     rate_bounds,
 )
-from slipway.pipelines.serving.client import Window
+from slipway.pipelines.serving.window import Window
 
 from .test_config import VALID
 

@@ -63,7 +63,9 @@ def _spoke(template_repo: Path, root: Path, task: str, trainer: str | None = Non
     run_copy(
         str(template_repo),
         root,
-        data={"task": task, "risk_tier": "low"},
+        # Its own project name: the spoke's package is imported by name in this process (the
+        # gateway, rehearsals), and the default spoke's `diagnosis_assist` holds other data.
+        data={"task": task, "risk_tier": "low", "project_name": f"Any Model {task}"},
         defaults=True,
         vcs_ref="HEAD",
         quiet=True,

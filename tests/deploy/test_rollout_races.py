@@ -23,7 +23,7 @@ from slipway.pipelines.rollout import release
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.rollout.controller import Controller, Plan
 from slipway.pipelines.rollout.guardrails import thresholds_for
-from slipway.pipelines.serving.client import VariantWindow, Window
+from slipway.pipelines.serving.window import VariantWindow, Window
 
 from .conftest import Spoke
 

@@ -72,7 +72,8 @@ def unreachable(exc: BaseException) -> RegistryUnreachable | None:
         return None
     uri = os.environ.get("MLFLOW_TRACKING_URI", "the registry")
     return RegistryUnreachable(
-        f"the registry at {uri} did not answer, even after retrying with backoff "
+        f"the model registry at {uri} cannot be reached: it did not answer, even after "
+        "retrying with backoff "
         "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR). The step that "
         "failed changed nothing, and every alias move is repeatable: an open rollout stays "
         "open, so run `slipway deploy --resume` or `slipway rollback` again once the registry "

@@ -34,7 +34,7 @@ from slipway.pipelines.rollout.statistics import (
     compare_predictions,
     psi_of_counts,
 )
-from slipway.pipelines.serving.client import VariantWindow, Window
+from slipway.pipelines.serving.window import VariantWindow, Window
 
 # A slow-down smaller than this is never a regression, whatever the ratio: 2 ms against 1 ms
 # is scheduler noise on a busy host, not something users feel.

@@ -86,9 +86,7 @@ def register_trained(root: Path, config: SpokeConfig, params: dict[str, Any]) ->
             signature=infer_signature(example, model.predict(example)),
             input_example=example,
             registered_model_name=config.model_name,
-            # Named up front, as the register step does: inferring them costs ~10 s a model.
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
-        )
+        )  # the flavor names its pip requirements up front: inferring them costs ~10 s
     return str(info.registered_model_version)  # pyright: ignore[reportPossiblyUnboundVariable]  # start_run re-raises
 
 

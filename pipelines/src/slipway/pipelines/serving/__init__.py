@@ -25,8 +25,6 @@ if TYPE_CHECKING:
         GatewayClient,
         GatewayError,
         GatewayUnreachable,
-        VariantWindow,
-        Window,
         resolve_url,
     )
     from slipway.pipelines.serving.drift_sample import (
@@ -54,6 +52,7 @@ if TYPE_CHECKING:
         ServingSettings,
         ServingSetupError,
     )
+    from slipway.pipelines.serving.window import VariantWindow, Window
 
 _EXPORTS = {
     "Gateway": "gateway",
@@ -71,8 +70,8 @@ _EXPORTS = {
     "serve": "gateway",
     "GatewayClient": "client",
     "GatewayError": "client",
-    "VariantWindow": "client",
-    "Window": "client",
+    "VariantWindow": "window",
+    "Window": "window",
     "GatewayUnreachable": "client",
     "BadGatewayUrl": "client",
     "resolve_url": "client",

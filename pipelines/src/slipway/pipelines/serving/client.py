@@ -4,8 +4,6 @@ slipway.toml deploy.gateway_url) and its admin operations, with one error for 'n
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,6 +11,7 @@ import httpx
 from slipway.pipelines.config import SpokeConfig, gateway_url_problem
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.serving.window import Window
 
 URL_ENV = "SLIPWAY_GATEWAY_URL"
 TOKEN_ENV = "SLIPWAY_ADMIN_TOKEN"
@@ -32,49 +31,6 @@ class BadGatewayUrl(SlipwayError, ValueError):
     """The gateway URL (--url, SLIPWAY_GATEWAY_URL or slipway.toml) does not parse."""
 
     exit_code = Exit.USAGE
-
-
-@dataclass(frozen=True)
-class VariantWindow:
-    """One variant's readings over a step's window, as /admin/window reports them."""
-
-    requests: int
-    errors: int
-    p95_ms: float | None
-    latencies_ms: Sequence[float]
-    predictions: Sequence[Any]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VariantWindow:
-        return cls(
-            requests=int(data["requests"]),
-            errors=int(data["errors"]),
-            p95_ms=data.get("p95_ms"),
-            latencies_ms=_samples(data.get("latencies_ms")),
-            predictions=_samples(data.get("predictions")),
-        )
-
-
-def _samples(values: Sequence[Any] | None) -> Sequence[Any]:
-    return [] if values is None else values
-
-
-@dataclass(frozen=True)
-class Window:
-    """The gateway's readings since a sequence number: both variants, and where it ended
-    (the next window starts after `seq`). The wire form is /admin/window's JSON."""
-
-    seq: int
-    champion: VariantWindow
-    challenger: VariantWindow
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Window:
-        return cls(
-            seq=int(data.get("seq", 0)),
-            champion=VariantWindow.from_dict(data["champion"]),
-            challenger=VariantWindow.from_dict(data["challenger"]),
-        )
 
 
 def resolve_url(option: str | None, config: SpokeConfig) -> str:
