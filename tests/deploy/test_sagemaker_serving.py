@@ -249,7 +249,9 @@ def minority_rows(spoke: Spoke, model_dir: Path, n: int) -> list[dict]:
 
 def alarm_breaches(cloudwatch, alarm: dict, start: datetime, end: datetime) -> list[float]:
     """The alarm's statistic per period, from exactly its namespace, metric and dimensions
-    (moto stores alarms but never evaluates them)."""
+    (moto stores alarms but never evaluates them). CloudWatch (and moto) refuse an end
+    that is not after the start at their one-second resolution."""
+    end = max(end, start + timedelta(seconds=1))
     stats = cloudwatch.get_metric_statistics(
         Namespace=alarm["namespace"],
         MetricName=alarm["metricName"],

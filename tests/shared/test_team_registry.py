@@ -226,7 +226,8 @@ def test_two_trainings_of_one_spoke_at_once_lose_nothing(
         subprocess.Popen([sys.executable, "-c", TRAIN, str(root), c], stderr=subprocess.PIPE)
         for c in ("1.0", "0.5")
     ]
-    assert [t.wait(timeout=COMMAND_GUARD_S) for t in trainings] == [0, 0]
+    codes = [t.wait(timeout=COMMAND_GUARD_S) for t in trainings]
+    assert codes == [0, 0], [t.stderr.read().decode()[-3000:] for t in trainings if t.stderr]
     versions = registry.client(root).search_model_versions(f"name = '{model}'")
     assert sorted(v.version for v in versions) == ["1", "2"]
     assert aliases(root, model)["challenger"] == "2"  # the newest, whoever finished last

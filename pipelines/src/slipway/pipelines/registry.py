@@ -191,10 +191,23 @@ def alias_newest_challenger(mlflow_client: MlflowClient, model: str, version: st
         ]
         return max([int(version), *found])
 
-    mlflow_client.set_registered_model_alias(model, CHALLENGER, version)
+    def set_alias(target: str) -> None:
+        # Two first writes of the alias at once race in the server's own INSERT (a unique
+        # violation answered as an error): the alias exists then, so write it again.
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(3):
+            try:
+                mlflow_client.set_registered_model_alias(model, CHALLENGER, target)
+                return
+            except MlflowException:
+                if attempt == 2:
+                    raise
+
+    set_alias(version)
     winner = newest()
     if winner != int(version):
-        mlflow_client.set_registered_model_alias(model, CHALLENGER, str(winner))
+        set_alias(str(winner))
     return str(winner)
 
 
@@ -215,9 +228,18 @@ def experiment_id(mlflow_client: MlflowClient, root: Path, model: str) -> str:
     existing = mlflow_client.get_experiment_by_name(model)
     if existing is not None:
         return existing.experiment_id
+    from mlflow.exceptions import MlflowException
+
     embedded = mlflow_client.tracking_uri == embedded_tracking_uri(root)
     location = (state_dir(root) / "artifacts").as_uri() if embedded else None
-    return mlflow_client.create_experiment(model, artifact_location=location)
+    try:
+        return mlflow_client.create_experiment(model, artifact_location=location)
+    except MlflowException as exc:
+        # Two first trainings at once on a shared server: the other one created it.
+        created = mlflow_client.get_experiment_by_name(model)
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS" or created is None:
+            raise
+        return created.experiment_id
 
 
 # MLflow's fluent API (log_model, load_model) pointed at one spoke's registry, for a block.
