@@ -63,12 +63,16 @@ _UNREACHABLE_MARKERS = (
 
 def unreachable(exc: BaseException) -> RegistryUnreachable | None:
     """The registry-down failure hidden in `exc` (an MlflowException or a requests error),
-    as a RegistryUnreachable with what to do next; None for any other error."""
+    as a RegistryUnreachable with what to do next; None for any other error. The one
+    question the CLI asks of an error it does not know."""
     module = type(exc).__module__
-    if not module.startswith(("mlflow", "requests", "urllib3")):
-        return None
     text = str(exc)
-    if not any(marker in text for marker in _UNREACHABLE_MARKERS):
+    if not module.startswith(("mlflow", "requests", "urllib3")) or not any(
+        marker in text for marker in _UNREACHABLE_MARKERS
+    ):
+        if failure := connection_failure(exc):  # a refused connection, retries or not
+            uri = os.environ.get("MLFLOW_TRACKING_URI", "the configured URI")
+            return RegistryUnreachable(unreachable_message(uri, failure))
         return None
     uri = os.environ.get("MLFLOW_TRACKING_URI", "the registry")
     return RegistryUnreachable(

@@ -7,7 +7,6 @@ its heavy dependencies (kfp, mlflow) itself.
 from __future__ import annotations
 
 import importlib
-import os
 
 import click
 
@@ -53,9 +52,6 @@ class LazyGroup(click.Group):
             from slipway.pipelines import registry
 
             known = registry.unreachable(exc)
-            if known is None and (failure := registry.connection_failure(exc)):
-                uri = os.environ.get("MLFLOW_TRACKING_URI", "the configured URI")
-                known = registry.RegistryUnreachable(registry.unreachable_message(uri, failure))
             if known is None:
                 raise
             report(known)

@@ -50,9 +50,8 @@ OPEN_STATUSES = (RUNNING, PROMOTING, ROLLING_BACK)
 LEASE_SECONDS = 30.0
 LEASE_ENV = "SLIPWAY_ROLLOUT_LEASE_SECONDS"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rollouts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+# The rollout record, once for both stores; each dialect names its key and float types.
+_ROLLOUT_COLUMNS = """
     model TEXT NOT NULL,
     version TEXT NOT NULL,
     champion_version TEXT,
@@ -62,25 +61,31 @@ CREATE TABLE IF NOT EXISTS rollouts (
     weight INTEGER NOT NULL DEFAULT 0,
     shadow INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
-    plan TEXT NOT NULL DEFAULT '{}',
+    plan TEXT NOT NULL DEFAULT '{{}}',
     controller_pid INTEGER,
     owner TEXT,
-    lease_expires_at REAL,
-    started_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    finished_at REAL
-);
-CREATE TABLE IF NOT EXISTS readings (
-    rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
-    at REAL NOT NULL,
+    lease_expires_at {real},
+    started_at {real} NOT NULL,
+    updated_at {real} NOT NULL,
+    finished_at {real}"""
+_READING_COLUMNS = """
+    at {real} NOT NULL,
     phase TEXT NOT NULL,
     weight INTEGER NOT NULL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL"""
+_EVENT_COLUMNS = """
+    at {real} NOT NULL,
+    message TEXT NOT NULL"""
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS rollouts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,{_ROLLOUT_COLUMNS.format(real="REAL")}
+);
+CREATE TABLE IF NOT EXISTS readings (
+    rollout_id INTEGER NOT NULL REFERENCES rollouts(id),{_READING_COLUMNS.format(real="REAL")}
 );
 CREATE TABLE IF NOT EXISTS events (
-    rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
-    at REAL NOT NULL,
-    message TEXT NOT NULL
+    rollout_id INTEGER NOT NULL REFERENCES rollouts(id),{_EVENT_COLUMNS.format(real="REAL")}
 );
 """
 
@@ -335,42 +340,23 @@ class _FileStore:
 
 # -- the shared store: the team's PostgreSQL -----------------------------------------------------
 
+_PG_REAL = "DOUBLE PRECISION"
+_PG_READINGS = _READING_COLUMNS.format(real=_PG_REAL)
+_PG_EVENTS = _EVENT_COLUMNS.format(real=_PG_REAL)
 _SHARED_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS slipway_rollouts (
-        id BIGSERIAL PRIMARY KEY,
-        model TEXT NOT NULL,
-        version TEXT NOT NULL,
-        champion_version TEXT,
-        status TEXT NOT NULL,
-        phase TEXT NOT NULL,
-        step_index INTEGER NOT NULL DEFAULT -1,
-        weight INTEGER NOT NULL DEFAULT 0,
-        shadow INTEGER NOT NULL DEFAULT 0,
-        reason TEXT NOT NULL DEFAULT '',
-        plan TEXT NOT NULL DEFAULT '{}',
-        controller_pid INTEGER,
-        owner TEXT,
-        lease_expires_at DOUBLE PRECISION,
-        started_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL,
-        finished_at DOUBLE PRECISION
+    f"""CREATE TABLE IF NOT EXISTS slipway_rollouts (
+        id BIGSERIAL PRIMARY KEY,{_ROLLOUT_COLUMNS.format(real=_PG_REAL)}
     )""",
     # Tables created before leases existed gain the column (old rows: NULL, i.e. expired).
     "ALTER TABLE slipway_rollouts ADD COLUMN IF NOT EXISTS lease_expires_at DOUBLE PRECISION",
     # At most one open rollout per model, whichever machine starts it: the database says no.
     f"""CREATE UNIQUE INDEX IF NOT EXISTS slipway_rollouts_one_open ON slipway_rollouts (model)
         WHERE status IN ({", ".join(repr(s) for s in OPEN_STATUSES)})""",
-    """CREATE TABLE IF NOT EXISTS slipway_rollout_readings (
-        rollout_id BIGINT NOT NULL REFERENCES slipway_rollouts(id),
-        at DOUBLE PRECISION NOT NULL,
-        phase TEXT NOT NULL,
-        weight INTEGER NOT NULL,
-        data TEXT NOT NULL
+    f"""CREATE TABLE IF NOT EXISTS slipway_rollout_readings (
+        rollout_id BIGINT NOT NULL REFERENCES slipway_rollouts(id),{_PG_READINGS}
     )""",
-    """CREATE TABLE IF NOT EXISTS slipway_rollout_events (
-        rollout_id BIGINT NOT NULL REFERENCES slipway_rollouts(id),
-        at DOUBLE PRECISION NOT NULL,
-        message TEXT NOT NULL
+    f"""CREATE TABLE IF NOT EXISTS slipway_rollout_events (
+        rollout_id BIGINT NOT NULL REFERENCES slipway_rollouts(id),{_PG_EVENTS}
     )""",
     "CREATE INDEX IF NOT EXISTS slipway_rollout_readings_id "
     "ON slipway_rollout_readings (rollout_id)",
