@@ -85,17 +85,9 @@ def promote(
     if old is not None and old != version:
         client.set_registered_model_alias(model, PREVIOUS, old)
     client.set_registered_model_alias(model, CHAMPION, version)
-    if _alias_version(client, model, CHALLENGER) == version:
-        client.delete_registered_model_alias(model, CHALLENGER)
-    tag_outcome(client, model, version, PROMOTED, reason)
-    return audit.append(
-        root,
-        "promote",
-        model=model,
-        version=version,
-        reason=reason,
-        details={"previous": old, **(details or {})},
-    )
+    _drop_challenger(client, model, version)
+    details = {"previous": old, **(details or {})}
+    return _record(root, client, model, version, PROMOTED, "promote", reason, details)
 
 
 def reject_challenger(
@@ -108,17 +100,9 @@ def reject_challenger(
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Take `version` out of its rollout: alias removed, outcome tagged, audit record."""
-    if _alias_version(client, model, CHALLENGER) == version:
-        client.delete_registered_model_alias(model, CHALLENGER)
-    tag_outcome(client, model, version, ROLLED_BACK, reason)
-    return audit.append(
-        root,
-        "rollback",
-        model=model,
-        version=version,
-        reason=reason,
-        details={"kind": "challenger", **(details or {})},
-    )
+    _drop_challenger(client, model, version)
+    details = {"kind": "challenger", **(details or {})}
+    return _record(root, client, model, version, ROLLED_BACK, "rollback", reason, details)
 
 
 class RejectedPrevious(ReleaseError):
@@ -154,12 +138,27 @@ def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: st
         )
     client.set_registered_model_alias(model, CHAMPION, previous)
     client.delete_registered_model_alias(model, PREVIOUS)
-    tag_outcome(client, model, current, ROLLED_BACK, reason)
-    return audit.append(
-        root,
-        "rollback",
-        model=model,
-        version=current,
-        reason=reason,
-        details={"kind": "promotion", "champion": previous},
-    )
+    details = {"kind": "promotion", "champion": previous}
+    return _record(root, client, model, current, ROLLED_BACK, "rollback", reason, details)
+
+
+def _drop_challenger(client: MlflowClient, model: str, version: str) -> None:
+    """`version` leaves its rollout: the `challenger` alias goes, if it still names it."""
+    if _alias_version(client, model, CHALLENGER) == version:
+        client.delete_registered_model_alias(model, CHALLENGER)
+
+
+def _record(
+    root: Path,
+    client: MlflowClient,
+    model: str,
+    version: str,
+    outcome: str,
+    action: str,
+    reason: str,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """Every release decision leaves the same two traces: the outcome tag on the version and
+    the audit entry (returned)."""
+    tag_outcome(client, model, version, outcome, reason)
+    return audit.append(root, action, model=model, version=version, reason=reason, details=details)
