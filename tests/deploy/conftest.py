@@ -9,7 +9,6 @@ seconds, and every test must start from the same known state.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -119,15 +118,8 @@ def gateway(spoke: Spoke) -> Iterator[GatewayProcess]:
 
 def slipway(root: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
     """Run the real CLI against the spoke; output is captured for the assertion messages."""
-    # The spoke's own registry, whatever an earlier test of this worker left in the
-    # environment (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     done = subprocess.run(
-        [SLIPWAY, "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_GUARD_S,
-        env=env,
+        [SLIPWAY, "-C", str(root), *args], capture_output=True, text=True, timeout=COMMAND_GUARD_S
     )
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
