@@ -229,18 +229,28 @@ def _already_open(row: Any) -> RolloutOpen:
 # -- the embedded store: sqlite under .slipway/ ------------------------------------------------
 
 
+_schema_ready: set[tuple[str, int]] = set()
+
+
 @contextmanager
 def _connect(root: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(state_path(root), timeout=30, isolation_level=None)
+    path = state_path(root)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(rollouts)")}
-        # State files from before 0.2.0 gain the columns they lack (old rows: NULL).
-        for column, sqltype in (("owner", "TEXT"), ("lease_expires_at", "REAL")):
-            if column not in columns:
-                conn.execute(f"ALTER TABLE rollouts ADD COLUMN {column} {sqltype}")
+        # The schema once per file and process: the controller polls four times a second and
+        # the gateway checks the lease, and each of those opens a connection. Keyed by inode,
+        # so a state file removed and made anew gets its tables again.
+        key = (str(path), os.stat(path).st_ino)
+        if key not in _schema_ready:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(rollouts)")}
+            # State files from before 0.2.0 gain the columns they lack (old rows: NULL).
+            for column, sqltype in (("owner", "TEXT"), ("lease_expires_at", "REAL")):
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE rollouts ADD COLUMN {column} {sqltype}")
+            _schema_ready.add(key)
         conn.row_factory = sqlite3.Row
         yield conn
     finally:
