@@ -129,3 +129,30 @@ def test_a_stale_tested_versions_file_is_caught(tmp_path: Path):
     stale = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True)
     assert stale.returncode == 1
     assert "make tested-versions" in stale.stderr
+
+
+def test_only_a_spoke_on_sagemaker_managed_mlflow_installs_its_plugin(render):
+    from tests.hub import VERSION
+
+    def dependencies(spoke: Path) -> list[str]:
+        return tomllib.loads((spoke / "pyproject.toml").read_text())["project"]["dependencies"]
+
+    assert f"slipway-pipelines[runtime]=={VERSION}" in dependencies(render("server"))
+    managed = dependencies(render("managed", registry="sagemaker"))
+    assert f"slipway-pipelines[runtime,sagemaker-mlflow]=={VERSION}" in managed
+
+
+def test_an_arn_without_the_plugin_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch):
+    import importlib.util
+
+    from slipway.pipelines import registry
+
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/slipway-hub"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", arn)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "sagemaker_mlflow" else real(name)
+    )
+    with pytest.raises(registry.MissingRegistryPlugin, match="registry=sagemaker") as caught:
+        registry.tracking_uri(Path("/nonexistent"))
+    assert caught.value.exit_code == 3
