@@ -116,6 +116,9 @@ def console(
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
         fail(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port", Exit.USAGE)
+    # Listen before announcing: a client that reads the URL and connects at once waits in
+    # the backlog while uvicorn starts, instead of being refused.
+    sockets[0].listen(config.backlog)
     bound = sockets[0].getsockname()[1]
     sso = "no single sign-on (--local)" if local else f"identity from {identity_header}"
     click.echo(f"slipway console listening on http://{host}:{bound}/ ({sso})")

@@ -158,15 +158,17 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         html = env.get_template(name).render(who=who, refresh=settings.refresh_seconds, **context)
         return HTMLResponse(html, status_code=status)
 
+    def path_of(key: str) -> Path | None:
+        return next((p for p in settings.spokes if _key_of(p) == key), None)
+
     def find(key: str) -> tuple[Path, data.SpokeView] | None:
-        for path in settings.spokes:
-            try:
-                view = data.spoke_view(path, settings.template, {})
-            except data.NotASpoke:
-                continue
-            if view.key == key:
-                return path, view
-        return None
+        path = path_of(key)
+        if path is None:
+            return None
+        try:
+            return path, data.spoke_view(path, settings.template, {})
+        except data.NotASpoke:
+            return None
 
     def not_found(request: Request, what: str) -> HTMLResponse:
         return page(request, "missing.html", status=404, what=what)
@@ -193,18 +195,15 @@ def create_app(settings: ConsoleSettings) -> Starlette:
 
     async def plot(request: Request) -> Response:
         key, version, name = (request.path_params[k] for k in ("key", "version", "name"))
-        found = find(key) if _PLOT_NAME.match(name) else None
-        body = data.card_plot(found[0], key, version, name) if found else None
+        path = path_of(key) if _PLOT_NAME.match(name) else None
+        body = data.card_plot(path, key, version, name) if path else None
         if body is None:
             return PlainTextResponse("no such plot", status_code=404)
         return Response(body, media_type="image/png")
 
     async def live(request: Request) -> Response:
         key, rollout_id = request.path_params["key"], request.path_params["rollout"]
-        path = next(
-            (p for p in settings.spokes if _key_of(p) == key),
-            None,
-        )
+        path = path_of(key)
         rollout = data.rollout_view(path, rollout_id) if path else None
         if rollout is None:
             return PlainTextResponse("no such rollout", status_code=404)

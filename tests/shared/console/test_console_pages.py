@@ -6,15 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from slipway.pipelines.cli import main
-from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.hub.console_app import ConsoleSettings, create_app
-from tests.console.conftest import HOSTILE, NEWER_RELEASE, Fleet
-
-pytestmark = pytest.mark.xdist_group("console")
+from tests.shared.console.fleet import CHURN, CLAIMS, FRAUD, HOSTILE, NEWER_RELEASE, Fleet
 
 WHO = {"X-Forwarded-User": "risk.officer@example.com"}
 
@@ -35,13 +30,13 @@ def _no_raw_hostile_text(html: str) -> None:
 def test_index_shows_every_spoke_with_aliases_tier_and_template_lag(client: TestClient) -> None:
     html = client.get("/").text
     rows = dict(re.findall(r'<tr data-spoke="([^"]+)">(.*?)</tr>', html, re.S))
-    assert set(rows) == {"fraud-radar", "churn-guard", "claims-triage"}
-    fraud = rows["fraud-radar"]
+    assert set(rows) == {FRAUD, CHURN, CLAIMS}
+    fraud = rows[FRAUD]
     champion, challenger, previous = re.findall(r"<td>(.*?)</td>", fraud, re.S)[3:6]
     assert ">v1</a>" in champion and ">v2</a>" in challenger and "none" in previous
     assert "tier-high" in fraud
     assert f"1 behind {NEWER_RELEASE.removeprefix('v')}" in fraud
-    assert "status-rolled_back" in rows["churn-guard"]
+    assert "status-rolled_back" in rows[CHURN]
     assert "risk.officer@example.com" in html
 
 
@@ -53,12 +48,12 @@ def test_a_version_waiting_for_approval_names_who_may_act(client: TestClient, fl
 
     html = client.get("/").text
     waiting = html.split('data-testid="waiting"', 1)[1].split("</table>", 1)[0]
-    assert "fraud-radar" in waiting and "v2" in waiting
+    assert FRAUD in waiting and "v2" in waiting
     assert "needs an approval of version 2" in waiting
     # Who may act: the spoke's approvers, never the version's author (dana).
-    who = who_may_approve(load_config(fleet.spokes["fraud-radar"]), "dana@example.com")
+    who = who_may_approve(load_config(fleet.spokes[FRAUD]), "dana@example.com")
     assert f"<td>{escape(who)}</td>" in waiting
-    assert "churn-guard" not in waiting  # low tier promotes automatically
+    assert CHURN not in waiting  # low tier promotes automatically
 
 
 def test_trails_are_shown_verified_tampered_or_truncated(client: TestClient) -> None:
@@ -66,21 +61,21 @@ def test_trails_are_shown_verified_tampered_or_truncated(client: TestClient) -> 
         html = client.get(f"/spokes/{key}").text
         return re.search(r'data-testid="trail-status">(\w+)<', html).group(1)  # type: ignore[union-attr]
 
-    assert status("fraud-radar") == "VERIFIED"
-    assert status("churn-guard") == "TAMPERED"
-    assert status("claims-triage") == "TRUNCATED"
-    html = client.get("/spokes/churn-guard").text
+    assert status(FRAUD) == "VERIFIED"
+    assert status(CHURN) == "TAMPERED"
+    assert status(CLAIMS) == "TRUNCATED"
+    html = client.get(f"/spokes/{CHURN}").text
     assert "the entry was edited" in html
-    assert "were deleted" in client.get("/spokes/claims-triage").text
+    assert "were deleted" in client.get(f"/spokes/{CLAIMS}").text
 
 
 def test_untrusted_text_is_escaped_on_every_page(client: TestClient, fleet: Fleet) -> None:
     pages = [
         "/",
-        "/spokes/churn-guard",
-        "/spokes/fraud-radar",
-        f"/spokes/fraud-radar/rollouts/{fleet.open_rollout}/live",
-        "/spokes/churn-guard/versions/1/card",
+        f"/spokes/{CHURN}",
+        f"/spokes/{FRAUD}",
+        f"/spokes/{FRAUD}/rollouts/{fleet.open_rollout}/live",
+        f"/spokes/{CHURN}/versions/1/card",
     ]
     escaped = "&lt;script&gt;window.__pwned = 1&lt;/script&gt;"
     for url in pages:
@@ -88,18 +83,18 @@ def test_untrusted_text_is_escaped_on_every_page(client: TestClient, fleet: Flee
         assert response.status_code == 200, url
         _no_raw_hostile_text(response.text)
     # ...and it is shown, as text, where it was written: reasons, actors, events.
-    churn = client.get("/spokes/churn-guard").text
+    churn = client.get(f"/spokes/{CHURN}").text
     assert churn.count(escaped) >= 3  # approval reason, rollout reason, audit actors
-    live = client.get(f"/spokes/fraud-radar/rollouts/{fleet.open_rollout}/live").text
+    live = client.get(f"/spokes/{FRAUD}/rollouts/{fleet.open_rollout}/live").text
     assert escaped in live
     hostile_who = client.get("/", headers={"X-Forwarded-User": HOSTILE}).text
     _no_raw_hostile_text(hostile_who)
 
 
 def test_the_model_card_is_rendered_without_its_html(client: TestClient) -> None:
-    html = client.get("/spokes/churn-guard/versions/1/card").text
+    html = client.get(f"/spokes/{CHURN}/versions/1/card").text
     card = html.split('data-testid="card">', 1)[1]
-    assert "<h1>Model card: churn-guard v1</h1>" in card
+    assert "<h1>Model card: console-churn-guard v1</h1>" in card
     assert "<td>test_auc</td>" in card  # Markdown tables render
     assert "<div onmouseover" not in card
     assert "&lt;div onmouseover" in card  # raw HTML is shown as text
@@ -127,7 +122,7 @@ def test_only_the_trusted_proxy_may_call(fleet: Fleet) -> None:
 
 def test_the_console_is_read_only_and_loads_nothing_from_elsewhere(client: TestClient) -> None:
     for method in ("POST", "PUT", "DELETE", "PATCH"):
-        response = client.request(method, "/spokes/fraud-radar")
+        response = client.request(method, f"/spokes/{FRAUD}")
         assert response.status_code == 405, method
         assert response.headers["allow"] == "GET, HEAD"
     page = client.get("/")
@@ -141,24 +136,15 @@ def test_the_console_is_read_only_and_loads_nothing_from_elsewhere(client: TestC
 def test_the_live_fragment_follows_the_rollout(client: TestClient, fleet: Fleet) -> None:
     from slipway.pipelines.rollout import state
 
-    url = f"/spokes/fraud-radar/rollouts/{fleet.open_rollout}/live"
+    url = f"/spokes/{FRAUD}/rollouts/{fleet.open_rollout}/live"
 
     def polls() -> int:
         return int(re.search(r'data-testid="polls">(\d+)<', client.get(url).text).group(1))  # type: ignore[union-attr]
 
     before = polls()
     state.record_reading(
-        fleet.spokes["fraud-radar"], fleet.open_rollout, "canary", 10, {"error_rate": 0.005}
+        fleet.spokes[FRAUD], fleet.open_rollout, "canary", 10, {"error_rate": 0.005}
     )
     assert polls() == before + 1
-    assert client.get("/spokes/fraud-radar/rollouts/999/live").status_code == 404
+    assert client.get(f"/spokes/{FRAUD}/rollouts/999/live").status_code == 404
     assert client.get("/spokes/nobody").status_code == 404
-
-
-def test_the_command_refuses_sso_off_on_a_public_address(fleet: Fleet) -> None:
-    runner = CliRunner()
-    public = runner.invoke(main, ["console", "--local", "--host", "0.0.0.0", str(fleet.root)])
-    assert public.exit_code == Exit.USAGE
-    assert "loopback" in public.stderr
-    missing = runner.invoke(main, ["console", str(fleet.root / "nowhere")])
-    assert missing.exit_code == Exit.CONFIG
