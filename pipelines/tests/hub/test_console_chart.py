@@ -1,4 +1,5 @@
-"""The rollout chart's geometry: a step line of the weight and the error rates, scaled."""
+"""The rollout chart's geometry (a step line of the weight and the error rates, scaled), and
+how long the console keeps the template's release tags."""
 
 from __future__ import annotations
 
@@ -53,3 +54,17 @@ def test_an_empty_rollout_draws_empty_lines() -> None:
     drawn = chart(_rollout())
     assert drawn.weight.points == "" and all(line.points == "" for line in drawn.errors)
     assert drawn.error_top == 0.01
+
+
+def test_release_tags_are_kept_for_their_ttl_then_read_again() -> None:
+    from packaging.version import Version
+
+    from slipway.pipelines.hub.console_app import ReleaseTags
+
+    now = [0.0]
+    tags = ReleaseTags(ttl=300, clock=lambda: now[0])
+    tags.current()["src"] = [Version("0.1.0")]
+    now[0] = 299.0
+    assert tags.current() == {"src": [Version("0.1.0")]}  # a page view within the TTL
+    now[0] = 301.0
+    assert tags.current() == {}  # a new release is seen after the TTL

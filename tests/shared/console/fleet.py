@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from tests.hub import git
 from tests.shared.test_audit_shared import sql
 
@@ -33,6 +35,8 @@ Reviewed by {HOSTILE}
 <div onmouseover="window.__pwned = 3">raw html</div>
 
 [a link](javascript:window.__pwned=4)
+
+![roc curve](model_card/roc_curve.png)
 
 | metric | value |
 | --- | --- |
@@ -141,6 +145,9 @@ def build(root: Path, template_repo: Path, registry: str, state: str) -> Fleet:
     card.parent.mkdir()
     card.write_text(CARD, encoding="utf-8")
     client.log_artifact(runs[0], str(card), "model_card")
+    plot = root / "card" / "roc_curve.png"  # logged by training as plots/, shown by the card
+    Image.new("RGB", (40, 30), (31, 111, 178)).save(plot)
+    client.log_artifact(runs[0], str(plot), "plots")
     client.set_model_version_tag(CHURN, "2", TAG_ROLLOUT_OUTCOME, "rolled_back")
     client.set_model_version_tag(CHURN, "2", TAG_ROLLOUT_REASON, HOSTILE)
     past = rollouts.start(churn, model=CHURN, version="2", champion_version="1", plan={}, pid=1)

@@ -160,4 +160,7 @@ def test_untrusted_text_is_shown_never_run(page, console_url: str, shots: Path) 
     expect(card).to_contain_text('<div onmouseover="window.__pwned = 3">raw html</div>')
     card.get_by_text("a link").hover()  # a javascript: link would be an anchor here
     assert card.locator("a[href^='javascript']").count() == 0
+    plot = card.locator("img[alt='roc curve']")
+    expect(plot).to_be_visible()
+    assert plot.evaluate("img => img.complete && img.naturalWidth") == 40  # the run's plot
     page.screenshot(path=shots / "console-card.png", full_page=True)

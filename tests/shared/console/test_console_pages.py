@@ -99,6 +99,13 @@ def test_the_model_card_is_rendered_without_its_html(client: TestClient) -> None
     assert "<div onmouseover" not in card
     assert "&lt;div onmouseover" in card  # raw HTML is shown as text
     assert "javascript:" not in re.findall(r'href="([^"]*)"', card).__str__()
+    # Its plots come from the version's run (plots/), the only files the route serves.
+    assert '<img src="model_card/roc_curve.png" alt="roc curve"' in card
+    plot = client.get(f"/spokes/{CHURN}/versions/1/model_card/roc_curve.png")
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+    assert plot.content.startswith(b"\x89PNG")
+    for name in ("model_card.png", "..%2Fmodel_card%2Fmodel_card.md", "ROC.png"):
+        assert client.get(f"/spokes/{CHURN}/versions/1/model_card/{name}").status_code == 404
 
 
 def test_single_sign_on_header_is_required_and_configurable(fleet: Fleet) -> None:

@@ -23,12 +23,15 @@ Security model:
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
+from packaging.version import Version
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -149,8 +152,25 @@ class Guard:
         return None
 
 
+class ReleaseTags:
+    """Each template source's release tags, kept `ttl` seconds: listing them is a `git
+    ls-remote` (a round trip to the template's host) per source, too dear for every view of
+    a page that people leave open, yet a new release shows within minutes."""
+
+    def __init__(self, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.clock = ttl, clock
+        self.read_at = clock()
+        self.tags: dict[str, list[Version]] = {}
+
+    def current(self) -> dict[str, list[Version]]:
+        if self.clock() - self.read_at > self.ttl:
+            self.tags, self.read_at = {}, self.clock()
+        return self.tags
+
+
 def create_app(settings: ConsoleSettings) -> Starlette:
     env = _environment()
+    releases = ReleaseTags()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         header = settings.identity_header
@@ -166,7 +186,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         if path is None:
             return None
         try:
-            return path, data.spoke_view(path, settings.template, {})
+            return path, data.spoke_view(path, settings.template, releases.current())
         except data.NotASpoke:
             return None
 
@@ -174,9 +194,8 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         return page(request, "missing.html", status=404, what=what)
 
     async def index(request: Request) -> Response:
-        return page(
-            request, "index.html", overview=data.overview(settings.spokes, settings.template)
-        )
+        fleet = data.overview(settings.spokes, settings.template, releases.current())
+        return page(request, "index.html", overview=fleet)
 
     async def spoke(request: Request) -> Response:
         found = find(request.path_params["key"])

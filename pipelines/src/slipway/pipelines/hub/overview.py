@@ -326,9 +326,14 @@ class Overview:
         return next((s for s in self.spokes if s.key == key), None)
 
 
-def overview(paths: tuple[Path, ...], template: str | None = None) -> Overview:
-    """Read every spoke at `paths` (the fleet the console watches)."""
-    cache: dict[str, list[Version]] = {}
+def overview(
+    paths: tuple[Path, ...],
+    template: str | None = None,
+    tags_cache: dict[str, list[Version]] | None = None,
+) -> Overview:
+    """Read every spoke at `paths` (the fleet the console watches); `tags_cache` keeps each
+    template source's release tags between calls (see fleet.spoke_status)."""
+    cache = {} if tags_cache is None else tags_cache
     spokes, problems = [], []
     for path in paths:
         try:
