@@ -18,6 +18,8 @@ STATE_ENV = ("MLFLOW_TRACKING_URI", "SLIPWAY_STATE_URL")
 def fleet(
     mlflow_server: MlflowServer, template_repo: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Fleet]:
+    if not mlflow_server.proc or mlflow_server.proc.poll() is not None:
+        mlflow_server.start()  # an outage test before stopped it and failed before restarting
     saved = {key: os.environ.get(key) for key in STATE_ENV}
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_server.url
     os.environ["SLIPWAY_STATE_URL"] = mlflow_server.backend
