@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --no-sync
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test lint demo docs clean tested-versions test-newest
+.PHONY: help setup test lint demo docs clean tested-versions test-newest chromium
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -32,7 +32,10 @@ lint: setup ## ruff (lint, format check), the type checker, and the tested versi
 	$(RUN) ruff format --check .
 	$(RUN) basedpyright
 
-test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
+chromium: ## install Debian's chromium for the console's browser tests, where it is missing
+	bash scripts/ensure_chromium.sh
+
+test: setup lint chromium ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 tested-versions: setup ## after `uv lock`: write the versions spokes install (hub/tested-versions.txt)

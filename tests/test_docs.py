@@ -56,6 +56,7 @@ COVERED: dict[str, tuple[str, ...]] = {
     "uv run pre-commit install": ("tests/test_render.py",),
     "slipway check": ("tests/test_render.py",),
     "slipway fleet status": ("tests/test_fleet.py",),
+    "slipway console": ("tests/shared/console/test_console_command.py",),
     "slipway approve": ("tests/test_governance.py",),
     "slipway reject": ("tests/test_governance.py",),
     "slipway card": ("tests/test_governance.py",),

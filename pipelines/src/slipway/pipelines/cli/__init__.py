@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "catalog": "catalog:catalog",
     "monitor": "monitor:monitor",
     "fleet": "fleet:fleet",
+    "console": "web_console:console",
 }
 
 
