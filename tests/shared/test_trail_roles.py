@@ -144,7 +144,8 @@ def test_the_app_role_can_append_and_read_and_nothing_else(spoke: Path, roles: R
     assert "may not append to the audit trail" in said
 
 
-def test_an_owner_s_rewrite_is_found_by_the_registry_checkpoint(spoke: Path, roles: Roles):
+def registered(spoke: Path) -> tuple[MlflowClient, str]:
+    """Version 1 of the spoke's model in its embedded registry, authored by ada."""
     uri = registry.embedded_tracking_uri(spoke)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     config = load_config(spoke)
@@ -154,6 +155,12 @@ def test_an_owner_s_rewrite_is_found_by_the_registry_checkpoint(spoke: Path, rol
         client.create_model_version(config.model_name, "s3://x/m", run.info.run_id).version
     )
     client.set_model_version_tag(config.model_name, version, registry.TAG_AUTHOR, "ada@x.io")
+    return client, version
+
+
+def test_an_owner_s_rewrite_is_found_by_the_registry_checkpoint(spoke: Path, roles: Roles):
+    client, version = registered(spoke)
+    config = load_config(spoke)
     audit.append(spoke, "note", model=config.model_name, version=version, reason="before")
     record_decision(
         spoke, config, client, version, Decision.rejected, by="grace@example.com", reason="bias"
@@ -194,6 +201,13 @@ def test_a_row_written_around_the_function_is_tampering_never_a_traceback(
     # An append stops at once with what happened and what to do, writing nothing.
     with pytest.raises(audit.AuditTrailError, match="row seq 2 sits past the trail's head"):
         audit.append(spoke, "note", model="churn-guard", version="1", reason="second")
+    # `slipway reject` fails the same way and leaves the registry as it was: the decision's
+    # tags are written only after its audit entry (the review saw `rejected` tagged anyway).
+    client, version = registered(spoke)
+    code, output = cli(spoke, "reject", version, "--by", "grace@example.com", "--reason", "bias")
+    assert code != 0 and "row seq 2 sits past the trail's head" in output, output
+    assert "conflicting appends" not in output and "Traceback" not in output
+    assert "slipway.approval.state" not in client.get_model_version("churn-guard", version).tags
     with psycopg.connect(roles.admin) as conn:
         assert conn.execute("SELECT seq FROM slipway_audit_head").fetchall() == [(1,)]
 

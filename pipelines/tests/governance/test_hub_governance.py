@@ -209,3 +209,27 @@ def test_the_packaged_list_is_the_default(monkeypatch: pytest.MonkeyPatch):
     pinned = governance_for("some-spoke")
     assert pinned.source == "slipway-pipelines:hub_governance.toml" and not pinned.listed
     assert pinned.risk_tier == RiskTier.low and pinned.approvers == ()
+
+
+def test_an_approval_replayed_after_a_rejection_does_not_count(tmp_path: Path, isolated: Path):
+    grace = keypair(tmp_path, REVIEWER)
+    isolated.write_text(list_toml({MODEL: ("high", [(REVIEWER, public(grace))])}))
+    root = make_spoke(tmp_path / "spoke", "high")
+    client, version = register(root, tier="high")
+    approve = ["approve", version, "--by", REVIEWER, "--reason", "ok", "--sign-with", str(grace)]
+    assert slipway(root, *approve, actor=REVIEWER)[0] == 0
+    approved = {
+        k: v for k, v in client.get_model_version(MODEL, version).tags.items() if "slipway." in k
+    }
+    code, _ = slipway(
+        root, "reject", version, "--by", REVIEWER, "--reason", "drift found", actor=REVIEWER
+    )
+    assert code == 0
+    # The reproduction: the earlier approval's tags (valid signature included) set again.
+    for key, value in approved.items():
+        client.set_model_version_tag(MODEL, version, key, value)
+    assert client.get_model_version(MODEL, version).tags[TAG_APPROVAL_STATE] == "approved"
+    code, output = slipway(root, "promote", version, "--reason", "ship it", actor=AUTHOR)
+    assert code == Exit.NOT_APPROVED, output
+    assert "was rejected" in output and "rejected by grace@example.com" in output
+    assert not client.get_registered_model(MODEL).aliases
