@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import LiteralString
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
+from psycopg import sql
 
 from slipway.pipelines import registry, store
 from slipway.pipelines.cli import main
@@ -49,11 +51,11 @@ def roles(postgres_admin: str) -> Iterator[Roles]:
     db, owner, app, other = (f"slipway_t_{tag}", f"trail_owner_{tag}", f"app_{tag}", f"app2_{tag}")
     with psycopg.connect(postgres_admin, autocommit=True) as conn:
         for role in (owner, app, other):
-            conn.execute(f"CREATE ROLE {role} LOGIN")
-        conn.execute(f'CREATE DATABASE "{db}"')
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     admin_db = postgres_admin.rsplit("/", 1)[0] + f"/{db}"
     with psycopg.connect(admin_db, autocommit=True) as conn:
-        conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(owner)))
     made = Roles(
         db,
         admin_db,
@@ -69,9 +71,11 @@ def roles(postgres_admin: str) -> Iterator[Roles]:
             for key in [k for k in store._schema_ready if k[0] == url]:
                 store._schema_ready.discard(key)
         with psycopg.connect(postgres_admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db))
+            )
             for role in (owner, app, other):
-                conn.execute(f"DROP ROLE IF EXISTS {role}")
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 @pytest.fixture
@@ -92,7 +96,7 @@ def role_of(url: str) -> str:
     return url.split("//", 1)[1].split("@", 1)[0]
 
 
-def refused(url: str, statement: str) -> str:
+def refused(url: str, statement: LiteralString | sql.Composed) -> str:
     """Run `statement` as the role in `url`; the error PostgreSQL gave (it must refuse)."""
     with psycopg.connect(url, autocommit=True) as conn:
         try:
@@ -139,7 +143,9 @@ def test_the_app_role_can_append_and_read_and_nothing_else(spoke: Path, roles: R
         assert rows == (0,)
     said = refused(
         roles.other_app,
-        f"SELECT slipway_audit_append('{trail}', 4, 'x', '{'0' * 64}', '{{}}')",
+        sql.SQL("SELECT slipway_audit_append({}, 4, 'x', {}, '{{}}')").format(
+            sql.Literal(trail), sql.Literal("0" * 64)
+        ),
     )
     assert "may not append to the audit trail" in said
 
@@ -223,3 +229,16 @@ def test_without_the_owner_s_migration_verify_warns_that_the_writer_owns_the_tab
     checked = audit.verify(root)
     assert checked.ok
     assert any("owns its tables" in note for note in checked.notes), checked.notes
+
+
+def test_a_local_trail_is_imported_through_the_append_function(
+    spoke: Path, roles: Roles, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SLIPWAY_STATE_URL", "local")
+    for i in range(3):
+        audit.append(spoke, "note", model="churn-guard", version=str(i + 1), reason="here")
+    monkeypatch.setenv("SLIPWAY_STATE_URL", roles.app)
+    done = audit.import_local(spoke)
+    assert (done.imported, done.verbatim) == (3, True)
+    checked = audit.verify(spoke)
+    assert checked.ok and checked.entries == 3, checked.problems

@@ -600,6 +600,10 @@ class SharedTrail:
             ).first()
             return found is None
 
+        if store.with_retry(self.url, "read the audit trail", empty) and self.managed:
+            from slipway.pipelines.governance import trail_roles
+
+            return trail_roles.copy_through_function(self, entries)
         if store.with_retry(self.url, "read the audit trail", empty):
 
             def copy(conn: Connection) -> int:

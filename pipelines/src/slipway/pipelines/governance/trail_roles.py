@@ -241,3 +241,24 @@ def append_through_function(trail: SharedTrail, new: NewEntry) -> dict[str, Any]
     raise AuditTrailError(
         f"could not append to {trail.where}: {CONFLICT_RETRIES} conflicting appends in a row"
     )
+
+
+def copy_through_function(trail: SharedTrail, entries: list[dict[str, Any]]) -> int:
+    """An import of a verified local chain into an empty managed trail, hashes unchanged: the
+    append function accepts it entry by entry (it chains from the genesis hash), in one
+    transaction, so a failure leaves the shared trail empty."""
+    from sqlalchemy import text
+
+    def copy(conn: Connection) -> int:
+        for entry in entries:
+            conn.execute(
+                text(f"SELECT {APPEND_FUNCTION}(:t, :seq, :prev, :hash, :entry)"),
+                {
+                    "t": trail.trail,
+                    **{k: entry[k] for k in ("seq", "prev", "hash")},
+                    "entry": _dump(entry),
+                },
+            )
+        return len(entries)
+
+    return store.with_retry(trail.url, "import the local audit trail", copy)
