@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-TAG_CHECKPOINT = "slipway.audit.checkpoint"
+TAG_CHECKPOINT = "slipway.audit.checkpoint"  # the decision's (approve / reject) entry
+TAG_OUTCOME_CHECKPOINT = "slipway.audit.outcome_checkpoint"  # the rollout outcome's entry
 DECISIONS = ("approve", "reject")
 
 
@@ -48,8 +49,8 @@ class Checkpoint:
         return cls(int(seq), digest)
 
 
-def checkpoint_of(version: ModelVersion) -> Checkpoint | None:
-    return Checkpoint.parse((version.tags or {}).get(TAG_CHECKPOINT, ""))
+def checkpoint_of(version: ModelVersion, tag: str = TAG_CHECKPOINT) -> Checkpoint | None:
+    return Checkpoint.parse((version.tags or {}).get(tag, ""))
 
 
 def latest_decision(
@@ -93,7 +94,10 @@ def decision_problem(
 
 
 def stamp(client: MlflowClient, model: str, version: str, entry: Mapping[str, Any]) -> None:
-    client.set_model_version_tag(model, str(version), TAG_CHECKPOINT, Checkpoint.of(entry).tag())
+    """Tag `version` with the rollout outcome's audit entry (promote, rollback, revert)."""
+    client.set_model_version_tag(
+        model, str(version), TAG_OUTCOME_CHECKPOINT, Checkpoint.of(entry).tag()
+    )
 
 
 def checkpoint_problems(
@@ -103,10 +107,13 @@ def checkpoint_problems(
     by_seq = {e.get("seq"): e.get("hash") for e in entries}
     last = max((s for s in by_seq if isinstance(s, int)), default=0)
     problems = []
-    for version in versions:
-        mark = checkpoint_of(version)
-        if mark is None:
-            continue
+    marks = [
+        (version, mark)
+        for version in versions
+        for tag in (TAG_CHECKPOINT, TAG_OUTCOME_CHECKPOINT)
+        if (mark := checkpoint_of(version, tag)) is not None
+    ]
+    for version, mark in marks:
         if mark.seq > last:
             problems.append(
                 f"version {version.version}'s registry checkpoint names audit entry seq "

@@ -82,12 +82,18 @@ def promote(
     client.get_model_version(model, version)  # raises with MLflow's message if unknown
     current = _alias_version(client, model, CHAMPION)
     old = old_champion if old_champion is not None else current
+    details = {"previous": old, **(details or {})}
+    # The audit entry first: a trail that refuses it (tampered, unreachable) leaves every
+    # alias as it was, so a promotion never happens without its entry.
+    entry = audit.append(
+        root, "promote", model=model, version=version, reason=reason, details=details
+    )
     if old is not None and old != version:
         client.set_registered_model_alias(model, PREVIOUS, old)
     client.set_registered_model_alias(model, CHAMPION, version)
     _drop_challenger(client, model, version)
-    details = {"previous": old, **(details or {})}
-    return _record(root, client, model, version, PROMOTED, "promote", reason, details)
+    _tag(client, model, version, PROMOTED, reason, entry)
+    return entry
 
 
 def reject_challenger(
@@ -158,7 +164,22 @@ def _record(
     reason: str,
     details: dict[str, Any],
 ) -> dict[str, Any]:
-    """Every release decision leaves the same two traces: the outcome tag on the version and
-    the audit entry (returned)."""
+    """Every release decision leaves the same two traces: the audit entry (returned), then
+    the outcome tag on the version naming that entry (trail_checkpoint.py)."""
+    entry = audit.append(root, action, model=model, version=version, reason=reason, details=details)
+    _tag(client, model, version, outcome, reason, entry)
+    return entry
+
+
+def _tag(
+    client: MlflowClient,
+    model: str,
+    version: str,
+    outcome: str,
+    reason: str,
+    entry: dict[str, Any],
+) -> None:
+    from slipway.pipelines.governance.trail_checkpoint import stamp
+
     tag_outcome(client, model, version, outcome, reason)
-    return audit.append(root, action, model=model, version=version, reason=reason, details=details)
+    stamp(client, model, version, entry)
