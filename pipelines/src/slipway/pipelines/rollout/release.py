@@ -117,10 +117,19 @@ class RejectedPrevious(ReleaseError):
     exit_code = Exit.NOT_APPROVED
 
 
-def _rejected(client: MlflowClient, model: str, version: str) -> str | None:
-    """'it was rejected by WHO (WHY)' when the latest decision on `version` is a rejection."""
+def _rejected(root: Path, client: MlflowClient, model: str, version: str) -> str | None:
+    """'it was rejected by WHO (WHY)' when the latest decision on `version` is a rejection,
+    in the registry's tags or in the audit trail (tags set back to an approval after a
+    rejection do not make the version servable again)."""
     from slipway.pipelines.governance.approvals import Decision, approval_of
+    from slipway.pipelines.governance.trail_checkpoint import latest_decision
 
+    latest = latest_decision(audit.read(root), model, version)
+    if latest is not None and latest.get("action") == "reject":
+        by = (latest.get("details") or {}).get("by", latest.get("actor", "?"))
+        return (
+            f"it was rejected by {by} ({latest.get('reason', '')}; audit seq {latest.get('seq')})"
+        )
     decision = approval_of(client.get_model_version(model, version))
     if decision is None or decision.decision is not Decision.rejected:
         return None
@@ -136,7 +145,7 @@ def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: st
             f"nothing to revert: {model} has no `previous` version (champion is {current}); "
             "promote a known-good version with `slipway promote VERSION` instead"
         )
-    if problem := _rejected(client, model, previous):
+    if problem := _rejected(root, client, model, previous):
         raise RejectedPrevious(
             f"rollback refused: `previous` is version {previous}, and {problem}, so restoring "
             f"it would serve a rejected model; nothing was changed (champion stays {current}). "
