@@ -71,6 +71,7 @@ BAD_ANSWERS = [
     ("max_p95_latency_ratio", 1.0, "between 1.05 and 10"),
     ("max_p95_latency_ratio", float("inf"), "a number between 1.05 and 10"),
     ("max_p95_latency_ratio", "fast", "a number between 1.05 and 10"),
+    ("governance_reviewers", "platform-team", "must be GitHub owners such as @my-org/platform"),
     ("ci_provider", "jenkins", "'jenkins' is not in ['github']"),
 ]
 

@@ -381,6 +381,17 @@ def _outcome(
             f"{log_path}. Fix the cause and run `slipway train` again "
             "(nothing was registered)."
         )
+    if failed_step is not None:
+        # A step failed after the outcome was recorded (e.g. the audit trail refused the
+        # registration's entry): the run is not a success, whatever the registry says.
+        cause = _last_error(log_path)
+        recorded = f"version {found.version}" if found.version else "no version"
+        raise TrainingError(
+            f"step {failed_step!r} failed{': ' + cause if cause else ''}\nThe run recorded "
+            f"{found.status} ({recorded}) before it failed; check it with `slipway status` and "
+            f"`slipway audit --verify`. Its output is in {log_path}; fix the cause and run "
+            "`slipway train` again."
+        )
     return found
 
 
