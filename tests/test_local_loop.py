@@ -299,7 +299,11 @@ def test_two_trains_at_once_through_the_spokes_daemon(spoke, quiet_run, monkeypa
         monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
         log = daemon.paths_for(spoke).log.read_text()
         assert log.count("started for") == 1, log  # one daemon for both commands
-        assert daemon.stop(spoke) is not None  # it was still there for the next command
+        pid = daemon.running(spoke)  # still there for the next command
+        stopped = slipway(spoke, "train", "--stop-daemon", **env)
+        assert stopped.stdout.strip() == f"stopped the step daemon (pid {pid})", stopped.stderr
+        again = slipway(spoke, "train", "--stop-daemon", **env)
+        assert again.stdout.strip() == "no step daemon was running for this spoke"
     finally:
         for command in commands:
             if command.poll() is None:
