@@ -162,16 +162,24 @@ def test_two_commands_at_once_share_one_daemon_and_run_side_by_side(
     assert log.count("started for") == 1, log  # one daemon, not one per racing command
 
 
-def test_a_step_ends_when_its_command_goes_away(spoke: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["daemon", "zygote"])
+def test_a_step_ends_when_its_command_goes_away(spoke: Path, tmp_path: Path, kind: str) -> None:
+    """Ctrl-C or a kill of `slipway train`: the running step ends too, whether it was forked
+    by the spoke's daemon (its own process group, away from the terminal) or by a zygote of
+    the command's own."""
     pidfile = tmp_path / "step.pid"
     client = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from slipway.pipelines.training import daemon;"
-            "daemon.connect(Path(sys.argv[1])).call('probe_lib:hang', {'pidfile': sys.argv[2]})",
+            "import sys; from pathlib import Path\n"
+            "from slipway.pipelines.training import daemon, zygote\n"
+            "root, pidfile, kind = Path(sys.argv[1]), sys.argv[2], sys.argv[3]\n"
+            "runner = daemon.connect(root) if kind == 'daemon' else zygote.Zygote.spawn()\n"
+            "runner.call('probe_lib:hang', {'pidfile': pidfile})",
             str(spoke),
             str(pidfile),
+            kind,
         ]
     )
     deadline = time.monotonic() + 120
@@ -182,8 +190,9 @@ def test_a_step_ends_when_its_command_goes_away(spoke: Path, tmp_path: Path) -> 
     step = int(pidfile.read_text())
     client.kill()  # as a killed or interrupted `slipway train` would
     client.wait()
-    _wait_gone(step)  # the session saw the command go and ended the step's process group
-    assert daemon.running(spoke) is not None  # the daemon itself stays for the next command
+    _wait_gone(step)  # its session or zygote saw the command go and ended the step
+    if kind == "daemon":
+        assert daemon.running(spoke) is not None  # the daemon stays for the next command
 
 
 def test_an_idle_daemon_stops_itself(spoke: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -264,10 +264,13 @@ def connect(root: Path, log: IO[str] | None = None) -> zygote.Zygote:
         if channel is None:
             with _locked(paths.lock):
                 channel = _connect(paths.socket) or _start(root, paths)
-        answer = _hello(channel, log, mark)
+        try:
+            answer = _hello(channel, log, mark)
+        except OSError:  # a daemon that was ending dropped the connection
+            answer = "gone"
         if answer == "ready":
             return zygote.Zygote(channel, ready=True)
-        channel.close()  # "stale": that daemon has given up its socket and is ending
+        channel.close()  # "stale" or gone: that daemon gave up its socket and is ending
     raise zygote.ZygoteUnavailable("the step daemon kept restarting")
 
 

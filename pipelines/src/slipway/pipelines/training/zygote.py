@@ -251,8 +251,11 @@ def _stop_step(pid: int) -> int:
     import signal
 
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.killpg(pid, sig)
+        except ProcessLookupError:  # not a group of its own: a per-run zygote's step
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
         deadline = time.monotonic() + (grace or 0.0)
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
