@@ -234,7 +234,9 @@ def _start(root: Path, paths: DaemonPaths) -> socket.socket:
 
 
 def _hello(channel: socket.socket, print_to: IO[str] | None, mark: str) -> str:
-    """Introduce this command: its fingerprint, and where its steps' output goes."""
+    """Introduce this command: its fingerprint, and where its steps' output goes. A daemon
+    that does not answer within START_TIMEOUT raises TimeoutError (an OSError)."""
+    channel.settimeout(START_TIMEOUT)
     target = print_to.fileno() if print_to is not None else os.open(os.devnull, os.O_WRONLY)
     try:
         message = json.dumps({"fingerprint": mark}).encode() + b"\n"
@@ -248,6 +250,7 @@ def _hello(channel: socket.socket, print_to: IO[str] | None, mark: str) -> str:
         if not more:
             break
         answer += more
+    channel.settimeout(None)
     return answer.decode().strip()
 
 
@@ -285,7 +288,10 @@ def _ask(root: Path, question: str) -> list[str]:
     if channel is None:
         return []
     with channel:
-        return _hello(channel, None, question).split()
+        try:
+            return _hello(channel, None, question).split()
+        except OSError:
+            return []
 
 
 def stop(root: Path) -> int | None:
