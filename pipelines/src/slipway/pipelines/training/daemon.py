@@ -396,11 +396,11 @@ class _Daemon:
                 channel, _ = self.listener.accept()
                 self.last_active = time.monotonic()
                 self.answer(channel)
-            elif self.pending and not busy:
-                self.warm()  # between commands: the next session forks fully warm
             elif reason := self.should_end():
                 self.say(f"stopped: {reason}")
                 self.close()
+            elif self.pending and not busy:
+                self.warm()  # between commands: the next session forks fully warm
         while self.sessions:  # a stale daemon's sessions still finish their commands
             self.reap()
             time.sleep(0.2)

@@ -278,6 +278,9 @@ def _wait_step(pid: int, channel: socket.socket, pending: list[Callable[[], None
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return status
+        if _hung_up(channel):  # Ctrl-C during a first run: not only after all the imports
+            _stop_step(pid)
+            return None
     watched: list[Any] = [channel]
     pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
     if pidfd is not None:
