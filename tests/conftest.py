@@ -8,6 +8,7 @@ never depend on tags being present in the checkout.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,14 @@ def render(template_repo: Path, tmp_path: Path) -> Renderer:
         return dst
 
     return _render
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_step_daemons() -> None:
+    """`slipway train` outside CI leaves a step daemon per spoke for the next run; a test's
+    spokes are thrown away, so theirs run a zygote per run (the tests of the daemon ask for
+    it). Set for the whole session: module-scoped fixtures train before any test runs."""
+    os.environ.setdefault("SLIPWAY_STEP_PROCESSES", "zygote")
 
 
 @pytest.fixture(autouse=True)

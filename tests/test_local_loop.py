@@ -245,7 +245,7 @@ def test_each_step_is_its_own_process_with_its_own_environment(tmp_path):
 
     out = io.StringIO()
     log = (tmp_path / "zygote.log").open("w")
-    runner = zygote.Zygote(log)
+    runner = zygote.Zygote.spawn(log)
     try:
         from contextlib import redirect_stdout
 
@@ -266,6 +266,48 @@ def test_each_step_is_its_own_process_with_its_own_environment(tmp_path):
     assert seen_first["cwd"] == os.getcwd()
     assert "the step refused: because" in out.getvalue()  # its output, as kfp.local prints it
     assert "KFP Executor" in out.getvalue()
+
+
+def test_two_trains_at_once_through_the_spokes_daemon(spoke, quiet_run, monkeypatch):
+    """What a data scientist does with two terminals: both runs go through the one daemon,
+    each in its own session, and each registers its own version with its own lineage."""
+    import tempfile
+
+    from slipway.pipelines.training import daemon
+
+    assert quiet_run.returncode == 0
+    runtime = tempfile.mkdtemp(prefix="sw-")  # short: a socket path has ~107 bytes
+    env = {zygote.ENV_SWITCH: "daemon", "XDG_RUNTIME_DIR": runtime}
+    commands = [
+        subprocess.Popen(
+            [str(VENV_BIN / "slipway"), "train", "--json"],
+            cwd=spoke,
+            env=_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        outputs = [command.communicate(timeout=600) for command in commands]
+        for command, (out, err) in zip(commands, outputs, strict=True):
+            assert command.returncode == 0, out + err
+        documents = [json.loads(out) for out, _ in outputs]
+        assert documents[0]["run_id"] != documents[1]["run_id"]
+        assert documents[0]["version"] != documents[1]["version"]
+        monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+        log = daemon.paths_for(spoke).log.read_text()
+        assert log.count("started for") == 1, log  # one daemon for both commands
+        pid = daemon.running(spoke)  # still there for the next command
+        stopped = slipway(spoke, "train", "--stop-daemon", **env)
+        assert stopped.stdout.strip() == f"stopped the step daemon (pid {pid})", stopped.stderr
+        again = slipway(spoke, "train", "--stop-daemon", **env)
+        assert again.stdout.strip() == "no step daemon was running for this spoke"
+    finally:
+        for command in commands:
+            if command.poll() is None:
+                command.kill()
 
 
 def test_the_zygote_can_be_switched_off(monkeypatch):

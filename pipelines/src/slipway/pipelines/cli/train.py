@@ -144,10 +144,17 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool
     is_flag=True,
     help="Print only the outcome as one JSON document (shape: docs/reference/cli.md).",
 )
+@click.option(
+    "--stop-daemon",
+    is_flag=True,
+    help="Stop this spoke's step daemon (the warm parent kept between local runs) and exit; "
+    "the next run starts a new one.",
+)
 @click.pass_context
 def train(
     ctx: click.Context,
     as_json: bool,
+    stop_daemon: bool,
     kfp_host: str | None,
     image: str | None,
     namespace: str | None,
@@ -167,6 +174,16 @@ def train(
     from slipway.pipelines.training.pipeline import run_local_training
 
     spoke = spoke_from_context(ctx)
+    if stop_daemon:
+        from slipway.pipelines.training import daemon
+
+        pid = daemon.stop(spoke.root)
+        click.echo(
+            f"stopped the step daemon (pid {pid})"
+            if pid
+            else "no step daemon was running for this spoke"
+        )
+        return
     config = spoke.config
     options = SubmitOptions(kfp_host, image, namespace, experiment, sa_token_path, pipeline_root)
     if kfp_host:

@@ -312,7 +312,7 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     with (
         log_path.open("w", encoding="utf-8") as sink,
         console.attach_log(sink),  # what this process's libraries say, -v or not
-        zygote.warm_steps(sink) as runner,
+        zygote.warm_steps(sink, root) as runner,
     ):
         from kfp import local
 

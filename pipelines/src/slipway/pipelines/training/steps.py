@@ -257,7 +257,10 @@ def gate(
                 mlflow.start_run(run_id=run_id),
                 mlflow.start_run(run_name=f"{alias}-v{version.version}", nested=True),
             ):
-                measured = evaluate(reigning, parts.x_test, parts.y_test, task, held_out)
+                # Only its numbers: its pictures are on its own version's run already.
+                measured = evaluate(
+                    reigning, parts.x_test, parts.y_test, task, held_out, pictures=False
+                )
         except Exception as exc:  # any failure to score must stop the gate, loudly
             refuse(
                 f"gate: cannot score the {alias} (v{version.version}) on the held-out rows: "

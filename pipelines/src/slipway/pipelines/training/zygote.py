@@ -20,7 +20,8 @@ compiles.
 Anything the zygote does not recognise as that exact command (a component that installs
 packages, a container component) runs the way kfp.local would run it.
 SLIPWAY_STEP_PROCESSES=subprocess turns the zygote off (every step a new interpreter, as
-before); so does a platform without os.fork.
+before); so does a platform without os.fork. Outside CI the zygote outlives the run, as the
+spoke's daemon (daemon.py); SLIPWAY_STEP_PROCESSES=zygote keeps one per run.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ import contextlib
 import functools
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from slipway.pipelines.errors import SlipwayError
@@ -166,8 +170,12 @@ def _call(request: dict[str, Any], output_fd: int) -> None:
         os._exit(code)
 
 
-def _child(request: dict[str, Any], output_fd: int) -> None:
-    """Become the step: its output, environment and directory; never returns."""
+def _child(request: dict[str, Any], output_fd: int, *, own_group: bool) -> None:
+    """Become the step: its output, environment and directory; never returns. With
+    own_group (a daemon's session, away from the terminal), the step leads its own process
+    group, so that a command that goes away takes the step and what it started with it."""
+    if own_group:
+        os.setpgid(0, 0)
     if "call" in request:
         _call(request, output_fd)
     code = 1
@@ -227,14 +235,81 @@ def _run_quietly(stage: Callable[[], None]) -> None:
         stage()
 
 
-def serve(channel: socket.socket) -> None:
+def _hung_up(channel: socket.socket) -> bool:
+    """The command sends nothing while a step runs: a readable channel means it went away."""
+    try:
+        return channel.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _stop_step(pid: int) -> int:
+    """The command went away (Ctrl-C, killed): end the step's process group, as the
+    terminal would have ended a step of its own."""
+    import signal
+
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:  # not a group of its own: a per-run zygote's step
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + (grace or 0.0)
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            if grace is None:
+                _, status = os.waitpid(pid, 0)
+                return status
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    return 0
+
+
+def _wait_step(pid: int, channel: socket.socket, pending: list[Callable[[], None]]) -> int | None:
+    """The step's wait status, warming up further while it runs (no thread ever runs here:
+    forking stays safe); None when the command hung up (the step is then stopped)."""
+    while pending:
+        _run_quietly(pending.pop(0))
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if _hung_up(channel):  # Ctrl-C during a first run: not only after all the imports
+            _stop_step(pid)
+            return None
+    watched: list[Any] = [channel]
+    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    if pidfd is not None:
+        watched.append(pidfd)
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            readable, _, _ = select.select(watched, [], [], 1.0 if pidfd is not None else 0.02)
+            if channel in readable and _hung_up(channel):
+                _stop_step(pid)
+                return None
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def serve(
+    channel: socket.socket, pending: list[Callable[[], None]], *, own_group: bool = False
+) -> None:
     """The zygote's loop: one forked child per request, one at a time, warming up further
-    while each child runs."""
-    pending = _warm_ups()
-    _run_quietly(pending.pop(0))
+    (the stages left in `pending`) while each child runs."""
     channel.sendall(b"ready\n")
     while True:
-        message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 1)
+        try:
+            message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 1)
+        except OSError:
+            return
         if not message:
             return
         buffer = message
@@ -249,24 +324,37 @@ def serve(channel: socket.socket) -> None:
         pid = os.fork()
         if pid == 0:
             channel.close()
-            _child(request, fds[0])
+            _child(request, fds[0], own_group=own_group)
         os.close(fds[0])
-        done, status = 0, 0
-        while pending and not done:  # no thread ever runs here: forking stays safe
-            _run_quietly(pending.pop(0))
-            done, status = os.waitpid(pid, os.WNOHANG)
-        if not done:
-            _, status = os.waitpid(pid, 0)
+        status = _wait_step(pid, channel, pending)
+        if status is None:
+            return
         channel.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
 
 
 class Zygote:
     """The parent's handle on a zygote process; `run(command, env)` has kfp.local's contract."""
 
-    def __init__(self, log: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        channel: socket.socket,
+        process: subprocess.Popen[bytes] | None = None,
+        *,
+        ready: bool = False,
+    ) -> None:
+        """Over `channel`, connected to a zygote's loop: a process of this command's own
+        (`spawn`) or a session of the spoke's daemon (slipway.pipelines.training.daemon),
+        which has already said it is ready."""
+        self._channel = channel
+        self._process = process
+        self._reader = channel.makefile("rb")
+        self._ready = ready
+
+    @classmethod
+    def spawn(cls, log: IO[str] | None = None) -> Zygote:
+        """A zygote for this command alone: it ends when the command closes it."""
         parent, child = socket.socketpair()
-        self._channel = parent
-        self._process = subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(child.fileno())],
             pass_fds=(child.fileno(),),
             stdin=subprocess.DEVNULL,
@@ -274,8 +362,7 @@ class Zygote:
             stderr=log if log is not None else subprocess.DEVNULL,
         )
         child.close()
-        self._reader = parent.makefile("rb")
-        self._ready = False
+        return cls(parent, process)
 
     def _wait_ready(self) -> bool:
         if not self._ready:
@@ -344,6 +431,8 @@ class Zygote:
             self._channel.shutdown(socket.SHUT_RDWR)
         self._channel.close()
         self._reader.close()
+        if self._process is None:
+            return
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -352,18 +441,34 @@ class Zygote:
 
 
 def enabled() -> bool:
-    return hasattr(os, "fork") and os.environ.get(ENV_SWITCH, "zygote") != "subprocess"
+    from slipway.pipelines.training.daemon import mode
+
+    return mode() != "subprocess"
+
+
+def _open(log: IO[str] | None, root: Path | None) -> Zygote:
+    """The spoke's daemon when it is on (daemon.mode()), else a zygote for this run."""
+    from slipway.pipelines.training import daemon
+
+    if root is not None and daemon.mode() == "daemon":
+        try:
+            return daemon.connect(root, log)
+        except (ZygoteUnavailable, OSError) as why:
+            if log is not None:
+                print(f"slipway: no step daemon ({why}); a zygote for this run", file=log)
+    return Zygote.spawn(log)
 
 
 @contextlib.contextmanager
-def warm_steps(log: IO[str] | None = None) -> Iterator[Zygote | None]:
-    """While open, kfp.local's SubprocessRunner runs lightweight steps through a zygote."""
+def warm_steps(log: IO[str] | None = None, root: Path | None = None) -> Iterator[Zygote | None]:
+    """While open, kfp.local's SubprocessRunner runs lightweight steps through a zygote:
+    the daemon of the spoke at `root`, or one started for this run."""
     if not enabled():
         yield None
         return
     if log is not None:
         log.flush()
-    zygote = Zygote(log)  # first, so that it imports while this process does too
+    zygote = _open(log, root)  # first, so that it imports while this process does too
     from kfp.local import subprocess_task_handler as handler
 
     original = handler.run_local_subprocess
@@ -383,7 +488,9 @@ def warm_steps(log: IO[str] | None = None) -> Iterator[Zygote | None]:
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    stages = _warm_ups()
+    _run_quietly(stages.pop(0))
+    serve(socket.socket(fileno=int(sys.argv[1])), stages)
     # Nothing left to save: skip the interpreter's teardown of every module imported above
     # (seconds, with MLflow's and matplotlib's exit handlers), which the CLI would wait for.
     sys.stdout.flush()
