@@ -3,6 +3,8 @@ slipway.toml deploy.gateway_url) and its admin operations, with one error for 'n
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from typing import Any
 
@@ -31,6 +33,14 @@ class BadGatewayUrl(SlipwayError, ValueError):
     """The gateway URL (--url, SLIPWAY_GATEWAY_URL or slipway.toml) does not parse."""
 
     exit_code = Exit.USAGE
+
+
+def _missing_as_null(value: Any) -> Any:
+    # Infinity stays (Python writes it, the gateway reads it and answers a 400 naming the
+    # column): only a missing value has a JSON spelling to change to.
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def resolve_url(option: str | None, config: SpokeConfig) -> str:
@@ -80,7 +90,15 @@ class GatewayClient:
         return Window.from_json(self._call("GET", "/admin/window", params={"after": after}))
 
     def invoke(self, frame_split: dict[str, Any]) -> httpx.Response:
-        return self._send("POST", "/invocations", json={"dataframe_split": frame_split})
+        """Score a dataframe_split. A missing value (NaN, as pandas holds it) goes as JSON
+        null, which the gateway accepts where the contract says nullable: JSON has no NaN,
+        and httpx refuses to write one (a held-out table with a few unknown values broke the
+        first deploy's smoke test)."""
+        data = [[_missing_as_null(v) for v in row] for row in frame_split.get("data", [])]
+        body = json.dumps({"dataframe_split": {**frame_split, "data": data}})
+        return self._send(
+            "POST", "/invocations", content=body, headers={"content-type": "application/json"}
+        )
 
     def close(self) -> None:
         self._http.close()
