@@ -7,6 +7,7 @@ with MLflow's own retries turned off so the test does not wait out the backoff.
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 
@@ -79,6 +80,25 @@ def test_serve_on_a_port_in_use_says_so(spoke: Path):
     assert_clean_failure(
         result, Exit.USAGE, f"cannot listen on 127.0.0.1:{port}", "already in use", "--port"
     )
+
+
+def test_two_serves_started_together_the_second_says_the_port_is_in_use(spoke: Path):
+    from slipway.pipelines.serving.gateway import bind_socket
+
+    # The first `slipway serve` holds its socket while its model loads. Before, it bound
+    # with SO_REUSEADDR and listened only once loaded, so a second bind on the same port
+    # succeeded and the second serve announced a URL it never listened on.
+    first = bind_socket("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with pytest.raises(OSError) as second:
+            bind_socket("127.0.0.1", port).close()
+        assert second.value.errno == errno.EADDRINUSE
+        result = slipway(spoke, "serve", "--port", str(port))
+    finally:
+        first.close()
+    assert_clean_failure(result, Exit.USAGE, f"cannot listen on 127.0.0.1:{port}", "already in use")
+    assert "listening on" not in result.output
 
 
 def test_deploy_with_an_unreachable_registry_exits_8(spoke: Path):

@@ -955,12 +955,22 @@ def _log_load_failure(task: asyncio.Task) -> None:
 
 
 def bind_socket(host: str, port: int) -> Any:
+    """A listening socket, at once. SO_REUSEADDR lets a restart take the port over from its
+    predecessor's TIME_WAIT, but on Linux it also lets a second socket bind a port nobody
+    listens on yet: two `slipway serve` started together both bound, the second said
+    "listening" and never listened. Listening before the model loads makes the second one
+    fail with EADDRINUSE (the CLI says the port is in use)."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's backlog
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
