@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -71,10 +72,10 @@ def unreachable(exc: BaseException) -> RegistryUnreachable | None:
         marker in text for marker in _UNREACHABLE_MARKERS
     ):
         if failure := connection_failure(exc):  # a refused connection, retries or not
-            uri = os.environ.get("MLFLOW_TRACKING_URI", "the configured URI")
+            uri = shown_url(os.environ.get("MLFLOW_TRACKING_URI", "the configured URI"))
             return RegistryUnreachable(unreachable_message(uri, failure))
         return None
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "the registry")
+    uri = shown_url(os.environ.get("MLFLOW_TRACKING_URI", "the registry"))
     return RegistryUnreachable(
         f"the model registry at {uri} cannot be reached: it did not answer, even after "
         "retrying with backoff "
@@ -132,7 +133,8 @@ def connection_failure(exc: BaseException) -> BaseException | None:
 
 def unreachable_message(uri: str, failure: BaseException) -> str:
     return (
-        f"the model registry at {uri} cannot be reached ({type(failure).__name__}); check "
+        f"the model registry at {shown_url(uri)} cannot be reached ({type(failure).__name__}); "
+        "check "
         "MLFLOW_TRACKING_URI and that the server is up, then run the command again"
     )
 

@@ -15,6 +15,7 @@ import click
 
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 
 if TYPE_CHECKING:
     from slipway.pipelines.config import SpokeConfig
@@ -89,7 +90,7 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool
             click.echo(f"  - {reason}")
     click.echo(f"run {outcome.run_id}; step output in {outcome.log_path}")
     if not on_kubeflow:
-        click.echo(f"look: mlflow ui --backend-store-uri {outcome.tracking_uri}")
+        click.echo(f"look: mlflow ui --backend-store-uri {shown_url(outcome.tracking_uri)}")
 
 
 @click.command()

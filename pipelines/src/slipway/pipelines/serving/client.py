@@ -13,6 +13,7 @@ import httpx
 from slipway.pipelines.config import SpokeConfig, gateway_url_problem
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 from slipway.pipelines.serving.window import Window
 
 URL_ENV = "SLIPWAY_GATEWAY_URL"
@@ -62,14 +63,17 @@ class GatewayClient:
             return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise GatewayUnreachable(
-                f"no gateway answers at {self.url} ({type(exc).__name__}); start one with "
+                f"no gateway answers at {shown_url(self.url)} ({type(exc).__name__}); start "
+                "one with "
                 f"`slipway serve`, or point at it with --url or {URL_ENV}"
             ) from exc
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
-            raise GatewayError(f"gateway {method} {path}: {response.status_code} {response.text}")
+            raise GatewayError(
+                f"gateway {method} {path}: {response.status_code} {response.text[:500]}"
+            )
         return response.json()
 
     def health(self) -> dict[str, Any]:

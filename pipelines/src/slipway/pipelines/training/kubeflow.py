@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 from slipway.pipelines.training import images
 from slipway.pipelines.training.pipeline import TrainingError, TrainingOutcome
 
@@ -550,7 +551,9 @@ def _registry_outcome(
         with _quick_mlflow():
             return find_outcome(root, config, run.run_key, uri, run.url), ()
     except Exception as exc:  # the registry may be reachable only from the cluster
-        return None, (f"could not read the registry at {uri} from here ({exc.__class__.__name__})",)
+        return None, (
+            f"could not read the registry at {shown_url(uri)} from here ({exc.__class__.__name__})",
+        )
 
 
 @contextlib.contextmanager
