@@ -8,15 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from slipway.pipelines import registry
-from slipway.pipelines.cli import main
 from slipway.pipelines.cli.status import reading_line
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
 from slipway.pipelines.rollout import state as rollout_state
 
+from .test_cli_errors import slipway
 from .test_config import VALID
 
 SECRET = "s3cr3t-pw"
@@ -26,10 +25,6 @@ SECRET = "s3cr3t-pw"
 def spoke(tmp_path: Path) -> Path:
     (tmp_path / "slipway.toml").write_text(VALID)
     return tmp_path
-
-
-def slipway(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["--project", str(root), *args], env=env)
 
 
 @pytest.mark.parametrize(
