@@ -9,7 +9,7 @@ every command at a shared server instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +60,27 @@ _UNREACHABLE_MARKERS = (
     "Remote end closed connection",
     "too many 5",  # urllib3's "too many 500/502/503 error responses" while it restarts
 )
+
+
+# The `slipway` command's registry calls, bounded: MLflow's own defaults (7 retries, backoff
+# factor 2, 120 s a request) kept `slipway promote` against a registry that was down for
+# 252 s before its exit 8. Here a call is tried 4 times with 0, 2 and 4 s between tries
+# (plus up to 1 s of jitter each): a registry that refuses connections is reported in about
+# 10 s, one that accepts and never answers after at most 4 x 30 s. Each is an MLflow
+# variable, so an operator's own setting wins (docs/platform/shared-registry.md).
+CLI_HTTP_DEFAULTS: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def bound_registry_calls(environ: MutableMapping[str, str] | None = None) -> None:
+    """Give MLflow's HTTP client the CLI's bounded retries, where nobody set their own."""
+    target = os.environ if environ is None else environ
+    for name, value in CLI_HTTP_DEFAULTS.items():
+        if not target.get(name, "").strip():
+            target[name] = value
 
 
 def unreachable(exc: BaseException) -> RegistryUnreachable | None:
