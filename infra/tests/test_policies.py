@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from slipway.infra import policies
-from slipway.infra.plan import Environment
+from slipway.infra.plan import MAX_CAPTURE_RETENTION_DAYS, Environment
 from slipway.infra.policies import ALL_POLICIES, check_stack
 from slipway.infra.spoke_stack import StackInputs, build_spoke_stack
 from slipway.infra.tags import GITHUB_REPOSITORY_TAG
@@ -448,6 +448,35 @@ def an_endpoint_config_without_a_key(good):
     ]
 
 
+@negative("capture-expires")
+def a_capture_kept_for_good(good):
+    configs = [r for r in good if r.type == policies.ENDPOINT_CONFIG]
+    capturing = [
+        c for c in configs if (c.props.get("dataCaptureConfig") or {}).get("enableCapture")
+    ]
+    assert capturing  # the prod stack captures: the case below is a real one
+    uri = capturing[0].props["dataCaptureConfig"]["destinationS3Uri"]
+    bucket = uri.removeprefix("s3://").split("/")[0]
+
+    def only_versions_rule(props):  # the lifecycle as it was before issue 22
+        props["rules"] = [r for r in props["rules"] if "expiration" not in r]
+
+    def kept_a_year(props):
+        for rule in props["rules"]:
+            if "expiration" in rule:
+                rule["expiration"]["days"] = 365
+
+    message = (
+        f"data capture to {uri} is kept for good: no lifecycle rule of bucket {bucket} "
+        f"expires data-capture/ within {MAX_CAPTURE_RETENTION_DAYS} days; fix: pass "
+        "expiring_prefixes to ArtifactStore (the spoke stack does)"
+    )
+    return [
+        (broken(good, policies.LIFECYCLE, only_versions_rule), [message] * len(capturing)),
+        (broken(good, policies.LIFECYCLE, kept_a_year), [message] * len(capturing)),
+    ]
+
+
 @negative("required-tags")
 def owner_and_cost_center_missing(good):
     bad = broken(
@@ -564,7 +593,7 @@ def an_unknown_alarm_and_an_unwatched_guardrail(good):
             broken(good, policies.ENDPOINT, typo),
             [
                 unknown.format(f"{first}x"),
-                f"no rollback alarm watches ['Invocation5XXErrors']; {wire}",
+                f"no rollback alarm watches ['ModelErrors']; {wire}",
             ],
         ),
         (

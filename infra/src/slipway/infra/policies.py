@@ -21,6 +21,8 @@ from slipway.infra.plan import (
     DRIFT_METRIC,
     GITHUB_OIDC_HOST,
     MAX_CANARY_PERCENT,
+    MAX_CAPTURE_RETENTION_DAYS,
+    MODEL_ERRORS_METRIC,
 )
 from slipway.infra.tags import GITHUB_REPOSITORY_TAG, REQUIRED_TAGS
 from slipway.pipelines.config import RiskTier
@@ -31,6 +33,7 @@ VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 PUBLIC_ACCESS = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 KMS_KEY = "aws:kms/key:Key"
 ECR_REPO = "aws:ecr/repository:Repository"
 ROLE = "aws:iam/role:Role"
@@ -87,7 +90,9 @@ TAGGABLE = frozenset(
 # program could set to anything.
 GITHUB_REPOSITORY_ENV = "SLIPWAY_GITHUB_REPOSITORY"
 # A rollback must watch each guardrail: errors, latency, and the drift metric.
-ROLLBACK_METRICS = frozenset({"Invocation5XXErrors", "ModelLatency", DRIFT_METRIC})
+# Errors are the model's own (ModelErrors, published by the serving container): SageMaker's
+# Invocation5XXErrors also counts the gateway's load shedding and no-model 503s.
+ROLLBACK_METRICS = frozenset({MODEL_ERRORS_METRIC, "ModelLatency", DRIFT_METRIC})
 
 
 class ResourceLike(Protocol):
@@ -533,6 +538,45 @@ def endpoint_config_encrypted(resources: Sequence[ResourceLike]) -> list[Violati
     ]
 
 
+def _expires_within(rule: Mapping[str, Any], key_prefix: str) -> bool:
+    """An enabled rule deleting every object under `key_prefix` within the allowed days."""
+    if rule.get("status") != "Enabled":
+        return False
+    prefix = str((rule.get("filter") or {}).get("prefix") or rule.get("prefix") or "")
+    days = (rule.get("expiration") or {}).get("days")
+    return key_prefix.startswith(prefix) and (
+        isinstance(days, int | float) and 0 < days <= MAX_CAPTURE_RETENTION_DAYS
+    )
+
+
+def capture_expires(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every endpoint's data capture (raw requests, possibly personal data) is deleted within
+    MAX_CAPTURE_RETENTION_DAYS by a lifecycle rule of its bucket: never kept for good."""
+    found = []
+    lifecycles = _by_bucket(resources, LIFECYCLE)
+    for config in _of(resources, ENDPOINT_CONFIG):
+        capture = config.props.get("dataCaptureConfig") or {}
+        uri = str(capture.get("destinationS3Uri") or "")
+        if not capture or capture.get("enableCapture") is False or not uri.startswith("s3://"):
+            continue
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        key_prefix = key.rstrip("/") + "/" if key else ""
+        lifecycle = lifecycles.get(bucket)
+        rules = _as_list(lifecycle.props.get("rules")) if lifecycle else []
+        if not any(_expires_within(r, key_prefix) for r in rules if isinstance(r, Mapping)):
+            found.append(
+                _violation(
+                    "capture-expires",
+                    config.name,
+                    f"data capture to {uri} is kept for good: no lifecycle rule of bucket "
+                    f"{bucket} expires {key_prefix or 'its objects'} within "
+                    f"{MAX_CAPTURE_RETENTION_DAYS} days",
+                    "pass expiring_prefixes to ArtifactStore (the spoke stack does)",
+                )
+            )
+    return found
+
+
 def required_tags(resources: Sequence[ResourceLike]) -> list[Violation]:
     """Every taggable resource says who owns it and who pays."""
     found = []
@@ -720,6 +764,7 @@ ALL_POLICIES: dict[str, Policy] = {
     "github-trust-scoped": github_trust_scoped,
     "role-trust-named": role_trust_named,
     "endpoint-config-encrypted": endpoint_config_encrypted,
+    "capture-expires": capture_expires,
     "required-tags": required_tags,
     "budget-present": budget_present,
     "instance-types-allowed": instance_types_allowed,
