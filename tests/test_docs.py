@@ -51,6 +51,8 @@ COVERED: dict[str, tuple[str, ...]] = {
     "make test": ("tests/test_render.py", "tests/test_update.py"),
     "make demo": ("tests/test_demo.py",),
     "make check": ("tests/test_render.py",),
+    "make tested-versions": ("tests/test_dependencies.py",),
+    "make test-newest": ("tests/test_newest_releases.py",),
     "uv run pre-commit install": ("tests/test_render.py",),
     "slipway check": ("tests/test_render.py",),
     "slipway fleet status": ("tests/test_fleet.py",),

@@ -41,6 +41,7 @@ BAD_ANSWERS = [
     ("business_owner", "  ", "must not be empty"),
     ("cost_center", "cc 1", "letters, digits"),
     ("task", "ranking", "'ranking' is not in"),
+    ("registry", "databricks", "'databricks' is not in"),
     ("kpi_name", "", "must not be empty"),
     ("kpi_baseline", "abc", "kpi_baseline must be a finite number like 48"),
     ("kpi_baseline", "nan", "kpi_baseline must be a finite number like 48"),

@@ -202,7 +202,7 @@ def test_ci_runs_lint_tests_check_compile_and_infra_mocks(spokes: dict[str, Path
     jobs = load(spokes["medium"], "ci.yml")["jobs"]
     test = run_lines(jobs["test"])
     for command in (
-        "uv sync --group dev",
+        "uv sync --locked --group dev",
         "ruff check .",
         "pytest",
         "slipway check",
@@ -347,7 +347,7 @@ def test_deploy_model_runs_slipway_deploy_on_the_chosen_environment(
     assert aws["uses"] == cd_aws["uses"] and aws["with"] == cd_aws["with"]
     assert aws["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
     assert wf["env"] == cd["env"]  # region and the pinned Pulumi CLI
-    assert "uv sync --group infra" in run_lines(job)  # slipway-infra: the SageMaker target
+    assert "uv sync --locked --group infra" in run_lines(job)  # slipway-infra: the SageMaker target
 
     deploy = step_named(job, "slipway deploy")
     assert deploy["env"]["ENVIRONMENT"] == "${{ inputs.environment }}"
@@ -462,6 +462,9 @@ def test_ci_steps_pass_in_a_fresh_spoke(render) -> None:
     spoke = render("ci-spoke")
     jobs = load(spoke, "ci.yml")["jobs"]
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    # The team's first `make setup` made uv.lock and they committed it: CI installs it --locked.
+    locked = subprocess.run(["uv", "lock"], cwd=spoke, env=env, capture_output=True, text=True)
+    assert locked.returncode == 0, locked.stderr[-3000:]
     for job_id in ("test", "infra"):
         for step in jobs[job_id]["steps"]:
             if "run" not in step:

@@ -30,6 +30,7 @@ from slipway.pipelines import console, registry
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.registry_versions import registry_versions
 from slipway.pipelines.training import images, spoke_code, zygote
 from slipway.pipelines.training.spoke_code import held_out_rows
 from slipway.pipelines.training.steps import (
@@ -299,6 +300,10 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     root = root.resolve()
     config = load_config(root)
+    # Before any step: a registry another MLflow migrated would fail the first step that opens
+    # it, deep in that step's log. Said here with both versions (exit 12).
+    if (versions := registry_versions(registry.tracking_uri(root))) is not None:
+        versions.raise_for_skew()
     run_key = uuid.uuid4().hex
     runs = registry.state_dir(root) / RUNS_DIR
     runs.mkdir(parents=True, exist_ok=True)
