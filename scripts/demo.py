@@ -39,6 +39,23 @@ AUTHOR = {
 }
 
 
+# The broken v3, registered as a team's script would: MLflow's warnings and log lines go to
+# .slipway/logs/slipway.log, as under the `slipway` command, not onto the demo's terminal.
+REGISTER_BROKEN = """
+from pathlib import Path
+from slipway.pipelines import console
+from slipway.pipelines.config import load_config
+root = Path('.')
+log = root / '.slipway' / 'logs' / 'slipway.log'
+log.parent.mkdir(parents=True, exist_ok=True)
+with log.open('a') as out, console.quiet_libraries(verbose=False), console.attach_log(out):
+    # Imported here: defining its PythonModel already makes MLflow warn.
+    from slipway.pipelines.rollout.rehearsal import register_faulty
+    version = register_faulty(root, load_config(root), 'raise')
+print('registered broken version', version)
+"""
+
+
 def step(title: str) -> None:
     print(f"\n\033[1m==> {title}\033[0m", flush=True)
 
@@ -148,14 +165,7 @@ def main() -> None:
         deploy_under_traffic(expect=0)
 
         step("v3: a broken release (every prediction raises) reaches the canary")
-        run(
-            str(SLIPWAY.parent / "python"),
-            "-c",
-            "from pathlib import Path; from slipway.pipelines.config import load_config;"
-            " from slipway.pipelines.rollout.rehearsal import register_faulty;"
-            " print('registered broken version', register_faulty(Path('.'),"
-            " load_config(Path('.')), 'raise'))",
-        )
+        run(str(SLIPWAY.parent / "python"), "-c", REGISTER_BROKEN)
         run(str(SLIPWAY), "card")
         deploy_under_traffic(expect=6)  # 6: rolled back automatically
 

@@ -53,6 +53,7 @@ class StandIn:
     script: list[Snapshot] = field(default_factory=lambda: [Snapshot("SUCCEEDED")])
     pods: dict[str, str] = field(default_factory=dict)  # task -> pod name
     login_page: bool = False  # an ingress that redirects every API call to an HTML login
+    redirect_to: str | None = None  # answer every call with a 302 to this URL (another origin)
     # How a refused token is answered: 401, or 500 as older multi-user KFP releases did.
     auth_status: int = 401
     lose_experiments: bool = False  # POST /runs names an experiment that no longer exists
@@ -103,9 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if path == "/login":
             return self._send(200, b"<html><body>Sign in</body></html>", "text/html")
-        if state.login_page:
+        if state.login_page or state.redirect_to:
             self.send_response(302)
-            self.send_header("Location", "/login")
+            self.send_header("Location", state.redirect_to or "/login")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None

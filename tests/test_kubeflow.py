@@ -364,6 +364,42 @@ def test_an_ingress_login_page_is_unauthorised_not_an_empty_success(spoke):
     assert api.runs == {}
 
 
+def test_a_redirect_to_another_origin_never_receives_the_token(spoke):
+    # Reproduction: urllib followed the 302 with the Authorization header, so whatever
+    # origin the redirect named (a compromised ingress, a typo'd host) got the token.
+    with running(StandIn()) as elsewhere:
+        target = f"{elsewhere.url}/apis/v2beta1/healthz"
+        with running(StandIn(redirect_to=target)) as api:
+            result = _submit(api, spoke)
+        assert elsewhere.requests == []
+    assert result.exit_code == Exit.UNAUTHORISED, result.output
+    assert f"redirected the API call to {target}" in result.output
+    assert "the token was not sent there" in result.output
+    assert [r.path for r in api.requests] == ["/apis/v2beta1/healthz"] and api.runs == {}
+
+
+@pytest.mark.parametrize("host", ["http://kfp.example.com/pipeline", "http://10.0.0.7:8888"])
+def test_plain_http_off_loopback_is_refused_before_any_request(spoke, host):
+    result = _train(spoke, "--kfp-host", host, "--image", IMAGE, env={"KF_PIPELINES_TOKEN": "t"})
+    assert result.exit_code == Exit.USAGE, result.output
+    assert "plain http: the token would cross the network in clear text" in result.output
+    assert "--kfp-allow-http" in result.output and "nothing was submitted" in result.output
+
+
+def test_plain_http_is_accepted_on_loopback_and_where_asked(spoke):
+    with running(StandIn()) as api:  # http://127.0.0.1:PORT, as every test here
+        assert _submit(api, spoke).exit_code == Exit.OK
+        # localhost by name, and a non-loopback http with the explicit opt-in, both reach it.
+        url = api.url.replace("127.0.0.1", "localhost")
+        result = _train(
+            spoke, "--kfp-host", url, "--image", IMAGE, env={"KF_PIPELINES_TOKEN": "good-token"}
+        )
+        assert result.exit_code == Exit.OK, result.output
+    from slipway.pipelines.training.kubeflow import _check_transport
+
+    _check_transport("http://ml-pipeline.kubeflow:8888", allow_http=True)  # no error
+
+
 def test_an_unreachable_host_is_exit_8(spoke):
     with running(StandIn()) as api:
         url = api.url

@@ -282,15 +282,17 @@ def assert_train_runs_on_the_image_just_pushed(jobs: dict[str, Any]) -> None:
 PACK = "--policy-pack ../.slipway-hub/infra/policy"
 
 
-def assert_fetches_the_pinned_policy_pack(spoke: Path, job: dict[str, Any]) -> None:
-    """Before the preview, the job checks the hub out at the source and ref pyproject.toml
-    pins slipway-infra to (the pack and the libraries never disagree) into .slipway-hub,
-    and builds the pack's own environment from its requirements.txt."""
+def assert_fetches_the_pinned_policy_pack(
+    spoke: Path, job: dict[str, Any], before: str = "pulumi preview"
+) -> None:
+    """Before the preview (or `slipway deploy`), the job checks the hub out at the source
+    and ref pyproject.toml pins slipway-infra to (the pack and the libraries never disagree)
+    into .slipway-hub, and builds the pack's own environment from its requirements.txt."""
     import tomllib
 
     names = [s.get("name", "") for s in job["steps"]]
     fetch = next(s for s in job["steps"] if "git -C .slipway-hub fetch" in s.get("run", ""))
-    preview = next(i for i, s in enumerate(job["steps"]) if "pulumi preview" in s.get("run", ""))
+    preview = next(i for i, s in enumerate(job["steps"]) if before in s.get("run", ""))
     assert names.index(fetch["name"]) < preview
     assert "uv pip install -q -p venv/bin/python -r requirements.txt" in fetch["run"]
     assert "cd .slipway-hub/infra/policy" in fetch["run"]
@@ -518,3 +520,42 @@ def test_deploy_model_refuses_prod_off_the_default_branch(spokes: dict[str, Path
             assert done.returncode == code, (ref, done.stdout, done.stderr)
             if code:
                 assert "prod deploys run only from main" in done.stdout
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_deploy_model_runs_pulumi_with_the_hubs_policy_pack(spokes: dict[str, Path], tier: str):
+    # Reproduction: deploy-model.yml never fetched the pack, and `slipway deploy --env` ran
+    # `pulumi up` without one: the prod path skipped the policies CD enforces.
+    job = load(spokes[tier], "deploy-model.yml")["jobs"]["deploy"]
+    assert_fetches_the_pinned_policy_pack(spokes[tier], job, before="slipway deploy")
+    deploy = step_named(job, "uv run --no-sync slipway deploy --env")
+    assert deploy["env"]["SLIPWAY_GITHUB_REPOSITORY"] == "${{ github.repository }}"
+    for stack in ("staging", "prod"):
+        cd = load(spokes[tier], "cd.yml")["jobs"][stack]
+        for command in ("pulumi preview", "pulumi up"):
+            step = step_named(cd, f"uv run --no-sync {command}")
+            assert step["env"]["SLIPWAY_GITHUB_REPOSITORY"] == "${{ github.repository }}"
+
+
+def test_no_workflow_pipes_a_download_into_a_shell_and_pulumi_is_verified(
+    spokes: dict[str, Path],
+):
+    """The Pulumi CLI went in by `curl https://get.pulumi.com | sh` in jobs that hold
+    `id-token: write`: whoever served that script could mint the job's AWS credentials."""
+    piped = re.compile(r"(curl|wget)[^\n|]*\|\s*(sudo\s+)?(ba|z)?sh\b")
+    for path in workflow_files(spokes):
+        text = path.read_text()
+        assert not piped.search(text), path
+        assert "get.pulumi.com" not in text, path
+    for tier in TIERS:
+        for name in ("cd.yml", "deploy-model.yml"):
+            for job in load(spokes[tier], name)["jobs"].values():
+                steps = [s for s in job["steps"] if "pulumi-v$PULUMI_VERSION" in s.get("run", "")]
+                if not steps:
+                    continue
+                [install] = steps
+                lines = [line.strip() for line in install["run"].splitlines()]
+                check = next(i for i, x in enumerate(lines) if "sha256sum --check --strict" in x)
+                unpack = next(i for i, x in enumerate(lines) if x.startswith("tar -xzf"))
+                assert check < unpack  # nothing unverified is unpacked, let alone run
+                assert all("--proto '=https'" in x for x in lines if x.startswith("curl"))

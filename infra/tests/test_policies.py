@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from slipway.infra import policies
-from slipway.infra.plan import Environment
+from slipway.infra.plan import MAX_CAPTURE_RETENTION_DAYS, Environment
 from slipway.infra.policies import ALL_POLICIES, check_stack
 from slipway.infra.spoke_stack import StackInputs, build_spoke_stack
+from slipway.infra.tags import GITHUB_REPOSITORY_TAG
 from slipway.infra.testing import RecordedResource, run_stack
 from slipway.pipelines.governance.tiers import rules_for
 
@@ -246,7 +247,69 @@ def wildcards_inline_attached_and_on_users(good):
             broken(good, policies.ROLE_POLICY, edit_policy_json("policy", every_bucket)),
             [f"allows ['s3:*'] on every resource of ['arn:aws:s3:::*']; {NAME_THEM}"],
         ),
+        # Issue 22: holes that still passed, each now firing.
+        *[
+            (
+                broken(good, policies.ROLE_POLICY, edit_policy_json("policy", adds(**stmt))),
+                [f"{message}; {NAME_THEM}"],
+            )
+            for stmt, message in HOLES
+        ],
+        *[
+            (
+                added(good, attach, name.replace("/", "-"), role=role, policyArn=arn),
+                [f"attaches AWS-managed {name}; {OWN_POLICY}"],
+            )
+            for arn, name in [
+                ("arn:aws-us-gov:iam::aws:policy/AdministratorAccess", "AdministratorAccess"),
+                (f"{managed}AdministratorAccess-Amplify", "AdministratorAccess-Amplify"),
+                (f"{managed}job-function/SystemAdministrator", "job-function/SystemAdministrator"),
+                ("arn:aws-cn:iam::aws:policy/PowerUserAccess", "PowerUserAccess"),
+            ]
+        ],
     ]
+
+
+CI_ROLE = "arn:aws:iam::123456789012:role/diagnosis-assist-prod-ci"
+GRANTS = "it can grant privileges (to itself, or to a role it makes), a path to administrator"
+EVERY = "every secret, key or object of the account"
+HOLES: list[tuple[dict[str, Any], str]] = [
+    # A CI role that may write itself a policy: admin in one call.
+    ({"Action": "iam:*", "Resource": CI_ROLE}, f"allows ['iam:*'] on ['{CI_ROLE}']: {GRANTS}"),
+    (
+        {"Action": "iam:PutRolePolicy", "Resource": CI_ROLE},
+        f"allows ['iam:PutRolePolicy'] on ['{CI_ROLE}']: {GRANTS}",
+    ),
+    # Make a role under a fixed name and attach anything to it.
+    (
+        {"Action": ["iam:CreateRole", "iam:AttachRolePolicy"], "Resource": CI_ROLE + "-x"},
+        f"allows ['iam:CreateRole', 'iam:AttachRolePolicy'] on ['{CI_ROLE}-x']: {GRANTS}",
+    ),
+    (
+        {"Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+        f"allows ['secretsmanager:GetSecretValue'] on Resource '*': {EVERY}",
+    ),
+    (
+        {"Action": "kms:Decrypt", "Resource": "arn:aws:kms:us-east-1:123456789012:key/*"},
+        "allows ['kms:Decrypt'] on every resource of "
+        f"['arn:aws:kms:us-east-1:123456789012:key/*']: {EVERY}",
+    ),
+    (
+        {"Action": "ssm:SendCommand", "Resource": "*"},
+        f"allows ['ssm:SendCommand'] on Resource '*': {EVERY}",
+    ),
+    (
+        {"Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": "*"},
+        f"allows ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'] on Resource '*': {EVERY}",
+    ),
+]
+
+
+def adds(**stmt: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["Statement"].append({"Effect": "Allow", **stmt})
+
+    return edit
 
 
 @negative("github-trust-scoped")
@@ -308,7 +371,51 @@ def a_trust_open_to_any_repository(good):
                 f"environment's jobs; {fix}"
             ],
         ),
+        # Issue 22: another repository's prod jobs, alone or beside this one's.
+        (
+            trust(subject("repo:other-org/payments:environment:prod")),
+            [
+                "the role of example-org/demo trusts "
+                f"['repo:other-org/payments:environment:prod']: another repository's jobs; {fix}"
+            ],
+        ),
+        (
+            trust(
+                subject(
+                    [
+                        "repo:example-org/demo:environment:prod",
+                        "repo:other-org/payments:environment:prod",
+                    ]
+                )
+            ),
+            [
+                "the role of example-org/demo trusts "
+                f"['repo:other-org/payments:environment:prod']: another repository's jobs; {fix}"
+            ],
+        ),
+        # A role that does not say which repository it serves cannot be checked: refused.
+        (
+            broken(good, policies.ROLE, untagged, ci_index),
+            [
+                "the role trusts GitHub subjects ['repo:example-org/demo:environment:prod'] "
+                f"but does not say which repository it serves (tag {GITHUB_REPOSITORY_TAG}), "
+                f"so another repository's jobs cannot be told apart; {fix}"
+            ],
+        ),
     ]
+
+
+def untagged(props: dict[str, Any]) -> None:
+    del props["tags"][GITHUB_REPOSITORY_TAG]
+
+
+def test_in_cd_the_repository_github_names_wins_over_the_roles_tag(good, monkeypatch):
+    # The stack's program sets the tag; GitHub sets github.repository, which CD passes on.
+    monkeypatch.setenv(policies.GITHUB_REPOSITORY_ENV, "other-org/payments")
+    [violation] = policies.github_trust_scoped(good)
+    assert "the role of other-org/payments trusts ['repo:example-org/demo:" in violation.message
+    monkeypatch.setenv(policies.GITHUB_REPOSITORY_ENV, "example-org/demo")
+    assert policies.github_trust_scoped(good) == []
 
 
 @negative("role-trust-named")
@@ -341,6 +448,35 @@ def an_endpoint_config_without_a_key(good):
                 "artifact key)"
             ],
         )
+    ]
+
+
+@negative("capture-expires")
+def a_capture_kept_for_good(good):
+    configs = [r for r in good if r.type == policies.ENDPOINT_CONFIG]
+    capturing = [
+        c for c in configs if (c.props.get("dataCaptureConfig") or {}).get("enableCapture")
+    ]
+    assert capturing  # the prod stack captures: the case below is a real one
+    uri = capturing[0].props["dataCaptureConfig"]["destinationS3Uri"]
+    bucket = uri.removeprefix("s3://").split("/")[0]
+
+    def only_versions_rule(props):  # the lifecycle as it was before issue 22
+        props["rules"] = [r for r in props["rules"] if "expiration" not in r]
+
+    def kept_a_year(props):
+        for rule in props["rules"]:
+            if "expiration" in rule:
+                rule["expiration"]["days"] = 365
+
+    message = (
+        f"data capture to {uri} is kept for good: no lifecycle rule of bucket {bucket} "
+        f"expires data-capture/ within {MAX_CAPTURE_RETENTION_DAYS} days; fix: pass "
+        "expiring_prefixes to ArtifactStore (the spoke stack does)"
+    )
+    return [
+        (broken(good, policies.LIFECYCLE, only_versions_rule), [message] * len(capturing)),
+        (broken(good, policies.LIFECYCLE, kept_a_year), [message] * len(capturing)),
     ]
 
 
@@ -460,7 +596,7 @@ def an_unknown_alarm_and_an_unwatched_guardrail(good):
             broken(good, policies.ENDPOINT, typo),
             [
                 unknown.format(f"{first}x"),
-                f"no rollback alarm watches ['Invocation5XXErrors']; {wire}",
+                f"no rollback alarm watches ['ModelErrors']; {wire}",
             ],
         ),
         (

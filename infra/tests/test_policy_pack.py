@@ -156,3 +156,26 @@ def test_the_pack_entry_point_starts_its_analyzer_on_loopback(pack_python):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_the_packs_dependencies_are_pinned_exactly_and_pulumi_matches_the_workflows():
+    """Before, the pack installed `pulumi-policy>=1.21,<2` and whatever its dependencies
+    resolved to on the day of the CD run: the policies ran on versions nobody tested."""
+    import re
+
+    lines = [
+        line.split(";")[0].strip()
+        for line in (PACK / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    local = [line for line in lines if line.startswith("../")]
+    assert local == ["../../pipelines"]  # the library checkout the pack wraps, no range
+    pins = dict(line.split("==") for line in lines if line not in local)
+    unpinned = [line for line in lines if line not in local and "==" not in line]
+    assert unpinned == [] and {"pulumi-policy", "pulumi", "protobuf", "pydantic"} <= set(pins)
+    assert pins["protobuf"].startswith("5.")  # pulumi-policy's own pin
+    # The pack's Pulumi SDK is the CLI version the spoke's workflows install.
+    template = Path(__file__).resolve().parents[2] / "template" / ".github" / "workflows"
+    for workflow in ("cd.yml.jinja", "deploy-model.yml.jinja"):
+        [version] = re.findall(r"PULUMI_VERSION: (\S+)", (template / workflow).read_text())
+        assert version == pins["pulumi"], workflow

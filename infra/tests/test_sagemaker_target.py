@@ -51,6 +51,8 @@ from slipway.pipelines.governance import audit
 from slipway.pipelines.rollout import release
 
 ENDPOINT = "diagnosis-assist-prod"
+# The hub's own policy pack (this checkout's): what CD passes to `pulumi preview/up`.
+HUB_PACK = Path(__file__).resolve().parents[1] / "policy"
 REGION = "eu-west-1"
 ACCESS_DENIED = (
     "error: creating SageMaker Model (diagnosis-assist-prod-v2): AccessDenied: "
@@ -121,6 +123,7 @@ class FakeStack:
         self.settings = dict(settings or {})
         self.alarm_fires, self.up_error = alarm_fires, up_error
         self.ups = 0
+        self.policy_packs: list[str] = []
         self._outputs = dict(outputs or {})
 
     def get_all_config(self) -> dict[str, ConfigValue]:
@@ -135,8 +138,9 @@ class FakeStack:
     def remove_config(self, key: str) -> None:
         del self.settings[key]
 
-    def up(self, *, on_output: Callable[[str], Any]) -> None:
+    def up(self, *, on_output: Callable[[str], Any], policy_packs: list[str]) -> None:
         self.ups += 1
+        self.policy_packs = policy_packs
         if self.up_error:
             raise CommandError(
                 CommandResult(stdout="Updating (prod)\n", stderr=self.up_error, code=255)
@@ -286,7 +290,13 @@ def stack_serving_v1(sagemaker: Any, moto_endpoint: Any, **behaviour: Any) -> Fa
 
 def deploy(stack: FakeStack, sagemaker: Any, version: int) -> sagemaker_target.DeployOutcome:
     return deploy_model_version(
-        stack, sagemaker, "prod", version, on_output=lambda _: None, sleep=pytest.fail
+        stack,
+        sagemaker,
+        "prod",
+        version,
+        policy_pack=HUB_PACK,
+        on_output=lambda _: None,
+        sleep=pytest.fail,
     )  # a settled endpoint needs no polling
 
 
@@ -377,6 +387,7 @@ def stacks(monkeypatch) -> dict[str, Any]:
         return opened[environment]
 
     monkeypatch.setattr(sagemaker_target, "open_stack", open_fake)
+    monkeypatch.setenv(sagemaker_target.POLICY_PACK_ENV, str(HUB_PACK))
     return opened
 
 
@@ -581,6 +592,7 @@ def test_the_last_deployments_settings_are_carried_and_committed_ones_kept(
         sagemaker,
         "prod",
         2,
+        policy_pack=HUB_PACK,
         champion_p95_latency_ms=41.5,
         on_output=lambda _: None,
         sleep=pytest.fail,
@@ -722,9 +734,9 @@ def test_deploy_env_publishes_the_versions_image_and_model_before_pulumi_up(
     stacks["staging"] = stack = fake_stack_for(root, client, moto_endpoint, "staging")
     published_at_up: list[list[str]] = []
     up = stack.up
-    stack.up = lambda *, on_output: (
+    stack.up = lambda *, on_output, policy_packs: (
         published_at_up.append(published_objects(root, "staging")),
-        up(on_output=on_output),
+        up(on_output=on_output, policy_packs=policy_packs),
     )
     result = slipway_deploy(root, "--env", "staging")
     assert result.exit_code == Exit.OK, result.output
@@ -828,3 +840,34 @@ def test_deploy_env_says_when_a_stack_setting_overrides_the_published_image(
         "image: version 2 will run with it, not its own"
     ) in result.output
     assert "modelDataUrl" not in result.output
+
+
+def test_deploy_env_runs_pulumi_up_with_the_hubs_policy_pack(
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint
+):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
+    assert slipway_deploy(root, "--env", "prod").exit_code == Exit.OK
+    # Before, `pulumi up` ran through the Automation API with no policy pack at all.
+    assert stack.policy_packs == [str(HUB_PACK)]
+
+
+def test_deploy_env_without_the_policy_pack_deploys_nothing(
+    spoke_with_versions, stacks, aws_stand_in, moto_endpoint, monkeypatch
+):
+    root = spoke_with_versions("low")
+    client = boto3.client("sagemaker", region_name=REGION)
+    stacks["prod"] = stack = fake_stack_for(root, client, moto_endpoint, "prod")
+    monkeypatch.delenv(sagemaker_target.POLICY_PACK_ENV)  # and no .slipway-hub in the spoke
+    result = slipway_deploy(root, "--env", "prod")
+    assert result.exit_code == Exit.USAGE, result.output
+    assert f"no policy pack at {root / '.slipway-hub' / 'infra' / 'policy'}" in result.output
+    assert "never without it" in result.output and "nothing was deployed" in result.output
+    assert stack.ups == 0 and "opened" not in stacks  # not even opened
+    assert (alias(root, "champion"), alias(root, "challenger")) == ("1", "2")
+    # Where the workflows fetch it, it is found without the variable.
+    fetched = root / sagemaker_target.HUB_POLICY_PACK
+    fetched.mkdir(parents=True)
+    (fetched / "PulumiPolicy.yaml").write_text((HUB_PACK / "PulumiPolicy.yaml").read_text())
+    assert sagemaker_target.policy_pack(root, {}) == fetched.resolve()

@@ -12,7 +12,9 @@ from fnmatch import fnmatchcase
 
 import pytest
 
+from slipway.infra import policies
 from slipway.infra.plan import (
+    CAPTURE_RETENTION_DAYS,
     Environment,
     endpoint_plan,
     parse_environment,
@@ -30,10 +32,12 @@ from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.serving.guardrail_metrics import (
     CAPTURE_PREFIX,
     ENDPOINT_ENV,
+    MODEL_ERRORS,
     NAMESPACE,
     PREDICTION_PSI,
     VARIANT_ENV,
     VERSION_ENV,
+    dimensions,
 )
 
 pytestmark = pytest.mark.xdist_group("infra-spokes")
@@ -90,12 +94,26 @@ def test_rollback_alarms_are_the_real_alarms_of_the_stack_with_guardrail_thresho
     assert sorted(wired) == sorted(alarms) == sorted(result.outputs["alarm_names"])
     guard = config.rollout.guardrails
     slug = config.project.slug
-    errors = alarms[f"{slug}-prod-5xx-rate"]
+    errors = alarms[f"{slug}-prod-model-error-rate"]
     assert errors["threshold"] == guard.max_error_rate
-    assert {q["metric"]["metricName"] for q in errors["metricQueries"] if "metric" in q} == {
-        "Invocation5XXErrors",
-        "Invocations",
-    }
+    # The model's own errors, exactly as the container publishes them (namespace, name and the
+    # whole dimension set), as a rate (Average = failed / given). Before, the alarm read
+    # SageMaker's Invocation5XXErrors: the gateway's shed and no-model 503s rolled a healthy
+    # canary back, and the published ModelErrors was watched by no alarm.
+    assert (errors["namespace"], errors["metricName"], errors["statistic"]) == (
+        NAMESPACE,
+        MODEL_ERRORS,
+        "Average",
+    )
+    assert errors["dimensions"] == dimensions(f"{slug}-prod", "AllTraffic")
+    assert "metricQueries" not in errors
+    # Data capture (raw request bodies) expires; the artifacts' versions are kept as before.
+    [lifecycle] = result.of_type(policies.LIFECYCLE)
+    expiring = [r for r in lifecycle.props["rules"] if "expiration" in r]
+    assert [(r["filter"]["prefix"], r["expiration"]["days"]) for r in expiring] == [
+        ("data-capture/", CAPTURE_RETENTION_DAYS)
+    ]
+    assert expiring[0]["noncurrentVersionExpiration"]["noncurrentDays"] == 1
     latency = alarms[f"{slug}-prod-p95-latency"]
     assert (latency["metricName"], latency["extendedStatistic"]) == ("ModelLatency", "p95")
     assert latency["threshold"] == pytest.approx(40.0 * guard.max_p95_latency_ratio * 1000)
@@ -149,9 +167,8 @@ def test_the_container_is_told_the_names_its_drift_alarm_watches_and_captures_tr
 
 
 def alarm_thresholds(result: StackRun) -> dict[str, float]:
-    # The error-rate alarm is metric math (no metricName): call it "rate".
     return {
-        a.props.get("metricName", "rate"): a.props["threshold"]
+        a.props["metricName"]: a.props["threshold"]
         for a in result.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     }
 
@@ -159,7 +176,7 @@ def alarm_thresholds(result: StackRun) -> dict[str, float]:
 def test_high_risk_tier_tightens_alarm_thresholds(configs):
     medium = alarm_thresholds(run(configs["medium"], "prod"))
     high = alarm_thresholds(run(configs["high"], "prod"))
-    assert high["rate"] == pytest.approx(medium["rate"] / 2)
+    assert high["ModelErrors"] == pytest.approx(medium["ModelErrors"] / 2)
     assert high["PredictionPSI"] == pytest.approx(medium["PredictionPSI"] / 2)
     assert high["ModelLatency"] < medium["ModelLatency"]
 
@@ -318,7 +335,7 @@ def test_outputs_by_value(configs):
         "endpoint_config_name": f"{slug}-prod-v3",
         "previous_endpoint_config_name": f"{slug}-prod-v2",
         "alarm_names": [
-            f"{slug}-prod-5xx-rate",
+            f"{slug}-prod-model-error-rate",
             f"{slug}-prod-p95-latency",
             f"{slug}-prod-prediction-psi",
         ],

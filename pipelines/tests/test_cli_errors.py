@@ -7,6 +7,7 @@ with MLflow's own retries turned off so the test does not wait out the backoff.
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 
@@ -79,6 +80,66 @@ def test_serve_on_a_port_in_use_says_so(spoke: Path):
     assert_clean_failure(
         result, Exit.USAGE, f"cannot listen on 127.0.0.1:{port}", "already in use", "--port"
     )
+
+
+def test_two_serves_started_together_the_second_says_the_port_is_in_use(spoke: Path):
+    from slipway.pipelines.serving.gateway import bind_socket
+
+    # The first `slipway serve` holds its socket while its model loads. Before, it bound
+    # with SO_REUSEADDR and listened only once loaded, so a second bind on the same port
+    # succeeded and the second serve announced a URL it never listened on.
+    first = bind_socket("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with pytest.raises(OSError) as second:
+            bind_socket("127.0.0.1", port).close()
+        assert second.value.errno == errno.EADDRINUSE
+        result = slipway(spoke, "serve", "--port", str(port))
+    finally:
+        first.close()
+    assert_clean_failure(result, Exit.USAGE, f"cannot listen on 127.0.0.1:{port}", "already in use")
+    assert "listening on" not in result.output
+
+
+def test_promote_against_a_dead_registry_gives_up_within_the_documented_bound(
+    spoke: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A registry that accepts each connection and drops it: every try is one accept here.
+    import threading
+
+    from urllib3.util.retry import Retry
+
+    from slipway.pipelines.registry import CLI_HTTP_DEFAULTS
+
+    for name in CLI_HTTP_DEFAULTS:  # MLflow's own defaults, as on a fresh machine
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)
+    waits: list[float] = []
+    # The backoff urllib3 would sleep, recorded instead of slept (no timing in this test).
+    monkeypatch.setattr(Retry, "_sleep_backoff", lambda self: waits.append(self.get_backoff_time()))
+    server = socket.create_server(("127.0.0.1", 0))
+    tries = 0
+
+    def drop_all() -> None:
+        nonlocal tries
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            tries += 1
+            conn.close()
+
+    threading.Thread(target=drop_all, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        result = slipway(spoke, "promote", "1", "--reason", "x", env={"MLFLOW_TRACKING_URI": uri})
+    finally:
+        server.close()
+    assert_clean_failure(result, Exit.UNREACHABLE, f"the model registry at {uri}")
+    # Before: MLflow's 7 retries with backoff factor 2 waited 248 s (plus jitter), 252 s in all.
+    assert tries == 4
+    assert len(waits) == 3 and sum(waits) <= 0 + 2 + 4 + 3 * 1.0  # jitter: up to 1 s a try
 
 
 def test_deploy_with_an_unreachable_registry_exits_8(spoke: Path):

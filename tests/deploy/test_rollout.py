@@ -428,3 +428,35 @@ def test_a_trail_deleted_with_its_head_is_caught_by_asking_the_registry(spoke):
     verified = slipway(spoke.root, "audit", "--verify")
     assert verified.returncode == Exit.ERROR, verified.stdout + verified.stderr
     assert "the trail is empty, yet the registry holds 2 version(s)" in verified.stderr
+
+
+def test_the_demos_broken_version_step_prints_one_line_and_no_library_warnings(spoke):
+    """`make demo`'s v3 step printed MLflow's warnings and log lines among the story's own;
+    they now go to the spoke's log, as under the `slipway` command."""
+    import subprocess
+    import sys
+
+    from scripts.demo import REGISTER_BROKEN
+
+    def run(code: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=spoke.root, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    # The step as it was: register_faulty called bare, MLflow writing to the terminal.
+    before = run(
+        "from pathlib import Path; from slipway.pipelines.config import load_config;"
+        " from slipway.pipelines.rollout.rehearsal import register_faulty;"
+        " print('registered broken version', register_faulty(Path('.'),"
+        " load_config(Path('.')), 'raise'))"
+    )
+    assert "WARNING mlflow" in before.stderr and "UserWarning" in before.stderr
+    done = run(REGISTER_BROKEN)
+    version = done.stdout.removeprefix("registered broken version ").strip()
+    assert done.stdout == f"registered broken version {version}\n"
+    assert done.stderr == ""
+    assert aliases(spoke)["challenger"] == version
+    logged = (spoke.root / ".slipway" / "logs" / "slipway.log").read_text()
+    assert "register" in logged.lower()  # MLflow's lines are kept, where people look later

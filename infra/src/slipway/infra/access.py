@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from slipway.infra.plan import DRIFT_NAMESPACE, GITHUB_OIDC_HOST
+from slipway.infra.tags import GITHUB_REPOSITORY_TAG
 from slipway.pipelines.serving.guardrail_metrics import CAPTURE_PREFIX
 
 _ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
@@ -349,13 +350,18 @@ class SpokeAccess(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         refs = pulumi.Output.all(scope.account_id, scope.kms_key_arn, scope.repository_arn)
 
-        def role(suffix: str, trust: pulumi.Input[str], policy: pulumi.Input[str]) -> aws.iam.Role:
+        def role(
+            suffix: str,
+            trust: pulumi.Input[str],
+            policy: pulumi.Input[str],
+            extra_tags: dict[str, str] | None = None,
+        ) -> aws.iam.Role:
             created = aws.iam.Role(
                 f"{name}-{suffix}",
                 name=f"{scope.name_prefix}-{suffix}"[:64],
                 assume_role_policy=trust,
                 max_session_duration=3600,
-                tags=tags,
+                tags={**tags, **(extra_tags or {})},
                 opts=child,
             )
             aws.iam.RolePolicy(
@@ -385,6 +391,8 @@ class SpokeAccess(pulumi.ComponentResource):
                 "ci",
                 trust,
                 ci_refs.apply(lambda r: ci_policy(scope, r[0][0], r[0][1], r[0][2], r[1])),
+                # The github-trust-scoped policy checks the trust names this repository only.
+                {GITHUB_REPOSITORY_TAG: github_repository},
             )
             self.ci_role_arn = ci.arn
         self.register_outputs(

@@ -2,7 +2,10 @@
 
 Versioning (nothing uploaded is ever lost), SSE-KMS, every public access path blocked,
 a bucket policy that refuses plain HTTP, and a lifecycle rule that expires old
-non-current versions so versioning does not grow the bill forever.
+non-current versions so versioning does not grow the bill forever. Prefixes that hold data
+which must not be kept (an endpoint's data capture: raw request bodies, possibly personal
+data) get a rule of their own expiring their objects, and their non-current versions a day
+later, so the data is really gone.
 
 Sub-resources name the bucket by its known name (not `bucket.id`) so that the policies can
 match them to the bucket even in `pulumi preview`, where a new bucket's id is unknown.
@@ -11,6 +14,7 @@ match them to the bucket even in `pulumi preview`, where a new bucket's id is un
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -52,8 +56,10 @@ class ArtifactStore(pulumi.ComponentResource):
         bucket_name: str,
         tags: dict[str, str],
         kms_key_arn: pulumi.Input[str] | None = None,
+        expiring_prefixes: Mapping[str, int] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`expiring_prefixes`: key prefix -> days after which its objects are deleted."""
         super().__init__("slipway:infra:ArtifactStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         if kms_key_arn is None:
@@ -117,7 +123,17 @@ class ArtifactStore(pulumi.ComponentResource):
                         "newer_noncurrent_versions": 3,
                     },
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-                }
+                },
+                *(
+                    {
+                        "id": f"expire-{prefix.strip('/').replace('/', '-')}",
+                        "status": "Enabled",
+                        "filter": {"prefix": prefix},
+                        "expiration": {"days": days},
+                        "noncurrent_version_expiration": {"noncurrent_days": 1},
+                    }
+                    for prefix, days in sorted((expiring_prefixes or {}).items())
+                ),
             ],
             opts=after,
         )

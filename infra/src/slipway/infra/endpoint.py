@@ -21,6 +21,7 @@ import pulumi_aws as aws
 from slipway.infra.plan import (
     DRIFT_METRIC,
     DRIFT_NAMESPACE,
+    MODEL_ERRORS_METRIC,
     TARGET_INVOCATIONS_PER_INSTANCE,
     EndpointPlan,
 )
@@ -80,7 +81,7 @@ def config_name(endpoint_name: str, version: int) -> str:
 def alarm_names(endpoint_name: str) -> dict[str, str]:
     """The rollback alarms of an endpoint by guardrail."""
     return {
-        "errors": f"{endpoint_name}-5xx-rate",
+        "errors": f"{endpoint_name}-model-error-rate",
         "latency": f"{endpoint_name}-p95-latency",
         "drift": f"{endpoint_name}-prediction-psi",
     }
@@ -105,7 +106,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         execution_role_arn: pulumi.Input[str],
         kms_key_arn: pulumi.Input[str],
         champion_p95_latency_ms: float,
-        drift_dimensions: dict[str, str],
+        guardrail_dimensions: dict[str, str],
         tags: dict[str, str],
         container: ServingContainer | None = None,
         data_capture: DataCapture | None = None,
@@ -124,7 +125,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             for r in kept
         ]
         alarms = self._rollback_alarms(
-            name, endpoint_name, plan, champion_p95_latency_ms, drift_dimensions, tags
+            name, endpoint_name, plan, champion_p95_latency_ms, guardrail_dimensions, tags
         )
         current = config_name(endpoint_name, release.version)
         endpoint = aws.sagemaker.Endpoint(
@@ -262,25 +263,12 @@ class ModelEndpoint(pulumi.ComponentResource):
         endpoint_name: str,
         plan: EndpointPlan,
         champion_p95_latency_ms: float,
-        drift_dimensions: dict[str, str],
+        guardrail_dimensions: dict[str, str],
         tags: dict[str, str],
     ) -> list[aws.cloudwatch.MetricAlarm]:
         names = alarm_names(endpoint_name)
         dims = {"EndpointName": endpoint_name, "VariantName": VARIANT}
         child = pulumi.ResourceOptions(parent=self)
-
-        def sagemaker_metric(query_id: str, metric: str) -> dict[str, object]:
-            return {
-                "id": query_id,
-                "return_data": False,
-                "metric": {
-                    "namespace": "AWS/SageMaker",
-                    "metric_name": metric,
-                    "dimensions": dims,
-                    "period": ALARM_PERIOD_SECONDS,
-                    "stat": "Sum",
-                },
-            }
 
         def alarm(
             key: str, description: str, threshold: float, **metric: Any
@@ -303,20 +291,20 @@ class ModelEndpoint(pulumi.ComponentResource):
                 **metric,
             )
 
+        # The model's own errors, as the serving container publishes them (Average of
+        # ModelErrors is failed / given): SageMaker's Invocation5XXErrors also counts the
+        # gateway's load shedding and "no model yet" 503s, which are not the version's fault
+        # and must not roll a healthy canary back.
         errors = alarm(
             "errors",
-            "5XX share of invocations above rollout.guardrails.max_error_rate",
+            "share of requests the model failed (ModelErrors) above "
+            "rollout.guardrails.max_error_rate",
             plan.max_error_rate,
-            metric_queries=[
-                sagemaker_metric("errors", "Invocation5XXErrors"),
-                sagemaker_metric("invocations", "Invocations"),
-                {
-                    "id": "rate",
-                    "expression": "IF(invocations > 0, errors / invocations, 0)",
-                    "label": "5XX error rate",
-                    "return_data": True,
-                },
-            ],
+            namespace=DRIFT_NAMESPACE,
+            metric_name=MODEL_ERRORS_METRIC,
+            dimensions=guardrail_dimensions,
+            period=ALARM_PERIOD_SECONDS,
+            statistic="Average",
         )
         latency = alarm(
             "latency",
@@ -336,7 +324,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             plan.max_prediction_psi,
             namespace=DRIFT_NAMESPACE,
             metric_name=DRIFT_METRIC,
-            dimensions=drift_dimensions,
+            dimensions=guardrail_dimensions,
             period=ALARM_PERIOD_SECONDS,
             statistic="Maximum",
         )

@@ -73,6 +73,7 @@ def release_to_sagemaker(
     from slipway.pipelines.governance.blockers import require_release
     from slipway.pipelines.rollout import release
 
+    pack = target.policy_pack(root)  # before anything is published: no pack, no change
     client = registry.client(root)
     version = release.candidate_version(client, config.model_name, version)
     require_release(
@@ -95,6 +96,7 @@ def release_to_sagemaker(
         target.sagemaker_client(config.deploy.region),
         environment,
         int(version),
+        policy_pack=pack,
         on_output=echo,
     )
     _record(root, config, client, version, environment, outcome)

@@ -45,6 +45,12 @@ TARGET_INVOCATIONS_PER_INSTANCE = 100
 # the container's own (slipway.pipelines.serving.guardrail_metrics), so alarm and datum agree.
 DRIFT_NAMESPACE = guardrail_metrics.NAMESPACE
 DRIFT_METRIC = guardrail_metrics.PREDICTION_PSI
+MODEL_ERRORS_METRIC = guardrail_metrics.MODEL_ERRORS
+# Days an endpoint's captured requests and responses (raw bodies, possibly personal data) are
+# kept; the `capture-expires` policy refuses a capture kept longer than the maximum, or kept
+# for good.
+CAPTURE_RETENTION_DAYS = 30
+MAX_CAPTURE_RETENTION_DAYS = 90
 # GitHub Actions' OIDC issuer: CI roles trust it, for one repository each.
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 

@@ -10,6 +10,7 @@ SDK, so the policy pack's own environment needs only pulumi-policy and the confi
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from slipway.infra.plan import (
     DRIFT_METRIC,
     GITHUB_OIDC_HOST,
     MAX_CANARY_PERCENT,
+    MAX_CAPTURE_RETENTION_DAYS,
+    MODEL_ERRORS_METRIC,
 )
-from slipway.infra.tags import REQUIRED_TAGS
+from slipway.infra.tags import GITHUB_REPOSITORY_TAG, REQUIRED_TAGS
 from slipway.pipelines.config import RiskTier
 from slipway.pipelines.governance.tiers import rules_for
 
@@ -31,6 +34,7 @@ VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 PUBLIC_ACCESS = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 KMS_KEY = "aws:kms/key:Key"
 ECR_REPO = "aws:ecr/repository:Repository"
 ROLE = "aws:iam/role:Role"
@@ -48,8 +52,18 @@ POLICY_ATTACHMENTS = frozenset(
     }
 )
 # AWS-managed policies that grant administration or a whole service: never least privilege.
-AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
-BROAD_MANAGED_POLICIES = frozenset({"AdministratorAccess", "PowerUserAccess", "IAMFullAccess"})
+# Every partition (aws, aws-us-gov, aws-cn...) and every path (job-function/...).
+AWS_MANAGED = re.compile(r"^arn:aws(-[a-z-]+)?:iam::aws:policy/(?P<path>.+)$")
+BROAD_MANAGED_POLICIES = frozenset(
+    {
+        "AdministratorAccess",
+        "PowerUserAccess",
+        "IAMFullAccess",
+        "job-function/SystemAdministrator",
+        "job-function/NetworkAdministrator",
+        "job-function/DatabaseAdministrator",
+    }
+)
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -72,8 +86,14 @@ TAGGABLE = frozenset(
         "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
     }
 )
+# In CD the workflow sets SLIPWAY_GITHUB_REPOSITORY from github.repository, which GitHub
+# itself fills in: it wins over the CI role's GITHUB_REPOSITORY_TAG, which the stack's own
+# program could set to anything.
+GITHUB_REPOSITORY_ENV = "SLIPWAY_GITHUB_REPOSITORY"
 # A rollback must watch each guardrail: errors, latency, and the drift metric.
-ROLLBACK_METRICS = frozenset({"Invocation5XXErrors", "ModelLatency", DRIFT_METRIC})
+# Errors are the model's own (ModelErrors, published by the serving container): SageMaker's
+# Invocation5XXErrors also counts the gateway's load shedding and no-model 503s.
+ROLLBACK_METRICS = frozenset({MODEL_ERRORS_METRIC, "ModelLatency", DRIFT_METRIC})
 
 
 class ResourceLike(Protocol):
@@ -246,9 +266,12 @@ def _documents(resources: Sequence[ResourceLike]) -> list[tuple[str, Any]]:
 
 
 # IAM actions that hand out privileges: on a resource pattern, any of them is a path to
-# admin (pass an admin role to a service, create one, attach a policy to one...).
+# admin (pass an admin role to a service, create one, attach a policy to one...). All but
+# the last two (GRANTING_ACTIONS) grant privileges on any resource, even one named: a role
+# allowed iam:PutRolePolicy on its own ARN writes itself an admin policy, and CreateRole +
+# AttachRolePolicy on a named role makes an admin role under that name. A spoke stack never
+# needs them: its roles are made by the hub's components, not by a role of the spoke.
 ESCALATION_ACTIONS = (
-    "iam:PassRole",
     "iam:CreateRole",
     "iam:AttachRolePolicy",
     "iam:PutRolePolicy",
@@ -265,11 +288,36 @@ ESCALATION_ACTIONS = (
     "iam:AddUserToGroup",
     "iam:AttachGroupPolicy",
     "iam:PutGroupPolicy",
+    "iam:PassRole",
     "sts:AssumeRole",
+)
+GRANTING_ACTIONS = ESCALATION_ACTIONS[:-2]
+# Actions that read secrets, decrypt, run commands or touch data: never on every resource,
+# even named one by one (no wildcard in the action, so the rule below did not see them).
+DATA_ACTIONS = (
+    "secretsmanager:GetSecretValue",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "ssm:SendCommand",
+    "ssm:StartSession",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:GenerateDataKey",
+    "kms:CreateGrant",
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteBucket",
+    "lambda:InvokeFunction",
+    "ec2:RunInstances",
 )
 # An ARN whose resource part is only a wildcard: every resource of the service (in the
 # account), e.g. `arn:aws:s3:::*` is every bucket, as wide as "*" for s3 actions.
 _EVERY_RESOURCE = re.compile(r"^arn:[^:]*:[^:]*:[^:]*:[^:]*:[*?/]*$")
+# The same, for every resource of one type: `...:secret:*`, `...:parameter/*`, `...:key/*`.
+_EVERY_OF_TYPE = re.compile(r"^arn:[^:]*:[^:]*:[^:]*:[^:]*:([A-Za-z-]+[:/])?[*?/]*$")
 
 
 def _matches(pattern: str, action: str) -> bool:
@@ -296,25 +344,45 @@ def _wildcard_problem(stmt: Mapping[str, Any]) -> str | None:
         return "allows Action '*'"
     resources = [str(r) for r in _as_list(stmt.get("Resource"))]
     patterned = [r for r in resources if _is_pattern(r)]
-    escalating = sorted(
-        {a for a in actions for e in ESCALATION_ACTIONS if _matches(a, e)}, key=actions.index
-    )
+    escalating = _matching(actions, ESCALATION_ACTIONS)
     if escalating and patterned:
         return f"allows {escalating} on {patterned}: a path to administrator"
+    if granting := _matching(actions, GRANTING_ACTIONS):
+        return (
+            f"allows {granting} on {resources}: it can grant privileges (to itself, or to a "
+            "role it makes), a path to administrator"
+        )
     broad = [r for r in resources if r == "*" or _EVERY_RESOURCE.match(r)]
     wide = [a for a in actions if _is_pattern(a)]
     if broad and wide:
         where = "Resource '*'" if broad == ["*"] else f"every resource of {broad}"
         return f"allows {wide} on {where}"
+    every = [r for r in resources if r == "*" or _EVERY_OF_TYPE.match(r)]
+    data = _matching(actions, DATA_ACTIONS)
+    if every and data:
+        where = "Resource '*'" if every == ["*"] else f"every resource of {every}"
+        return f"allows {data} on {where}: every secret, key or object of the account"
     return None
+
+
+def _matching(actions: list[str], dangerous: Sequence[str]) -> list[str]:
+    """The statement's actions (as written) that cover any of `dangerous`, in their order."""
+    return sorted({a for a in actions for d in dangerous if _matches(a, d)}, key=actions.index)
 
 
 def _broad_managed(arn: Any) -> str | None:
     """The name of an AWS-managed admin or full-access policy, else None."""
-    if not isinstance(arn, str) or not arn.startswith(AWS_MANAGED_PREFIX):
+    found = AWS_MANAGED.match(arn) if isinstance(arn, str) else None
+    if found is None:
         return None
-    name = arn.rsplit("/", 1)[-1]
-    return name if name in BROAD_MANAGED_POLICIES or name.endswith("FullAccess") else None
+    path = found["path"]
+    name = path.rsplit("/", 1)[-1]
+    broad = (
+        path in BROAD_MANAGED_POLICIES
+        or name.startswith(("AdministratorAccess", "PowerUserAccess"))  # -Amplify and kin
+        or name.endswith("FullAccess")
+    )
+    return path if broad else None
 
 
 def no_wildcard_iam(resources: Sequence[ResourceLike]) -> list[Violation]:
@@ -367,7 +435,18 @@ def _subject_problem(role: ResourceLike, subjects: list[str], pattern_ops: bool)
             f"GitHub OIDC subject {others} is not a GitHub environment, so no environment "
             "protection rule (branches, required reviewers) stands before the role"
         )
-    stack_env = (role.props.get("tags") or {}).get("environment")
+    tags = role.props.get("tags") or {}
+    repository = os.environ.get(GITHUB_REPOSITORY_ENV) or tags.get(GITHUB_REPOSITORY_TAG)
+    if not repository:
+        return (
+            f"the role trusts GitHub subjects {subjects} but does not say which repository it "
+            f"serves (tag {GITHUB_REPOSITORY_TAG}), so another repository's jobs cannot be told "
+            "apart"
+        )
+    foreign_repo = [v for v in subjects if not v.startswith(f"repo:{repository}:")]
+    if foreign_repo:
+        return f"the role of {repository} trusts {foreign_repo}: another repository's jobs"
+    stack_env = tags.get("environment")
     if stack_env in ("staging", "prod"):
         foreign = [v for v in subjects if not v.endswith(f":environment:{stack_env}")]
         if foreign:
@@ -458,6 +537,45 @@ def endpoint_config_encrypted(resources: Sequence[ResourceLike]) -> list[Violati
         for config in _of(resources, ENDPOINT_CONFIG)
         if not config.props.get("kmsKeyArn")
     ]
+
+
+def _expires_within(rule: Mapping[str, Any], key_prefix: str) -> bool:
+    """An enabled rule deleting every object under `key_prefix` within the allowed days."""
+    if rule.get("status") != "Enabled":
+        return False
+    prefix = str((rule.get("filter") or {}).get("prefix") or rule.get("prefix") or "")
+    days = (rule.get("expiration") or {}).get("days")
+    return key_prefix.startswith(prefix) and (
+        isinstance(days, int | float) and 0 < days <= MAX_CAPTURE_RETENTION_DAYS
+    )
+
+
+def capture_expires(resources: Sequence[ResourceLike]) -> list[Violation]:
+    """Every endpoint's data capture (raw requests, possibly personal data) is deleted within
+    MAX_CAPTURE_RETENTION_DAYS by a lifecycle rule of its bucket: never kept for good."""
+    found = []
+    lifecycles = _by_bucket(resources, LIFECYCLE)
+    for config in _of(resources, ENDPOINT_CONFIG):
+        capture = config.props.get("dataCaptureConfig") or {}
+        uri = str(capture.get("destinationS3Uri") or "")
+        if not capture or capture.get("enableCapture") is False or not uri.startswith("s3://"):
+            continue
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        key_prefix = key.rstrip("/") + "/" if key else ""
+        lifecycle = lifecycles.get(bucket)
+        rules = _as_list(lifecycle.props.get("rules")) if lifecycle else []
+        if not any(_expires_within(r, key_prefix) for r in rules if isinstance(r, Mapping)):
+            found.append(
+                _violation(
+                    "capture-expires",
+                    config.name,
+                    f"data capture to {uri} is kept for good: no lifecycle rule of bucket "
+                    f"{bucket} expires {key_prefix or 'its objects'} within "
+                    f"{MAX_CAPTURE_RETENTION_DAYS} days",
+                    "pass expiring_prefixes to ArtifactStore (the spoke stack does)",
+                )
+            )
+    return found
 
 
 def required_tags(resources: Sequence[ResourceLike]) -> list[Violation]:
@@ -647,6 +765,7 @@ ALL_POLICIES: dict[str, Policy] = {
     "github-trust-scoped": github_trust_scoped,
     "role-trust-named": role_trust_named,
     "endpoint-config-encrypted": endpoint_config_encrypted,
+    "capture-expires": capture_expires,
     "required-tags": required_tags,
     "budget-present": budget_present,
     "instance-types-allowed": instance_types_allowed,

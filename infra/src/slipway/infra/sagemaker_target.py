@@ -10,6 +10,9 @@ point of view (the endpoint ends InService, on the previous configuration), so s
 what turns it into a reported rollback; the stack's `modelVersion` then goes back to the
 version that serves, so the next deploy keeps the right one as `previousModelVersion`.
 
+`pulumi up` runs with the hub's policy pack, as CD's does (`policy_pack`): the prod path
+never skips the policies CD enforces, and without the pack nothing is deployed.
+
 Steps 1-2 need the Pulumi CLI and AWS credentials; they are not run on machines without
 them (this repository's CI included). The stack is passed in (`open_stack` makes the real
 one), so the tests drive steps 1-3 with a stand-in for the Automation API's Stack, and
@@ -18,6 +21,7 @@ step 3 against moto's server mode on 127.0.0.1: a stand-in for AWS, not AWS.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
@@ -35,6 +39,37 @@ from slipway.infra.spoke_stack import (
     PREVIOUS_MODEL_VERSION,
 )
 from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
+
+# Where the hub's policy pack is: SLIPWAY_POLICY_PACK, else where cd.yml and deploy-model.yml
+# fetch it (the hub at the slipway version the spoke pins), relative to the spoke.
+POLICY_PACK_ENV = "SLIPWAY_POLICY_PACK"
+HUB_POLICY_PACK = Path(".slipway-hub") / "infra" / "policy"
+
+
+class PolicyPackMissing(SlipwayError, FileNotFoundError):
+    """`pulumi up` would run without the hub's policies: refused, nothing deployed."""
+
+    exit_code = Exit.USAGE
+
+
+def policy_pack(root: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """The hub's policy pack directory for a deploy from `root`, or PolicyPackMissing."""
+    env = os.environ if environ is None else environ
+    named = env.get(POLICY_PACK_ENV, "").strip()
+    pack = Path(named) if named else root / HUB_POLICY_PACK
+    if not (pack / "PulumiPolicy.yaml").is_file():
+        where = f"{POLICY_PACK_ENV}={named}" if named else str(pack)
+        raise PolicyPackMissing(
+            f"no policy pack at {where}: `slipway deploy --env` runs `pulumi up` with the "
+            "hub's policy pack, as CD does, and never without it. Fetch the hub at the "
+            "slipway version pyproject.toml pins into .slipway-hub (deploy-model.yml shows "
+            "how: git fetch --depth 1, then `uv venv venv && uv pip install -p "
+            "venv/bin/python -r requirements.txt` in infra/policy), or set "
+            f"{POLICY_PACK_ENV} to the pack's directory; nothing was deployed"
+        )
+    return pack.resolve()
+
 
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
 
@@ -152,7 +187,7 @@ class PulumiStack(Protocol):
 
     def remove_config(self, key: str) -> None: ...
 
-    def up(self, *, on_output: Callable[[str], Any]) -> Any: ...
+    def up(self, *, on_output: Callable[[str], Any], policy_packs: list[str]) -> Any: ...
 
     def outputs(self) -> Mapping[str, Any]: ...
 
@@ -224,6 +259,7 @@ def deploy_model_version(
     environment: str,
     model_version: int,
     *,
+    policy_pack: Path,
     champion_p95_latency_ms: float | None = None,
     on_output: Callable[[str], None] = print,
     timeout_seconds: float = 3600.0,
@@ -231,7 +267,9 @@ def deploy_model_version(
 ) -> DeployOutcome:
     """Deploy `model_version` to `stack` (the spoke's `environment` stack) and verify it.
 
-    `stack` is `open_stack(...)` (needs the Pulumi CLI, a backend login and AWS credentials:
+    `policy_pack` is the hub's pack (`policy_pack(root)`): every policy is mandatory, so a
+    violation fails `pulumi up` before anything changes. `stack` is `open_stack(...)`
+    (needs the Pulumi CLI, a backend login and AWS credentials:
     the spoke's CD job has them through GitHub OIDC); `sagemaker` is `sagemaker_client(...)`.
     The outcome's status is what `slipway deploy` reports: `rolled-back` means SageMaker's
     alarms rejected the version and the previous one serves; `failed` after a failed
@@ -242,7 +280,7 @@ def deploy_model_version(
     serving = int(current) if current.isdigit() else None
     write_settings(stack, deploy_config(serving, model_version, champion_p95_latency_ms))
     try:
-        stack.up(on_output=on_output)
+        stack.up(on_output=on_output, policy_packs=[str(policy_pack)])
     except CommandError as exc:
         write_settings(stack, before)
         return DeployOutcome(

@@ -31,6 +31,7 @@ from slipway.infra.endpoint import (
 from slipway.infra.github_environment import REVIEWED, GitHubEnvironment
 from slipway.infra.image_repository import ModelImageRepository
 from slipway.infra.plan import (
+    CAPTURE_RETENTION_DAYS,
     GITHUB_OIDC_HOST,
     Environment,
     endpoint_plan,
@@ -219,7 +220,14 @@ def build_spoke_stack(
     account_id = aws.get_caller_identity().account_id
     prefix = f"{slug}-{env}"
     bucket_name = f"{prefix}-{account_id}"
-    store = ArtifactStore(f"{prefix}-artifacts", bucket_name=bucket_name, tags=tags)
+    store = ArtifactStore(
+        f"{prefix}-artifacts",
+        bucket_name=bucket_name,
+        tags=tags,
+        # Data capture holds raw request bodies (possibly personal data): kept for monitoring
+        # windows only, never for good.
+        expiring_prefixes={f"{CAPTURE_PREFIX}/": CAPTURE_RETENTION_DAYS},
+    )
     repository_name = f"slipway/{prefix}"
     repository_url = f"{account_id}.dkr.ecr.{config.deploy.region}.amazonaws.com/{repository_name}"
     images = ModelImageRepository(
@@ -303,7 +311,7 @@ def build_spoke_stack(
             else inputs.champion_p95_latency_ms
         ),
         # The serving container publishes PredictionPSI with exactly these dimensions.
-        drift_dimensions=guardrail_dimensions(prefix),
+        guardrail_dimensions=guardrail_dimensions(prefix),
         container=ServingContainer({"AWS_DEFAULT_REGION": config.deploy.region}),
         data_capture=DataCapture(
             destination_s3_uri=f"s3://{bucket_name}/{CAPTURE_PREFIX}",

@@ -11,6 +11,9 @@ from slipway.pipelines.config import SpokeConfig
 # Tag keys the policies require; budgets filter spend by PROJECT_TAG.
 PROJECT_TAG = "slipway:project"
 REQUIRED_TAGS: tuple[str, ...] = ("owner", "team", "risk-tier", "cost-center", PROJECT_TAG)
+# On a CI role: the GitHub repository (owner/name) whose jobs it serves, which its OIDC trust
+# must name and nothing else (policies.github_trust_scoped).
+GITHUB_REPOSITORY_TAG = "slipway:github-repository"
 
 
 def spoke_tags(config: SpokeConfig, environment: str) -> dict[str, str]:

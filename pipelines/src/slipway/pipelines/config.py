@@ -27,6 +27,7 @@ from pydantic import (
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 
 CONFIG_FILE = "slipway.toml"
 
@@ -119,9 +120,9 @@ def gateway_url_problem(url: str) -> str | None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError as exc:
-        return f"{url!r} is not a URL ({exc}); e.g. http://127.0.0.1:8780 or http://[::1]:8780"
+        return f"{shown_url(url)!r} is not a URL ({exc}); e.g. http://127.0.0.1:8780 or http://[::1]:8780"
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an http(s) URL with a host; e.g. http://127.0.0.1:8780"
+        return f"{shown_url(url)!r} is not an http(s) URL with a host; e.g. http://127.0.0.1:8780"
     return None
 
 

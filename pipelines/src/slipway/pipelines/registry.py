@@ -9,13 +9,14 @@ every command at a shared server instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -61,6 +62,27 @@ _UNREACHABLE_MARKERS = (
 )
 
 
+# The `slipway` command's registry calls, bounded: MLflow's own defaults (7 retries, backoff
+# factor 2, 120 s a request) kept `slipway promote` against a registry that was down for
+# 252 s before its exit 8. Here a call is tried 4 times with 0, 2 and 4 s between tries
+# (plus up to 1 s of jitter each): a registry that refuses connections is reported in about
+# 10 s, one that accepts and never answers after at most 4 x 30 s. Each is an MLflow
+# variable, so an operator's own setting wins (docs/platform/shared-registry.md).
+CLI_HTTP_DEFAULTS: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def bound_registry_calls(environ: MutableMapping[str, str] | None = None) -> None:
+    """Give MLflow's HTTP client the CLI's bounded retries, where nobody set their own."""
+    target = os.environ if environ is None else environ
+    for name, value in CLI_HTTP_DEFAULTS.items():
+        if not target.get(name, "").strip():
+            target[name] = value
+
+
 def unreachable(exc: BaseException) -> RegistryUnreachable | None:
     """The registry-down failure hidden in `exc` (an MlflowException or a requests error),
     as a RegistryUnreachable with what to do next; None for any other error. The one
@@ -71,10 +93,10 @@ def unreachable(exc: BaseException) -> RegistryUnreachable | None:
         marker in text for marker in _UNREACHABLE_MARKERS
     ):
         if failure := connection_failure(exc):  # a refused connection, retries or not
-            uri = os.environ.get("MLFLOW_TRACKING_URI", "the configured URI")
+            uri = shown_url(os.environ.get("MLFLOW_TRACKING_URI", "the configured URI"))
             return RegistryUnreachable(unreachable_message(uri, failure))
         return None
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "the registry")
+    uri = shown_url(os.environ.get("MLFLOW_TRACKING_URI", "the registry"))
     return RegistryUnreachable(
         f"the model registry at {uri} cannot be reached: it did not answer, even after "
         "retrying with backoff "
@@ -157,7 +179,8 @@ def connection_failure(exc: BaseException) -> BaseException | None:
 
 def unreachable_message(uri: str, failure: BaseException) -> str:
     return (
-        f"the model registry at {uri} cannot be reached ({type(failure).__name__}); check "
+        f"the model registry at {shown_url(uri)} cannot be reached ({type(failure).__name__}); "
+        "check "
         "MLFLOW_TRACKING_URI and that the server is up, then run the command again"
     )
 

@@ -93,7 +93,9 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, verbose: bool, project: str | None) -> None:
     """Slipway: train, gate, register, roll out and roll back a spoke's model."""
-    from slipway.pipelines import console
+    from slipway.pipelines import console, registry
+
+    registry.bound_registry_calls()
 
     ctx.ensure_object(dict)
     ctx.obj["project"] = project

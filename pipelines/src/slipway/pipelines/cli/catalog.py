@@ -11,6 +11,7 @@ import click
 from slipway.pipelines.cli._common import fail
 from slipway.pipelines.config import ConfigError, SpokeConfig, find_spoke_root, load_config
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 
 
 def _spoke(ctx: click.Context) -> tuple[Path, SpokeConfig] | None:
@@ -46,12 +47,14 @@ def catalog(ctx: click.Context, as_json: bool) -> None:
     try:
         entries = build(registry, config)
     except MlflowException as exc:
-        fail(f"cannot read the registry at {uri}: {exc.message}", Exit.UNREACHABLE)
+        fail(f"cannot read the registry at {shown_url(uri)}: {exc.message}", Exit.UNREACHABLE)
     if as_json:
         click.echo(
-            json.dumps({"registry": uri, "models": [e.as_dict() for e in entries]}, indent=2)
+            json.dumps(
+                {"registry": shown_url(uri), "models": [e.as_dict() for e in entries]}, indent=2
+            )
         )
     elif not entries:
-        click.echo(f"no registered models in {uri}")
+        click.echo(f"no registered models in {shown_url(uri)}")
     else:
         click.echo(format_table(entries))

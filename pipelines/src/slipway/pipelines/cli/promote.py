@@ -8,6 +8,7 @@ from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
 from slipway.pipelines.console import terminal
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 
 
 @click.command()
@@ -40,7 +41,7 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
     gateway = GatewayClient(resolve_url(url, spoke.config))
     try:
         gateway.reload()
-        click.echo(f"gateway at {gateway.url} now serves version {version}")
+        click.echo(f"gateway at {shown_url(gateway.url)} now serves version {version}")
     except GatewayUnreachable as exc:
         click.echo(
             f"warning: {exc}; it serves the new champion when it (re)starts", file=terminal()

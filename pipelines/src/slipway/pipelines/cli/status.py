@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
+from slipway.pipelines import console
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
 from slipway.pipelines.exitcodes import Exit
+
+
+def reading_line(reading: dict[str, Any]) -> str:
+    """One stored guardrail reading for people: its phase and time, then each number in its
+    unit (3.4 ms, 1.2%, 1.08x), never a raw dict of floats."""
+    head = f"{reading.get('phase', '?')} at {reading.get('weight', '?')}%"
+    at = reading.get("at")
+    if isinstance(at, int | float):
+        head += f", {datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M:%S} UTC"
+    parts = []
+    for name, value in reading.items():
+        if name in ("at", "phase", "weight"):
+            continue
+        if value is None:
+            shown = "-"
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            shown = console.reading(name, value)
+        else:
+            shown = str(value)
+        parts.append(f"{name} {shown}")
+    return f"{head}: {', '.join(parts)}" if parts else head
 
 
 @click.command()
@@ -62,7 +86,7 @@ def status(ctx: click.Context, url: str | None, as_json: bool, chart: Path | Non
             f"{ro['phase']}, weight {ro['weight']}%{reason}"
         )
         if ro.get("last_reading"):
-            click.echo(f"readings   {ro['last_reading']}")
+            click.echo(f"readings   {reading_line(ro['last_reading'])}")
         if report.get("action"):
             click.secho(f"action     {report['action']}", fg="yellow")
     if chart is not None:

@@ -15,6 +15,7 @@ import click
 
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 
 if TYPE_CHECKING:
     from slipway.pipelines.config import SpokeConfig
@@ -89,7 +90,7 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool
             click.echo(f"  - {reason}")
     click.echo(f"run {outcome.run_id}; step output in {outcome.log_path}")
     if not on_kubeflow:
-        click.echo(f"look: mlflow ui --backend-store-uri {outcome.tracking_uri}")
+        click.echo(f"look: mlflow ui --backend-store-uri {shown_url(outcome.tracking_uri)}")
 
 
 @click.command()
@@ -127,6 +128,13 @@ def _summary(outcome: TrainingOutcome, config: SpokeConfig, *, on_kubeflow: bool
     "(default: training.pipeline_root, else the cluster's).",
 )
 @click.option(
+    "--kfp-allow-http",
+    is_flag=True,
+    default=False,
+    help="Accept a plain-http --kfp-host that is not loopback (an in-cluster service on a "
+    "network you trust): the token then crosses the network in clear text.",
+)
+@click.option(
     "--wait/--no-wait",
     default=False,
     help="Watch the run, printing each step's state, and exit with its outcome.",
@@ -161,6 +169,7 @@ def train(
     experiment: str | None,
     sa_token_path: Path | None,
     pipeline_root: str | None,
+    kfp_allow_http: bool,
     wait: bool,
     timeout: float,
 ) -> None:
@@ -185,7 +194,9 @@ def train(
         )
         return
     config = spoke.config
-    options = SubmitOptions(kfp_host, image, namespace, experiment, sa_token_path, pipeline_root)
+    options = SubmitOptions(
+        kfp_host, image, namespace, experiment, sa_token_path, pipeline_root, kfp_allow_http
+    )
     if kfp_host:
         if as_json:
             fail("--json reports a local run; drop it with --kfp-host", Exit.USAGE)
@@ -203,7 +214,7 @@ def train(
     else:
         click.echo(
             f"training {config.model_name} on kfp.local, "
-            f"registry {registry.tracking_uri(spoke.root)}"
+            f"registry {shown_url(registry.tracking_uri(spoke.root))}"
         )
         outcome = run_local_training(spoke.root, on_step=_Progress())
         _summary(outcome, config)

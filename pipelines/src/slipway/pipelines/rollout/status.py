@@ -8,6 +8,7 @@ from typing import Any
 
 from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.redact import shown_url
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
 
@@ -21,9 +22,9 @@ def collect(root: Path, config: SpokeConfig, url: str | None = None) -> dict[str
         aliases[alias] = None if found is None else str(found.version)
     gateway = GatewayClient(resolve_url(url, config), timeout=5.0)
     try:
-        gw: dict[str, Any] = {"url": gateway.url, "reachable": True, **gateway.state()}
+        gw: dict[str, Any] = {"url": shown_url(gateway.url), "reachable": True, **gateway.state()}
     except GatewayUnreachable:
-        gw = {"url": gateway.url, "reachable": False}
+        gw = {"url": shown_url(gateway.url), "reachable": False}
     finally:
         gateway.close()
     row = rollout_state.latest(root)

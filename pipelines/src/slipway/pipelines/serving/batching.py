@@ -9,8 +9,10 @@ under load the batch grows by itself. A failing batch is retried request by requ
 one request a model cannot handle never fails its neighbours.
 
 A model that hangs must not hang every caller: a request waits at most `timeout` seconds
-(PredictTimeout), and at most `max_queued` requests wait per variant (Overloaded beyond):
-both become a 503 with Retry-After, and memory stays bounded whatever the model does.
+(PredictTimeout), and at most `max_queued` requests holding at most `max_queued_rows` rows
+wait per variant (Overloaded beyond): both become a 503 with Retry-After, and memory stays
+bounded whatever the model does. The bound is in rows as well as requests because a request
+may hold up to 10,000 rows: 1,024 of those queued would be about 9.6 GiB per variant.
 """
 
 from __future__ import annotations
@@ -51,11 +53,14 @@ class Batcher:
         *,
         timeout: float = 30.0,
         max_queued: int = 1024,
+        max_queued_rows: int = 100_000,
     ) -> None:
         self._predict = predict
         self._max_rows = max_rows
         self._timeout = timeout
         self._max_queued = max_queued
+        self._max_queued_rows = max_queued_rows
+        self._queued_rows = 0  # rows of the requests in the queue, not yet taken by _run
         self._queue: asyncio.Queue[tuple[list[tuple[Any, ...]], asyncio.Future]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
         self._worker: asyncio.Task | None = None
@@ -65,6 +70,10 @@ class Batcher:
     @property
     def queued(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
 
     async def predict(self, rows: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
         """The model's outputs for `rows`, computed in a batch with whoever else is waiting,
@@ -76,11 +85,18 @@ class Batcher:
             raise Overloaded(
                 f"{self._queue.qsize()} requests already wait for this model; retry shortly"
             )
+        # An empty queue takes any request the row cap allowed: the bound sheds backlog only.
+        if self._queued_rows and self._queued_rows + len(rows) > self._max_queued_rows:
+            raise Overloaded(
+                f"{self._queued_rows} rows already wait for this model (at most "
+                f"{self._max_queued_rows}); retry shortly, or send fewer rows per request"
+            )
         loop = asyncio.get_running_loop()
         if self._worker is None:
             self._worker = loop.create_task(self._run())
         future: asyncio.Future = loop.create_future()
         self._queue.put_nowait((rows, future))
+        self._queued_rows += len(rows)
         try:
             return await asyncio.wait_for(future, self._timeout)
         except TimeoutError:
@@ -96,6 +112,7 @@ class Batcher:
                 item = self._queue.get_nowait()
                 batch.append(item)
                 size += len(item[0])
+            self._queued_rows -= size
             # Callers that gave up (deadline passed) are not scored: a hung model's backlog
             # must not be replayed once it recovers.
             batch = [item for item in batch if not item[1].done()]

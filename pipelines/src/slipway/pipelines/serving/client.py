@@ -3,6 +3,8 @@ slipway.toml deploy.gateway_url) and its admin operations, with one error for 'n
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from typing import Any
 
@@ -11,6 +13,7 @@ import httpx
 from slipway.pipelines.config import SpokeConfig, gateway_url_problem
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 from slipway.pipelines.serving.window import Window
 
 URL_ENV = "SLIPWAY_GATEWAY_URL"
@@ -33,6 +36,14 @@ class BadGatewayUrl(SlipwayError, ValueError):
     exit_code = Exit.USAGE
 
 
+def _missing_as_null(value: Any) -> Any:
+    # Infinity stays (Python writes it, the gateway reads it and answers a 400 naming the
+    # column): only a missing value has a JSON spelling to change to.
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
 def resolve_url(option: str | None, config: SpokeConfig) -> str:
     url = (option or os.environ.get(URL_ENV) or config.deploy.gateway_url).rstrip("/")
     if problem := gateway_url_problem(url):
@@ -52,14 +63,17 @@ class GatewayClient:
             return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise GatewayUnreachable(
-                f"no gateway answers at {self.url} ({type(exc).__name__}); start one with "
+                f"no gateway answers at {shown_url(self.url)} ({type(exc).__name__}); start "
+                "one with "
                 f"`slipway serve`, or point at it with --url or {URL_ENV}"
             ) from exc
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
-            raise GatewayError(f"gateway {method} {path}: {response.status_code} {response.text}")
+            raise GatewayError(
+                f"gateway {method} {path}: {response.status_code} {response.text[:500]}"
+            )
         return response.json()
 
     def health(self) -> dict[str, Any]:
@@ -80,7 +94,15 @@ class GatewayClient:
         return Window.from_json(self._call("GET", "/admin/window", params={"after": after}))
 
     def invoke(self, frame_split: dict[str, Any]) -> httpx.Response:
-        return self._send("POST", "/invocations", json={"dataframe_split": frame_split})
+        """Score a dataframe_split. A missing value (NaN, as pandas holds it) goes as JSON
+        null, which the gateway accepts where the contract says nullable: JSON has no NaN,
+        and httpx refuses to write one (a held-out table with a few unknown values broke the
+        first deploy's smoke test)."""
+        data = [[_missing_as_null(v) for v in row] for row in frame_split.get("data", [])]
+        body = json.dumps({"dataframe_split": {**frame_split, "data": data}})
+        return self._send(
+            "POST", "/invocations", content=body, headers={"content-type": "application/json"}
+        )
 
     def close(self) -> None:
         self._http.close()

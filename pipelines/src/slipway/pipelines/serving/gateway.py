@@ -51,7 +51,7 @@ from slipway.pipelines.registry import fluent_registry
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.serving.batching import Batcher, Overloaded, PredictTimeout, Retired
 from slipway.pipelines.serving.drift_sample import SampleWriter
-from slipway.pipelines.serving.parsing import BadRequest, parse_body
+from slipway.pipelines.serving.parsing import LARGE_PARSES, BadRequest, parse_body
 
 log = logging.getLogger("slipway.gateway")
 access_log = logging.getLogger("slipway.access")
@@ -88,6 +88,7 @@ LIMIT_ENV = {
     "max_body_bytes": "SLIPWAY_MAX_BODY_BYTES",
     "predict_timeout_s": "SLIPWAY_PREDICT_TIMEOUT_S",
     "max_queued_requests": "SLIPWAY_MAX_QUEUED_REQUESTS",
+    "max_queued_rows": "SLIPWAY_MAX_QUEUED_ROWS",
 }
 
 
@@ -98,6 +99,7 @@ class Limits:
     max_body_bytes: int = 6 * 1024 * 1024  # SageMaker's own InvokeEndpoint body limit
     predict_timeout_s: float = 30.0  # SageMaker gives up on a request at 60 s
     max_queued_requests: int = 1024  # per variant; beyond it requests are shed
+    max_queued_rows: int = 100_000  # per variant, the same in rows (~100 MB of tuples)
     retry_after_s: int = 1
     inline_parse_bytes: int = 32 * 1024  # larger bodies are parsed off the event loop
 
@@ -117,6 +119,9 @@ class Limits:
             ),
             max_queued_requests=int(
                 _env_number(LIMIT_ENV["max_queued_requests"], default.max_queued_requests, env)
+            ),
+            max_queued_rows=int(
+                _env_number(LIMIT_ENV["max_queued_rows"], default.max_queued_rows, env)
             ),
         )
 
@@ -294,6 +299,7 @@ class Gateway:
             f"{role}-{version}",
             timeout=self.limits.predict_timeout_s,
             max_queued=self.limits.max_queued_requests,
+            max_queued_rows=self.limits.max_queued_rows,
         )
         return self._variant(role, version, batcher)
 
@@ -775,7 +781,7 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
         try:
             if len(body) > limits.inline_parse_bytes:  # keep the event loop answering others
                 rows = await asyncio.get_running_loop().run_in_executor(
-                    None, parse_body, body, content_type, contract
+                    LARGE_PARSES, parse_body, body, content_type, contract
                 )
             else:
                 rows = parse_body(body, content_type, contract)
@@ -949,12 +955,22 @@ def _log_load_failure(task: asyncio.Task) -> None:
 
 
 def bind_socket(host: str, port: int) -> Any:
+    """A listening socket, at once. SO_REUSEADDR lets a restart take the port over from its
+    predecessor's TIME_WAIT, but on Linux it also lets a second socket bind a port nobody
+    listens on yet: two `slipway serve` started together both bound, the second said
+    "listening" and never listened. Listening before the model loads makes the second one
+    fail with EADDRINUSE (the CLI says the port is in use)."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's backlog
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 

@@ -27,6 +27,8 @@ __all__ = [
     "ROC_CURVE",
     "as_pyfunc",
     "evaluate",
+    "is_write_conflict",
+    "log_dataset",
     "plots",
     "predictors",
 ]
@@ -76,6 +78,7 @@ def evaluate(
         targets=TARGET_COLUMN,
         name=name,
     )
+    log_dataset(data, context="evaluation")  # before evaluate's own log: see log_dataset
     with contextlib.nullcontext() if pictures else _without_pictures():
         result = mlflow.models.evaluate(
             model=model,
@@ -102,6 +105,54 @@ def _without_pictures() -> Iterator[None]:
         yield
     finally:
         BuiltInEvaluator._log_image_artifact = original  # pyright: ignore[reportAttributeAccessIssue]
+
+
+# Tries of a dataset log that met a concurrent training's insert of the same rows.
+DATASET_LOG_TRIES = 4
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A registry write that lost a race with another writer of the same row (MLflow's
+    tracking store checks, then inserts, without a lock): PostgreSQL's UniqueViolation or
+    sqlite's IntegrityError, as the server or the store reports it."""
+    text = str(exc)
+    return (
+        any(
+            marker in text
+            for marker in (
+                "UniqueViolation",
+                "IntegrityError",
+                "duplicate key value",
+                "UNIQUE constraint",
+            )
+        )
+        or getattr(exc, "error_code", None) == "RESOURCE_ALREADY_EXISTS"
+    )
+
+
+def log_dataset(data: Any, context: str, sleep: Callable[[float], None] | None = None) -> None:
+    """Log `data` as an input of the active run, safe against a concurrent training.
+
+    Two trainings of one spoke score the same held-out rows (same name, same digest) in the
+    same experiment; MLflow's store looks the dataset up and inserts it when absent, so two
+    at once both insert and one fails with a unique violation (`dataset_pk`). Tried again,
+    the lookup finds the row the other committed and links it: the log is idempotent. The
+    evaluation that follows logs the same dataset again, which the store then links alone.
+    """
+    import time
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    wait = sleep or time.sleep
+    for attempt in range(1, DATASET_LOG_TRIES + 1):
+        try:
+            mlflow.log_input(data, context=context)
+            return
+        except MlflowException as exc:
+            if attempt == DATASET_LOG_TRIES or not is_write_conflict(exc):
+                raise
+            wait(0.1 * attempt)
 
 
 def as_pyfunc(model: Any, model_signature: Any) -> Any:

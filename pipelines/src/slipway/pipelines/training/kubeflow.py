@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.redact import shown_url
 from slipway.pipelines.training import images
 from slipway.pipelines.training.pipeline import TrainingError, TrainingOutcome
 
@@ -215,6 +218,7 @@ class SubmitOptions(NamedTuple):
     experiment: str | None = None
     sa_token_path: Path | None = None
     pipeline_root: str | None = None
+    kfp_allow_http: bool = False
 
     def given(self) -> list[str]:
         """The options given besides --kfp-host, as flags (to refuse them on a local run)."""
@@ -249,6 +253,7 @@ def target_for(
             Exit.USAGE,
         )
     images.validate_image_ref(options.image)
+    _check_transport(options.host or "", allow_http=options.kfp_allow_http)
     target = KubeflowTarget(
         host=options.host or "",
         image=options.image,
@@ -330,18 +335,63 @@ def _task_names(compiled: Path) -> tuple[str, ...]:
     return tuple(ordered)
 
 
+def _check_transport(host: str, *, allow_http: bool) -> None:
+    """https, or plain http on loopback (a port-forward): the bearer token goes with every
+    request, and over plain http anyone on the path reads it."""
+    parts = urllib.parse.urlsplit(host)
+    if parts.scheme == "https":
+        return
+    if parts.scheme != "http" or not parts.hostname:
+        raise KubeflowError(
+            f"--kfp-host {shown_url(host)!r} is not an http(s) URL; e.g. "
+            "https://kubeflow.example.com/pipeline; nothing was submitted",
+            Exit.USAGE,
+        )
+    if _loopback(parts.hostname) or allow_http:
+        return
+    raise KubeflowError(
+        f"--kfp-host {shown_url(host)} is plain http: the token would cross the network in "
+        "clear text. Use the https URL of the API (or a `kubectl port-forward` to "
+        "127.0.0.1); for an in-cluster service on a network you trust, pass "
+        "--kfp-allow-http; nothing was submitted",
+        Exit.USAGE,
+    )
+
+
+def _loopback(hostname: str) -> bool:
+    if hostname.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows a redirect with every header, Authorization included, to whatever
+    origin it names: a 3xx is answered to the caller instead, and the token stays here."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _preflight(target: KubeflowTarget) -> bool:
     """GET /healthz once, with a timeout: reachable, authorised, the API (not a login page)?
-    Returns whether the deployment is multi-user."""
+    Returns whether the deployment is multi-user. Redirects are refused, not followed."""
     request = urllib.request.Request(
         f"{target.api}/apis/v2beta1/healthz", headers={"Accept": "application/json"}
     )
     if bearer := _bearer(target):
         request.add_header("Authorization", f"Bearer {bearer}")
     try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
+        with _OPENER.open(request, timeout=REQUEST_TIMEOUT) as response:
             body = response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            raise _redirected(target, exc.headers.get("Location") or "?") from None
         raise _http_error(target, exc.code, exc.read().decode("utf-8", "replace"), "") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -451,6 +501,16 @@ def _unreachable(target: KubeflowTarget, reason: str) -> KubeflowError:
     )
 
 
+def _redirected(target: KubeflowTarget, location: str) -> KubeflowError:
+    return KubeflowError(
+        f"Kubeflow at {shown_url(target.api)} redirected the API call to "
+        f"{shown_url(location)}, usually a login page of the cluster's ingress; the token was "
+        f"not sent there. Authenticate with a token ({TOKEN_ENV} or --sa-token-path) or point "
+        "--kfp-host at the API itself; nothing was submitted",
+        Exit.UNAUTHORISED,
+    )
+
+
 def _not_the_api(target: KubeflowTarget) -> KubeflowError:
     return KubeflowError(
         f"{target.api} answered with something that is not the Kubeflow Pipelines API, "
@@ -550,7 +610,9 @@ def _registry_outcome(
         with _quick_mlflow():
             return find_outcome(root, config, run.run_key, uri, run.url), ()
     except Exception as exc:  # the registry may be reachable only from the cluster
-        return None, (f"could not read the registry at {uri} from here ({exc.__class__.__name__})",)
+        return None, (
+            f"could not read the registry at {shown_url(uri)} from here ({exc.__class__.__name__})",
+        )
 
 
 @contextlib.contextmanager

@@ -253,19 +253,21 @@ def gate(
         measured: dict[str, float] = {}
         try:
             reigning = mlflow.pyfunc.load_model(f"models:/{config.model_name}@{alias}")
+            # In the training's own experiment: without it MLflow files the nested run (and
+            # its dataset) under the Default experiment, shared by every spoke.
+            experiment = client.get_run(run_id).info.experiment_id
             with (
                 mlflow.start_run(run_id=run_id),
-                mlflow.start_run(run_name=f"{alias}-v{version.version}", nested=True),
+                mlflow.start_run(
+                    run_name=f"{alias}-v{version.version}", nested=True, experiment_id=experiment
+                ),
             ):
                 # Only its numbers: its pictures are on its own version's run already.
                 measured = evaluate(
                     reigning, parts.x_test, parts.y_test, task, held_out, pictures=False
                 )
         except Exception as exc:  # any failure to score must stop the gate, loudly
-            refuse(
-                f"gate: cannot score the {alias} (v{version.version}) on the held-out rows: "
-                f"{exc}. If the data contract changed on purpose, retire the {alias} first."
-            )
+            refuse(_baseline_failure(alias, str(version.version), exc))
         baseline = Baseline(alias=alias, version=str(version.version), metrics=measured)
         for name, value in measured.items():
             client.log_metric(run_id, f"champion_{name}", value)
@@ -283,6 +285,25 @@ def gate(
         refuse(f"gate rejected the model; nothing was registered:\n{report}")
     print(f"gate {verdict.label}:\n{report}")
     return run_id, verdict.label
+
+
+def _baseline_failure(alias: str, version: str, exc: BaseException) -> str:
+    """Why the baseline could not be scored, and the next step that fits the cause: a
+    registry that failed or lost a write race is not a changed data contract."""
+    from slipway.pipelines.training.evaluation import is_write_conflict
+
+    where = f"gate: cannot score the {alias} (v{version}) on the held-out rows"
+    if is_write_conflict(exc) or registry.connection_failure(exc) is not None:
+        return (
+            f"{where}: the registry failed while recording the evaluation "
+            f"({type(exc).__name__}: {str(exc)[:300]}). Nothing was registered; another "
+            "training of this model may have been writing at the same moment: run the "
+            "training again."
+        )
+    return (
+        f"{where}: {exc}. The {alias} no longer takes these rows: if the data contract "
+        f"changed on purpose, retire the {alias} first."
+    )
 
 
 def register(
