@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner, Result
@@ -34,6 +32,12 @@ from slipway.pipelines.registry import client
 from slipway.pipelines.training.spoke_code import held_out_rows
 from tests import governance_support as support
 
+if TYPE_CHECKING:
+    from tests.monitoring.conftest import Hook
+
+# One worker renders the module's spoke once (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("monitoring-spoke")
+
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/slipway/tumour-triage-staging:" + "a" * 40
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -41,48 +45,6 @@ AWS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "eu-west-1",
 }
-
-
-@pytest.fixture(scope="module")
-def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return support.render_spoke(template_repo, tmp_path_factory.mktemp("scheduled") / "spoke")
-
-
-class Hook:
-    """A Slack-compatible incoming webhook: records each JSON body it is sent."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                hook.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T0/B0/x"
-
-    @property
-    def texts(self) -> list[str]:
-        return [body["text"] for body in self.received]
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    served = Hook()
-    thread = threading.Thread(target=served.server.serve_forever, daemon=True)
-    thread.start()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
 
 
 @pytest.fixture

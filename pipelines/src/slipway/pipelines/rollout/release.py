@@ -161,4 +161,18 @@ def _record(
     """Every release decision leaves the same two traces: the outcome tag on the version and
     the audit entry (returned)."""
     tag_outcome(client, model, version, outcome, reason)
-    return audit.append(root, action, model=model, version=version, reason=reason, details=details)
+    entry = audit.append(root, action, model=model, version=version, reason=reason, details=details)
+    if action == "rollback":
+        _alert_rollback(model, version, reason)
+    return entry
+
+
+def _alert_rollback(model: str, version: str, reason: str) -> None:
+    """Tell the team's channel (SLIPWAY_ALERT_WEBHOOK); a failed alert never undoes or
+    stops the rollback it reports, it is logged."""
+    import logging
+
+    from slipway.pipelines.governance.alerts import Event, notify
+
+    if warning := notify(Event.ROLLBACK, model, f"version {version} rolled back: {reason}"):
+        logging.getLogger(__name__).warning(warning)
