@@ -208,6 +208,17 @@ def test_lasting_drift_submits_one_training_run_then_cools_down(
     assert len(listed) >= 1 and all(a.path.endswith(".html") for a in listed)
     assert entries[0]["details"]["html"].startswith(f"runs:/{version.run_id}/monitoring/prod/")
 
+    # The model card links the windows' reports.
+    carded = CliRunner().invoke(main, ["--project", str(root), "card", "1"])
+    assert carded.exit_code == 0, carded.output
+    card = (root / "docs" / "model_card.md").read_text()
+    section = card.split("## Monitoring")[1].split("## Gaps")[0]
+    assert "4 window(s) monitored, 4 with drift" in section
+    assert f"[report](runs:/{version.run_id}/monitoring/prod/" in section
+    assert "| prod | drift | cooldown |" in section
+    rollouts = card.split("## Rollout history")[1].split("## Monitoring")[0]
+    assert "| drift |" not in rollouts and "| retrain |" in rollouts
+
 
 def test_a_ci_runner_never_trains_when_retraining_is_due(rendered: Path, tmp_path: Path, aws: None):
     root = spoke(rendered, tmp_path)
