@@ -232,6 +232,7 @@ def test_a_ci_runner_never_trains_when_retraining_is_due(rendered: Path, tmp_pat
     result = monitor(root)
     assert result.exit_code == Exit.USAGE, result.output
     assert "training never runs here: pass --kfp-host URL --image REF" in result.output
+    assert "warning: the audit trail is" in result.output and "SLIPWAY_STATE_URL" in result.output
     actions = [e["action"] for e in audit.read(root)]
     assert "drift" in actions and "retrain" not in actions
     versions = client(root).search_model_versions("name='tumour-triage'")

@@ -199,6 +199,7 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
         f"{path}: {report.samples} served rows of champion v{report.champion} "
         f"against {report.reference_rows} training rows"
     )
+    _warn_if_forgetful(spoke, options)
     verdict = decide(
         audit.read(spoke.root),
         model=model,
@@ -258,6 +259,22 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
     raise SystemExit(int(Exit.DRIFT))
 
 
+def _warn_if_forgetful(spoke: Spoke, options: _Options) -> None:
+    """A scheduled run on a CI runner with the audit trail in a file there forgets every
+    window when the runner goes: drift_windows > 1 would never be reached."""
+    from slipway.pipelines.console import terminal
+    from slipway.pipelines.governance import audit
+    from slipway.pipelines.governance.retraining import on_ci
+
+    if options.env is not None and on_ci(os.environ) and audit.shared_trail(spoke.root) is None:
+        click.echo(
+            f"warning: the audit trail is {audit.location(spoke.root)}, on this runner: the "
+            "drifted windows and the cool-down are forgotten when it goes. Set "
+            "SLIPWAY_STATE_URL (the team's state database) so windows are counted",
+            file=terminal(),
+        )
+
+
 def _html(
     spoke: Spoke,
     options: _Options,
@@ -301,8 +318,10 @@ def _alert(event: object, model: str, text: str) -> None:
     from slipway.pipelines.governance.alerts import Event, notify
 
     assert isinstance(event, Event)
+    from slipway.pipelines.console import terminal
+
     if warning := notify(event, model, text):
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {warning}", file=terminal())
 
 
 def _retrain(
