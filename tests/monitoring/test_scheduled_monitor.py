@@ -247,3 +247,52 @@ def test_unshifted_window_is_recorded_and_starts_nothing(rendered: Path, tmp_pat
     assert "no drift" in result.output and "captured in the last 1 h" in result.output
     [entry] = [e for e in audit.read(root) if e["action"] in ("drift", "monitor")]
     assert entry["action"] == "monitor" and entry["details"]["decision"] == "no_drift"
+
+
+def test_the_kubeflow_schedule_runs_the_same_command_with_its_secrets_out_of_the_spec(
+    rendered: Path, tmp_path: Path
+):
+    """`--kfp-schedule`: a recurring run (one at a time, no catch-up) of a one-step pipeline
+    that runs the workflow's command in the commit's image; secrets come from the namespace's
+    Kubernetes Secret, the spec holds none."""
+    root = spoke(rendered, tmp_path)
+    uri = "https://mlflow.example.com"
+    with running(StandIn(multi_user=True, namespaces={"team-a": {"good-token"}})) as api:
+        result = CliRunner().invoke(
+            main,
+            [
+                "--project", str(root), "monitor", "--env", "prod", "--kfp-host", api.url,
+                "--image", IMAGE, "--namespace", "team-a", "--kfp-schedule", "0 17 */6 * * *",
+                "--service-account", "monitor-irsa",
+            ],
+            env={"MLFLOW_TRACKING_URI": uri, "KF_PIPELINES_TOKEN": "good-token"},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        [recurring] = api.recurring_runs.values()
+    assert "scheduled tumour-triage-monitor-prod" in result.output
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 17 */6 * * *"
+    assert (int(recurring["max_concurrency"]), recurring["no_catchup"]) == (1, True)
+    assert recurring["service_account"] == "monitor-irsa"
+    assert recurring["mode"] == "ENABLE" and api.runs == {}  # nothing judged or trained now
+    # With a platform spec, kfp sends the IR and the Kubernetes config side by side.
+    spec, platform = (recurring["pipeline_spec"][k] for k in ("pipeline_spec", "platform_spec"))
+    [executor] = spec["deploymentSpec"]["executors"].values()
+    container = executor["container"]
+    assert container["image"] == IMAGE and container["command"] == ["sh", "-c"]
+    [script] = container["args"]
+    assert script.startswith("slipway --project /app monitor --env prod --kfp-host")
+    assert (
+        f"--image {IMAGE} --report /tmp/monitor-prod.html --namespace team-a" in script
+        and script.endswith('[ "$?" -eq 9 ]')
+    )
+    assert {e["name"]: e["value"] for e in container["env"]}["MLFLOW_TRACKING_URI"] == uri
+    secrets = json.dumps(platform)
+    assert '"secretName": "slipway-monitor"' in secrets and "SLIPWAY_STATE_URL" in secrets
+    assert "good-token" not in json.dumps(recurring)  # the token is not in the spec
+
+    wrong = CliRunner().invoke(
+        main,
+        ["--project", str(root), "monitor", "--env", "prod", "--kfp-host", "http://x",
+         "--image", IMAGE, "--kfp-schedule", "17 */6 * * *"],
+    )  # fmt: skip
+    assert wrong.exit_code == 2 and "six fields, seconds first" in wrong.output

@@ -108,6 +108,19 @@ class _Options:
     help="Retrain by dispatching this GitHub Actions workflow (e.g. cd.yml) on the current ref.",
 )
 @click.option(
+    "--kfp-schedule",
+    "cron",
+    metavar="CRON",
+    default=None,
+    help="Instead of judging a window now: create a Kubeflow recurring run of this command "
+    "(with --env, --kfp-host, --image) on this cron, e.g. '0 17 */6 * * *'.",
+)
+@click.option(
+    "--service-account",
+    default=None,
+    help="With --kfp-schedule: the pod's Kubernetes service account (AWS access via IRSA).",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -127,6 +140,8 @@ def monitor(
     experiment: str | None,
     sa_token_path: Path | None,
     workflow: str | None,
+    cron: str | None,
+    service_account: str | None,
     as_json: bool,
 ) -> None:
     """Per-feature and prediction PSI of the served traffic against the training data;
@@ -140,6 +155,11 @@ def monitor(
         fail(f"{', '.join(kfp.given())} only apply with --kfp-host", Exit.USAGE)
     if window_hours is not None and env is None:
         fail("--window-hours applies to --env (the local sample is judged whole)", Exit.USAGE)
+    if cron is not None:
+        _schedule(ctx, kfp, env, cron, service_account)
+        return
+    if service_account:
+        fail("--service-account applies to --kfp-schedule", Exit.USAGE)
     options = _Options(retrain, env, window_hours, report_path, labels, kfp, workflow)
     if not as_json:
         _monitor(ctx, options, _Found())
@@ -162,6 +182,33 @@ def monitor(
         raise failed
     if code:
         raise SystemExit(code)
+
+
+def _schedule(
+    ctx: click.Context, kfp: SubmitOptions, env: str | None, cron: str, account: str | None
+) -> None:
+    """`--kfp-schedule`: the monitoring recurring run on Kubeflow (docs/spoke/monitoring.md)."""
+    from slipway.pipelines.governance.monitor_schedule import SECRET, schedule_monitoring
+    from slipway.pipelines.training.kubeflow import target_for
+
+    if env is None or not kfp.host:
+        fail("--kfp-schedule needs --env and --kfp-host (and --image)", Exit.USAGE)
+    if len(cron.split()) != 6:
+        fail(
+            f"--kfp-schedule {cron!r}: Kubeflow's cron has six fields, seconds first "
+            "(e.g. '0 17 */6 * * *')",
+            Exit.USAGE,
+        )
+    spoke = spoke_from_context(ctx)
+    target, uri = target_for(spoke.root, spoke.config, kfp, os.environ)
+    made = schedule_monitoring(
+        spoke.config, target, env, cron=cron, tracking_uri=uri, service_account=account
+    )
+    click.echo(f"scheduled {made.name} on {target.api}: recurring run {made.recurring_run_id}")
+    click.echo(f"  cron {made.cron}, one window at a time, no catch-up; {made.url}")
+    click.echo(
+        f"  the pod reads the Kubernetes Secret {SECRET} (state-url, kfp-token, alert-webhook)"
+    )
 
 
 def _sample(spoke: Spoke, options: _Options) -> tuple[pd.DataFrame, str]:
