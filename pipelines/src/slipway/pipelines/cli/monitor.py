@@ -176,7 +176,15 @@ def monitor(
         except SlipwayError as error:  # e.g. retraining failed after drift
             code, failed = int(error.exit_code), error
     if found.report is not None and found.path is not None:
-        document = monitor_json(found.report, found.path, found.outcome, code)
+        document = monitor_json(
+            found.report,
+            found.path,
+            found.outcome,
+            code,
+            verdict=found.verdict,
+            started=found.started,
+            html=found.html,
+        )
         click.echo(dumps(document))
     if failed is not None:
         raise failed
