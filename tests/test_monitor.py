@@ -134,7 +134,7 @@ def test_shifted_traffic_starts_local_retraining_and_records_why(rendered: Path,
     version is checked here too."""
     root = serving_spoke(rendered, tmp_path, scale=SCALE)
     toml = root / "slipway.toml"
-    toml.write_text(toml.read_text().replace("[monitoring]", "[monitoring]\ndrift_windows = 1"))
+    toml.write_text(toml.read_text().replace("drift_windows = 2", "drift_windows = 1"))
     result = monitor(root)
     assert result.exit_code == Exit.DRIFT, result.output
     assert "starting local training because of the drift above" in result.output

@@ -223,11 +223,7 @@ def test_lasting_drift_submits_one_training_run_then_cools_down(
 def test_a_ci_runner_never_trains_when_retraining_is_due(rendered: Path, tmp_path: Path, aws: None):
     root = spoke(rendered, tmp_path)
     toml = root / "slipway.toml"
-    toml.write_text(
-        toml.read_text().replace(
-            "sample_capacity = 5000", "sample_capacity = 5000\ndrift_windows = 1"
-        )
-    )
+    toml.write_text(toml.read_text().replace("drift_windows = 2", "drift_windows = 1"))
     capture_traffic(root, scale=1.5)
     result = monitor(root)
     assert result.exit_code == Exit.USAGE, result.output
