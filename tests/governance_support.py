@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from slipway.pipelines.config import load_config
 from slipway.pipelines.registry import (
@@ -133,3 +134,20 @@ def register_version(root: Path, *, author: str, c: float = 1.0) -> str:
     ):
         registry.set_model_version_tag(config.model_name, version, key, value)
     return version
+
+
+def champion_traffic(root: Path, scale: float) -> tuple[str, Any, Any]:
+    """A new champion and the traffic it serves: the spoke's held-out rows (contract columns)
+    times `scale`. Returns the version, the traffic frame and the loaded model."""
+    import mlflow.pyfunc
+
+    from slipway.pipelines.registry import CHAMPION
+    from slipway.pipelines.training.spoke_code import held_out_rows
+
+    config = load_config(root)
+    version = register_version(root, author=AUTHOR)
+    client(root).set_registered_model_alias(config.model_name, CHAMPION, version)
+    traffic = held_out_rows(root, config)[list(config.data.contract.columns)] * scale
+    with fluent_registry(root):
+        model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{version}")
+    return version, traffic, model

@@ -75,7 +75,7 @@ COVERED: dict[str, tuple[str, ...]] = {
         "tests/test_training_compile.py",
         "tests/test_kubeflow.py",
     ),
-    "slipway monitor": ("tests/test_monitor.py",),
+    "slipway monitor": ("tests/test_monitor.py", "tests/monitoring/test_scheduled_monitor.py"),
     "ssh-keygen -t": ("pipelines/tests/test_approval_signatures.py",),
     "ssh-keygen -Y verify": ("pipelines/tests/test_approval_signatures.py",),
 }

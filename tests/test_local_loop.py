@@ -416,6 +416,8 @@ def test_monitor_json_shape_on_drift(template_repo, tmp_path_factory, tmp_path):
     assert document["drifted"] is True and document["enough_samples"] is True
     assert document["breaches"] and document["exit_code"] == Exit.DRIFT
     assert document["retrained"] is None  # --no-retrain
+    assert (document["decision"], document["consecutive"]) == ("wait", 1)  # drift_windows 2
+    assert document["started"] is None and document["html"] is None
     assert all(isinstance(v, float) for v in document["features"].values())
     assert Path(document["report"]).is_file()
     assert "drift found" in result.stderr  # the progress lines, off stdout

@@ -24,9 +24,8 @@ from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit
 from slipway.pipelines.governance.monitoring import check_drift
-from slipway.pipelines.registry import CHAMPION, client, fluent_registry
+from slipway.pipelines.registry import CHAMPION, client
 from slipway.pipelines.serving.drift_sample import SampleWriter
-from slipway.pipelines.training.spoke_code import held_out_rows
 from tests import governance_support as support
 
 SCALE = 1.5
@@ -39,17 +38,10 @@ def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 def serving_spoke(rendered: Path, tmp_path: Path, *, scale: float) -> Path:
     """A low-tier spoke whose champion has served the held-out rows, scaled by `scale`."""
-    import mlflow.pyfunc
-
     root = support.make_spoke(rendered, tmp_path, "low")
     config = load_config(root)
-    registry = client(root)
-    version = support.register_version(root, author=support.AUTHOR)
-    registry.set_registered_model_alias(config.model_name, CHAMPION, version)
+    version, traffic, model = support.champion_traffic(root, scale)
     columns = list(config.data.contract.columns)
-    traffic = held_out_rows(root, config)[columns] * scale
-    with fluent_registry(root):
-        model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{version}")
     writer = SampleWriter(root, columns, config.monitoring.sample_capacity)
     for _ in range(2):
         predictions = [int(p) for p in model.predict(traffic)]
@@ -93,7 +85,9 @@ def test_unshifted_real_traffic_is_not_drift_and_does_not_retrain(rendered: Path
     assert report["samples"] == 2 * 143 and not report["drifted"]
     assert max(f["psi"] for f in report["features"]) < load_config(root).monitoring.max_feature_psi
     assert report["contract_violations"] == []
-    assert [e["action"] for e in audit.read(root)] == []  # nothing retrained, nothing recorded
+    # Nothing retrained; the window's decision is recorded (scheduled runs count on it).
+    [entry] = audit.read(root)
+    assert (entry["action"], entry["details"]["decision"]) == ("monitor", "no_drift")
     assert len(client(root).search_model_versions("name='tumour-triage'")) == 1
 
 
@@ -110,7 +104,8 @@ def test_shifted_traffic_is_drift_and_says_why(rendered: Path, tmp_path: Path):
 
     result = monitor(root, "--no-retrain")
     assert result.exit_code == Exit.DRIFT, result.output
-    assert "drift found: " in result.output and "not retraining" in result.output
+    assert "drift found: " in result.output
+    assert "drifted window 1 of 2 in a row: not retraining yet" in result.output
     assert f"of {len(config.data.contract.columns)} features over PSI 0.25" in result.output
     [entry] = audit.read(root)
     assert (entry["action"], entry["version"], entry["actor"]) == (
@@ -129,7 +124,8 @@ def test_too_few_samples_are_not_judged(rendered: Path, tmp_path: Path):
     result = monitor(root)
     assert result.exit_code == 0, result.output
     assert "not judged: fewer than 1000 served rows" in result.output
-    assert audit.read(root) == []
+    [entry] = audit.read(root)
+    assert (entry["action"], entry["details"]["judged"]) == ("monitor", False)
 
 
 @pytest.mark.slow
@@ -137,6 +133,8 @@ def test_shifted_traffic_starts_local_retraining_and_records_why(rendered: Path,
     """One real local training run (the expensive part), so the card of the retrained
     version is checked here too."""
     root = serving_spoke(rendered, tmp_path, scale=SCALE)
+    toml = root / "slipway.toml"
+    toml.write_text(toml.read_text().replace("drift_windows = 2", "drift_windows = 1"))
     result = monitor(root)
     assert result.exit_code == Exit.DRIFT, result.output
     assert "starting local training because of the drift above" in result.output

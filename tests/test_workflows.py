@@ -22,9 +22,11 @@ import pytest
 import yaml
 from copier import run_copy
 
+from slipway.pipelines.config import load_config
+
 BIN = Path(sys.executable).parent
 TIERS = ("low", "medium", "high")
-WORKFLOWS = ("ci.yml", "cd.yml", "deploy-model.yml", "template-update.yml")
+WORKFLOWS = ("ci.yml", "cd.yml", "deploy-model.yml", "monitor.yml", "template-update.yml")
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 CARRY = "uv run --no-sync python -m slipway.infra.deploy_settings"
 # What reads the stack config: from here on the last deployment's settings must be in it.
@@ -145,6 +147,7 @@ def test_permissions_are_least_privilege(spokes: dict[str, Path]) -> None:
     allowed_writes = {
         ("cd.yml", "id-token"),  # OIDC role assumption, the only way to AWS
         ("deploy-model.yml", "id-token"),  # the same, for `slipway deploy --env`
+        ("monitor.yml", "id-token"),  # the same, to read the endpoint's capture
         ("template-update.yml", "contents"),  # push the update branch
         ("template-update.yml", "pull-requests"),  # open the pull request
     }
@@ -559,3 +562,27 @@ def test_no_workflow_pipes_a_download_into_a_shell_and_pulumi_is_verified(
                 unpack = next(i for i, x in enumerate(lines) if x.startswith("tar -xzf"))
                 assert check < unpack  # nothing unverified is unpacked, let alone run
                 assert all("--proto '=https'" in x for x in lines if x.startswith("curl"))
+
+
+def test_monitor_runs_the_schedules_command_per_endpoint(spokes: dict[str, Path]) -> None:
+    """Every 6 h ([monitoring] window_hours), per environment, one window at a time: the
+    command tests/monitoring runs against moto and the stand-in KFP API, retraining on the
+    commit's image, the team's state (the window count) and the alert webhook passed in."""
+    for spoke in spokes.values():
+        wf = load(spoke, "monitor.yml")
+        assert wf[True]["schedule"] == [{"cron": "17 */6 * * *"}]
+        job = wf["jobs"]["monitor"]
+        assert job["strategy"]["matrix"]["environment"] == ["staging", "prod"]
+        assert job["concurrency"]["group"] == "monitor-${{ matrix.environment }}"
+        step = step_named(job, "slipway monitor --env")
+        script = step["run"]
+        assert 'slipway monitor --env "$ENVIRONMENT"' in script
+        assert '--kfp-host "$KFP_HOST" --image "$IMAGE"' in script
+        assert '[ "$code" -eq 9 ]' in script  # drift acted on is not a failed job
+        env = step["env"]
+        assert env["SLIPWAY_STATE_URL"] == "${{ secrets.SLIPWAY_STATE_URL }}"
+        assert env["SLIPWAY_ALERT_WEBHOOK"] == "${{ secrets.SLIPWAY_ALERT_WEBHOOK }}"
+        assert env["IMAGE"] == "${{ steps.image.outputs.image }}"
+        image = step_named(job, "get-caller-identity")["run"]
+        assert ":$GITHUB_SHA" in image and "docker build" not in image  # cd.yml's, not a new one
+    assert load_config(spokes["low"]).monitoring.window_hours == 6

@@ -338,6 +338,19 @@ class Monitoring(_Section):
     max_prediction_psi: float = Field(default=0.25, gt=0)
     min_samples: int = Field(default=200, ge=1)
     sample_capacity: int = Field(default=5000, ge=100)
+    # The traffic one scheduled run judges: the last `window_hours` (the schedule's period).
+    window_hours: float = Field(default=6, gt=0, le=24 * 31)
+    # Retrain only after this many drifted windows in a row (docs/spoke/monitoring.md has the
+    # false-alarm rate this buys), and not again within `cooldown_hours` of the last start.
+    drift_windows: int = Field(default=2, ge=1, le=24)
+    cooldown_hours: float = Field(default=72, ge=0, le=24 * 90)
+
+
+class Batch(_Section):
+    """Batch scoring (issue 23 builds the rest): the columns that identify a row, carried
+    through scoring untouched, so labels that arrive later can be joined to predictions."""
+
+    id_columns: list[str] = []
 
 
 class Ci(_Section):
@@ -355,6 +368,7 @@ class SpokeConfig(_Section):
     deploy: Deploy = Deploy()
     budget: Budget
     monitoring: Monitoring = Monitoring()
+    batch: Batch = Batch()
     ci: Ci = Ci()
 
     @property

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     from slipway.pipelines.config import SpokeConfig
     from slipway.pipelines.governance.audit import Verification
+    from slipway.pipelines.governance.drift_policy import Verdict
     from slipway.pipelines.governance.model_card import CardResult
     from slipway.pipelines.governance.monitoring import DriftReport
+    from slipway.pipelines.governance.retraining import Started
     from slipway.pipelines.hub.tested_versions import Untested
     from slipway.pipelines.registry_versions import RegistryVersions
     from slipway.pipelines.training.pipeline import TrainingOutcome, TrainingSummary
@@ -234,11 +236,22 @@ class MonitorJson(TypedDict):
     features: dict[str, float]  # PSI per feature
     prediction_psi: float | None
     retrained: TrainingSummary | None  # the training run drift started (None if none)
+    decision: str | None  # the window's: retrain, wait, cooldown, no_drift, not_judged
+    consecutive: int  # drifted windows in a row, this one included
+    started: dict[str, str] | None  # retraining started elsewhere: where, run_id, url
+    html: str | None  # the --report page
     exit_code: int
 
 
 def monitor_json(
-    report: DriftReport, path: Path, outcome: TrainingOutcome | None, exit_code: int
+    report: DriftReport,
+    path: Path,
+    outcome: TrainingOutcome | None,
+    exit_code: int,
+    *,
+    verdict: Verdict | None = None,
+    started: Started | None = None,
+    html: Path | None = None,
 ) -> MonitorJson:
     return MonitorJson(
         report=str(path),
@@ -252,5 +265,9 @@ def monitor_json(
         features={f.name: f.psi for f in report.features},
         prediction_psi=report.prediction_psi,
         retrained=None if outcome is None else outcome.summary(report.model),
+        decision=None if verdict is None else str(verdict.decision),
+        consecutive=0 if verdict is None else verdict.consecutive,
+        started=None if started is None else dataclasses.asdict(started),
+        html=None if html is None else str(html),
         exit_code=exit_code,
     )

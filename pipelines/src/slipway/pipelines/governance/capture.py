@@ -23,7 +23,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.serving.guardrail_metrics import CAPTURE_PREFIX
@@ -74,7 +74,10 @@ def records_from_line(line: str, config: SpokeConfig, variant: str) -> list[dict
         return []
     if not isinstance(predictions, list) or len(predictions) != len(rows):
         return []
-    at = event.get("eventMetadata", {}).get("inferenceTime", "")
+    metadata = event.get("eventMetadata", {})
+    at = metadata.get("inferenceTime", "")
+    # The caller's InferenceId: SageMaker's own key for joining ground truth to a request.
+    inference_id = str(metadata.get("inferenceId") or "")
     try:
         stamp = datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -87,9 +90,18 @@ def records_from_line(line: str, config: SpokeConfig, variant: str) -> list[dict
             "_variant": variant,
             "_version": "",
             "_prediction": prediction,
+            "_id": inference_id if len(rows) == 1 or not inference_id else f"{inference_id}:{i}",
         }
-        for row, prediction in zip(rows, predictions, strict=True)
+        for i, (row, prediction) in enumerate(zip(rows, predictions, strict=True))
     ]
+
+
+def within(frame: pd.DataFrame, hours: float, now: float) -> pd.DataFrame:
+    """The rows served in the `hours` before `now` (epoch seconds): one scheduled window."""
+    if frame.empty:
+        return frame
+    kept = frame[frame["_at"] >= now - hours * 3600]
+    return cast("pd.DataFrame", kept).reset_index(drop=True)
 
 
 def read_capture(

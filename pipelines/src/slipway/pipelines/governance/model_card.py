@@ -282,7 +282,7 @@ def _rollout_section(root: Path, version: ModelVersion) -> str:
     rows = [
         (e["at"], e["action"], e["actor"], e["reason"])
         for e in entries
-        if e["action"] not in {"approve", "reject", "card"}
+        if e["action"] not in {"approve", "reject", "card", *WINDOW_ACTIONS}
     ]
     outcome = tags.get(TAG_ROLLOUT_OUTCOME)
     head = (
@@ -296,6 +296,37 @@ def _rollout_section(root: Path, version: ModelVersion) -> str:
         head
         + "\n\nEvents recorded for this version in the audit trail:\n\n"
         + _table(("when", "action", "who", "why"), rows)
+    )
+
+
+WINDOW_ACTIONS = frozenset({"drift", "monitor"})  # one entry per monitoring window
+SHOWN_WINDOWS = 8
+
+
+def _monitoring_section(root: Path, version: ModelVersion) -> str:
+    """The latest monitoring windows of this version while it served, each linked to its
+    HTML report in the version's run (`slipway monitor --report`)."""
+    windows = [
+        e
+        for e in _history(root, version.name, str(version.version), set(WINDOW_ACTIONS))
+        if (e.get("details") or {}).get("env")
+    ]
+    if not windows:
+        return "No monitoring window recorded for this version yet (`slipway monitor`)."
+    rows = []
+    for entry in windows[-SHOWN_WINDOWS:]:
+        details = entry.get("details") or {}
+        html = details.get("html")
+        report = f"[report]({html})" if html else "-"
+        verdict = "drift" if entry["action"] == "drift" else "no drift"
+        if details.get("judged") is False:
+            verdict = "not judged"
+        rows.append((entry["at"], details["env"], verdict, details.get("decision", ""), report))
+    drifted = sum(1 for e in windows if e["action"] == "drift")
+    return (
+        f"{len(windows)} window(s) monitored, {drifted} with drift; the latest "
+        f"{len(rows)} (reports are artifacts of this version's run under `monitoring/`):\n\n"
+        + _table(("when", "environment", "verdict", "decision", "report"), rows)
     )
 
 
@@ -412,6 +443,7 @@ def render_card(
         + ".",
         "gates": _gates_line(config),
         "rollouts": _rollout_section(root, version),
+        "monitoring": _monitoring_section(root, version),
     }
     sections["gaps"] = "\n".join(f"- {gap}" for gap in gaps) or "None."
     return template.substitute(sections), config_sha, print_fp, gaps

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.registry import CHAMPION, fluent_registry, state_dir, version_by_alias
@@ -58,6 +58,8 @@ class DriftReport:
     prediction_reference: dict[str, float]
     prediction_served: dict[str, float]
     contract_violations: list[str]
+    # feature -> (training mean, served mean), for the HTML report's table.
+    means: dict[str, tuple[float, float]] = field(default_factory=dict)
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -116,7 +118,7 @@ def _shares(values: list[Any]) -> dict[str, float]:
     return {key: counts[key] / len(values) for key in sorted(counts)} if values else {}
 
 
-def _served_rows(samples: pd.DataFrame, champion: str) -> pd.DataFrame:
+def served_rows(samples: pd.DataFrame, champion: str) -> pd.DataFrame:
     """The rows the champion answered (shadow and canary copies of a request would count
     one request twice); every row when the sample holds none of the champion's."""
     if samples.empty:
@@ -142,7 +144,7 @@ def check_drift(
         )
     reference = split(load_frame(root, config), config).x_train
     sample = read_samples(root) if samples is None else samples
-    served = _served_rows(sample, str(champion.version))
+    served = served_rows(sample, str(champion.version))
     columns = list(config.data.contract.columns)
     monitoring = config.monitoring
     drifts: list[FeatureDrift] = []
@@ -150,6 +152,7 @@ def check_drift(
     prediction_psi = None
     expected_shares: dict[str, float] = {}
     served_shares: dict[str, float] = {}
+    means: dict[str, tuple[float, float]] = {}
     if not served.empty:
         missing = [c for c in columns if c not in served.columns]
         if missing:
@@ -162,6 +165,7 @@ def check_drift(
         for name in columns:
             value = psi(reference[name].tolist(), current[name].tolist())
             drifts.append(FeatureDrift(name, round(value, 4), value > monitoring.max_feature_psi))
+            means[name] = (_mean(reference[name]), _mean(current[name]))
         with fluent_registry(root):
             model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{champion.version}")
         expected = list(model.predict(features(reference, config)))
@@ -181,10 +185,21 @@ def check_drift(
         prediction_reference=expected_shares,
         prediction_served=served_shares,
         contract_violations=violations,
+        means=means,
     )
 
 
-def _chart(report: DriftReport, path: Path) -> None:
+def _mean(values: Any) -> float:
+    import math
+
+    import pandas as pd
+
+    number = float(cast("pd.Series", pd.to_numeric(values, errors="coerce")).mean())
+    return number if math.isnan(number) else round(number, 6)
+
+
+def draw_chart(report: DriftReport, path: Path | BinaryIO) -> None:
+    """Feature PSI bars beside the prediction shares, as PNG into a file or a buffer."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,7 +236,7 @@ def _chart(report: DriftReport, path: Path) -> None:
     right.set_title(f"Predictions (PSI {psi_text})")
     right.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=90, format="png")
     plt.close(figure)
 
 
@@ -281,7 +296,7 @@ def write_report(root: Path, report: DriftReport) -> Path:
     directory.mkdir(parents=True)
     (directory / "report.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     if report.features:
-        _chart(report, directory / "drift.png")
+        draw_chart(report, directory / "drift.png")
     path = directory / "report.md"
     path.write_text(_markdown(report), encoding="utf-8")
     return path

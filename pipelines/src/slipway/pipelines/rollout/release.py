@@ -177,6 +177,8 @@ def _record(
     the outcome tag on the version naming that entry (trail_checkpoint.py)."""
     entry = audit.append(root, action, model=model, version=version, reason=reason, details=details)
     _tag(client, model, version, outcome, reason, entry)
+    if action == "rollback":
+        _alert_rollback(model, version, reason)
     return entry
 
 
@@ -192,3 +194,14 @@ def _tag(
 
     tag_outcome(client, model, version, outcome, reason)
     stamp(client, model, version, entry)
+
+
+def _alert_rollback(model: str, version: str, reason: str) -> None:
+    """Tell the team's channel (SLIPWAY_ALERT_WEBHOOK); a failed alert never undoes or
+    stops the rollback it reports, it is logged."""
+    import logging
+
+    from slipway.pipelines.governance.alerts import Event, notify
+
+    if warning := notify(Event.ROLLBACK, model, f"version {version} rolled back: {reason}"):
+        logging.getLogger(__name__).warning(warning)

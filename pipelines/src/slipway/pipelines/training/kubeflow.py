@@ -51,6 +51,9 @@ __all__ = [
     "KubeflowTarget",
     "SubmitOptions",
     "TaskState",
+    "api_call",
+    "client_for",
+    "preflight",
     "resolve_auth",
     "submit",
     "target_for",
@@ -284,13 +287,7 @@ def submit(
     from slipway.pipelines.training.pipeline import compile_training, pipeline_arguments
 
     images.validate_image_ref(target.image)
-    multi_user = _preflight(target)
-    if multi_user and not target.namespace:
-        raise KubeflowError(
-            f"Kubeflow at {target.api} is multi-user: pass --namespace with your profile's "
-            "namespace (the one the Kubeflow dashboard shows); nothing was submitted",
-            Exit.USAGE,
-        )
+    preflight(target)
     compiled = compile_training(root, config, image=target.image)
     arguments = pipeline_arguments(root, compiled, tracking_uri=tracking_uri)
     client = _client(target)
@@ -518,6 +515,27 @@ def _not_the_api(target: KubeflowTarget) -> KubeflowError:
         f"({TOKEN_ENV} or --sa-token-path) or point --kfp-host at the API itself",
         Exit.UNAUTHORISED,
     )
+
+
+def preflight(target: KubeflowTarget) -> bool:
+    """GET /healthz once (reachable, authorised, the API itself); whether it is multi-user.
+    For other submissions than training (the monitoring schedule)."""
+    multi_user = _preflight(target)
+    if multi_user and not target.namespace:
+        raise KubeflowError(
+            f"Kubeflow at {target.api} is multi-user: pass --namespace with your profile's "
+            "namespace (the one the Kubeflow dashboard shows); nothing was submitted",
+            Exit.USAGE,
+        )
+    return multi_user
+
+
+def client_for(target: KubeflowTarget) -> kfp.Client:
+    """kfp.Client with the target's auth, kfp's construction noise silenced."""
+    return _client(target)
+
+
+api_call = _api_call  # kfp.Client errors -> KubeflowError with an exit code and a next step
 
 
 # -- waiting --------------------------------------------------------------------------------
