@@ -13,7 +13,8 @@ after its last weight change (`/admin/window?after=SEQ`), so each canary step is
 its own window. A restarted gateway takes its weights from the durable rollout state.
 
 The app is composed here from protocol adapters over one scoring core (`serving.core`):
-MLflow's /invocations (`serving.mlflow_protocol`), the controller's /admin/*
+MLflow's /invocations (`serving.mlflow_protocol`), the Open Inference Protocol's /v2
+(`serving.oip`), the controller's /admin/*
 (`serving.admin`), and the health and metrics routes below. The same app runs in the
 SageMaker image in single-model mode (`model_dir`: one version from a directory, no
 registry, no /admin; see `serving.sagemaker`). Limits an operator sets
@@ -52,6 +53,7 @@ from slipway.pipelines.serving.core import (
 from slipway.pipelines.serving.http_common import _json
 from slipway.pipelines.serving.limits import Limits
 from slipway.pipelines.serving.mlflow_protocol import invocation_routes
+from slipway.pipelines.serving.oip import oip_routes
 
 __all__ = [
     "CHALLENGER",
@@ -117,6 +119,7 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
 
     routes = [
         *invocation_routes(gateway),
+        *oip_routes(gateway),
         Route("/ping", ready, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/health", health, methods=["GET"]),

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from slipway.pipelines.serving.batching import Overloaded, PredictTimeout, Retired
-from slipway.pipelines.serving.core import CHAMPION, Gateway
+from slipway.pipelines.serving.core import Gateway
 from slipway.pipelines.serving.http_common import _json, _read_body, _TooLarge, access_logger
 from slipway.pipelines.serving.parsing import BadRequest, parse_body
+from slipway.pipelines.serving.scoring import ModelFailed, ScoringRefused, Shed, score_rows
 
 
 def invocation_routes(gateway: Gateway) -> list[Route]:
@@ -60,62 +61,19 @@ def invocation_routes(gateway: Gateway) -> list[Route]:
             gateway.m_bad.inc()
             return answer(_json({"error_code": "BAD_REQUEST", "message": str(exc)}, 400))
         rows_n = len(rows)
-        if not gateway.ready():
-            gateway.m_refused.labels("no_model").inc()
-            message = (
-                "the model is still loading; retry shortly"
-                if not gateway.loaded.is_set()
-                else "no champion is deployed yet: run `slipway deploy`"
-            )
-            return answer(_json({"error_code": "NO_MODEL", "message": message}, 503, retry_after))
-        role = gateway.route()
-        variant = gateway.variants.get(role)
-        if variant is None:  # the champion's alias exists but its version failed to load
-            gateway.m_refused.labels("no_model").inc()
-            return answer(
-                _json(
-                    {
-                        "error_code": "NO_MODEL",
-                        "message": f"the {role} could not be loaded: "
-                        f"{gateway.load_errors.get(role, 'not loaded')}",
-                    },
-                    503,
-                    retry_after,
-                )
-            )
-        if gateway.shadow and role == CHAMPION:
-            gateway.shadow_copy(rows)
-        version = variant.version
         try:
-            try:
-                predictions = await gateway.score(variant, rows)
-            except Retired:  # a reload swapped the variant while this request was parsed
-                role = gateway.route()
-                variant = gateway.variants[role]
-                version = variant.version
-                predictions = await gateway.score(variant, rows)
-        except (Overloaded, PredictTimeout) as exc:
-            reason = "overloaded" if isinstance(exc, Overloaded) else "timeout"
-            gateway.m_refused.labels(reason).inc()
-            return answer(
-                _json(
-                    {"error_code": reason.upper(), "variant": role, "message": str(exc)},
-                    503,
-                    retry_after,
-                )
-            )
-        except Exception as exc:
-            return answer(
-                _json(
-                    {
-                        "error_code": "MODEL_ERROR",
-                        "variant": role,
-                        "version": version,
-                        "message": f"{type(exc).__name__}: {exc}"[:500],
-                    },
-                    500,
-                )
-            )
+            scored = await score_rows(gateway, rows)
+        except ScoringRefused as exc:
+            role, version = exc.role, exc.version
+            payload: dict[str, Any] = {"error_code": exc.code, "message": str(exc)}
+            if isinstance(exc, Shed):
+                payload = {"error_code": exc.error_code, "variant": role, "message": str(exc)}
+            elif isinstance(exc, ModelFailed):
+                payload = {"error_code": exc.code, "variant": role, "version": version}
+                payload["message"] = str(exc)
+            headers = retry_after if exc.status == 503 else None
+            return answer(_json(payload, exc.status, headers))
+        role, version, predictions = scored.role, scored.version, scored.predictions
         return answer(
             Response(
                 orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY),
