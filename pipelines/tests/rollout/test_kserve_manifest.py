@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
+from jsonschema.exceptions import ValidationError
+from jsonschema.validators import validator_for
 
 from slipway.pipelines.config import parse_config
 from slipway.pipelines.rollout.kserve_manifest import inference_service
@@ -24,7 +25,7 @@ def crd_schema() -> Any:
     metaschema on every call is what jsonschema.validate would spend its time on)."""
     with gzip.open(DATA / "kserve-inferenceservice-v1beta1.schema.json.gz") as f:
         schema = json.load(f)
-    return jsonschema.validators.validator_for(schema)(schema)
+    return validator_for(schema)(schema)
 
 
 def manifest(**overrides: Any) -> dict[str, Any]:
@@ -46,11 +47,11 @@ def test_the_schema_catches_what_kserve_would_refuse(crd_schema):
     """The check has teeth: a manifest KServe's API server would refuse fails it."""
     bad = manifest(canary_percent=10)
     bad["spec"]["predictor"]["canaryTrafficPercent"] = "10%"
-    with pytest.raises(jsonschema.ValidationError, match=r"is not of type"):
+    with pytest.raises(ValidationError, match=r"is not of type"):
         crd_schema.validate(bad)
     bad = manifest()
     bad["spec"]["predictor"]["containers"][0]["ports"][0]["containerPort"] = "http"
-    with pytest.raises(jsonschema.ValidationError):
+    with pytest.raises(ValidationError):
         crd_schema.validate(bad)
 
 
