@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from slipway.pipelines import registry
 from slipway.pipelines.rollout.controller import Controller, Outcome, plan_for
@@ -29,7 +30,7 @@ from slipway.pipelines.rollout.kserve_readings import PrometheusReadings
 from slipway.pipelines.rollout.rehearsal import register_faulty
 
 from ..kserve_standin import Cluster
-from .conftest import Load, Spoke
+from .conftest import Load, Spoke, slipway
 from .test_sagemaker_serving import Container, free_port
 
 PROMETHEUS = shutil.which("prometheus")
@@ -183,3 +184,29 @@ def test_a_failing_challenger_is_rolled_back_with_canary_traffic_percent_0(
     assert canary_patches(cluster)[-1] == 0
     [(revision, percent)] = [s for s in cluster.standin.split() if s[1] == 100]
     assert revision.version == "1" and percent == 100
+
+
+def test_dry_run_prints_a_valid_inference_service_and_applies_nothing(spoke):
+    from ..kserve_standin import crd_validator
+
+    done = slipway(
+        spoke.root,
+        "deploy",
+        "--target",
+        "kserve",
+        "--version",
+        "2",
+        "--image",
+        "registry.example/spoke:abc123",
+        "--dry-run",
+        check=True,
+    )
+    manifest = yaml.safe_load(done.stdout)
+    crd_validator().validate(manifest)
+    [container] = manifest["spec"]["predictor"]["containers"]
+    assert container["image"] == "registry.example/spoke:abc123"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["SLIPWAY_MODEL_VERSION"] == "2" and env["STORAGE_URI"]
+    assert alias(spoke, "challenger") is None  # nothing moved
+    refused = slipway(spoke.root, "deploy", "--target", "kserve", "--dry-run")
+    assert refused.returncode == 2 and "--image" in refused.stderr
