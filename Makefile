@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --no-sync
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test lint demo docs clean
+.PHONY: help setup test lint demo docs clean prometheus
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,7 +31,12 @@ lint: setup ## ruff (lint, format check) and the type checker over the hub
 	$(RUN) ruff format --check .
 	$(RUN) basedpyright
 
-test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
+# The KServe rollout tests judge canary steps with PromQL on a real Prometheus: Debian's.
+prometheus: ## install Debian's prometheus where it is missing (the KServe rollout tests)
+	@command -v prometheus >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+
+test: setup lint prometheus ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 docs: setup ## build the documentation site into site/ (strict: a warning fails)
