@@ -26,6 +26,7 @@ import yaml
 from slipway.pipelines import registry
 from slipway.pipelines.rollout.controller import Controller, Outcome, plan_for
 from slipway.pipelines.rollout.kserve import KServeTarget
+from slipway.pipelines.rollout.kserve_rbac import allows, deployer_rbac
 from slipway.pipelines.rollout.kserve_readings import PrometheusReadings
 from slipway.pipelines.rollout.rehearsal import register_faulty
 
@@ -171,6 +172,18 @@ def test_a_healthy_challenger_is_stepped_through_its_canary_and_promoted(spoke, 
     assert not re.search(r"vs champion \d+/0\b", "\n".join(lines)), "\n".join(lines)
     judged = [line for line in lines if "passed" in line]
     assert len(judged) == len(steps), "\n".join(lines)
+    # Least privilege: the deployer's Role allows every call this rollout made, and no more.
+    rbac = deployer_rbac(spoke.config)
+    verbs = {"GET": "get", "POST": "create", "PATCH": "patch"}
+    made = set()
+    for method, path, _ in cluster.standin.requests:
+        namespace = path.split("/namespaces/")[1].split("/")[0]
+        made.add(verbs[method])
+        assert allows(rbac, verbs[method], "serving.kserve.io", "inferenceservices", namespace)
+    [role] = [doc for doc in rbac if doc["kind"] == "Role"]
+    assert made == set(role["rules"][0]["verbs"])  # nothing granted that a rollout never uses
+    assert not allows(rbac, "delete", "serving.kserve.io", "inferenceservices", "default")
+    assert not allows(rbac, "get", "serving.kserve.io", "inferenceservices", "kube-system")
 
 
 def test_a_failing_challenger_is_rolled_back_with_canary_traffic_percent_0(
