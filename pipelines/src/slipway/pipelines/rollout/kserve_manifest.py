@@ -64,8 +64,6 @@ def inference_service(
             }
         ],
     }
-    if kserve.service_account:
-        predictor["serviceAccountName"] = kserve.service_account
     if canary_percent is not None:
         predictor["canaryTrafficPercent"] = canary_percent
     return {
