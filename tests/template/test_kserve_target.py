@@ -19,6 +19,7 @@ def test_a_kserve_spoke_gets_its_settings_workflow_and_rbac(render):
     workflow = spoke / ".github" / "workflows" / "deploy-kserve.yml"
     text = workflow.read_text()
     assert "slipway deploy --target kserve --image" in text
+    assert "uv sync --locked" in text  # the lock the team committed, as CI and CD install
     assert check_jsonschema([workflow]).returncode == 0
     assert zizmor_findings([workflow]) == []
     # The RBAC the spoke applies is exactly what the hub's deployer_rbac says (and the KServe
