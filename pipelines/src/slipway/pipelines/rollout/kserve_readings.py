@@ -5,10 +5,15 @@ slipway_gateway_* metrics labelled with the model `version` it serves; Prometheu
 them (a PodMonitor, or pod discovery keeping the `serving.kserve.io/inferenceservice` label as
 `inferenceservice`). A step's window is the difference of the counters between the step's
 start and now, per version: requests, errors, the latency histogram's buckets and the
-predicted-value counters. The judge then decides exactly as it does on the laptop; its
-latency samples are the histogram's bucket bounds and its prediction samples the counted
-values, so latency is compared at bucket resolution and drift on classes (a regressor's
-values are one "continuous" label there: its drift is not judged on KServe).
+predicted-value counters. The judge then decides as it does on the laptop on errors and on
+drift (its prediction samples are the counted values: classes; a regressor's values are one
+"continuous" label there, so its drift is not judged on KServe).
+
+Latency is reported (p95 at the histogram's bucket resolution) but not judged: the histogram
+holds each request's whole time to answer, not the model time the laptop's window compares,
+and at bucket resolution the rank test saw a healthy challenger "slower" (25 ms bucket against
+2.5 ms) on this busy 2-core machine. Judging it needs a model-time histogram; until then the
+latency guardrail on KServe is the cluster's own alerting.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ class PrometheusReadings:
                 requests=round(requests.get((version,), 0.0)),
                 errors=round(errors.get((version,), 0.0)),
                 p95_ms=p95,
-                latencies_ms=latencies,
+                latencies_ms=[],  # not judged: see the module's docstring
                 predictions=predictions,
             )
 
