@@ -186,13 +186,17 @@ def test_a_healthy_challenger_is_stepped_through_its_canary_and_promoted(spoke, 
     assert not allows(rbac, "get", "serving.kserve.io", "inferenceservices", "kube-system")
 
 
+@pytest.mark.parametrize(
+    ("fault", "breach"),
+    [("raise", "error rate"), ("slow", "p95 latency")],  # errors; latency (model-time buckets)
+)
 def test_a_failing_challenger_is_rolled_back_with_canary_traffic_percent_0(
-    spoke, cluster, tmp_path
+    spoke, cluster, tmp_path, fault, breach
 ):
-    bad = register_faulty(spoke.root, spoke.config, "raise")
+    bad = register_faulty(spoke.root, spoke.config, fault)
     outcome, lines = run_rollout(spoke, cluster, tmp_path, bad)
     assert outcome.status == "rolled_back", "\n".join(lines)
-    assert "error rate" in outcome.reason
+    assert breach in outcome.reason, "\n".join(lines)
     assert alias(spoke, "champion") == "1" and alias(spoke, "challenger") is None
     assert canary_patches(cluster)[-1] == 0
     [(revision, percent)] = [s for s in cluster.standin.split() if s[1] == 100]

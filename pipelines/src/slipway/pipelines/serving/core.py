@@ -137,6 +137,15 @@ class Gateway:
             buckets=LATENCY_BUCKETS,
             registry=self.metrics,
         )
+        # What the canary judge compares on KServe (from Prometheus), as the window does here:
+        # model time is comparable across variants whatever their share of traffic.
+        self.m_model = Histogram(
+            "slipway_gateway_model_seconds",
+            "Model time of each request's batch, per variant",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.metrics,
+        )
         self.m_predictions = Counter(
             "slipway_gateway_predictions",
             "Predicted values (classes), per variant",
@@ -225,6 +234,7 @@ class Gateway:
                 "requests": self.m_requests.labels(*labels),
                 "errors": self.m_errors.labels(*labels),
                 "latency": self.m_latency.labels(*labels),
+                "model": self.m_model.labels(*labels),
                 "predictions": {},
             },
         )
@@ -415,6 +425,7 @@ class Gateway:
         self._record(variant.role, True, model_seconds, tuple(outputs))
         children["requests"].inc()
         children["latency"].observe(elapsed)
+        children["model"].observe(model_seconds)
         counters = children["predictions"]
         for value in outputs:
             counter = counters.get(value) if isinstance(value, int | str) else None
