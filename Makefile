@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --no-sync
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test lint demo docs clean tested-versions test-newest chromium
+.PHONY: help setup test lint demo docs clean tested-versions test-newest chromium prometheus
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,7 +35,10 @@ lint: setup ## ruff (lint, format check), the type checker, and the tested versi
 chromium: ## install Debian's chromium for the console's browser tests, where it is missing
 	bash scripts/ensure_chromium.sh
 
-test: setup lint chromium ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
+prometheus: ## install Debian's prometheus for the KServe rollout tests, where it is missing
+	bash scripts/ensure_prometheus.sh
+
+test: setup lint chromium prometheus ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 tested-versions: setup ## after `uv lock`: write the versions spokes install (hub/tested-versions.txt)

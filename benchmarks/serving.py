@@ -104,10 +104,11 @@ def start_gateway(root: Path) -> tuple[subprocess.Popen, str]:
 WRK_SCRIPT = """
 local bodies = {}
 for line in io.lines(os.getenv("SLIPWAY_BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local path = os.getenv("SLIPWAY_BENCH_PATH") or "/invocations"
 local i = 0
 request = function()
   i = i % #bodies + 1
-  return wrk.format("POST", "/invocations", {["Content-Type"] = "application/json"}, bodies[i])
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, bodies[i])
 end
 """
 BARE_APP = """
@@ -149,10 +150,17 @@ def parse_wrk(text: str) -> dict:
     }
 
 
-def wrk(label: str, url: str, bodies: Path, seconds: float, connections: int) -> dict:
+def wrk(
+    label: str,
+    url: str,
+    bodies: Path,
+    seconds: float,
+    connections: int,
+    path: str = "/invocations",
+) -> dict:
     script = bodies.with_suffix(".lua")
     script.write_text(WRK_SCRIPT)
-    env = {**os.environ, "SLIPWAY_BENCH_BODIES": str(bodies)}
+    env = {**os.environ, "SLIPWAY_BENCH_BODIES": str(bodies), "SLIPWAY_BENCH_PATH": path}
     common = ["wrk", "-t1", f"-c{connections}", "--latency", "-s", str(script), url]
     subprocess.run([*common[:3], "-d2s", *common[3:]], env=env, capture_output=True)  # warm up
     done = subprocess.run(

@@ -64,7 +64,11 @@ COVERED: dict[str, tuple[str, ...]] = {
     "mlflow server": ("tests/shared/conftest.py",),
     "slipway catalog": ("tests/test_governance.py",),
     "slipway serve": ("tests/deploy/conftest.py",),
-    "slipway deploy": ("tests/deploy/test_rollout.py", "infra/tests/test_sagemaker_target.py"),
+    "slipway deploy": (
+        "tests/deploy/test_rollout.py",
+        "infra/tests/test_sagemaker_target.py",
+        "tests/deploy/test_kserve_rollout.py",
+    ),
     "slipway traffic": ("tests/deploy/test_rollout.py",),
     "slipway status": ("tests/deploy/test_rollout.py",),
     "slipway rollback": ("tests/deploy/test_rollout.py",),

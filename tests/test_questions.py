@@ -50,7 +50,7 @@ BAD_ANSWERS = [
     ("kpi_target", "-.inf", "kpi_target must be a finite number like 24"),
     ("kpi_target", 48.0, "must differ from kpi_baseline"),
     ("risk_tier", "extreme", "'extreme' is not in ['low', 'medium', 'high']"),
-    ("deploy_target", "azureml", "'azureml' is not in ['sagemaker']"),
+    ("deploy_target", "azureml", "'azureml' is not in ['sagemaker', 'kserve', 'both']"),
     ("aws_region", "Europe-West", "must look like eu-west-1"),
     ("aws_region", "eu-west", "must look like eu-west-1"),
     ("monthly_budget_usd", 0, "positive, finite number"),

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import httpx
 
 from slipway.pipelines.config import parse_config
-from slipway.pipelines.serving import gateway as gateway_module
+from slipway.pipelines.serving import core as core_module
+from slipway.pipelines.serving import mlflow_protocol, predictors
 from slipway.pipelines.serving.batching import Batcher
 from slipway.pipelines.serving.gateway import (
     CHALLENGER,
@@ -154,13 +155,13 @@ def test_a_body_over_the_limit_is_a_413_whether_declared_or_streamed(tmp_path):
 def test_large_bodies_are_parsed_off_the_event_loop(tmp_path, monkeypatch):
     gw = serving(tmp_path, limits=Limits(inline_parse_bytes=1_000))
     threads: list[str] = []
-    real = gateway_module.parse_body
+    real = mlflow_protocol.parse_body
 
     def recording(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real(*args)
 
-    monkeypatch.setattr(gateway_module, "parse_body", recording)
+    monkeypatch.setattr(mlflow_protocol, "parse_body", recording)
     big = {"dataframe_records": [GOOD] * 50}
 
     async def scenario() -> tuple[str, list[int]]:
@@ -289,7 +290,7 @@ def test_prediction_labels_stay_bounded_for_regressors_and_many_valued_outputs(t
         if line.startswith("slipway_gateway_predictions_total{")
     }
     assert len(labels) == MAX_PREDICTION_LABELS + 1 and "other" in labels
-    assert gateway_module._label(0.37) == "continuous"
+    assert core_module._label(0.37) == "continuous"
 
 
 def test_a_champion_that_fails_to_load_never_hands_the_challenger_its_share(tmp_path, monkeypatch):
@@ -309,7 +310,7 @@ def test_a_champion_that_fails_to_load_never_hands_the_challenger_its_share(tmp_
         lease_expires_at: float = float("inf")  # its controller is alive
 
     monkeypatch.setattr(gw, "_load_variant", load)
-    monkeypatch.setattr(gateway_module.rollout_state, "open_rollout", lambda root: Open())
+    monkeypatch.setattr(core_module.rollout_state, "open_rollout", lambda root: Open())
 
     async def scenario() -> list[httpx.Response]:
         await gw.reload()
@@ -342,7 +343,7 @@ def test_the_drift_sample_flusher_survives_write_errors_with_bounded_memory(tmp_
         real_write(self, pending)
 
     monkeypatch.setattr(SampleWriter, "_write", flaky)
-    monkeypatch.setattr(gateway_module, "SAMPLE_FLUSH_SECONDS", 0.01)
+    monkeypatch.setattr(core_module, "SAMPLE_FLUSH_SECONDS", 0.01)
     row = tuple(GOOD.values())
 
     async def scenario() -> None:
@@ -441,7 +442,7 @@ def test_the_direct_sklearn_call_is_dropped_when_it_disagrees_with_pyfunc(tmp_pa
     monkeypatch.setattr(mlflow.pyfunc, "load_model", lambda uri: _PyfuncModel())
     gw = Gateway(tmp_path, numeric, model_dir=tmp_path, sample=False)
     predict = gw._load_variant(CHAMPION, "1").batcher._predict
-    assert gateway_module._direct_predictor(_PyfuncModel(), gw.columns, numeric) is not None
+    assert predictors._direct_predictor(_PyfuncModel(), gw.columns, numeric) is not None
     # The first batch is scored both ways: they differ, so pyfunc answers, now and after.
     assert predict([(3, 0.5, 1)]) == [1]
     assert predict([(4, 0.5, 1)]) == [0]

@@ -311,15 +311,44 @@ class Scaling(_Section):
         return self
 
 
+# Kubernetes quantities as KServe's CRD takes them for cpu and memory ("500m", "2Gi").
+QUANTITY_RE = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+DNS_LABEL_RE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class KServe(_Section):
+    """Serving on Kubeflow: the InferenceService `slipway deploy --target kserve` applies."""
+
+    namespace: Annotated[str, Field(pattern=DNS_LABEL_RE)] = "default"
+    # The pipeline's service account (RBAC on inferenceservices in this namespace only).
+    service_account: Annotated[str, Field(pattern=r"^$|" + DNS_LABEL_RE)] = ""
+    cpu: Annotated[str, Field(pattern=QUANTITY_RE)] = "1"
+    memory: Annotated[str, Field(pattern=QUANTITY_RE)] = "2Gi"
+    min_replicas: int = Field(default=1, ge=0, le=20)
+    max_replicas: int = Field(default=2, ge=1, le=40)
+    # Where the judge reads per-revision readings (the cluster's Prometheus).
+    prometheus_url: str = "http://prometheus-operated.monitoring:9090"
+
+    @model_validator(mode="after")
+    def _replicas_ordered(self) -> KServe:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is greater than max_replicas "
+                f"({self.max_replicas})"
+            )
+        return self
+
+
 class Deploy(_Section):
-    # The embedded local target is always available; this names the production engine.
-    target: Literal["sagemaker"] = "sagemaker"
+    # The embedded local target is always available; this names the production engine(s).
+    target: Literal["sagemaker", "kserve", "both"] = "sagemaker"
     region: Annotated[str, Field(pattern=REGION_RE)] = "eu-west-1"
     instance_type: str = "ml.m5.large"
     gateway_url: str = "http://127.0.0.1:8780"
     # Endpoint autoscaling per environment (dev has no endpoint: it runs the local target).
     staging: Scaling = Scaling(min_instances=1, max_instances=2)
     prod: Scaling = Scaling(min_instances=2, max_instances=4)
+    kserve: KServe = KServe()
 
     @field_validator("gateway_url")
     @classmethod

@@ -42,6 +42,17 @@ INFRA_MISSING = (
     help="Deploy to this SageMaker stack (spoke's infra/, Pulumi) instead of the "
     "local gateway; SageMaker runs the canary and its alarms roll back.",
 )
+@click.option(
+    "--target",
+    type=click.Choice(["local", "kserve"]),
+    default="local",
+    help="local: the gateway (--url); kserve: the spoke's InferenceService, canaryTrafficPercent "
+    "per step, judged on Prometheus readings ([deploy.kserve] in slipway.toml).",
+)
+@click.option("--image", default=None, help="--target kserve: the spoke's image for this commit.")
+@click.option(
+    "--dry-run", is_flag=True, help="--target kserve: print the InferenceService, apply nothing."
+)
 @click.option("--resume", is_flag=True, help="Continue the open rollout after a crash.")
 @url_option
 @click.option(
@@ -77,6 +88,9 @@ def deploy(
     as_json: bool,
     version: str | None,
     environment: str | None,
+    target: str,
+    image: str | None,
+    dry_run: bool,
     resume: bool,
     url: str | None,
     step_seconds: float | None,
@@ -90,6 +104,28 @@ def deploy(
     cannot be reached, 1 when a SageMaker deploy failed or has not settled.
     """
     spoke = spoke_from_context(ctx)
+    if (image or dry_run) and target != "kserve":
+        fail("--image and --dry-run go with --target kserve", Exit.USAGE)
+    if target == "kserve":
+        if environment is not None or url or as_json or shadow_seconds is not None:
+            fail(
+                "--target kserve takes --version, --image, --dry-run, --resume, --step-seconds "
+                "and --step-timeout (--env, --url, --json and --shadow-seconds are for the "
+                "other targets)",
+                Exit.USAGE,
+            )
+        from slipway.pipelines.cli._kserve import deploy_kserve
+
+        deploy_kserve(
+            spoke,
+            version,
+            image,
+            dry_run=dry_run,
+            resume=resume,
+            step_seconds=step_seconds,
+            step_timeout=step_timeout,
+        )
+        return
     if environment is not None:
         local_only = {
             "--json": as_json,

@@ -41,7 +41,7 @@ from slipway.pipelines.rollout.guardrails import (
     Thresholds,
     thresholds_for,
 )
-from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable
+from slipway.pipelines.serving.client import GatewayUnreachable, TrafficTarget
 
 POLL_SECONDS = 0.25
 SMOKE_ROWS = 50
@@ -121,7 +121,7 @@ class Controller:
         self,
         root: Path,
         config: SpokeConfig,
-        gateway: GatewayClient,
+        gateway: TrafficTarget,
         plan: Plan,
         echo: Callable[[str], None] = print,
         smoke_rows: Callable[[], list[dict[str, Any]]] | None = None,

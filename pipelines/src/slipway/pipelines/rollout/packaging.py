@@ -138,8 +138,8 @@ def add_reference(root: Path, model_dir: Path) -> Path | None:
     import yaml
 
     from slipway.pipelines.config import load_config
-    from slipway.pipelines.serving.gateway import _to_list
     from slipway.pipelines.serving.guardrail_metrics import REFERENCE_FILE, write_reference
+    from slipway.pipelines.serving.predictors import _to_list
     from slipway.pipelines.training.spoke_code import features, load_frame, split
 
     existing = model_dir / REFERENCE_FILE

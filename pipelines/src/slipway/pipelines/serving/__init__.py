@@ -1,8 +1,11 @@
 """Serving: the gateway that answers predictions for champion and challenger.
 
-Modules: `gateway` (the ASGI app and its server), `client` (talking to a running gateway),
-`batching` (concurrent requests into one predict call), `parsing` (scoring requests checked
-against the data contract), `drift_sample` (the bounded sample drift monitoring reads),
+Modules: `gateway` (the ASGI app and its server, composed of protocol adapters over one
+scoring core: `core` and `scoring`, `mlflow_protocol` for /invocations, `oip` for the Open
+Inference Protocol's /v2, `admin` for the controller's /admin/*, with `limits`, `predictors`
+and `http_common` beside them), `client` (talking to a running gateway), `batching`
+(concurrent requests into one predict call), `parsing` (scoring requests checked against
+the data contract), `drift_sample` (the bounded sample drift monitoring reads),
 `sagemaker` (the image's `serve` entry: single-model mode on SageMaker's contract) and
 `guardrail_metrics` (what that container publishes to CloudWatch for the rollback alarms).
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -49,6 +49,21 @@ def resolve_url(option: str | None, config: SpokeConfig) -> str:
     if problem := gateway_url_problem(url):
         raise BadGatewayUrl(f"gateway URL: {problem}")
     return url
+
+
+class TrafficTarget(Protocol):
+    """What the rollout controller drives: the local gateway (GatewayClient) or an engine's
+    stand-in for it (rollout.kserve.KServeTarget: an InferenceService and Prometheus)."""
+
+    def health(self) -> dict[str, Any]: ...
+
+    def reload(self) -> dict[str, Any]: ...
+
+    def set_weights(self, challenger: int, shadow: bool = False) -> dict[str, Any]: ...
+
+    def window(self, after: int) -> Window: ...
+
+    def invoke(self, frame_split: dict[str, Any]) -> httpx.Response: ...
 
 
 class GatewayClient:

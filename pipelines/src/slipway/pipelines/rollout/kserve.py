@@ -1,0 +1,191 @@
+"""The rollout controller's traffic target on KServe: an InferenceService, not a gateway.
+
+`slipway deploy --target kserve` runs the same Controller as the laptop (governance, the
+judge, rollback, promotion, audit trail, durable state); only what moves traffic and what
+reads the windows differ. This class answers the calls the controller makes of a gateway:
+
+- reload: serve the registry's aliases. The candidate becomes the predictor's spec (a new
+  revision) at canaryTrafficPercent 0; the first deploy creates the InferenceService; after a
+  promotion the field is removed, which is KServe's promotion.
+- set_weights(N): canaryTrafficPercent N (0 is KServe's rollback).
+- window: per-version readings from Prometheus since the step began (kserve_readings).
+- invoke: the smoke test of a first deploy, against the InferenceService's URL.
+
+The Kubernetes API is driven with the official `kubernetes` client (CustomObjectsApi): on a
+cluster, its service account's token; in tests, against a stand-in API server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from slipway.pipelines import registry
+from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.rollout.kserve_manifest import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    VERSION_LABEL,
+    inference_service,
+)
+from slipway.pipelines.rollout.kserve_readings import PrometheusReadings
+from slipway.pipelines.serving.client import GatewayUnreachable
+from slipway.pipelines.serving.window import Window
+
+READY_POLL_SECONDS = 0.5
+
+
+class KServeError(SlipwayError):
+    """The Kubernetes API refused or could not be reached; nothing further was changed."""
+
+    exit_code = Exit.UNREACHABLE
+
+
+class KServeTarget:
+    """One spoke's InferenceService, driven as the controller drives a gateway."""
+
+    def __init__(
+        self,
+        root: Any,
+        config: SpokeConfig,
+        api: Any,  # kubernetes.client.CustomObjectsApi
+        readings: PrometheusReadings,
+        *,
+        image: str,
+        storage_uri: Callable[[str], str],
+        ready_timeout: float = 600.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.root, self.config, self.api, self.readings = root, config, api, readings
+        self.image, self.storage_uri = image, storage_uri
+        self.name, self.namespace = config.model_name, config.deploy.kserve.namespace
+        self.ready_timeout = ready_timeout
+        self._http = http or httpx.Client(timeout=30.0)
+        self._started = time.time()
+        # The versions the last reload found rolled out and under canary (the window's two).
+        self.champion_version: str | None = None
+        self.challenger_version: str | None = None
+
+    # -- the Kubernetes API -----------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return fn(GROUP, VERSION, self.namespace, PLURAL, *args, **kwargs)
+        except ApiException as exc:
+            if exc.status == 404 and what == "get":
+                return None
+            raise KServeError(
+                f"Kubernetes API: {what} inferenceservice {self.namespace}/{self.name}: "
+                f"{exc.status} {exc.reason} {str(exc.body)[:300]} (check the pipeline's service "
+                "account may get/create/patch inferenceservices in that namespace)"
+            ) from exc
+        except HTTPError as exc:
+            raise GatewayUnreachable(
+                f"the Kubernetes API did not answer ({type(exc).__name__}); check the cluster "
+                "credentials (in-cluster service account or kubeconfig)"
+            ) from exc
+
+    def get(self) -> dict[str, Any] | None:
+        return self._call("get", self.api.get_namespaced_custom_object, self.name)
+
+    def _patch(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("patch", self.api.patch_namespaced_custom_object, self.name, body)
+
+    def _spec_version(self, isvc: dict[str, Any]) -> str | None:
+        return isvc["spec"]["predictor"].get("labels", {}).get(VERSION_LABEL)
+
+    def _wait_ready(self) -> str | None:
+        """None once the latest created revision is ready, else why not (after the timeout)."""
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            isvc = self.get() or {}
+            predictor = isvc.get("status", {}).get("components", {}).get("predictor", {})
+            created = predictor.get("latestCreatedRevision")
+            if created and predictor.get("latestReadyRevision") == created:
+                return None
+            if time.monotonic() > deadline:
+                conditions = isvc.get("status", {}).get("conditions", [])
+                why = "; ".join(c.get("message", "") for c in conditions if c.get("message"))
+                return f"revision {created or '(none)'} not ready after {self.ready_timeout:g}s" + (
+                    f": {why}" if why else ""
+                )
+            time.sleep(READY_POLL_SECONDS)
+
+    # -- what the controller calls ----------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        isvc = self.get()  # raises if the API is unreachable or refuses
+        return {"status": "ok" if isvc else "absent", "url": (isvc or {}).get("status", {})}
+
+    def reload(self) -> dict[str, Any]:
+        client = registry.client(self.root)
+        champion = registry.version_by_alias(client, self.name, registry.CHAMPION)
+        challenger = registry.version_by_alias(client, self.name, registry.CHALLENGER)
+        champion_v = str(champion.version) if champion else None
+        challenger_v = str(challenger.version) if challenger else None
+        isvc = self.get()
+        problem = None
+        if isvc is None:
+            # The first InferenceService serves the champion (the rolled-out revision); a
+            # first deploy with no champion yet creates it with the candidate, no canary.
+            first = champion_v or challenger_v
+            if first is None:
+                return self._state(None, None, {})
+            isvc = self._call(
+                "create", self.api.create_namespaced_custom_object, self.manifest(first, None)
+            )
+            problem = self._wait_ready()
+        if problem is None and challenger_v and self._spec_version(isvc) != challenger_v:
+            self._patch(self.manifest(challenger_v, 0))  # a new revision, no traffic yet
+            problem = self._wait_ready()
+        elif (
+            challenger_v is None
+            and self._spec_version(isvc) == champion_v
+            and "canaryTrafficPercent" in isvc["spec"]["predictor"]
+        ):
+            # Promoted: removing the field sends all traffic to the latest revision.
+            self._patch({"spec": {"predictor": {"canaryTrafficPercent": None}}})
+        errors = {registry.CHALLENGER: problem} if problem and challenger_v else {}
+        serving = None if problem else challenger_v
+        return self._state(champion_v, serving, errors)
+
+    def _state(self, champion: str | None, challenger: str | None, errors: dict) -> dict:
+        self.champion_version, self.challenger_version = champion, challenger
+        return {"champion": champion, "challenger": challenger, "load_errors": errors}
+
+    def manifest(self, version: str, canary: int | None) -> dict[str, Any]:
+        return inference_service(
+            self.config,
+            image=self.image,
+            version=version,
+            storage_uri=self.storage_uri(version),
+            canary_percent=canary,
+        )
+
+    def set_weights(self, challenger: int, shadow: bool = False) -> dict[str, Any]:
+        if shadow:
+            raise KServeError(
+                "KServe has no shadow traffic: set rollout.shadow_seconds = 0 for a KServe "
+                "rollout (its canary steps still judge the challenger on live traffic)"
+            )
+        self._patch({"spec": {"predictor": {"canaryTrafficPercent": challenger}}})
+        self._started = time.time()
+        return {"seq": int(self._started * 1000), "weight": challenger}
+
+    def window(self, after: int) -> Window:
+        return self.readings.window(self.champion_version, self.challenger_version, after / 1000)
+
+    def invoke(self, frame_split: dict[str, Any]) -> httpx.Response:
+        url = ((self.get() or {}).get("status") or {}).get("url")
+        if not url:
+            raise GatewayUnreachable(f"inferenceservice {self.name} reports no URL yet")
+        return self._http.post(f"{url}/invocations", json={"dataframe_split": frame_split})

@@ -1,0 +1,38 @@
+"""The serving-target question: a KServe spoke gets its [deploy.kserve] settings, the
+deploy-kserve workflow and its deployer's least-privilege RBAC; a SageMaker spoke none of it."""
+
+from __future__ import annotations
+
+import yaml
+
+from slipway.pipelines.config import load_config
+from slipway.pipelines.rollout.kserve_rbac import deployer_rbac
+
+from ..test_workflows import check_jsonschema, zizmor_findings
+
+
+def test_a_kserve_spoke_gets_its_settings_workflow_and_rbac(render):
+    spoke = render(deploy_target="kserve")
+    config = load_config(spoke)
+    assert config.deploy.target == "kserve"
+    assert config.deploy.kserve.namespace == config.project.slug
+    workflow = spoke / ".github" / "workflows" / "deploy-kserve.yml"
+    text = workflow.read_text()
+    assert "slipway deploy --target kserve --image" in text
+    assert "uv sync --locked" in text  # the lock the team committed, as CI and CD install
+    assert check_jsonschema([workflow]).returncode == 0
+    assert zizmor_findings([workflow]) == []
+    # The RBAC the spoke applies is exactly what the hub's deployer_rbac says (and the KServe
+    # rollout test checks that against the calls a rollout makes).
+    rendered = list(yaml.safe_load_all((spoke / "infra" / "kserve-rbac.yaml").read_text()))
+    assert rendered == deployer_rbac(config)
+
+
+def test_a_sagemaker_spoke_has_no_kserve_files_and_both_has_both(render):
+    sagemaker = render("sagemaker")
+    assert load_config(sagemaker).deploy.target == "sagemaker"
+    assert not (sagemaker / ".github" / "workflows" / "deploy-kserve.yml").exists()
+    assert not (sagemaker / "infra" / "kserve-rbac.yaml").exists()
+    both = render("both", deploy_target="both")
+    assert (both / ".github" / "workflows" / "deploy-kserve.yml").exists()
+    assert (both / ".github" / "workflows" / "deploy-model.yml").exists()  # SageMaker's too
