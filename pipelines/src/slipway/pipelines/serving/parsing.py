@@ -209,16 +209,19 @@ class _NumericBounds:
             array = np.array(values, dtype="float64")
         except OverflowError:
             return False
-        if not np.isfinite(array).all():
-            return False
-        if not ((array >= self.low).all() and (array <= self.high).all()):
-            return False
+        return bool(self.rows_within(array).all())
+
+    def rows_within(self, array: np.ndarray) -> np.ndarray:
+        """Per row of a (rows, contract columns) float array: does it keep every rule? The
+        gateway asks it of a request, `slipway score` of each chunk of a file (NaN, a null
+        read from a file, fails it like any non-finite value)."""
+        ok = np.asarray(np.isfinite(array).all(axis=1))
+        ok &= ((array >= self.low) & (array <= self.high)).all(axis=1)
         if self.any_int:
             ints = array[:, self.ints]
             # 2**63 is exactly representable; anything at or above it is not an int64.
-            if not (ints == np.floor(ints)).all() or not (np.abs(ints) < 2.0**63).all():
-                return False
-        return True
+            ok &= ((ints == np.floor(ints)) & (np.abs(ints) < 2.0**63)).all(axis=1)
+        return ok
 
 
 _BOUNDS: dict[int, _NumericBounds] = {}
@@ -229,6 +232,36 @@ def _bounds(contract: DataContract) -> _NumericBounds:
     if found is None or found.contract is not contract:
         found = _BOUNDS[id(contract)] = _NumericBounds(contract)
     return found
+
+
+def numeric_bounds(contract: DataContract) -> _NumericBounds | None:
+    """The contract's vectorised check when every column is a non-null number without an
+    allowed list (`rows_within`), else None: such rows are checked one by one."""
+    bounds = _bounds(contract)
+    return bounds if bounds.usable else None
+
+
+def record_problem(
+    record: Mapping[str, Any], contract: DataContract, row: int, *, text: bool = False
+) -> str | None:
+    """Why one row breaks the contract (the gateway's wording of a 400), or None; `text`:
+    the values are CSV fields, read as the gateway reads text/csv."""
+    try:
+        for name, rule in contract.columns.items():
+            value = record.get(name)
+            if text and isinstance(value, str):
+                value = _csv_value(rule, value)
+            _check_value(name, rule, value, row)
+    except BadRequest as exc:
+        return str(exc)
+    return None
+
+
+def checked_value(rule: ColumnRule, value: Any, row: int, column: str, *, text: bool) -> Any:
+    """One value as the contract admits it (a CSV field converted first); BadRequest if not."""
+    if text and isinstance(value, str):
+        value = _csv_value(rule, value)
+    return _check_value(column, rule, value, row)
 
 
 def check_records(

@@ -1,0 +1,113 @@
+"""`slipway score`: score a CSV or Parquet file with one registered version, in chunks."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from slipway.pipelines.cli._common import spoke_from_context
+
+if TYPE_CHECKING:
+    from slipway.pipelines.batch.scoring import BatchResult
+
+
+def summary(result: BatchResult) -> dict[str, Any]:
+    """The numbers of a batch, for --json and the summary line."""
+    return {
+        "input": result.input,
+        "output": result.output if result.published else None,
+        "quarantine": result.quarantine if result.published and result.quarantined else None,
+        "model": result.model.name,
+        "version": result.model.version,
+        "model_run_id": result.model.run_id,
+        "rows_in": result.rows_in,
+        "scored": result.scored,
+        "quarantined": result.quarantined,
+        "rejected_fraction": round(result.rejected_fraction, 6),
+        "seconds": round(result.seconds, 3),
+        "rows_per_second": round(result.rows_per_second, 1),
+        "published": result.published,
+        "scored_at": result.scored_at,
+        "reasons": result.reasons,
+    }
+
+
+def _line(result: BatchResult) -> str:
+    from slipway.pipelines.console import duration, percent
+
+    return (
+        f"{result.rows_in:,} rows in, {result.scored:,} scored, {result.quarantined:,} "
+        f"quarantined ({percent(result.rejected_fraction)}) in {duration(result.seconds)} "
+        f"({result.rows_per_second:,.0f} rows/s)"
+    )
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("--output", "-o", required=True, help="Predictions (Parquet): a path or s3://.")
+@click.option(
+    "--quarantine",
+    default=None,
+    help="Rejected rows with their reason (Parquet); default OUTPUT's name + .quarantine.",
+)
+@click.option("--version", "version", default=None, help="Score with this registered version.")
+@click.option(
+    "--alias", default=None, help="Score with the version holding this alias (default champion)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (progress to stderr).")
+@click.pass_context
+def score(
+    ctx: click.Context,
+    input_path: str,
+    output: str,
+    quarantine: str | None,
+    version: str | None,
+    alias: str | None,
+    as_json: bool,
+) -> None:
+    """Check every row of INPUT (CSV or Parquet, a path or s3://) against the data contract,
+    score the good ones with one version, quarantine the rest. Exit 4, publishing nothing,
+    when more than [batch] max_rejected_fraction of the rows break the contract."""
+    from slipway.pipelines.batch import job
+    from slipway.pipelines.cli._common import fail
+    from slipway.pipelines.console import terminal
+    from slipway.pipelines.exitcodes import Exit
+
+    if version is not None and alias is not None:
+        fail("give --version or --alias, not both", Exit.USAGE)
+    spoke = spoke_from_context(ctx)
+    plan = job.plan_for(spoke.config, input_path, output, quarantine)
+    out = terminal() if as_json else None
+
+    def progress(result: BatchResult) -> None:
+        click.echo(f"  {_line(result)}", file=out)
+
+    redirect = contextlib.redirect_stdout(terminal()) if as_json else contextlib.nullcontext()
+    with redirect:
+        click.echo(f"scoring {input_path} with {spoke.config.model_name} ...", file=out)
+        outcome = job.run(
+            spoke.root, spoke.config, plan, version=version, alias=alias, progress=progress
+        )
+    result = outcome.result
+    if as_json:
+        from slipway.pipelines.json_output import dumps
+
+        click.echo(
+            dumps(
+                {
+                    **summary(result),
+                    "run_id": outcome.run_id,
+                    "prediction_psi": outcome.prediction_psi,
+                }
+            )
+        )
+        return
+    click.echo(f"{result.model.uri}: {_line(result)}")
+    click.echo(f"  predictions  {result.output}")
+    if result.quarantined:
+        click.echo(f"  quarantine   {result.quarantine}")
+    drift = "n/a" if outcome.prediction_psi is None else f"{outcome.prediction_psi:.3f}"
+    click.echo(f"  drift        prediction PSI {drift} against the training split")
+    click.echo(f"  run          {outcome.run_id} (audit entry `score`)")
