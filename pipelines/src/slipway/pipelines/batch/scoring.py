@@ -127,7 +127,7 @@ class _Checker:
             array = self._numbers(chunk)
             ok = self.bounds.rows_within(array)
             bad = np.flatnonzero(~ok)
-            reasons = [self._reason(chunk, int(i), first_row, text) for i in bad]
+            reasons = self._reasons(chunk, bad, first_row, text)
             good = pd.DataFrame(array[ok], columns=self.columns)
             if self.ints:
                 good = good.astype(dict.fromkeys(self.ints, "int64"))
@@ -165,12 +165,24 @@ class _Checker:
             out[:, j] = column.to_numpy(dtype="float64", na_value=np.nan)
         return out
 
-    def _reason(self, chunk: pd.DataFrame, i: int, first_row: int, text: bool) -> str:
-        record = {c: _native(chunk[c].iat[i]) for c in self.columns}
-        return (
-            parsing.record_problem(record, self.contract, first_row + i, text=text)
-            or f"row {first_row + i}: not a number the model can take"
-        )
+    def _reasons(
+        self, chunk: pd.DataFrame, bad: np.ndarray, first_row: int, text: bool
+    ) -> list[str]:
+        """The rejected rows' reasons, worded by the gateway's row check (one frame slice for
+        all of them: a cell at a time costs ~0.1 ms, thousands of times a chunk)."""
+        if not len(bad):
+            return []
+        records: list[dict[str, Any]] = chunk.iloc[bad][self.columns].to_dict(orient="records")  # pyright: ignore[reportCallIssue, reportAssignmentType]
+        return [
+            parsing.record_problem(
+                {c: _native(v) for c, v in record.items()},
+                self.contract,
+                first_row + int(i),
+                text=text,
+            )
+            or f"row {first_row + int(i)}: not a number the model can take"
+            for i, record in zip(bad, records, strict=True)
+        ]
 
 
 def _native(value: Any) -> Any:
