@@ -35,6 +35,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Digits beyond which an integer literal cannot be an int64 nor a useful float feature.
 _MAX_INT_DIGITS = 20
 CSV_TYPES = ("text/csv", "application/csv")
+JSONLINES_TYPES = ("application/jsonlines", "application/x-jsonlines", "application/jsonl")
 _TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
 
 
@@ -361,10 +362,39 @@ def parse_csv(body: bytes, contract: DataContract) -> list[tuple[Any, ...]]:
     )
 
 
+def from_text(rule: ColumnRule, text: str) -> Any:
+    """A CSV field as the contract's column reads it ("" is a null, "abc" stays text and is
+    then refused by the column check)."""
+    return _csv_value(rule, text)
+
+
+def parse_jsonlines(body: bytes, contract: DataContract) -> list[tuple[Any, ...]]:
+    """Rows from JSON Lines (SageMaker Batch Transform's other line format): one object of
+    column -> value, or one list of values in contract column order, per line."""
+    columns = list(contract.columns)
+    records: list[Mapping[str, Any]] = []
+    for i, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        doc = decode_json(line)
+        if isinstance(doc, list) and len(doc) == len(columns):
+            doc = dict(zip(columns, doc, strict=True))
+        if not isinstance(doc, Mapping):
+            raise BadRequest(
+                f"JSON Lines line {i} must be an object of column -> value, or a list of "
+                f"{len(columns)} values in contract order"
+            )
+        records.append(doc)
+    return check_records(records, contract)
+
+
 def parse_body(body: bytes, content_type: str, contract: DataContract) -> list[tuple[Any, ...]]:
-    """Dispatch on the request's Content-Type: CSV when it says so, JSON otherwise (what the
-    laptop gateway always accepted, whatever the client sent as its type)."""
+    """Dispatch on the request's Content-Type: CSV or JSON Lines when it says so, JSON
+    otherwise (what the laptop gateway always accepted, whatever the client sent as its
+    type)."""
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime in CSV_TYPES:
         return parse_csv(body, contract)
+    if mime in JSONLINES_TYPES:
+        return parse_jsonlines(body, contract)
     return parse_rows(body, contract)
