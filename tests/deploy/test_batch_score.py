@@ -158,3 +158,41 @@ def test_past_the_rejected_share_nothing_is_published_and_the_job_exits_4(
     assert sorted(p.name for p in data.iterdir()) == ["customers.parquet"]
     entry = audit.read(spoke.root)[-1]
     assert entry["action"] == "score" and entry["reason"].startswith("refused")
+
+
+def test_the_kubeflow_batch_pipeline_on_kfp_local_scores_the_same_file_the_same_way(
+    spoke: Spoke, tmp_path: Path
+):
+    """Shards scored in parallel by the batch pipeline (kfp.local, SubprocessRunner with
+    this Python) give what `slipway score` gives for the same file: same rows, same
+    predictions, same quarantine, one lineage."""
+    from slipway.pipelines import registry
+    from slipway.pipelines.batch.kubeflow import run_local
+    from slipway.pipelines.governance import audit
+
+    spoke = _with_batch(
+        spoke, id_columns=["customer_id"], max_rejected_fraction=0.01, chunk_rows=1_000, shards=2
+    )
+    table = feature_table(spoke)
+    bad = spoil(table, spoke)
+    source = tmp_path / "customers.parquet"
+    table.to_parquet(source, row_group_size=1_000)  # 3 row groups -> 2 shards
+    local_out, kfp_out = tmp_path / "local.parquet", tmp_path / "kfp" / "scores.parquet"
+    done = slipway(spoke.root, "score", str(source), "-o", str(local_out), "--version", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    summary = run_local(spoke.root, spoke.config, str(source), str(kfp_out), alias="champion")
+
+    assert (summary["rows_in"], summary["quarantined"], summary["version"]) == (ROWS, 3, "1")
+    by_kfp, by_cli = pd.read_parquet(kfp_out), pd.read_parquet(local_out)
+    columns = ["customer_id", "row", "prediction", "model_version", "model_run_id"]
+    assert by_kfp[columns].equals(by_cli[columns])
+    quarantine = pd.read_parquet(tmp_path / "kfp" / "scores.quarantine.parquet")
+    assert quarantine["row"].tolist() == sorted(bad)
+    assert sorted(p.name for p in (tmp_path / "kfp").iterdir()) == [
+        "scores.parquet",
+        "scores.quarantine.parquet",
+    ]  # the shards' work directory is gone
+    run = registry.client(spoke.root).get_run(summary["run_id"])
+    assert run.data.tags["slipway.batch.where"] == "kubeflow"
+    assert audit.read(spoke.root)[-1]["details"]["run_id"] == summary["run_id"]

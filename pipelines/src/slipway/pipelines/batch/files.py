@@ -70,17 +70,23 @@ class Source:
     columns: tuple[str, ...]
     rows: int | None  # known up front for Parquet, not for CSV
 
-    def chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
-        """The file as DataFrames of at most `chunk_rows` rows, in file order."""
+    def chunks(
+        self, chunk_rows: int, row_groups: tuple[int, ...] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """The file (or, for Parquet, only `row_groups`: one shard of it) as DataFrames of
+        at most `chunk_rows` rows, in file order."""
         handle, path = filesystem(self.location)
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
             with handle.open_input_file(path) as raw:
                 reader = pq.ParquetFile(raw)
-                for batch in reader.iter_batches(batch_size=chunk_rows):
+                groups = list(row_groups) if row_groups is not None else None
+                for batch in reader.iter_batches(batch_size=chunk_rows, row_groups=groups):
                     yield batch.to_pandas()
             return
+        if row_groups is not None:
+            raise BatchFileError(f"{self.location}: only Parquet files are read by row group")
         import pyarrow.csv as pacsv
 
         with handle.open_input_stream(path, compression="detect") as raw:
@@ -148,6 +154,16 @@ def open_source(location: str) -> Source:
         raise BatchFileError(f"{location}: no such file") from None
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise BatchFileError(f"{location}: cannot be read as {kind} ({exc})") from None
+
+
+def row_group_sizes(location: str) -> list[int]:
+    """Rows per row group of a Parquet file (what the batch pipeline shards by)."""
+    import pyarrow.parquet as pq
+
+    handle, path = filesystem(location)
+    with handle.open_input_file(path) as raw:
+        meta = pq.ParquetFile(raw).metadata
+        return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
 
 
 class Sink:

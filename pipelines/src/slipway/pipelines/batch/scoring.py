@@ -70,6 +70,12 @@ class BatchPlan:
     quarantine: str
     settings: Batch
     contract: DataContract
+    # One shard of a Parquet file (the Kubeflow pipeline's): its row groups, and the file
+    # row of its first row, so `row` in the outputs is the row's place in the whole file.
+    row_groups: tuple[int, ...] | None = None
+    first_row: int = 0
+    # A shard publishes what it scored; the whole file's rejected share is judged on merge.
+    judge_rejected: bool = True
 
 
 @dataclass
@@ -238,10 +244,11 @@ def score_file(
     ids = list(plan.settings.id_columns)
     rng = np.random.default_rng(seed)
     sample = _Reservoir(DRIFT_SAMPLE, rng)
-    limit = plan.settings.max_rejected_fraction
+    limit = plan.settings.max_rejected_fraction if plan.judge_rejected else 1.0
+    total = source.rows if plan.row_groups is None else None
     try:
-        for chunk in source.chunks(plan.settings.chunk_rows):
-            first = result.rows_in
+        for chunk in source.chunks(plan.settings.chunk_rows, plan.row_groups):
+            first = plan.first_row + result.rows_in
             good, ok, reasons = checker.check(chunk, first, text)
             positions = np.arange(first, first + len(chunk), dtype="int64")
             if len(good):
@@ -269,19 +276,19 @@ def score_file(
             result.scored += int(ok.sum())
             result.quarantined += len(reasons)
             result.seconds = time.perf_counter() - started
-            if source.rows and result.quarantined > limit * source.rows:
+            if total and result.quarantined > limit * total:
                 break  # already certain to be refused: stop reading
             if progress is not None:
                 progress(result)
         result.prediction_sample = sample.values()
-        if source.rows and result.quarantined > limit * source.rows:
-            result.rows_in = source.rows  # the fraction is judged on the whole file
+        if total and result.quarantined > limit * total:
+            result.rows_in = total  # the fraction is judged on the whole file
         if result.rows_in and result.rejected_fraction > limit:
             raise RejectedBatch(
                 f"{result.quarantined} of {result.rows_in} rows "
                 f"({result.rejected_fraction:.1%}) break the data contract, above [batch] "
                 f"max_rejected_fraction ({limit:.1%}): nothing was published. Most common: "
-                f"{_top(result.reasons)}. Fix the extract, or raise the limit if these rows "
+                f"{top_reasons(result.reasons)}. Fix the extract, or raise the limit if these rows "
                 "are expected",
                 result,
             )
@@ -297,7 +304,7 @@ def score_file(
     return result
 
 
-def _top(reasons: dict[str, int]) -> str:
+def top_reasons(reasons: dict[str, int]) -> str:
     ranked = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
     return "; ".join(f"{reason} ({count} rows)" for reason, count in ranked) or "none"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,6 +12,7 @@ from slipway.pipelines.cli._common import spoke_from_context
 
 if TYPE_CHECKING:
     from slipway.pipelines.batch.scoring import BatchResult
+    from slipway.pipelines.config import SpokeConfig
 
 
 def summary(result: BatchResult) -> dict[str, Any]:
@@ -65,6 +67,7 @@ def score(
     quarantine: str | None,
     version: str | None,
     alias: str | None,
+    kfp_local: bool,
     as_json: bool,
 ) -> None:
     """Check every row of INPUT (CSV or Parquet, a path or s3://) against the data contract,
@@ -78,6 +81,9 @@ def score(
     if version is not None and alias is not None:
         fail("give --version or --alias, not both", Exit.USAGE)
     spoke = spoke_from_context(ctx)
+    if kfp_local:
+        _on_kfp_local(spoke.root, spoke.config, input_path, output, quarantine, version, alias)
+        return
     plan = job.plan_for(spoke.config, input_path, output, quarantine)
     out = terminal() if as_json else None
 
@@ -111,3 +117,28 @@ def score(
     drift = "n/a" if outcome.prediction_psi is None else f"{outcome.prediction_psi:.3f}"
     click.echo(f"  drift        prediction PSI {drift} against the training split")
     click.echo(f"  run          {outcome.run_id} (audit entry `score`)")
+
+
+def _on_kfp_local(
+    root: Path,
+    config: SpokeConfig,
+    input_path: str,
+    output: str,
+    quarantine: str | None,
+    version: str | None,
+    alias: str | None,
+) -> None:
+    from slipway.pipelines.batch.kubeflow import run_local
+    from slipway.pipelines.batch.scoring import default_quarantine
+    from slipway.pipelines.cli._common import fail
+    from slipway.pipelines.exitcodes import Exit
+    from slipway.pipelines.json_output import dumps
+
+    if quarantine is not None and quarantine != default_quarantine(output):
+        fail(
+            "the batch pipeline writes the quarantine beside OUTPUT; drop --quarantine", Exit.USAGE
+        )
+    click.echo(
+        f"scoring {input_path} with the batch pipeline on kfp.local ({config.batch.shards} shards)"
+    )
+    click.echo(dumps(run_local(root, config, input_path, output, version=version, alias=alias)))
