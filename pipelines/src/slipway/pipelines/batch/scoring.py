@@ -44,6 +44,17 @@ class RejectedBatch(SlipwayError):
         super().__init__(message)
         self.result = result  # what was read before the refusal, for the record
 
+    @classmethod
+    def of(cls, result: BatchResult, limit: float) -> RejectedBatch:
+        """The refusal every path gives (laptop, Kubeflow merge, Batch Transform)."""
+        return cls(
+            f"{result.quarantined} of {result.rows_in} rows ({result.rejected_fraction:.1%}) "
+            f"break the data contract, above [batch] max_rejected_fraction ({limit:.1%}): "
+            f"nothing was published. Most common: {top_reasons(result.reasons)}. Fix the "
+            "extract, or raise the limit if these rows are expected",
+            result,
+        )
+
 
 class BatchInputError(SlipwayError):
     """The file cannot be scored at all (contract or id columns missing)."""
@@ -284,14 +295,7 @@ def score_file(
         if total and result.quarantined > limit * total:
             result.rows_in = total  # the fraction is judged on the whole file
         if result.rows_in and result.rejected_fraction > limit:
-            raise RejectedBatch(
-                f"{result.quarantined} of {result.rows_in} rows "
-                f"({result.rejected_fraction:.1%}) break the data contract, above [batch] "
-                f"max_rejected_fraction ({limit:.1%}): nothing was published. Most common: "
-                f"{top_reasons(result.reasons)}. Fix the extract, or raise the limit if these rows "
-                "are expected",
-                result,
-            )
+            raise RejectedBatch.of(result, limit)
         predictions_out.publish()
         quarantine_out.publish()
         result.published = True

@@ -29,7 +29,6 @@ from slipway.pipelines.batch.scoring import (
     RejectedBatch,
     default_quarantine,
     score_file,
-    top_reasons,
 )
 from slipway.pipelines.config import load_config
 
@@ -202,13 +201,7 @@ def merge(project_root: str, input: str, output: str, version: str, tracking_uri
     try:
         if result.rejected_fraction > limit:
             lineage.record(root, config, result, None, where="kubeflow")
-            raise RejectedBatch(
-                f"{result.quarantined} of {result.rows_in} rows "
-                f"({result.rejected_fraction:.1%}) break the data contract, above [batch] "
-                f"max_rejected_fraction ({limit:.1%}): nothing was published. Most common: "
-                f"{top_reasons(result.reasons)}",
-                result,
-            )
+            raise RejectedBatch.of(result, limit)
         outputs, bad = Sink(output), Sink(quarantine)
         _copy_parts([m.output for m in manifests if m.scored], outputs)
         _copy_parts([m.quarantine for m in manifests if m.quarantine], bad)

@@ -58,6 +58,12 @@ def _line(result: BatchResult) -> str:
 @click.option(
     "--alias", default=None, help="Score with the version holding this alias (default champion)."
 )
+@click.option(
+    "--kfp-local",
+    is_flag=True,
+    help="Run the Kubeflow batch pipeline (shards in parallel) on kfp.local instead of "
+    "scoring in this process: what a cluster runs, on this machine.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (progress to stderr).")
 @click.pass_context
 def score(
