@@ -119,6 +119,10 @@ BATCH_OUTPUT_COLUMNS = (
     "scored_at",
 )
 
+# Where a Batch Transform job's input and output go in the spoke's bucket:
+# <BATCH_PREFIX>/<job>/input/ and <BATCH_PREFIX>/<job>/output/ (slipway-infra grants on it).
+BATCH_PREFIX = "batch"
+
 # A contract column's dtype as pandas stores it (strings are pandas objects).
 PANDAS_DTYPES = {"float": "float64", "int": "int64", "bool": "bool", "str": "object"}
 

@@ -41,12 +41,11 @@ from slipway.pipelines.batch.scoring import (
     RejectedBatch,
     check_columns,
 )
-from slipway.pipelines.config import SpokeConfig
+from slipway.pipelines.config import BATCH_PREFIX, SpokeConfig
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.serving.transform import MAX_PAYLOAD_MB
 
-BATCH_PREFIX = "batch"
 TRANSFORM_ENV = {"SLIPWAY_TRANSFORM": "1"}
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
