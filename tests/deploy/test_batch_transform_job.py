@@ -168,3 +168,45 @@ def test_a_batch_instance_outside_the_tiers_allow_list_is_refused_before_any_job
         start(sagemaker, spoke.config, target, {})
     assert sagemaker.list_transform_jobs()["TransformJobSummaries"] == []
     assert os.environ["AWS_DEFAULT_REGION"] == REGION
+
+
+def test_a_job_that_left_no_output_publishes_nothing_and_says_where_to_look(
+    spoke: Spoke,
+    moto_server: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """moto completes a job without running it: the collect step must notice the missing
+    output instead of publishing an empty table."""
+    from slipway.pipelines.batch.transform import AwsClients, TransformError, run
+
+    for key, value in {**AWS_ENV, "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    spoke = _with_batch(spoke, chunk_rows=1_000)
+    source = tmp_path / "customers.parquet"
+    feature_table(spoke, 1_200).to_parquet(source)
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
+    sagemaker = boto3.client("sagemaker", endpoint_url=moto_server, region_name=REGION)
+    clients = AwsClients(s3, sagemaker, ACCOUNT)
+    bucket = target_for(spoke.config, "prod", ACCOUNT, "1", "k").bucket
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    plan = plan_for(spoke.config, str(source), str(tmp_path / "scores.parquet"))
+
+    with pytest.raises(TransformError, match=r"cannot be read .*nothing was published"):
+        run(
+            spoke.root,
+            spoke.config,
+            plan,
+            env="prod",
+            kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/k",
+            clients=clients,
+            alias="champion",
+            poll_s=0.1,
+        )
+    (job,) = sagemaker.list_transform_jobs()["TransformJobSummaries"]
+    assert job["TransformJobName"].startswith(f"{spoke.config.project.slug}-prod-batch-")
+    tags = sagemaker.list_tags(ResourceArn=job["TransformJobArn"])["Tags"]
+    assert {"Key": "slipway:project", "Value": spoke.config.project.slug} in tags
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.parquet", "moto.log", "spoke"]
+    done = slipway(spoke.root, "score", str(source), "-o", "x.parquet", "--env", "prod")
+    assert done.returncode == 2 and "--env needs the spoke's KMS key ARN" in done.stderr

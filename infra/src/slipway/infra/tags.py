@@ -6,21 +6,9 @@ checks them on every taggable resource, so a resource without an owner never shi
 
 from __future__ import annotations
 
-from slipway.pipelines.config import SpokeConfig
+# The tags live with the configuration model, so that `slipway score --env` (which does not
+# import slipway-infra) tags its transform jobs as the stack tags everything else: the
+# budget filters spend by PROJECT_TAG.
+from slipway.pipelines.config import PROJECT_TAG, REQUIRED_TAGS, spoke_tags
 
-# Tag keys the policies require; budgets filter spend by PROJECT_TAG.
-PROJECT_TAG = "slipway:project"
-REQUIRED_TAGS: tuple[str, ...] = ("owner", "team", "risk-tier", "cost-center", PROJECT_TAG)
-
-
-def spoke_tags(config: SpokeConfig, environment: str) -> dict[str, str]:
-    """Tags for every resource of one spoke environment."""
-    return {
-        "owner": config.project.contact,
-        "team": config.project.team,
-        "risk-tier": config.governance.risk_tier.value,
-        "cost-center": config.project.cost_center,
-        PROJECT_TAG: config.project.slug,
-        "environment": environment,
-        "managed-by": "slipway",
-    }
+__all__ = ["PROJECT_TAG", "REQUIRED_TAGS", "spoke_tags"]

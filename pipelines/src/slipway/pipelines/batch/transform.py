@@ -275,3 +275,77 @@ def collect(
     sink.publish()
     result.published = True
     return result
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """boto3's S3 and SageMaker clients and the account the spoke stack runs in."""
+
+    s3: Any
+    sagemaker: Any
+    account_id: str
+
+    @classmethod
+    def default(cls) -> AwsClients:
+        import boto3
+
+        account = boto3.client("sts").get_caller_identity()["Account"]
+        return cls(boto3.client("s3"), boto3.client("sagemaker"), str(account))
+
+    def put(self, uri: str, body: bytes) -> None:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    def get(self, uri: str) -> bytes:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as exc:  # botocore's NoSuchKey and friends
+            raise TransformError(
+                f"the transform job's output {uri} cannot be read ({exc}); nothing was "
+                "published. Its CloudWatch log (/aws/sagemaker/TransformJobs) says why"
+            ) from None
+
+
+@dataclass(frozen=True)
+class TransformOutcome:
+    result: BatchResult
+    job_name: str
+    run_id: str
+    prediction_psi: float | None
+
+
+def run(
+    root: Any,
+    config: SpokeConfig,
+    plan: BatchPlan,
+    *,
+    env: str,
+    kms_key_arn: str,
+    clients: AwsClients,
+    version: str | None = None,
+    alias: str | None = None,
+    timeout_s: float = 6 * 3600,
+    poll_s: float = 30.0,
+) -> TransformOutcome:
+    """The whole `slipway score --env`: resolve, stage, start, wait, collect, record."""
+    from slipway.pipelines.batch import lineage
+    from slipway.pipelines.config import spoke_tags
+
+    started = time.perf_counter()
+    check_instance(config)
+    ref = lineage.resolve(root, config, version, alias)
+    target = target_for(config, env, clients.account_id, ref.version, kms_key_arn)
+    staged = stage(plan, target, clients.put)
+    start(clients.sagemaker, config, target, spoke_tags(config, env))
+    wait(clients.sagemaker, target.job_name, timeout_s, poll_s)
+    where = f"sagemaker-{env}"
+    try:
+        result = collect(plan, ref, staged, target, clients.get, started)
+    except RejectedBatch as refused:
+        lineage.record(root, config, refused.result, None, where=where)
+        raise
+    model = lineage.load(root, ref)
+    drift = lineage.prediction_psi(lineage.reference_predictions(root, config, model), result)
+    run_id = lineage.record(root, config, result, drift, where=where)
+    return TransformOutcome(result, target.job_name, run_id, drift)

@@ -64,6 +64,20 @@ def _line(result: BatchResult) -> str:
     help="Run the Kubeflow batch pipeline (shards in parallel) on kfp.local instead of "
     "scoring in this process: what a cluster runs, on this machine.",
 )
+@click.option(
+    "--env",
+    type=click.Choice(["staging", "prod"]),
+    default=None,
+    help="Score as a SageMaker Batch Transform job on the environment's Model of the version "
+    "(the spoke's image; AWS credentials needed). INPUT is staged to the spoke's bucket.",
+)
+@click.option(
+    "--kms-key",
+    envvar="SLIPWAY_KMS_KEY_ARN",
+    default=None,
+    help="With --env: the spoke's KMS key ARN (its stack output), for the job's output and "
+    "volumes. Default: $SLIPWAY_KMS_KEY_ARN.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (progress to stderr).")
 @click.pass_context
 def score(
@@ -74,6 +88,8 @@ def score(
     version: str | None,
     alias: str | None,
     kfp_local: bool,
+    env: str | None,
+    kms_key: str | None,
     as_json: bool,
 ) -> None:
     """Check every row of INPUT (CSV or Parquet, a path or s3://) against the data contract,
@@ -87,6 +103,11 @@ def score(
     if version is not None and alias is not None:
         fail("give --version or --alias, not both", Exit.USAGE)
     spoke = spoke_from_context(ctx)
+    if env is not None:
+        _on_sagemaker(
+            spoke.root, spoke.config, input_path, output, quarantine, env, kms_key, version, alias
+        )
+        return
     if kfp_local:
         _on_kfp_local(spoke.root, spoke.config, input_path, output, quarantine, version, alias)
         return
@@ -148,3 +169,41 @@ def _on_kfp_local(
         f"scoring {input_path} with the batch pipeline on kfp.local ({config.batch.shards} shards)"
     )
     click.echo(dumps(run_local(root, config, input_path, output, version=version, alias=alias)))
+
+
+def _on_sagemaker(
+    root: Path,
+    config: SpokeConfig,
+    input_path: str,
+    output: str,
+    quarantine: str | None,
+    env: str,
+    kms_key: str | None,
+    version: str | None,
+    alias: str | None,
+) -> None:
+    from slipway.pipelines.batch import job, transform
+    from slipway.pipelines.cli._common import fail
+    from slipway.pipelines.exitcodes import Exit
+
+    if not kms_key:
+        fail(
+            "--env needs the spoke's KMS key ARN (--kms-key, or SLIPWAY_KMS_KEY_ARN; the "
+            "spoke stack's output): the job's output and volumes are encrypted with it",
+            Exit.USAGE,
+        )
+    plan = job.plan_for(config, input_path, output, quarantine)
+    click.echo(f"scoring {input_path} as a SageMaker Batch Transform job in {env} ...")
+    outcome = transform.run(
+        root,
+        config,
+        plan,
+        env=env,
+        kms_key_arn=kms_key,
+        clients=transform.AwsClients.default(),
+        version=version,
+        alias=alias,
+    )
+    click.echo(f"{outcome.job_name}: {_line(outcome.result)}")
+    click.echo(f"  predictions  {outcome.result.output}")
+    click.echo(f"  run          {outcome.run_id} (audit entry `score`)")
