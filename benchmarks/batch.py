@@ -66,10 +66,9 @@ def make_spoke(where: Path):
         quiet=True,
         unsafe=False,
     )
-    config = load_config(root)
     text = (root / "slipway.toml").read_text()
     (root / "slipway.toml").write_text(
-        text.replace('id_columns = []', 'id_columns = ["customer_id"]')
+        text.replace("id_columns = []", 'id_columns = ["customer_id"]')
     )
     config = load_config(root)
     v1 = register_trained(root, config, {"C": 1.0, "max_iter": 500})
