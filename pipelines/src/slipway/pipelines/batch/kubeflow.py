@@ -177,3 +177,63 @@ def run_local(
             tracking_uri=registry.tracking_uri(root),
         )
     return json.loads(cast("str", run.output))  # kfp.local gives the value itself
+
+
+def submit(
+    root: Path,
+    config: SpokeConfig,
+    target: Any,
+    *,
+    tracking_uri: str,
+    input: str,
+    output: str,
+    version: str | None = None,
+    alias: str | None = None,
+) -> Any:
+    """Compile the batch pipeline on `target.image` and create one run of it, with the
+    training submission's checks (reachable, authorised, namespace on a multi-user
+    deployment). `target` is a training.kubeflow.KubeflowTarget; returns its KubeflowRun."""
+    import uuid
+
+    from slipway.pipelines.exitcodes import Exit
+    from slipway.pipelines.training import images, kubeflow
+
+    images.validate_image_ref(target.image)
+    multi_user = kubeflow._preflight(target)  # pyright: ignore[reportPrivateUsage]
+    if multi_user and not target.namespace:
+        raise kubeflow.KubeflowError(
+            f"Kubeflow at {target.api} is multi-user: pass --namespace with your profile's "
+            "namespace; nothing was submitted",
+            Exit.USAGE,
+        )
+    compiled = compile_batch(root, config, image=target.image)
+    arguments = {
+        "input": input,
+        "output": output,
+        "version": version or "",
+        "alias": alias or "",
+        "tracking_uri": tracking_uri,
+    }
+    key = uuid.uuid4().hex
+    client = kubeflow._client(target)  # pyright: ignore[reportPrivateUsage]
+    with kubeflow._api_call(target, f"submitting to experiment {target.experiment!r}"):  # pyright: ignore[reportPrivateUsage]
+        result = client.create_run_from_pipeline_package(
+            str(compiled),
+            arguments=arguments,
+            run_name=f"{config.model_name}-batch-{key[:8]}",
+            experiment_name=target.experiment,
+            namespace=target.namespace,
+            pipeline_root=target.pipeline_root,
+            enable_caching=False,
+        )
+    run_id = getattr(result, "run_id", None)
+    if not run_id:
+        raise kubeflow._not_the_api(target)  # pyright: ignore[reportPrivateUsage]
+    return kubeflow.KubeflowRun(
+        run_id=str(run_id),
+        url=target.run_url(str(run_id)),
+        experiment_id=str(getattr(getattr(result, "run_info", None), "experiment_id", "") or ""),
+        run_key=key,
+        arguments=arguments,
+        tasks=("plan-batch", "score-shard", "merge-batch"),
+    )

@@ -65,6 +65,16 @@ def _line(result: BatchResult) -> str:
     "scoring in this process: what a cluster runs, on this machine.",
 )
 @click.option(
+    "--kfp-host",
+    metavar="URL",
+    default=None,
+    help="Submit the batch pipeline to this Kubeflow Pipelines API (as `slipway train "
+    "--kfp-host`: MLFLOW_TRACKING_URI names the team's registry; INPUT and OUTPUT should be "
+    "s3:// paths the cluster can reach).",
+)
+@click.option("--image", metavar="REF", default=None, help="With --kfp-host: the spoke's image.")
+@click.option("--namespace", default=None, help="With --kfp-host: your Kubeflow namespace.")
+@click.option(
     "--env",
     type=click.Choice(["staging", "prod"]),
     default=None,
@@ -88,6 +98,9 @@ def score(
     version: str | None,
     alias: str | None,
     kfp_local: bool,
+    kfp_host: str | None,
+    image: str | None,
+    namespace: str | None,
     env: str | None,
     kms_key: str | None,
     as_json: bool,
@@ -103,6 +116,13 @@ def score(
     if version is not None and alias is not None:
         fail("give --version or --alias, not both", Exit.USAGE)
     spoke = spoke_from_context(ctx)
+    if kfp_host is not None:
+        _on_kubeflow(
+            spoke.root, spoke.config, input_path, output, kfp_host, image, namespace, version, alias
+        )
+        return
+    if image is not None or namespace is not None:
+        fail("--image and --namespace only apply with --kfp-host", Exit.USAGE)
     if env is not None:
         _on_sagemaker(
             spoke.root, spoke.config, input_path, output, quarantine, env, kms_key, version, alias
@@ -207,3 +227,36 @@ def _on_sagemaker(
     click.echo(f"{outcome.job_name}: {_line(outcome.result)}")
     click.echo(f"  predictions  {outcome.result.output}")
     click.echo(f"  run          {outcome.run_id} (audit entry `score`)")
+
+
+def _on_kubeflow(
+    root: Path,
+    config: SpokeConfig,
+    input_path: str,
+    output: str,
+    host: str,
+    image: str | None,
+    namespace: str | None,
+    version: str | None,
+    alias: str | None,
+) -> None:
+    import os
+
+    from slipway.pipelines.batch.kubeflow import submit
+    from slipway.pipelines.training import kubeflow
+
+    options = kubeflow.SubmitOptions(host, image, namespace)
+    target, uri = kubeflow.target_for(root, config, options, os.environ)
+    run = submit(
+        root,
+        config,
+        target,
+        tracking_uri=uri,
+        input=input_path,
+        output=output,
+        version=version,
+        alias=alias,
+    )
+    click.echo(f"submitted {config.model_name} batch scoring to {target.api}: run {run.run_id}")
+    click.echo(f"  image {target.image}")
+    click.echo(f"  {run.url}")
