@@ -9,6 +9,6 @@ from __future__ import annotations
 # The tags live with the configuration model, so that `slipway score --env` (which does not
 # import slipway-infra) tags its transform jobs as the stack tags everything else: the
 # budget filters spend by PROJECT_TAG.
-from slipway.pipelines.config import PROJECT_TAG, REQUIRED_TAGS, spoke_tags
+from slipway.pipelines.tags import PROJECT_TAG, REQUIRED_TAGS, spoke_tags
 
 __all__ = ["PROJECT_TAG", "REQUIRED_TAGS", "spoke_tags"]

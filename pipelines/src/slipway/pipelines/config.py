@@ -519,21 +519,3 @@ def load_config(root: Path) -> SpokeConfig:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     return parse_config(text, path)
 
-
-# Tag keys the hub's policies require on every resource; budgets filter spend by PROJECT_TAG
-# (slipway-infra's stacks and `slipway score --env`'s transform jobs both tag with these).
-PROJECT_TAG = "slipway:project"
-REQUIRED_TAGS: tuple[str, ...] = ("owner", "team", "risk-tier", "cost-center", PROJECT_TAG)
-
-
-def spoke_tags(config: SpokeConfig, environment: str) -> dict[str, str]:
-    """Tags for every resource of one spoke environment: who owns it and who pays."""
-    return {
-        "owner": config.project.contact,
-        "team": config.project.team,
-        "risk-tier": config.governance.risk_tier.value,
-        "cost-center": config.project.cost_center,
-        PROJECT_TAG: config.project.slug,
-        "environment": environment,
-        "managed-by": "slipway",
-    }

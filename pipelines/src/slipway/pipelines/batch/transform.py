@@ -330,7 +330,7 @@ def run(
 ) -> TransformOutcome:
     """The whole `slipway score --env`: resolve, stage, start, wait, collect, record."""
     from slipway.pipelines.batch import lineage
-    from slipway.pipelines.config import spoke_tags
+    from slipway.pipelines.tags import spoke_tags
 
     started = time.perf_counter()
     check_instance(config)
