@@ -3,10 +3,10 @@
 Real HTTP on 127.0.0.1 (stdlib http.server in a thread), spoken to by the real kfp.Client.
 It answers what kfp.Client 2.17 sends (read from kfp_server_api's models and checked by
 running the client against it): healthz, experiments by name in a namespace (get, create), runs
-(create with the pipeline spec inline, get with per-task states). It records every request,
-the submitted pipeline spec and its parameters; it refuses a missing or wrong bearer token
-(401, grpc code 16) and a namespace the token may not use (403, code 7, as KFP's
-SubjectAccessReview answers for a namespace that does not exist either); an unknown
+(create with the pipeline spec inline, get with per-task states), recurring runs (create). It
+records every request, the submitted pipeline spec and its parameters; it refuses a missing
+or wrong bearer token (401, grpc code 16) and a namespace the token may not use (403, code 7,
+as KFP's SubjectAccessReview answers for a namespace that does not exist either); an unknown
 experiment id is 404 (code 5). Run and task states follow a script, one step per GET.
 """
 
@@ -61,6 +61,7 @@ class StandIn:
     requests: list[Request] = field(default_factory=list)
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recurring_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     port: int = 0
 
     @property
@@ -147,6 +148,18 @@ class _Handler(BaseHTTPRequestHandler):
             }
             state.experiments[experiment["experiment_id"]] = experiment
             return self._send(200, experiment)
+        if path == f"{API}/recurringruns" and self.command == "POST":
+            if body.get("experiment_id") not in state.experiments:
+                return self._error(404, 5, f"Experiment {body.get('experiment_id')} not found")
+            recurring = {
+                **body,
+                "recurring_run_id": str(uuid.uuid4()),
+                "status": "ENABLED",
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+            state.recurring_runs[recurring["recurring_run_id"]] = recurring
+            return self._send(200, recurring)
         if path == f"{API}/runs" and self.command == "POST":
             if state.lose_experiments or body.get("experiment_id") not in state.experiments:
                 return self._error(404, 5, f"Experiment {body.get('experiment_id')} not found")

@@ -91,3 +91,44 @@ def test_a_submission_without_the_teams_registry_or_image_sends_nothing(render):
     assert no_image.exit_code == Exit.USAGE and "needs --image" in no_image.output
     assert stray.exit_code == Exit.USAGE and "only apply with --kfp-host" in stray.output
     assert api.requests == []
+
+
+def test_schedule_creates_one_recurring_run_at_a_time_without_backfill(render):
+    spoke = render()
+    with running(StandIn()) as api:
+        result = _score(
+            spoke,
+            "--kfp-host",
+            api.url,
+            "--image",
+            IMAGE,
+            "--schedule",
+            "0 0 2 * * *",
+            env={"KF_PIPELINES_TOKEN": "good-token", "MLFLOW_TRACKING_URI": REGISTRY},
+        )
+        crontab = _score(
+            spoke,
+            "--kfp-host",
+            api.url,
+            "--image",
+            IMAGE,
+            "--schedule",
+            "0 2 * * *",
+            env={"KF_PIPELINES_TOKEN": "good-token", "MLFLOW_TRACKING_URI": REGISTRY},
+        )
+    assert result.exit_code == Exit.OK, result.output
+    (recurring,) = api.recurring_runs.values()
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * *"
+    assert int(recurring["max_concurrency"]) == 1
+    assert recurring["no_catchup"] is True
+    assert recurring["runtime_config"]["parameters"]["output"] == "s3://team/out.parquet"
+    images = {
+        e["container"]["image"]
+        for e in recurring["pipeline_spec"]["deploymentSpec"]["executors"].values()
+    }
+    assert images == {IMAGE}
+    assert f"recurring run {recurring['recurring_run_id']}" in result.output
+    assert api.runs == {}  # a schedule, not a run now
+    assert crontab.exit_code == Exit.USAGE
+    assert "Kubeflow's cron has six, seconds first: '0 0 2 * * *'" in crontab.output
+    assert len(api.recurring_runs) == 1

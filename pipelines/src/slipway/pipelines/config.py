@@ -518,4 +518,3 @@ def load_config(root: Path) -> SpokeConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     return parse_config(text, path)
-

@@ -237,3 +237,75 @@ def submit(
         arguments=arguments,
         tasks=("plan-batch", "score-shard", "merge-batch"),
     )
+
+
+def check_cron(cron: str) -> str:
+    """KFP's schedules take six fields, seconds first (robfig/cron); a five-field crontab
+    line is refused with the line it should be, rather than read a field off."""
+    from slipway.pipelines.errors import CommandError
+    from slipway.pipelines.exitcodes import Exit
+
+    fields = cron.split()
+    if len(fields) == 5:
+        raise CommandError(
+            f"--schedule {cron!r} has five fields; Kubeflow's cron has six, seconds first: "
+            f"'0 {cron}'",
+            exit_code=Exit.USAGE,
+        )
+    if len(fields) != 6:
+        raise CommandError(
+            f"--schedule {cron!r} is not a cron expression of six fields (seconds minutes hours "
+            "day-of-month month day-of-week), e.g. '0 0 2 * * *' for 02:00 every day",
+            exit_code=Exit.USAGE,
+        )
+    return cron
+
+
+def schedule(
+    root: Path,
+    config: SpokeConfig,
+    target: Any,
+    *,
+    tracking_uri: str,
+    input: str,
+    output: str,
+    cron: str,
+    version: str | None = None,
+    alias: str | None = None,
+) -> str:
+    """A KFP recurring run of the batch pipeline (one at a time, no backfill of missed
+    nights); returns its id. Same checks and credentials as `submit`."""
+    from slipway.pipelines.exitcodes import Exit
+    from slipway.pipelines.training import images, kubeflow
+
+    check_cron(cron)
+    images.validate_image_ref(target.image)
+    multi_user = kubeflow._preflight(target)  # pyright: ignore[reportPrivateUsage]
+    if multi_user and not target.namespace:
+        raise kubeflow.KubeflowError(
+            f"Kubeflow at {target.api} is multi-user: pass --namespace with your profile's "
+            "namespace; nothing was scheduled",
+            Exit.USAGE,
+        )
+    compiled = compile_batch(root, config, image=target.image)
+    client = kubeflow._client(target)  # pyright: ignore[reportPrivateUsage]
+    with kubeflow._api_call(target, f"scheduling in experiment {target.experiment!r}"):  # pyright: ignore[reportPrivateUsage]
+        experiment = client.create_experiment(target.experiment, namespace=target.namespace)
+        created = client.create_recurring_run(
+            experiment_id=experiment.experiment_id,
+            job_name=f"{config.model_name}-batch",
+            cron_expression=cron,
+            max_concurrency=1,
+            no_catchup=True,
+            params={
+                "input": input,
+                "output": output,
+                "version": version or "",
+                "alias": alias or "",
+                "tracking_uri": tracking_uri,
+            },
+            pipeline_package_path=str(compiled),
+            pipeline_root=target.pipeline_root,
+            enable_caching=False,
+        )
+    return str(getattr(created, "recurring_run_id", "") or "")

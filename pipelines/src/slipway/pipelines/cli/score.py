@@ -75,6 +75,13 @@ def _line(result: BatchResult) -> str:
 @click.option("--image", metavar="REF", default=None, help="With --kfp-host: the spoke's image.")
 @click.option("--namespace", default=None, help="With --kfp-host: your Kubeflow namespace.")
 @click.option(
+    "--schedule",
+    metavar="CRON",
+    default=None,
+    help="With --kfp-host: create a recurring run instead of one run (six cron fields, "
+    "seconds first: '0 0 2 * * *' is 02:00 every day).",
+)
+@click.option(
     "--env",
     type=click.Choice(["staging", "prod"]),
     default=None,
@@ -101,6 +108,7 @@ def score(
     kfp_host: str | None,
     image: str | None,
     namespace: str | None,
+    schedule: str | None,
     env: str | None,
     kms_key: str | None,
     as_json: bool,
@@ -118,11 +126,20 @@ def score(
     spoke = spoke_from_context(ctx)
     if kfp_host is not None:
         _on_kubeflow(
-            spoke.root, spoke.config, input_path, output, kfp_host, image, namespace, version, alias
+            spoke.root,
+            spoke.config,
+            input_path,
+            output,
+            kfp_host,
+            image,
+            namespace,
+            version,
+            alias,
+            schedule,
         )
         return
-    if image is not None or namespace is not None:
-        fail("--image and --namespace only apply with --kfp-host", Exit.USAGE)
+    if image is not None or namespace is not None or schedule is not None:
+        fail("--image, --namespace and --schedule only apply with --kfp-host", Exit.USAGE)
     if env is not None:
         _on_sagemaker(
             spoke.root, spoke.config, input_path, output, quarantine, env, kms_key, version, alias
@@ -239,14 +256,34 @@ def _on_kubeflow(
     namespace: str | None,
     version: str | None,
     alias: str | None,
+    cron: str | None,
 ) -> None:
     import os
 
-    from slipway.pipelines.batch.kubeflow import submit
+    from slipway.pipelines.batch.kubeflow import check_cron, schedule, submit
     from slipway.pipelines.training import kubeflow
 
+    if cron is not None:
+        check_cron(cron)
     options = kubeflow.SubmitOptions(host, image, namespace)
     target, uri = kubeflow.target_for(root, config, options, os.environ)
+    if cron is not None:
+        recurring = schedule(
+            root,
+            config,
+            target,
+            tracking_uri=uri,
+            input=input_path,
+            output=output,
+            cron=cron,
+            version=version,
+            alias=alias,
+        )
+        click.echo(
+            f"scheduled {config.model_name} batch scoring on {target.api} ({cron!r}, one run at "
+            f"a time, no backfill): recurring run {recurring}"
+        )
+        return
     run = submit(
         root,
         config,
