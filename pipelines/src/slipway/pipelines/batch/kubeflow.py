@@ -292,7 +292,7 @@ def schedule(
     with kubeflow._api_call(target, f"scheduling in experiment {target.experiment!r}"):  # pyright: ignore[reportPrivateUsage]
         experiment = client.create_experiment(target.experiment, namespace=target.namespace)
         created = client.create_recurring_run(
-            experiment_id=experiment.experiment_id,
+            experiment_id=str(experiment.experiment_id),
             job_name=f"{config.model_name}-batch",
             cron_expression=cron,
             max_concurrency=1,
