@@ -8,10 +8,10 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --no-sync
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test lint demo docs clean
+.PHONY: help setup test lint demo docs clean tested-versions test-newest chromium
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -26,13 +26,23 @@ $(CURDIR)/.tools/bin/uv:
 
 setup: .venv/.synced ## install uv (if missing) and the hub's environment
 
-lint: setup ## ruff (lint, format check) and the type checker over the hub
+lint: setup ## ruff (lint, format check), the type checker, and the tested versions against uv.lock
+	$(RUN) python scripts/tested_versions.py --check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) basedpyright
 
-test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
+chromium: ## install Debian's chromium for the console's browser tests, where it is missing
+	bash scripts/ensure_chromium.sh
+
+test: setup lint chromium ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
+
+tested-versions: setup ## after `uv lock`: write the versions spokes install (hub/tested-versions.txt)
+	$(RUN) python scripts/tested_versions.py
+
+test-newest: setup ## the newest releases on the index, in a scratch copy: report what breaks
+	$(RUN) python scripts/newest_releases.py
 
 docs: setup ## build the documentation site into site/ (strict: a warning fails)
 	$(RUN) mkdocs build --strict

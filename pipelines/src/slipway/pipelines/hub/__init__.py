@@ -1,4 +1,5 @@
-"""The hub's views across spokes: the registry catalog and the fleet of template versions."""
+"""The hub's views across spokes: the registry catalog, the fleet of template versions, and
+the web console over both and the team state."""
 
 from __future__ import annotations
 
@@ -11,18 +12,34 @@ if TYPE_CHECKING:
         CatalogEntry,
         format_table,
     )
+    from slipway.pipelines.hub.console_app import ConsoleSettings, create_app
     from slipway.pipelines.hub.fleet import (
         NotASpoke,
         SpokeStatus,
         spoke_status,
     )
+    from slipway.pipelines.hub.overview import Overview, SpokeView
 
 _EXPORTS = {
+    "ConsoleSettings": "console_app",
+    "create_app": "console_app",
+    "Overview": "overview",
+    "SpokeView": "overview",
     "CatalogEntry": "catalog",
     "format_table": "catalog",
     "NotASpoke": "fleet",
     "SpokeStatus": "fleet",
     "spoke_status": "fleet",
 }
-__all__ = ["CatalogEntry", "NotASpoke", "SpokeStatus", "format_table", "spoke_status"]
+__all__ = [
+    "CatalogEntry",
+    "ConsoleSettings",
+    "NotASpoke",
+    "Overview",
+    "SpokeStatus",
+    "SpokeView",
+    "create_app",
+    "format_table",
+    "spoke_status",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
