@@ -15,13 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from slipway.pipelines.config import load_config
 
 from .conftest import Spoke, slipway
-
-pytestmark = pytest.mark.xdist_group("batch")
 
 ROWS = 2_500  # more than one 1,000-row chunk, so chunking and row numbers are exercised
 

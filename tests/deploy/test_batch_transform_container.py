@@ -12,13 +12,10 @@ from pathlib import Path
 import httpx
 import mlflow.pyfunc
 import numpy as np
-import pytest
 
 from .conftest import Spoke
 from .test_batch_score import feature_table
 from .test_sagemaker_serving import Container, model_dir  # noqa: F401 - the fixture
-
-pytestmark = pytest.mark.xdist_group("batch")
 
 
 def test_the_image_scores_transform_mini_batches_line_by_line_and_names_each_bad_line(

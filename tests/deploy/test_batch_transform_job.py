@@ -34,8 +34,6 @@ from .conftest import Spoke
 from .test_batch_score import ROWS, _with_batch, feature_table, slipway, spoil
 from .test_sagemaker_serving import AWS_ENV, Container, model_dir, moto_server  # noqa: F401
 
-pytestmark = pytest.mark.xdist_group("batch")
-
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 
