@@ -80,6 +80,7 @@ COVERED: dict[str, tuple[str, ...]] = {
         "tests/test_kubeflow.py",
     ),
     "slipway monitor": ("tests/test_monitor.py", "tests/monitoring/test_scheduled_monitor.py"),
+    "slipway score": ("tests/deploy/test_batch_score.py", "tests/batch/test_batch_submit.py"),
     "ssh-keygen -t": ("pipelines/tests/test_approval_signatures.py",),
     "ssh-keygen -Y verify": ("pipelines/tests/test_approval_signatures.py",),
 }

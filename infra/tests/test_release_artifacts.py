@@ -318,3 +318,31 @@ def test_the_endpoint_role_reads_models_and_pulls_its_image_and_publishes_nothin
             ("ecr:DescribeImages", "repo-arn"),
         )
     )
+
+
+def test_a_transform_job_writes_its_output_under_batch_output_and_nowhere_else():
+    """Batch Transform runs as the Model's role (the endpoint's): it may write its job's
+    output, not the models it serves, not its own staged input, not another bucket."""
+    endpoint = endpoint_policy(SCOPE, MOTO_ACCOUNT, "key-arn", "repo-arn")
+    bucket = f"arn:aws:s3:::{BUCKET}"
+    assert allowed(endpoint, "s3:PutObject", f"{bucket}/batch/demo-staging-batch-1/output/a.out")
+    assert allowed(endpoint, "s3:GetObject", f"{bucket}/batch/demo-staging-batch-1/input/a.csv")
+    for attack in (
+        f"{bucket}/models/v3/model.tar.gz",
+        f"{bucket}/batch/demo-staging-batch-1/input/a.csv",
+        f"{bucket}/batch/output.parquet",
+        "arn:aws:s3:::demo-prod-123456789012/batch/j/output/a.out",
+    ):
+        assert not allowed(endpoint, "s3:PutObject", attack), attack
+
+
+def test_ci_runs_transform_jobs_of_its_own_spoke_only():
+    ci = ci_policy(SCOPE, MOTO_ACCOUNT, "key-arn", "repo-arn", "endpoint-role-arn")
+    base = f"arn:aws:sagemaker:{REGION}:{MOTO_ACCOUNT}"
+    prefix = SCOPE.name_prefix
+    for action in ("sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob"):
+        assert allowed(ci, action, f"{base}:transform-job/{prefix}-batch-20261207")
+        assert allowed(ci, action, f"{base}:model/{prefix}-v3")
+        assert not allowed(ci, action, f"{base}:transform-job/other-spoke-batch-1")
+        assert not allowed(ci, action, f"{base}:transform-job/{prefix}x-batch-1")
+        assert not allowed(ci, action, f"{base}:model/other-spoke-v3")

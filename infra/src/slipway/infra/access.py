@@ -25,6 +25,7 @@ import pulumi_aws as aws
 
 from slipway.infra.plan import DRIFT_NAMESPACE, GITHUB_OIDC_HOST
 from slipway.infra.tags import GITHUB_REPOSITORY_TAG
+from slipway.pipelines.config import BATCH_PREFIX
 from slipway.pipelines.serving.guardrail_metrics import CAPTURE_PREFIX
 
 _ECR_PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
@@ -200,15 +201,35 @@ def pipeline_policy(scope: AccessScope, account_id: str, kms: str, repo: str) ->
     )
 
 
+def _transform_output(scope: AccessScope) -> str:
+    """Where a Batch Transform job of the spoke writes: batch/<job>/output/ only."""
+    return f"arn:aws:s3:::{scope.bucket_name}/{scope.bucket_prefix}{BATCH_PREFIX}/*/output/*"
+
+
+def _transform_statement(scope: AccessScope, account_id: str) -> dict[str, Any]:
+    """`slipway score --env`: transform jobs named after the spoke, on the spoke's Models."""
+    base = f"arn:aws:sagemaker:{scope.region}:{account_id}"
+    return statement(
+        [
+            "sagemaker:CreateTransformJob",
+            "sagemaker:DescribeTransformJob",
+            "sagemaker:StopTransformJob",
+        ],
+        [f"{base}:{kind}/{name}" for kind in ("transform-job", "model") for name in _named(scope)],
+    )
+
+
 def endpoint_policy(scope: AccessScope, account_id: str, kms: str, repo: str) -> str:
     """The endpoint: read model artifacts, pull its image, publish the drift metric, write
     its data capture (under CAPTURE_PREFIX only), and read its own rollback alarms
-    (SageMaker's deployment guardrails check them as this role)."""
+    (SageMaker's deployment guardrails check them as this role). A Batch Transform job runs
+    as its Model's role, this one: it reads its staged input and writes its output under
+    batch/<job>/output/, nowhere else."""
     capture = f"arn:aws:s3:::{scope.bucket_name}/{scope.bucket_prefix}{CAPTURE_PREFIX}/*"
     return policy_document(
         [
             *_storage_statements(scope, kms, write=False),
-            statement(["s3:PutObject"], [capture]),
+            statement(["s3:PutObject"], [capture, _transform_output(scope)]),
             statement(["kms:GenerateDataKey"], [kms]),
             statement(_ECR_PULL, [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
@@ -237,7 +258,8 @@ def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_rol
     """CI deploys model versions: push images and artifacts (a version's model.tar.gz under
     models/, its image's tag vN: release_artifacts), create a version's Model and
     EndpointConfiguration, create the endpoint on the first versioned deploy (with its
-    autoscaling) and roll it later, move alarm thresholds. Structural changes (roles, keys,
+    autoscaling) and roll it later, move alarm thresholds, run batch scoring as Batch
+    Transform jobs on those Models (`slipway score --env`). Structural changes (roles, keys,
     buckets, budgets) stay with the platform team's credentials."""
     return policy_document(
         [
@@ -247,6 +269,7 @@ def ci_policy(scope: AccessScope, account_id: str, kms: str, repo: str, pass_rol
             statement([*_ECR_PULL, *_ECR_PUSH, "ecr:DescribeImages"], [repo]),
             statement(["ecr:GetAuthorizationToken"], ["*"]),
             *_mlflow_statements(scope, account_id),
+            _transform_statement(scope, account_id),
             statement(
                 [
                     "sagemaker:CreateModel",

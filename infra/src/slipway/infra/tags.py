@@ -6,24 +6,13 @@ checks them on every taggable resource, so a resource without an owner never shi
 
 from __future__ import annotations
 
-from slipway.pipelines.config import SpokeConfig
+# The tags live with the configuration model, so that `slipway score --env` (which does not
+# import slipway-infra) tags its transform jobs as the stack tags everything else: the
+# budget filters spend by PROJECT_TAG.
+from slipway.pipelines.tags import PROJECT_TAG, REQUIRED_TAGS, spoke_tags
 
-# Tag keys the policies require; budgets filter spend by PROJECT_TAG.
-PROJECT_TAG = "slipway:project"
-REQUIRED_TAGS: tuple[str, ...] = ("owner", "team", "risk-tier", "cost-center", PROJECT_TAG)
 # On a CI role: the GitHub repository (owner/name) whose jobs it serves, which its OIDC trust
 # must name and nothing else (policies.github_trust_scoped).
 GITHUB_REPOSITORY_TAG = "slipway:github-repository"
 
-
-def spoke_tags(config: SpokeConfig, environment: str) -> dict[str, str]:
-    """Tags for every resource of one spoke environment."""
-    return {
-        "owner": config.project.contact,
-        "team": config.project.team,
-        "risk-tier": config.governance.risk_tier.value,
-        "cost-center": config.project.cost_center,
-        PROJECT_TAG: config.project.slug,
-        "environment": environment,
-        "managed-by": "slipway",
-    }
+__all__ = ["GITHUB_REPOSITORY_TAG", "PROJECT_TAG", "REQUIRED_TAGS", "spoke_tags"]

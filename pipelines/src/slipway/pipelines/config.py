@@ -110,6 +110,20 @@ MetricName = str
 """A metric's name in slipway.toml (validated against the task by SpokeConfig)."""
 METRICS: tuple[str, ...] = tuple(m.name for m in METRICS_BY_TASK["binary"])
 
+# The columns `slipway score` writes beside a row's id columns (slipway.pipelines.batch).
+BATCH_OUTPUT_COLUMNS = (
+    "row",
+    "prediction",
+    "model_name",
+    "model_version",
+    "model_run_id",
+    "scored_at",
+)
+
+# Where a Batch Transform job's input and output go in the spoke's bucket:
+# <BATCH_PREFIX>/<job>/input/ and <BATCH_PREFIX>/<job>/output/ (slipway-infra grants on it).
+BATCH_PREFIX = "batch"
+
 # A contract column's dtype as pandas stores it (strings are pandas objects).
 PANDAS_DTYPES = {"float": "float64", "int": "int64", "bool": "bool", "str": "object"}
 
@@ -376,10 +390,31 @@ class Monitoring(_Section):
 
 
 class Batch(_Section):
-    """Batch scoring (issue 23 builds the rest): the columns that identify a row, carried
-    through scoring untouched, so labels that arrive later can be joined to predictions."""
+    """`slipway score` and its pipelines: what a scored file keeps, when a batch is refused
+    (docs/spoke/batch.md)."""
 
+    # Input columns copied beside each prediction so a row can be joined back (e.g. a
+    # customer id); they need not be contract columns, and must be in every scored file.
     id_columns: list[str] = []
+    # Above this share of rows rejected by the data contract the job fails (exit 4) and
+    # publishes no predictions: a broken upstream extract must not become a half-scored table.
+    max_rejected_fraction: float = Field(default=0.01, ge=0, le=1)
+    # Rows read, checked and scored at a time: memory is bounded by this, not by the file.
+    chunk_rows: int = Field(default=100_000, ge=1_000, le=5_000_000)
+    # Shards the Kubeflow batch pipeline scores in parallel (dsl.ParallelFor).
+    shards: int = Field(default=4, ge=1, le=64)
+    # The SageMaker Batch Transform job's instances (checked against the tier's allow-list).
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=10)
+
+    @field_validator("id_columns")
+    @classmethod
+    def _distinct_names(cls, names: list[str]) -> list[str]:
+        if any(not name.strip() for name in names):
+            raise ValueError("an id column needs a name")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{names} names a column twice")
+        return names
 
 
 class Ci(_Section):
@@ -421,6 +456,16 @@ class SpokeConfig(_Section):
         gates.setdefault("primary_metric", primary)
         gates.setdefault("minimum", dict(floors))
         return {**data, "gates": gates}
+
+    @model_validator(mode="after")
+    def _batch_ids_not_output_names(self) -> SpokeConfig:
+        clash = sorted(set(self.batch.id_columns) & set(BATCH_OUTPUT_COLUMNS))
+        if clash:
+            raise ValueError(
+                f"batch.id_columns: {clash} is a column `slipway score` writes itself; rename "
+                "it in the input, or leave it out of id_columns"
+            )
+        return self
 
     @model_validator(mode="after")
     def _gates_name_known_metrics(self) -> SpokeConfig:

@@ -11,7 +11,9 @@ class Exit(IntEnum):
     ERROR = 1  # unexpected failure; the message says what broke
     USAGE = 2  # bad command line (click's own code)
     CONFIG = 3  # not a spoke, or slipway.toml invalid
-    DATA_INVALID = 4  # training data broke the data contract; nothing registered
+    # training data broke the data contract (nothing registered), or a batch's rejected
+    # share passed [batch] max_rejected_fraction (nothing published)
+    DATA_INVALID = 4
     GATE_REJECTED = 5  # challenger failed a gate; nothing registered as challenger
     ROLLED_BACK = 6  # a rollout breached a guardrail and was rolled back
     NOT_APPROVED = 7  # governance refused: approval or model card missing

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "audit": "audit:audit",
     "catalog": "catalog:catalog",
     "monitor": "monitor:monitor",
+    "score": "score:score",
     "fleet": "fleet:fleet",
     "console": "web_console:console",
 }

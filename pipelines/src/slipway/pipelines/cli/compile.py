@@ -14,6 +14,7 @@ from slipway.pipelines.exitcodes import Exit
 PIPELINES: dict[str, str] = {
     "training": "slipway.pipelines.training.pipeline:compile_training",
     "deploy": "slipway.pipelines.rollout.pipeline:compile_deploy",
+    "batch": "slipway.pipelines.batch.kubeflow:compile_batch",
 }
 
 

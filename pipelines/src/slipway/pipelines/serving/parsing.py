@@ -50,6 +50,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Digits beyond which an integer literal cannot be an int64 nor a useful float feature.
 _MAX_INT_DIGITS = 20
 CSV_TYPES = ("text/csv", "application/csv")
+JSONLINES_TYPES = ("application/jsonlines", "application/x-jsonlines", "application/jsonl")
 _TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
 
 
@@ -228,16 +229,19 @@ class _NumericBounds:
             array = np.array(values, dtype="float64")
         except OverflowError:
             return False
-        if not np.isfinite(array).all():
-            return False
-        if not ((array >= self.low).all() and (array <= self.high).all()):
-            return False
+        return bool(self.rows_within(array).all())
+
+    def rows_within(self, array: np.ndarray) -> np.ndarray:
+        """Per row of a (rows, contract columns) float array: does it keep every rule? The
+        gateway asks it of a request, `slipway score` of each chunk of a file (NaN, a null
+        read from a file, fails it like any non-finite value)."""
+        ok = np.asarray(np.isfinite(array).all(axis=1))
+        ok &= ((array >= self.low) & (array <= self.high)).all(axis=1)
         if self.any_int:
             ints = array[:, self.ints]
             # 2**63 is exactly representable; anything at or above it is not an int64.
-            if not (ints == np.floor(ints)).all() or not (np.abs(ints) < 2.0**63).all():
-                return False
-        return True
+            ok &= ((ints == np.floor(ints)) & (np.abs(ints) < 2.0**63)).all(axis=1)
+        return ok
 
 
 _BOUNDS: dict[int, _NumericBounds] = {}
@@ -249,6 +253,36 @@ def _bounds(contract: DataContract) -> _NumericBounds:
     if found is None or found.contract is not contract:
         found = _BOUNDS[id(contract)] = _NumericBounds(contract)
     return found
+
+
+def numeric_bounds(contract: DataContract) -> _NumericBounds | None:
+    """The contract's vectorised check when every column is a non-null number without an
+    allowed list (`rows_within`), else None: such rows are checked one by one."""
+    bounds = _bounds(contract)
+    return bounds if bounds.usable else None
+
+
+def record_problem(
+    record: Mapping[str, Any], contract: DataContract, row: int, *, text: bool = False
+) -> str | None:
+    """Why one row breaks the contract (the gateway's wording of a 400), or None; `text`:
+    the values are CSV fields, read as the gateway reads text/csv."""
+    try:
+        for name, rule in contract.columns.items():
+            value = record.get(name)
+            if text and isinstance(value, str):
+                value = _csv_value(rule, value)
+            _check_value(name, rule, value, row)
+    except BadRequest as exc:
+        return str(exc)
+    return None
+
+
+def checked_value(rule: ColumnRule, value: Any, row: int, column: str, *, text: bool) -> Any:
+    """One value as the contract admits it (a CSV field converted first); BadRequest if not."""
+    if text and isinstance(value, str):
+        value = _csv_value(rule, value)
+    return _check_value(column, rule, value, row)
 
 
 def check_records(
@@ -366,10 +400,39 @@ def parse_csv(body: bytes, contract: DataContract) -> list[tuple[Any, ...]]:
     )
 
 
+def from_text(rule: ColumnRule, text: str) -> Any:
+    """A CSV field as the contract's column reads it ("" is a null, "abc" stays text and is
+    then refused by the column check)."""
+    return _csv_value(rule, text)
+
+
+def parse_jsonlines(body: bytes, contract: DataContract) -> list[tuple[Any, ...]]:
+    """Rows from JSON Lines (SageMaker Batch Transform's other line format): one object of
+    column -> value, or one list of values in contract column order, per line."""
+    columns = list(contract.columns)
+    records: list[Mapping[str, Any]] = []
+    for i, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        doc = decode_json(line)
+        if isinstance(doc, list) and len(doc) == len(columns):
+            doc = dict(zip(columns, doc, strict=True))
+        if not isinstance(doc, Mapping):
+            raise BadRequest(
+                f"JSON Lines line {i} must be an object of column -> value, or a list of "
+                f"{len(columns)} values in contract order"
+            )
+        records.append(doc)
+    return check_records(records, contract)
+
+
 def parse_body(body: bytes, content_type: str, contract: DataContract) -> list[tuple[Any, ...]]:
-    """Dispatch on the request's Content-Type: CSV when it says so, JSON otherwise (what the
-    laptop gateway always accepted, whatever the client sent as its type)."""
+    """Dispatch on the request's Content-Type: CSV or JSON Lines when it says so, JSON
+    otherwise (what the laptop gateway always accepted, whatever the client sent as its
+    type)."""
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime in CSV_TYPES:
         return parse_csv(body, contract)
+    if mime in JSONLINES_TYPES:
+        return parse_jsonlines(body, contract)
     return parse_rows(body, contract)

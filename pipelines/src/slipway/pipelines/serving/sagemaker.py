@@ -15,7 +15,9 @@ Environment (all optional): SAGEMAKER_BIND_TO_PORT (default 8080), SAGEMAKER_MOD
 SLIPWAY_MODEL_DIR or SM_MODEL_DIR (default /opt/ml/model), SLIPWAY_SPOKE_ROOT (where
 slipway.toml is; default the working directory, /app in the image), SLIPWAY_MODEL_VERSION,
 SLIPWAY_ENDPOINT_NAME + SLIPWAY_VARIANT_NAME (publish guardrail metrics when both are set),
-SLIPWAY_METRICS_INTERVAL_S, SLIPWAY_ACCESS_LOG (1/0), and the Limits variables.
+SLIPWAY_METRICS_INTERVAL_S, SLIPWAY_ACCESS_LOG (1/0), SLIPWAY_TRANSFORM (1 under a Batch
+Transform job: /invocations answers per line, serving.transform), and the Limits variables.
+GET /execution-parameters answers Batch Transform's question of how to call the container.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -40,6 +43,7 @@ MODEL_DIR_ENVS = ("SLIPWAY_MODEL_DIR", "SM_MODEL_DIR")
 SPOKE_ROOT_ENV = "SLIPWAY_SPOKE_ROOT"
 INTERVAL_ENV = "SLIPWAY_METRICS_INTERVAL_S"
 ACCESS_LOG_ENV = "SLIPWAY_ACCESS_LOG"
+TRANSFORM_ENV = "SLIPWAY_TRANSFORM"  # set by `slipway score --env`'s transform job
 GRACEFUL_SHUTDOWN_S = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 # The server stack (benchmarks/serving.py compares them); the defaults won on its numbers.
 LOOP_ENV, HTTP_ENV = "SLIPWAY_SERVER_LOOP", "SLIPWAY_SERVER_HTTP"
@@ -78,6 +82,7 @@ class ServingSettings:
     variant_name: str | None
     metrics_interval_s: float
     access_log: bool
+    transform: bool = False  # under a Batch Transform job: answer per line (serving.transform)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
@@ -97,6 +102,7 @@ class ServingSettings:
             variant_name=env.get(VARIANT_ENV) or None,
             metrics_interval_s=interval,
             access_log=env.get(ACCESS_LOG_ENV, "1") not in {"0", "false", "no"},
+            transform=env.get(TRANSFORM_ENV, "") in {"1", "true", "yes"},
         )
 
     def check(self) -> None:
@@ -160,6 +166,7 @@ def create_app() -> Starlette:
         sample=False,  # SageMaker's data capture keeps the traffic sample (slipway monitor --env)
     )
     app = build_app(gateway)
+    _add_transform_routes(app, gateway, settings)
     if not (settings.endpoint_name and settings.variant_name):
         return app
     import boto3
@@ -191,6 +198,28 @@ def create_app() -> Starlette:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _add_transform_routes(app: Starlette, gateway: Any, settings: ServingSettings) -> None:
+    """What Batch Transform needs of the image (serving.transform): `GET
+    /execution-parameters` always, and under a transform job (SLIPWAY_TRANSFORM=1) an
+    /invocations that answers per line, ahead of the gateway's own (first match wins)."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from slipway.pipelines.serving import transform
+
+    parameters = transform.execution_parameters(settings.workers)
+
+    async def execution_parameters(request: Request) -> JSONResponse:
+        return JSONResponse(parameters)
+
+    routes = [Route("/execution-parameters", execution_parameters, methods=["GET"])]
+    if settings.transform:
+        invocations = transform.transform_invocations(gateway)
+        routes.append(Route("/invocations", invocations, methods=["POST"]))
+    app.router.routes[0:0] = routes
 
 
 def main(argv: list[str] | None = None) -> int:
