@@ -96,7 +96,7 @@ def load_dir(model_dir: Path, ref: ModelRef) -> LoadedModel:
 def reference_predictions(root: Path, config: SpokeConfig, model: LoadedModel) -> list[Any]:
     """The model's predictions on the training split: the baseline of prediction drift."""
     from slipway.pipelines.rollout.packaging import REFERENCE_MAX_ROWS
-    from slipway.pipelines.serving.gateway import _to_list
+    from slipway.pipelines.serving.predictors import _to_list
     from slipway.pipelines.training.spoke_code import features, load_frame, split
 
     reference = split(load_frame(root, config), config).x_train.head(REFERENCE_MAX_ROWS)
