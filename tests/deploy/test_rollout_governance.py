@@ -209,10 +209,15 @@ def test_rollback_with_no_rollout_open_refuses_to_restore_a_rejected_previous(sp
     # Reproduction: `slipway rollback` restored `previous` even though it was rejected since.
     refused = slipway(spoke.root, "rollback", "--url", nowhere, "--reason", "bad KPI")
     assert refused.returncode == Exit.NOT_APPROVED, refused.stdout + refused.stderr
+    said = " ".join(refused.stderr.split())
+    # The rejection is named by its audit entry (the trail, not a tag, is the record).
     assert (
         f"`previous` is version 1, and it was rejected by {REVIEWER} (leaks a protected "
-        "attribute), so restoring it would serve a rejected model; nothing was changed "
-        "(champion stays 2)"
-    ) in " ".join(refused.stderr.split())
+        "attribute; audit seq "
+    ) in said
+    assert (
+        "so restoring it would serve a rejected model; nothing was changed (champion stays 2)"
+        in said
+    )
     assert aliases(spoke) == {"champion": "2", "challenger": None, "previous": "1"}
     assert [e["action"] for e in audit.read(spoke.root)][-1] == "reject"
