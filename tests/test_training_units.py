@@ -15,7 +15,7 @@ from sklearn.datasets import load_breast_cancer
 from slipway.pipelines.config import DataContract, Gates
 from slipway.pipelines.training.data_contract import Violation, format_report, validate_frame
 from slipway.pipelines.training.lineage import UNKNOWN, data_digest, git_state, template_version
-from slipway.pipelines.training.quality_gate import Baseline, judge
+from slipway.pipelines.training.quality_gate import Baseline, check_gates
 from slipway.pipelines.training.spoke_code import SpokeCodeError, resolve
 
 CONTRACT = DataContract.model_validate(
@@ -106,22 +106,22 @@ GOOD = {"roc_auc": 0.97, "accuracy": 0.93, "f1": 0.9, "precision": 0.9, "recall"
 
 
 def test_first_model_bootstraps_and_says_so():
-    verdict = judge(GOOD, None, GATES)
+    verdict = check_gates(GOOD, None, GATES)
     assert verdict.passed and verdict.bootstrap and verdict.label == "bootstrap"
     assert any("bootstraps" in reason for reason in verdict.reasons)
 
 
 def test_first_model_below_a_floor_is_rejected_even_without_champion():
-    verdict = judge({**GOOD, "accuracy": 0.8}, None, GATES)
+    verdict = check_gates({**GOOD, "accuracy": 0.8}, None, GATES)
     assert not verdict.passed and verdict.label == "rejected"
     assert any("accuracy 0.8000 < floor 0.8500" in reason for reason in verdict.reasons)
 
 
 def test_challenger_must_beat_the_champion_by_the_margin():
     champion = Baseline(alias="champion", version="3", metrics={**GOOD, "roc_auc": 0.965})
-    assert not judge(GOOD, champion, GATES).passed  # 0.97 < 0.965 + 0.01
+    assert not check_gates(GOOD, champion, GATES).passed  # 0.97 < 0.965 + 0.01
     better = {**GOOD, "roc_auc": 0.98}
-    verdict = judge(better, champion, GATES)
+    verdict = check_gates(better, champion, GATES)
     assert verdict.passed and verdict.label == "passed"
     assert any("champion v3 0.9650 + margin 0.01" in reason for reason in verdict.reasons)
 
@@ -130,7 +130,7 @@ REGRESSION_GATES = Gates(primary_metric="rmse", minimum={"rmse": 60.0, "r2": 0.3
 
 
 def test_a_lower_is_better_floor_rejects_a_larger_error():
-    verdict = judge({"rmse": 61.5, "r2": 0.45}, None, REGRESSION_GATES, task="regression")
+    verdict = check_gates({"rmse": 61.5, "r2": 0.45}, None, REGRESSION_GATES, task="regression")
     assert not verdict.passed
     assert "rmse 61.5000 > floor 60.0000 (gates.minimum)" in verdict.reasons
     assert "r2 0.4500 >= floor 0.3000" in verdict.reasons
@@ -138,21 +138,25 @@ def test_a_lower_is_better_floor_rejects_a_larger_error():
 
 def test_a_regression_challenger_must_not_have_a_larger_error_than_the_champion():
     champion = Baseline(alias="champion", version="2", metrics={"rmse": 52.0, "r2": 0.5})
-    worse = judge({"rmse": 53.0, "r2": 0.48}, champion, REGRESSION_GATES, task="regression")
+    worse = check_gates({"rmse": 53.0, "r2": 0.48}, champion, REGRESSION_GATES, task="regression")
     assert not worse.passed
     assert any(
         "rmse 53.0000 > 52.0000 = champion v2 52.0000 - margin 0" in r for r in worse.reasons
     )
     # Equal is "no worse": a retrain on the same data passes (margin 0 is not an MLflow change).
-    assert judge({"rmse": 52.0, "r2": 0.5}, champion, REGRESSION_GATES, task="regression").passed
+    assert check_gates(
+        {"rmse": 52.0, "r2": 0.5}, champion, REGRESSION_GATES, task="regression"
+    ).passed
     demanding = Gates(primary_metric="rmse", minimum={}, champion_margin=2.0)
-    assert not judge({"rmse": 51.0}, champion, demanding, task="regression").passed  # > 52 - 2
-    assert judge({"rmse": 49.5}, champion, demanding, task="regression").passed
+    assert not check_gates(
+        {"rmse": 51.0}, champion, demanding, task="regression"
+    ).passed  # > 52 - 2
+    assert check_gates({"rmse": 49.5}, champion, demanding, task="regression").passed
 
 
 def test_a_gated_metric_the_model_cannot_give_is_a_rejection_that_says_why():
     gates = Gates(primary_metric="accuracy", minimum={"roc_auc_ovr": 0.9})
-    verdict = judge({"accuracy": 0.95}, None, gates, task="multiclass")
+    verdict = check_gates({"accuracy": 0.95}, None, gates, task="multiclass")
     assert not verdict.passed
     assert "predict_proba" in verdict.reasons[0]
 

@@ -21,13 +21,13 @@ from slipway.pipelines.rollout.guardrails import (
     Thresholds,
     thresholds_for,
 )
-from slipway.pipelines.rollout.statistics import (
+from slipway.pipelines.serving.window import Window
+from slipway.pipelines.statistics import (
     alarm_rule,
     binomial_tail,
     compare_predictions,
     rate_bounds,
 )
-from slipway.pipelines.serving.window import Window
 
 from .test_config import VALID
 

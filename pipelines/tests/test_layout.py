@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import warnings
 from pathlib import Path
 
@@ -37,22 +38,120 @@ def test_no_module_of_the_pipelines_library_imports_slipway_infra():
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
+def _modules() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        names.append(".".join(("slipway", "pipelines", *parts)).removesuffix(".__init__"))
+    return names
+
+
 def test_every_exception_class_of_the_library_is_a_slipway_error():
     """Each error carries the exit code the CLI maps it to; a new one on another base
-    would reach users as a traceback."""
+    would reach users as a traceback. Every class is checked, whatever its name
+    (`PredictTimeout(TimeoutError)` slipped past a check of names ending in Error)."""
     loose = []
-    for path in PACKAGE.rglob("*.py"):
-        module = ".".join(
-            ("slipway", "pipelines", *path.relative_to(PACKAGE).with_suffix("").parts)
-        )
-        module = module.removesuffix(".__init__")
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Unreachable")):
-                cls = getattr(importlib.import_module(module), node.name)
-                if not issubclass(cls, SlipwayError):
-                    loose.append(f"{module}.{node.name}")
+    for name in _modules():
+        module = importlib.import_module(name)
+        for cls in vars(module).values():
+            if (
+                inspect.isclass(cls)
+                and cls.__module__ == name
+                and issubclass(cls, BaseException)
+                and not issubclass(cls, SlipwayError)
+            ):
+                loose.append(f"{name}.{cls.__name__}")
     assert loose == []
+
+
+def test_the_guard_sees_an_exception_whatever_its_name(tmp_path, monkeypatch):
+    """The check above fires on a class named like anything, not only *Error."""
+    (tmp_path / "loose_mod.py").write_text("class Timeout(TimeoutError):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("loose_mod")
+    found = [
+        c.__name__
+        for c in vars(module).values()
+        if inspect.isclass(c)
+        and issubclass(c, BaseException)
+        and not issubclass(c, SlipwayError)
+        and c.__module__ == "loose_mod"
+    ]
+    assert found == ["Timeout"]
+
+
+# The stages from the bottom up: a stage may import the modules at the package root
+# (config, errors, registry, statistics, ...) and the stages below it, never one above.
+STAGES = ("training", "serving", "governance", "rollout", "hub")
+# The spoke context (spoke.py) is the composition root: it sits at the package root and
+# opens the stores that governance and rollout implement, lazily, for every stage.
+# Until the stages reach the stores through it, these three still import upwards:
+UPWARD_ALLOWED: set[tuple[str, str]] = {
+    ("serving/gateway.py", "slipway.pipelines.rollout"),  # the rollout lease
+    ("training/steps.py", "slipway.pipelines.governance"),  # the audit trail
+    ("training/pipeline.py", "slipway.pipelines.governance.audit"),  # its actor
+}
+
+
+def _upward_imports() -> set[tuple[str, str]]:
+    found = set()
+    for stage in STAGES:
+        for path in sorted((PACKAGE / stage).rglob("*.py")):
+            for name in _imports(path):
+                parts = name.split(".")
+                if parts[:2] != ["slipway", "pipelines"] or len(parts) < 3:
+                    continue
+                if parts[2] in STAGES and STAGES.index(parts[2]) > STAGES.index(stage):
+                    found.add((str(path.relative_to(PACKAGE)), name))
+    return found
+
+
+def test_stage_packages_import_only_downwards():
+    """serving used to take psi from rollout while rollout read serving's windows, and
+    governance took it from rollout while rollout asked governance for approvals: each
+    stage now imports only the root modules and the stages below it."""
+    assert _upward_imports() - UPWARD_ALLOWED == set()
+
+
+def test_the_root_modules_import_no_stage_except_through_the_spoke_context():
+    """statistics, config, errors and the other root modules are what the stages share;
+    one importing a stage would make the stages import each other again."""
+    offenders = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name in ("spoke.py", "json_output.py", "_lazy.py", "_compat.py"):
+            continue  # the composition root, the CLI's output shapes, the old-path tables
+        stages = sorted(
+            name
+            for name in _imports(path)
+            if name.split(".")[:2] == ["slipway", "pipelines"]
+            and len(name.split(".")) > 2
+            and name.split(".")[2] in STAGES
+        )
+        if stages:
+            offenders[path.name] = stages
+    assert offenders == {}
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        ("slipway.pipelines.rollout.guardrails", "Budget", "RollbackBudget"),
+        ("slipway.pipelines.training.quality_gate", "judge", "check_gates"),
+    ],
+)
+def test_a_renamed_name_still_resolves_and_warns_on_every_use(module, old, new):
+    mod = importlib.import_module(module)
+    for _ in range(2):
+        with pytest.warns(DeprecationWarning, match=new):
+            assert getattr(mod, old) is getattr(mod, new)
+
+
+def test_one_definition_of_the_alias_names():
+    from slipway.pipelines import registry
+    from slipway.pipelines.serving import gateway
+
+    assert gateway.CHAMPION is registry.CHAMPION
+    assert gateway.CHALLENGER is registry.CHALLENGER
 
 
 @pytest.mark.parametrize(("old", "new"), sorted(_compat.MOVED.items()))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slipway.pipelines.rollout.guardrails import psi
-from slipway.pipelines.rollout.statistics import binned_counts, compare_predictions
+from slipway.pipelines.statistics import binned_counts, compare_predictions, psi
 
 
 def test_a_regressors_predictions_are_binned_at_the_champions_deciles():

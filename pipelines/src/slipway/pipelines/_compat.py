@@ -14,6 +14,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
+from collections.abc import Callable, Mapping
 from types import ModuleType
 
 MOVED: dict[str, str] = {
@@ -46,6 +47,7 @@ MOVED: dict[str, str] = {
     "catalog": "hub.catalog",
     "fleet": "hub.fleet",
     "fluent": "registry",
+    "rollout.statistics": "statistics",
 }
 """Old module under slipway.pipelines -> its module now. `training`, `rollout` and
 `governance` are packages now whose public names include what the old modules offered, so
@@ -87,3 +89,24 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
 def install() -> None:
     if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
         sys.meta_path.append(MovedModuleFinder())
+
+
+def renamed(
+    module: str, old_to_new: Mapping[str, str], namespace: Mapping[str, object]
+) -> Callable[[str], object]:
+    """A module `__getattr__` that answers each old name with the object now called
+    `old_to_new[name]`, warning on every use (not only the first) so a caller sees it in
+    every test run until it moves."""
+
+    def __getattr__(name: str) -> object:
+        new = old_to_new.get(name)
+        if new is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{module}.{name} is now {module}.{new}; the old name goes in Slipway 0.3.0",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return namespace[new]
+
+    return __getattr__

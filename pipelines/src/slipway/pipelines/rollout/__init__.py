@@ -26,9 +26,9 @@ if TYPE_CHECKING:
         plan_for,
     )
     from slipway.pipelines.rollout.guardrails import (
-        Budget,
         Evidence,
         Judgement,
+        RollbackBudget,
         RolloutJudge,
         StepDecision,
         StepWatch,
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
         VariantWindow,
         explain,
         judge,
-        psi,
         thresholds_for,
     )
     from slipway.pipelines.rollout.packaging import (
@@ -58,18 +57,19 @@ if TYPE_CHECKING:
         revert_promotion,
         tag_outcome,
     )
-    from slipway.pipelines.rollout.statistics import (
+    from slipway.pipelines.rollout.traffic import (
+        TrafficReport,
+        replay_rows,
+        run_traffic,
+    )
+    from slipway.pipelines.statistics import (
         AlarmPlan,
         alarm_rule,
         compare_error_rates,
         compare_latency,
         compare_predictions,
+        psi,
         rate_bounds,
-    )
-    from slipway.pipelines.rollout.traffic import (
-        TrafficReport,
-        replay_rows,
-        run_traffic,
     )
 
 _EXPORTS = {
@@ -78,7 +78,8 @@ _EXPORTS = {
     "Outcome": "controller",
     "Plan": "controller",
     "plan_for": "controller",
-    "Budget": "guardrails",
+    "RollbackBudget": "guardrails",
+    "Budget": "guardrails",  # renamed RollbackBudget; warns, goes in 0.3.0
     "Evidence": "guardrails",
     "Judgement": "guardrails",
     "RolloutJudge": "guardrails",
@@ -94,7 +95,7 @@ _EXPORTS = {
     "compare_latency": "statistics",
     "compare_predictions": "statistics",
     "rate_bounds": "statistics",
-    "psi": "guardrails",
+    "psi": "statistics",
     "thresholds_for": "guardrails",
     "ReleaseError": "release",
     "RejectedPrevious": "release",
@@ -116,7 +117,6 @@ _EXPORTS = {
 }
 __all__ = [
     "AlarmPlan",
-    "Budget",
     "Controller",
     "DeployPipelineError",
     "Evidence",
@@ -128,6 +128,7 @@ __all__ = [
     "Plan",
     "RejectedPrevious",
     "ReleaseError",
+    "RollbackBudget",
     "RolloutJudge",
     "StepDecision",
     "StepWatch",

@@ -47,7 +47,8 @@ from starlette.routing import Route
 
 from slipway.pipelines import registry
 from slipway.pipelines.config import PANDAS_DTYPES, SpokeConfig
-from slipway.pipelines.registry import fluent_registry
+from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.registry import CHALLENGER, CHAMPION, fluent_registry
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.serving.batching import Batcher, Overloaded, PredictTimeout, Retired
 from slipway.pipelines.serving.drift_sample import SampleWriter
@@ -56,8 +57,6 @@ from slipway.pipelines.serving.parsing import BadRequest, parse_body
 log = logging.getLogger("slipway.gateway")
 access_log = logging.getLogger("slipway.access")
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 WINDOW_EVENTS = 200_000  # readings kept for /admin/window: minutes of traffic at full speed
 WINDOW_PREDICTIONS = 5_000  # prediction values returned per variant for drift judgement
 SAMPLE_FLUSH_SECONDS = 1.0
@@ -671,8 +670,8 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
     )
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(SlipwayError):
+    """The body passed the limit: answered 413 before it is read whole."""
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

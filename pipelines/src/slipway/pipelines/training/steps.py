@@ -217,7 +217,7 @@ def gate(
     from mlflow.models import infer_signature
 
     from slipway.pipelines.training.evaluation import as_pyfunc, evaluate
-    from slipway.pipelines.training.quality_gate import Baseline, judge
+    from slipway.pipelines.training.quality_gate import Baseline, check_gates
     from slipway.pipelines.training.spoke_code import split
 
     root = Path(project_root)
@@ -266,7 +266,7 @@ def gate(
         baseline = Baseline(alias=alias, version=str(version.version), metrics=measured)
         for name, value in measured.items():
             client.log_metric(run_id, f"champion_{name}", value)
-    verdict = judge(scores, baseline, config.gates, task)
+    verdict = check_gates(scores, baseline, config.gates, task)
     client.set_tag(run_id, registry.TAG_GATE_VERDICT, verdict.label)
     client.set_tag(
         run_id,

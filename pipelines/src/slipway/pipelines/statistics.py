@@ -12,6 +12,10 @@
 
 Only the error bounds and the alarm arithmetic run without numpy and scipy: slipway-infra
 derives its alarms from this module on the base install.
+
+It sits below the stage packages (it imports none of them), so the gateway's CloudWatch
+publisher, drift monitoring and the canary judge all take `psi` from here: the stages import
+one way (pipelines/tests/test_layering.py checks it).
 """
 
 from __future__ import annotations
@@ -334,3 +338,13 @@ def alarm_rule(period_chance: float, periods: int, budget: float) -> AlarmPlan:
     return AlarmPlan(
         periods, periods, period_chance, binomial_tail(periods, periods, period_chance)
     )
+
+
+def psi(expected: Sequence[Any], actual: Sequence[Any]) -> float:
+    """Population stability index of `actual` against `expected` (0 = same distribution).
+
+    Few distinct values (classes) are compared category by category; continuous outputs in
+    ten bins cut at the expected side's quantiles (the bins the drift guardrail tests).
+    """
+    counts_e, counts_a, _ = binned_counts(expected, actual)
+    return psi_of_counts(counts_e, counts_a)
