@@ -185,7 +185,7 @@ def test_serve_refuses_other_commands_and_a_missing_model_with_a_clear_message(s
     bad_limit = subprocess.run(
         [*entry, "serve"], capture_output=True, text=True, timeout=120, env=env
     )
-    assert bad_limit.returncode == 2
+    assert bad_limit.returncode == 3  # CONFIG: one exit code for a bad setting (settings.py)
     assert "SLIPWAY_MAX_BODY_BYTES='lots' must be a number" in bad_limit.stderr
     assert train.returncode == 2 and "run it with `serve`" in train.stderr
     assert missing.returncode == 2

@@ -10,7 +10,7 @@ class Exit(IntEnum):
     OK = 0
     ERROR = 1  # unexpected failure; the message says what broke
     USAGE = 2  # bad command line (click's own code)
-    CONFIG = 3  # not a spoke, or slipway.toml invalid
+    CONFIG = 3  # not a spoke, slipway.toml invalid, or an environment setting invalid
     DATA_INVALID = 4  # training data broke the data contract; nothing registered
     GATE_REJECTED = 5  # challenger failed a gate; nothing registered as challenger
     ROLLED_BACK = 6  # a rollout breached a guardrail and was rolled back

@@ -46,6 +46,7 @@ from slipway.pipelines import store
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import state_dir
+from slipway.pipelines.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -77,7 +78,7 @@ def head_path(root: Path) -> Path:
 
 def current_actor(root: Path | None = None) -> str:
     """SLIPWAY_ACTOR (CI sets it), else git's user.email, else the login name."""
-    if actor := os.environ.get("SLIPWAY_ACTOR"):
+    if actor := Settings.from_env().actor:
         return actor
     try:
         email = subprocess.run(
@@ -683,7 +684,7 @@ def registry_says_trail_lost(root: Path, model: str) -> str | None:
     trail (and its head) were deleted. The one loss the trail cannot show by itself."""
     from slipway.pipelines import registry
 
-    if not os.environ.get("MLFLOW_TRACKING_URI") and not (state_dir(root) / "mlflow.db").exists():
+    if not Settings.from_env().mlflow_tracking_uri and not (state_dir(root) / "mlflow.db").exists():
         return None
     try:
         versions = registry.client(root).search_model_versions(f"name = '{model}'")

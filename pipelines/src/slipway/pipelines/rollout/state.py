@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines import store
 from slipway.pipelines.errors import SlipwayError
-from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import state_dir
+from slipway.pipelines.settings import SettingError, Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -118,10 +118,7 @@ class RolloutOpen(SlipwayError, RuntimeError):
     """Another rollout of this spoke is still open; the message says how to close it."""
 
 
-class BadLeaseSetting(SlipwayError, ValueError):
-    """$SLIPWAY_ROLLOUT_LEASE_SECONDS is not a positive number of seconds."""
-
-    exit_code = Exit.CONFIG
+BadLeaseSetting = SettingError  # its own class until 0.2.0; one settings error now
 
 
 def state_path(root: Path) -> Path:
@@ -141,19 +138,8 @@ def new_owner() -> str:
 
 def lease_seconds() -> float:
     """The lease length: $SLIPWAY_ROLLOUT_LEASE_SECONDS, else LEASE_SECONDS."""
-    raw = os.environ.get(LEASE_ENV)
-    if raw is None:
-        return LEASE_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise BadLeaseSetting(
-            f"{LEASE_ENV}={raw!r} must be a positive number of seconds (default "
-            f"{LEASE_SECONDS:.0f}); set it so, or unset it"
-        )
-    return value
+    configured = Settings.from_env().rollout_lease_seconds
+    return LEASE_SECONDS if configured is None else configured
 
 
 def lease_expired(row: RolloutRow, now: float | None = None) -> bool:

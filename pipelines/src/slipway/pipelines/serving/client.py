@@ -3,7 +3,6 @@ slipway.toml deploy.gateway_url) and its admin operations, with one error for 'n
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ from slipway.pipelines.config import SpokeConfig, gateway_url_problem
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.serving.window import Window
+from slipway.pipelines.settings import Settings
 
 URL_ENV = "SLIPWAY_GATEWAY_URL"
 TOKEN_ENV = "SLIPWAY_ADMIN_TOKEN"
@@ -34,7 +34,7 @@ class BadGatewayUrl(SlipwayError, ValueError):
 
 
 def resolve_url(option: str | None, config: SpokeConfig) -> str:
-    url = (option or os.environ.get(URL_ENV) or config.deploy.gateway_url).rstrip("/")
+    url = (option or Settings.from_env().gateway_url or config.deploy.gateway_url).rstrip("/")
     if problem := gateway_url_problem(url):
         raise BadGatewayUrl(f"gateway URL: {problem}")
     return url
@@ -43,7 +43,7 @@ def resolve_url(option: str | None, config: SpokeConfig) -> str:
 class GatewayClient:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
-        token = os.environ.get(TOKEN_ENV)
+        token = Settings.from_env().admin_token
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url, timeout=timeout, headers=headers)
 

@@ -26,7 +26,6 @@ import gc
 import hmac
 import ipaddress
 import logging
-import os
 import time
 import warnings
 from collections import deque
@@ -53,6 +52,7 @@ from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.serving.batching import Batcher, Overloaded, PredictTimeout, Retired
 from slipway.pipelines.serving.drift_sample import SampleWriter
 from slipway.pipelines.serving.parsing import BadRequest, parse_body
+from slipway.pipelines.settings import Settings
 
 log = logging.getLogger("slipway.gateway")
 access_log = logging.getLogger("slipway.access")
@@ -70,26 +70,6 @@ OTHER_LABEL = "other"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
 
-def _env_number(name: str, default: float, environ: dict[str, str]) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} must be a number") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be positive")
-    return value
-
-
-LIMIT_ENV = {
-    "max_body_bytes": "SLIPWAY_MAX_BODY_BYTES",
-    "predict_timeout_s": "SLIPWAY_PREDICT_TIMEOUT_S",
-    "max_queued_requests": "SLIPWAY_MAX_QUEUED_REQUESTS",
-}
-
-
 @dataclass(frozen=True)
 class Limits:
     """What one gateway accepts before it refuses work (all settable by environment)."""
@@ -102,21 +82,14 @@ class Limits:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Limits:
-        env = dict(os.environ if environ is None else environ)
+        """The limits in the environment (settings.py); a bad value is a SettingError."""
+        env = Settings.from_env(environ)
         default = cls()
-        timeout = env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT")  # the SageMaker toolkits' name
-        if timeout and not env.get(LIMIT_ENV["predict_timeout_s"]):
-            env[LIMIT_ENV["predict_timeout_s"]] = timeout
+        timeout = env.predict_timeout_s or env.sagemaker_timeout_s  # the toolkits' name
         return cls(
-            max_body_bytes=int(
-                _env_number(LIMIT_ENV["max_body_bytes"], default.max_body_bytes, env)
-            ),
-            predict_timeout_s=_env_number(
-                LIMIT_ENV["predict_timeout_s"], default.predict_timeout_s, env
-            ),
-            max_queued_requests=int(
-                _env_number(LIMIT_ENV["max_queued_requests"], default.max_queued_requests, env)
-            ),
+            max_body_bytes=int(env.max_body_bytes or default.max_body_bytes),
+            predict_timeout_s=timeout or default.predict_timeout_s,
+            max_queued_requests=int(env.max_queued_requests or default.max_queued_requests),
         )
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.settings import Settings
 
 __all__ = [
     "StepCommand",
@@ -352,7 +353,7 @@ class Zygote:
 
 
 def enabled() -> bool:
-    return hasattr(os, "fork") and os.environ.get(ENV_SWITCH, "zygote") != "subprocess"
+    return hasattr(os, "fork") and Settings.from_env().step_processes != "subprocess"
 
 
 @contextlib.contextmanager
