@@ -6,12 +6,14 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import warnings
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from slipway.pipelines import _compat
+from slipway.pipelines._lazy import public_names
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 
@@ -118,8 +120,8 @@ def test_the_root_modules_import_no_stage_except_through_the_spoke_context():
     one importing a stage would make the stages import each other again."""
     offenders = {}
     for path in sorted(PACKAGE.glob("*.py")):
-        if path.name in ("spoke.py", "json_output.py", "_lazy.py", "_compat.py"):
-            continue  # the composition root, the CLI's output shapes, the old-path tables
+        if path.name in ("spoke.py", "json_output.py") or path.stem in _compat.MOVED:
+            continue  # the composition root, the CLI's output shapes, the old-path stubs
         stages = sorted(
             name
             for name in _imports(path)
@@ -155,13 +157,55 @@ def test_one_definition_of_the_alias_names():
 
 
 @pytest.mark.parametrize(("old", "new"), sorted(_compat.MOVED.items()))
-def test_an_old_module_path_still_imports_and_names_the_new_one(old, new):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        module = importlib.import_module(f"slipway.pipelines.{old}")
-    assert module is importlib.import_module(f"slipway.pipelines.{new}")
-    if caught:  # only the first import of the old name in this process warns
-        assert f"slipway.pipelines.{new}" in str(caught[0].message)
+def test_an_old_module_path_is_a_stub_that_warns_on_every_use(old, new):
+    """Each old path is a real module (a type checker sees its names through the stub's
+    TYPE_CHECKING import); every read warns and names the new path, not only the first
+    import of the process."""
+    stub = importlib.import_module(f"slipway.pipelines.{old}")
+    target = importlib.import_module(f"slipway.pipelines.{new}")
+    assert (PACKAGE / (old.replace(".", "/") + ".py")).is_file()
+    public = [n for n in vars(target) if not n.startswith("_")]
+    assert public, f"{new} has no public names"
+    for _ in range(2):
+        with pytest.warns(DeprecationWarning, match=f"slipway.pipelines.{new}"):
+            assert getattr(stub, public[0]) is getattr(target, public[0])
+
+
+def test_importing_the_library_changes_no_global_import_machinery():
+    """0.2.0's first cut appended a finder to sys.meta_path on import (in a fresh process:
+    this one imported the library long ago)."""
+    probe = (
+        "import sys; before = list(sys.meta_path); "
+        "import slipway.pipelines, slipway.pipelines.rollout, slipway.pipelines.steps; "
+        "assert sys.meta_path == before, sys.meta_path[len(before):]"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
+
+
+STAGE_PACKAGES = ("training", "serving", "rollout", "governance", "hub")
+
+
+@pytest.mark.parametrize("stage", STAGE_PACKAGES)
+def test_every_exported_name_resolves_to_its_defining_module(stage):
+    """A stage lists its public names once (its TYPE_CHECKING imports); each must resolve
+    at run time to the very object its module defines, and be all that `dir` and
+    `__all__` offer."""
+    package = importlib.import_module(f"slipway.pipelines.{stage}")
+    names = public_names(package.__file__)
+    assert names, f"{stage} exports nothing"
+    for name, module in names.items():
+        assert getattr(package, name) is getattr(importlib.import_module(module), name), name
+    assert sorted(names) == dir(package) == package.__all__
+    with pytest.raises(AttributeError):
+        _ = package.NoSuchName
+
+
+def test_a_renamed_package_name_resolves_and_warns():
+    from slipway.pipelines import rollout
+    from slipway.pipelines.rollout.guardrails import RollbackBudget
+
+    with pytest.warns(DeprecationWarning, match="RollbackBudget"):
+        assert rollout.Budget is RollbackBudget
 
 
 def test_an_error_carries_its_class_code_unless_given_another():

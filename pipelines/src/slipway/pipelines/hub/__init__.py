@@ -17,12 +17,4 @@ if TYPE_CHECKING:
         spoke_status,
     )
 
-_EXPORTS = {
-    "CatalogEntry": "catalog",
-    "format_table": "catalog",
-    "NotASpoke": "fleet",
-    "SpokeStatus": "fleet",
-    "spoke_status": "fleet",
-}
-__all__ = ["CatalogEntry", "NotASpoke", "SpokeStatus", "format_table", "spoke_status"]
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
