@@ -309,7 +309,7 @@ def test_a_champion_that_fails_to_load_never_hands_the_challenger_its_share(tmp_
         lease_expires_at: float = float("inf")  # its controller is alive
 
     monkeypatch.setattr(gw, "_load_variant", load)
-    monkeypatch.setattr(gateway_module.rollout_state, "open_rollout", lambda root: Open())
+    monkeypatch.setattr(gw.spoke.rollouts, "open_rollout", lambda: Open())
 
     async def scenario() -> list[httpx.Response]:
         await gw.reload()

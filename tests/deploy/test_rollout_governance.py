@@ -20,6 +20,7 @@ from slipway.pipelines.governance.approvals import Decision, record_decision
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.rollout.controller import Controller, plan_for
 from slipway.pipelines.serving.client import GatewayClient
+from slipway.pipelines.spoke import Spoke as SpokeContext
 
 from .conftest import GatewayProcess, Load, Spoke, slipway
 
@@ -81,7 +82,9 @@ def test_a_rejection_during_the_canary_stops_the_promotion(
     config = load_config(spoke.root)
     assert config.rollout.guardrails.max_p95_latency_ratio == 100
     client = GatewayClient(gateway.url)
-    controller = Controller(spoke.root, config, client, plan_for(config, step_seconds=1), echo=echo)
+    controller = Controller(
+        SpokeContext.open(spoke.root, config), client, plan_for(config, step_seconds=1), echo=echo
+    )
     try:
         with Load(gateway.url, spoke, concurrency=20, rate=200.0) as load:
             outcome = controller.deploy("2")

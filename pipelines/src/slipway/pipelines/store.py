@@ -151,13 +151,13 @@ def with_retry(url: str, what: str, action: Callable[[Connection], T]) -> T:
             if attempt + 1 < attempts:
                 time.sleep(min(MAX_BACKOFF_S, BACKOFF_S * 2**attempt))
     raise StoreUnreachable(
-        f"the team's state database ({_redacted(url)}) could not be reached to {what} after "
+        f"the team's state database ({redacted(url)}) could not be reached to {what} after "
         f"{attempts} attempt(s): {str(last).splitlines()[0] if last else 'no answer'}. Nothing "
         "was half written; check the database and run the command again."
     )
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without a password, for messages and logs."""
     from sqlalchemy.engine import make_url
 
@@ -166,6 +166,8 @@ def _redacted(url: str) -> str:
     except Exception:  # a message must never fail on a bad URL
         return "<unparseable URL>"
 
+
+_redacted = redacted  # its private name until 0.2.0, which other modules imported
 
 _schema_ready: set[tuple[str, str]] = set()
 

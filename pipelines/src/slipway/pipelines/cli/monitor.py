@@ -74,7 +74,6 @@ def monitor(ctx: click.Context, retrain: bool, env: str | None, as_json: bool) -
 
 
 def _monitor(ctx: click.Context, retrain: bool, env: str | None, found: _Found) -> None:
-    from slipway.pipelines.governance import audit
     from slipway.pipelines.governance.capture import captured_sample
     from slipway.pipelines.governance.monitoring import check_drift, write_report
     from slipway.pipelines.registry import client
@@ -109,8 +108,7 @@ def _monitor(ctx: click.Context, retrain: bool, env: str | None, found: _Found) 
         return
     why = report.summary
     click.echo(f"drift found: {why}")
-    audit.append(
-        spoke.root,
+    spoke.record(
         "drift",
         model=model,
         version=report.champion,
@@ -120,8 +118,7 @@ def _monitor(ctx: click.Context, retrain: bool, env: str | None, found: _Found) 
     if not retrain:
         click.echo("not retraining (--no-retrain); run `slipway train` when ready")
         raise SystemExit(int(Exit.DRIFT))
-    audit.append(
-        spoke.root,
+    spoke.record(
         "retrain",
         model=model,
         version=report.champion,

@@ -295,7 +295,7 @@ def register(
     import mlflow
     from mlflow.models import infer_signature
 
-    from slipway.pipelines.governance import audit
+    from slipway.pipelines.spoke import Spoke
     from slipway.pipelines.training import lineage
     from slipway.pipelines.training.flavors import flavor_of
     from slipway.pipelines.training.spoke_code import split
@@ -336,8 +336,7 @@ def register(
     registry.alias_newest_challenger(client, config.model_name, version)
     client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_REGISTERED)
     client.set_tag(run_id, registry.TAG_REGISTERED_VERSION, version)
-    audit.append(
-        root,
+    Spoke.open(root, config).record(
         "register",
         model=config.model_name,
         version=version,
