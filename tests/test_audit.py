@@ -17,20 +17,13 @@ from click.testing import CliRunner
 from slipway.pipelines.cli import main
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit
-
-SPOKE_TOML = Path(__file__).resolve().parents[1] / "pipelines" / "tests" / "test_config.py"
+from tests.hub import VALID_SPOKE_TOML
 
 
 @pytest.fixture
 def spoke(tmp_path: Path) -> Path:
     """A spoke directory with a valid slipway.toml and a trail of five real entries."""
-    from importlib.util import module_from_spec, spec_from_file_location
-
-    spec = spec_from_file_location("_valid_config", SPOKE_TOML)
-    assert spec and spec.loader
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    (tmp_path / "slipway.toml").write_text(module.VALID)
+    (tmp_path / "slipway.toml").write_text(VALID_SPOKE_TOML)
     for action, version, reason in [
         ("register", 1, "first model"),
         ("promote", 1, "canary passed"),

@@ -20,6 +20,7 @@ import pytest
 from slipway.pipelines import console
 from slipway.pipelines.training import zygote
 from slipway.pipelines.training.pipeline import TrainingSummary
+from tests import hub
 
 pytestmark = pytest.mark.xdist_group("local-loop-spoke")
 
@@ -43,14 +44,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def slipway(spoke: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "slipway"), *args],
-        cwd=spoke,
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """tests.hub.slipway with this file's environment (its actor, git identity, no
+    inherited registry) plus `env`."""
+    return hub.slipway(spoke, *args, env=_env(**env), inherit=False)
 
 
 def git(cwd: Path, *args: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from slipway.pipelines.registry import fluent_registry
 from slipway.pipelines.training.lineage import data_digest, file_sha256
 from slipway.pipelines.training.pipeline import COMPILED_FILE, run_local_training
 from slipway.pipelines.training.spoke_code import held_out_rows, load_frame
+from tests import hub
 from tests.hub import VERSION as HUB_VERSION
 
 if TYPE_CHECKING:
@@ -83,14 +83,9 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def slipway(spoke: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "slipway"), *args],
-        cwd=spoke,
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """tests.hub.slipway with this file's environment (its actor, git identity, no
+    inherited registry) plus `env`."""
+    return hub.slipway(spoke, *args, env=_env(**env), inherit=False)
 
 
 @pytest.fixture(scope="module")
@@ -299,16 +294,10 @@ def test_a_crashing_loader_names_the_step_and_the_cause(spoke, first_run):
     assert _versions(spoke) == before
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on loopback: sqlite backend, local artifacts; always stopped."""
-    port = _free_port()
+    port = hub.free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(

@@ -18,8 +18,7 @@ from slipway.pipelines.config import load_config
 from slipway.pipelines.governance.approvals import ApprovalError, Decision, record_decision
 from slipway.pipelines.governance.model_card import write_card
 from slipway.pipelines.rollout.pipeline import DeployPipelineError, approval_gate
-
-from .test_config import VALID
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 AUTHOR = "ada@example.com"
 REVIEWER = "grace@example.com"

@@ -34,8 +34,7 @@ from slipway.pipelines.governance.blockers import release_blockers
 from slipway.pipelines.governance.model_card import write_card
 from slipway.pipelines.governance.signatures import NAMESPACE
 from slipway.pipelines.rollout.pipeline import DeployPipelineError, approval_gate
-
-from .test_config import VALID
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 AUTHOR = "ada@example.com"
 REVIEWER = "grace@example.com"

@@ -28,8 +28,7 @@ from slipway.pipelines.statistics import (
     compare_predictions,
     rate_bounds,
 )
-
-from .test_config import VALID
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 RATE = 400  # requests per second through the gateway
 STEP_SECONDS = 60

@@ -9,8 +9,7 @@ from click.testing import CliRunner
 
 from slipway.pipelines.cli import COMMANDS, main
 from slipway.pipelines.exitcodes import Exit
-
-from .test_config import VALID
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

@@ -15,8 +15,7 @@ from click.testing import CliRunner, Result
 
 from slipway.pipelines.cli import main
 from slipway.pipelines.exitcodes import Exit
-
-from .test_config import VALID
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}

@@ -10,8 +10,7 @@ import pytest
 from slipway.pipelines.governance.audit import FileTrail, SharedTrail
 from slipway.pipelines.rollout.state import FileRollouts, SharedRollouts
 from slipway.pipelines.spoke import AuditTrail, RolloutStore, Spoke
-
-from .test_config import VALID
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 TEAM_DB = "postgresql://slipway@db.invalid:5432/team"  # never connected to here
 

@@ -12,8 +12,7 @@ from slipway.pipelines.config import Deploy, RiskTier, SpokeConfig, parse_config
 from slipway.pipelines.governance.tiers import rules_for
 from slipway.pipelines.rollout.controller import SHADOW, plan_for
 from slipway.pipelines.rollout.guardrails import thresholds_for
-
-from .test_config import VALID
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 # The shortest step copier lets a team choose (copier.yml, step_seconds): a tier minimum at or
 # below it would never change a plan a spoke was stamped with.
