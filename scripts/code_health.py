@@ -10,7 +10,7 @@
 - exception classes outside the hierarchy: classes of slipway.pipelines deriving from
   BaseException but not from SlipwayError;
 - upward imports: an import in a stage package of a stage above it (the order is
-  ``STAGES`` in pipelines/tests/hub/test_layering.py).
+  ``STAGES`` in pipelines/tests/test_layout.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ derives its alarms from this module on the base install.
 
 It sits below the stage packages (it imports none of them), so the gateway's CloudWatch
 publisher, drift monitoring and the canary judge all take `psi` from here: the stages import
-one way (pipelines/tests/test_layering.py checks it).
+one way (pipelines/tests/test_layout.py checks it).
 """
 
 from __future__ import annotations

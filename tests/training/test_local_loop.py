@@ -359,7 +359,7 @@ def test_monitor_json_shape_on_drift(template_repo, tmp_path_factory, tmp_path):
     from slipway.pipelines.exitcodes import Exit
     from slipway.pipelines.json_output import MonitorJson
     from tests import governance_support as support
-    from tests.test_monitor import SCALE, serving_spoke
+    from tests.governance.test_monitor import SCALE, serving_spoke
 
     rendered = support.render_spoke(template_repo, tmp_path_factory.mktemp("drift") / "spoke")
     root = serving_spoke(rendered, tmp_path, scale=SCALE)

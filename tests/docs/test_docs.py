@@ -39,42 +39,45 @@ BUILTINS = {"cd"}  # moves the shell; runs nothing
 # command prefix -> test files that run it (paths relative to the hub)
 COVERED: dict[str, tuple[str, ...]] = {
     "copier copy": ("tests/releases.py",),
-    "copier update": ("tests/releases.py", "tests/test_update.py"),
-    "copier check-update": ("tests/test_update.py",),
+    "copier update": ("tests/releases.py", "tests/template/test_update.py"),
+    "copier check-update": ("tests/template/test_update.py",),
     "git init": ("tests/releases.py",),
     "git add": ("tests/releases.py",),
     "git commit": ("tests/releases.py",),
-    "git ls-files": ("tests/test_update.py",),
+    "git ls-files": ("tests/template/test_update.py",),
     "git tag": ("tests/releases.py",),
-    "git push": ("tests/test_update.py",),
-    "make setup": ("tests/test_render.py", "tests/test_update.py"),
-    "make test": ("tests/test_render.py", "tests/test_update.py"),
-    "make demo": ("tests/test_demo.py",),
-    "make check": ("tests/test_render.py",),
-    "uv run pre-commit install": ("tests/test_render.py",),
-    "slipway check": ("tests/test_render.py",),
-    "slipway fleet status": ("tests/test_fleet.py",),
-    "slipway approve": ("tests/test_governance.py",),
-    "slipway reject": ("tests/test_governance.py",),
-    "slipway card": ("tests/test_governance.py",),
-    "slipway audit": ("tests/test_audit.py", "tests/shared/test_audit_shared.py"),
+    "git push": ("tests/template/test_update.py",),
+    "make setup": ("tests/template/test_render.py", "tests/template/test_update.py"),
+    "make test": ("tests/template/test_render.py", "tests/template/test_update.py"),
+    "make demo": ("tests/demo/test_demo.py",),
+    "make check": ("tests/template/test_render.py",),
+    "uv run pre-commit install": ("tests/template/test_render.py",),
+    "slipway check": ("tests/template/test_render.py",),
+    "slipway fleet status": ("tests/fleet/test_fleet.py",),
+    "slipway approve": ("tests/governance/test_governance.py",),
+    "slipway reject": ("tests/governance/test_governance.py",),
+    "slipway card": ("tests/governance/test_governance.py",),
+    "slipway audit": ("tests/governance/test_audit.py", "tests/shared/test_audit_shared.py"),
     "mlflow server": ("tests/shared/conftest.py",),
-    "slipway catalog": ("tests/test_governance.py",),
+    "slipway catalog": ("tests/governance/test_governance.py",),
     "slipway serve": ("tests/deploy/conftest.py",),
     "slipway deploy": ("tests/deploy/test_rollout.py", "infra/tests/test_sagemaker_target.py"),
     "slipway traffic": ("tests/deploy/test_rollout.py",),
     "slipway status": ("tests/deploy/test_rollout.py",),
     "slipway rollback": ("tests/deploy/test_rollout.py",),
     "slipway promote": ("tests/deploy/test_rollout.py",),
-    "slipway compile": ("tests/test_training_compile.py", "tests/test_kubeflow.py"),
-    "slipway train": (
-        "tests/test_training_pipeline.py",
-        "tests/test_training_compile.py",
-        "tests/test_kubeflow.py",
+    "slipway compile": (
+        "tests/training/test_training_compile.py",
+        "tests/training/test_kubeflow.py",
     ),
-    "slipway monitor": ("tests/test_monitor.py",),
-    "ssh-keygen -t": ("pipelines/tests/test_approval_signatures.py",),
-    "ssh-keygen -Y verify": ("pipelines/tests/test_approval_signatures.py",),
+    "slipway train": (
+        "tests/training/test_training_pipeline.py",
+        "tests/training/test_training_compile.py",
+        "tests/training/test_kubeflow.py",
+    ),
+    "slipway monitor": ("tests/governance/test_monitor.py",),
+    "ssh-keygen -t": ("pipelines/tests/governance/test_approval_signatures.py",),
+    "ssh-keygen -Y verify": ("pipelines/tests/governance/test_approval_signatures.py",),
 }
 
 
@@ -204,7 +207,7 @@ def test_every_command_shown_is_run_by_a_test() -> None:
     problems = uncovered(doc_pages())
     assert problems == [], (
         "commands shown in the docs that no test runs (write the test, then add the "
-        "command's prefix and the test file to COVERED in tests/test_docs.py):\n"
+        "command's prefix and the test file to COVERED in tests/docs/test_docs.py):\n"
         + "\n".join(problems)
     )
 

@@ -3,7 +3,8 @@
 No cluster here: what is tested is the compiled payload itself (it parses into the
 PipelineSpec protobuf, its shape matches a golden file) and that the arguments
 `slipway train --kfp-host` sends are exactly the pipeline's parameters.
-To accept an intended change of shape: SLIPWAY_UPDATE_GOLDEN=1 pytest tests/test_training_compile.py
+To accept an intended change of shape:
+SLIPWAY_UPDATE_GOLDEN=1 pytest tests/training/test_training_compile.py
 """
 
 from __future__ import annotations

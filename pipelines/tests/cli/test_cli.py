@@ -53,6 +53,6 @@ def test_check_summarises_a_good_spoke(tmp_path: Path):
 
 
 def test_exit_codes_are_documented_as_they_are():
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md").read_text()
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "reference" / "cli.md").read_text()
     for code in Exit:
         assert f"| {int(code)} | {code.name} |" in docs, f"{code.name} missing from cli.md"

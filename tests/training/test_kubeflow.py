@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: kfp_standin
 from kfp_standin import Snapshot, StandIn, running
 
 from slipway.pipelines import registry

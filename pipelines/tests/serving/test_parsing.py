@@ -18,7 +18,7 @@ from slipway.pipelines.serving.parsing import (
     parse_rows,
 )
 
-CONFIG = (Path(__file__).parent / "data" / "mixed_contract_spoke.toml").read_text()
+CONFIG = (Path(__file__).parents[1] / "data" / "mixed_contract_spoke.toml").read_text()
 CONTRACT = parse_config(CONFIG).data.contract
 GOOD = {"tenure": 3, "score": 0.5, "visits": 2, "active": True, "plan": "a"}
 

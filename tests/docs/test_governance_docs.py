@@ -7,7 +7,7 @@ from pathlib import Path
 
 from slipway.pipelines.governance.blockers import tier_table
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "spoke" / "governance.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "spoke" / "governance.md"
 MARKED = re.compile(r"<!-- tiers:start -->\n(.*?)\n<!-- tiers:end -->", re.S)
 
 

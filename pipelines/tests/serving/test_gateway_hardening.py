@@ -26,7 +26,9 @@ from slipway.pipelines.serving.gateway import (
     build_app,
 )
 
-CONFIG = parse_config((Path(__file__).parent / "data" / "mixed_contract_spoke.toml").read_text())
+CONFIG = parse_config(
+    (Path(__file__).parents[1] / "data" / "mixed_contract_spoke.toml").read_text()
+)
 COLUMNS = list(CONFIG.data.contract.columns)
 GOOD = {"tenure": 3, "score": 0.5, "visits": 2, "active": True, "plan": "a"}
 GUARD_S = 20  # a hang fails the test instead of stalling the suite; never a speed claim
@@ -431,7 +433,7 @@ class _PyfuncModel:
 def test_the_direct_sklearn_call_is_dropped_when_it_disagrees_with_pyfunc(tmp_path, monkeypatch):
     import mlflow.pyfunc
 
-    text = (Path(__file__).parent / "data" / "mixed_contract_spoke.toml").read_text()
+    text = (Path(__file__).parents[1] / "data" / "mixed_contract_spoke.toml").read_text()
     numeric = parse_config(
         text.replace('visits = { dtype = "int", nullable = true }', 'visits = { dtype = "int" }')
         .replace('active = { dtype = "bool", nullable = true }\n', "")

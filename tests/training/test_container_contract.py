@@ -35,7 +35,7 @@ from slipway.pipelines.training.lineage import file_sha256
 # One group: its tests share the module's image (built once, ~1 min), on one xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container-contract")]
 
-HUB = Path(__file__).resolve().parents[1]
+HUB = Path(__file__).resolve().parents[2]
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/slipway/contract-staging:0123abcd"
 MODEL = "contract"
 
