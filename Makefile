@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --no-sync
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test lint demo docs clean
+.PHONY: help setup test test-fast lint demo docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ lint: setup ## ruff (lint, format check) and the type checker over the hub
 
 test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
+
+# The inner loop: the libraries' unit tests (pipelines/tests, infra/tests), without the
+# tests marked `slow` (a rendered spoke's own `make test`, the policy pack's spokes) and
+# without the template, spoke and end-to-end tests under tests/. `make test` runs them all.
+test-fast: setup ## the libraries' unit tests only, no `slow` ones: the inner loop
+	$(RUN) pytest pipelines/tests infra/tests -m "not slow" -n $(PYTEST_WORKERS) -q
 
 docs: setup ## build the documentation site into site/ (strict: a warning fails)
 	$(RUN) mkdocs build --strict
