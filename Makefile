@@ -8,10 +8,10 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --no-sync
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test test-fast lint demo docs clean
+.PHONY: help setup test test-fast lint demo docs clean tested-versions test-newest chromium
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -26,12 +26,16 @@ $(CURDIR)/.tools/bin/uv:
 
 setup: .venv/.synced ## install uv (if missing) and the hub's environment
 
-lint: setup ## ruff (lint, format check) and the type checker over the hub
+lint: setup ## ruff (lint, format check), the type checker, and the tested versions against uv.lock
+	$(RUN) python scripts/tested_versions.py --check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) basedpyright
 
-test: setup lint ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
+chromium: ## install Debian's chromium for the console's browser tests, where it is missing
+	bash scripts/ensure_chromium.sh
+
+test: setup lint chromium ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 # The inner loop: the libraries' unit tests (pipelines/tests, infra/tests), without the
@@ -39,6 +43,12 @@ test: setup lint ## everything CI runs: lint, library unit tests, template rende
 # without the template, spoke and end-to-end tests under tests/. `make test` runs them all.
 test-fast: setup ## the libraries' unit tests only, no `slow` ones: the inner loop
 	$(RUN) pytest pipelines/tests infra/tests -m "not slow" -n $(PYTEST_WORKERS) -q
+
+tested-versions: setup ## after `uv lock`: write the versions spokes install (hub/tested-versions.txt)
+	$(RUN) python scripts/tested_versions.py
+
+test-newest: setup ## the newest releases on the index, in a scratch copy: report what breaks
+	$(RUN) python scripts/newest_releases.py
 
 docs: setup ## build the documentation site into site/ (strict: a warning fails)
 	$(RUN) mkdocs build --strict

@@ -56,15 +56,25 @@ def make_spoke(rendered: Path, dst: Path, tier: str, approvers: list[str] | None
 
 
 def approver_key(root: Path, person: str) -> Path:
-    """A fresh SSH key for `person`, its public key listed for them in the spoke's
-    approvers/allowed_signers (as a team would add it by pull request)."""
+    """A fresh SSH key for `person`, its public key listed for them as an approver of this
+    spoke in the hub's governance list (the file SLIPWAY_HUB_GOVERNANCE names: the test's
+    stand-in for the list the platform ships; set it with the `hub_list` fixture first)."""
+    import json
+    import os
     import subprocess
 
+    from slipway.pipelines.governance.hub_governance import HUB_LIST_ENV, list_toml
+
+    hub = Path(os.environ[HUB_LIST_ENV])
     key = root.parent / f"{person.split('@')[0]}-{root.name}-ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    signers = root / "approvers" / "allowed_signers"
     public = key.with_suffix(".pub").read_text().strip()
-    signers.write_text(signers.read_text() + f"{person} {public}\n")
+    listed = hub.with_suffix(".json")
+    pairs = json.loads(listed.read_text()) if listed.exists() else []
+    pairs.append([person, public])
+    listed.write_text(json.dumps(pairs))
+    model = load_config(root).model_name
+    hub.write_text(list_toml({model: ("low", [(p, k) for p, k in pairs])}))
     return key
 
 

@@ -13,7 +13,11 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+import tomllib
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 HUB = Path(__file__).resolve().parents[1]
@@ -55,16 +59,75 @@ def snapshot_working_tree(dst: Path, tag: str | None = None) -> Path:
     return dst
 
 
-# The `slipway` command of the environment running the tests; a failure guard only.
-SLIPWAY = Path(sys.executable).parent / "slipway"
-COMMAND_GUARD_S = 300
+def hub_locked_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """{package: version} from the hub's uv.lock: what a release was tested with."""
+    lock = tomllib.loads((HUB / "uv.lock").read_text())
+    found: dict[str, set[str]] = {}
+    for package in lock["package"]:
+        if package["name"] in names and "version" in package:
+            found.setdefault(package["name"], set()).add(package["version"])
+    assert set(found) == set(names), f"not in the hub's uv.lock: {set(names) - set(found)}"
+    assert all(len(v) == 1 for v in found.values()), f"several versions locked: {found}"
+    return {name: versions.pop() for name, versions in found.items()}
 
 
 def free_port() -> int:
-    """A port nothing listens on right now, on 127.0.0.1."""
+    """A loopback port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(workdir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `mlflow server` (the hub's MLflow) on loopback: sqlite backend and local
+    artifacts under `workdir`; yields its URL once /health answers, always stopped."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{workdir / 'server.db'}",
+                "--artifacts-destination",
+                str(workdir / "server-artifacts"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**(env or os.environ), "MLFLOW_DISABLE_TELEMETRY": "true"},
+            cwd=workdir,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(log_path.read_text()) from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            os.killpg(server.pid, 15)
+            server.wait(timeout=30)
+
+
+# The `slipway` command of the environment running the tests; a failure guard only.
+SLIPWAY = Path(sys.executable).parent / "slipway"
+COMMAND_GUARD_S = 300
 
 
 def slipway(

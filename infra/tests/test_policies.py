@@ -30,7 +30,10 @@ pytestmark = pytest.mark.xdist_group("infra-spokes")
 def good(configs) -> list[RecordedResource]:
     config = configs["medium"]
     inputs = StackInputs(
-        model_version=2, previous_model_version=1, github_repository="example-org/demo"
+        model_version=2,
+        previous_model_version=1,
+        github_repository="example-org/demo",
+        github_reviewer_teams=(4242,),
     )
     result = run_stack(
         lambda: build_spoke_stack(config, Environment.prod, inputs),
@@ -488,6 +491,67 @@ def a_mutable_unscanned_repository(good):
             ],
         )
     ]
+
+
+@negative("github-environment-protected")
+def an_unprotected_or_missing_github_environment(good):
+    """The review's reproduction: the prod role's OIDC trust relied on a deployment-branch
+    rule on the prod environment that nothing created or checked."""
+    from slipway.infra.github_environment import BRANCH_POLICY, ENVIRONMENT
+
+    fix = (
+        "fix: create it with slipway.infra.github_environment.GitHubEnvironment (stack config "
+        "githubReviewerTeams for prod; docs/spoke/security.md)"
+    )
+    missing = [r for r in good if r.type not in (ENVIRONMENT, BRANCH_POLICY)]
+    opened = broken(
+        good,
+        ENVIRONMENT,
+        lambda p: p.update(
+            deploymentBranchPolicy={"protectedBranches": True, "customBranchPolicies": False},
+            canAdminsBypass=True,
+            reviewers=[],
+            preventSelfReview=False,
+        ),
+    )
+    env = "GitHub environment 'prod'"
+    return [
+        (
+            missing,
+            [
+                "trusts GitHub environment 'prod', which this stack does not create or protect: "
+                f"any branch's workflow can enter it and assume the role; {fix}"
+            ],
+        ),
+        (
+            opened,
+            [
+                f"{env}: its deployment-branch policy does not name the default branch alone; "
+                + fix,
+                f"{env}: administrators may bypass its protection; {fix}",
+                f"{env}: it has no required reviewers; {fix}",
+                f"{env}: the person who started a run may approve it; {fix}",
+            ],
+        ),
+    ]
+
+
+def test_the_oidc_trust_and_the_deploy_workflow_name_the_same_protected_environments(good):
+    """The environments deploy-model.yml deploys into are the ones the CI roles trust, and
+    each is created with a branch rule for the default branch (prod: with reviewers)."""
+    from slipway.infra.github_environment import BRANCH_POLICY, ENVIRONMENT
+    from tests.hub import HUB
+
+    workflow = (HUB / "template/.github/workflows/deploy-model.yml.jinja").read_text()
+    assert "options: [staging, prod]" in workflow
+    assert "environment: {{ '${{ inputs.environment }}' }}" in workflow
+    [env] = [r.props for r in good if r.type == ENVIRONMENT]
+    [rule] = [r.props for r in good if r.type == BRANCH_POLICY]
+    [role] = [r for r in good if r.type == policies.ROLE and "-ci" in r.name]
+    assert "repo:example-org/demo:environment:prod" in json.dumps(role.props["assumeRolePolicy"])
+    assert env["environment"] == "prod" and env["repository"] == "demo"
+    assert env["reviewers"] == [{"teams": [4242], "users": []}]
+    assert rule == {**rule, "environment": "prod", "branchPattern": "main"}
 
 
 def test_every_policy_has_a_negative_case():

@@ -43,6 +43,7 @@ SERVING = StackInputs(
     previous_model_version=2,
     champion_p95_latency_ms=40.0,
     github_repository="example-org/demo",
+    github_reviewer_teams=(4242,),
 )
 
 

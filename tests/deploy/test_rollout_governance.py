@@ -106,6 +106,103 @@ def test_a_rejection_during_the_canary_stops_the_promotion(
     assert load.report.failed == 0
 
 
+def test_a_rejection_landing_after_the_last_check_reverts_the_promotion(
+    spoke: Spoke, gateway: GatewayProcess, monkeypatch: pytest.MonkeyPatch
+):
+    # Reproduction: a `slipway reject` that landed after the controller's last governance
+    # check and before the alias moved was lost: promoted, exit 0. The rejection is forced
+    # into exactly that window: recorded as release.promote starts moving the aliases.
+    from slipway.pipelines.rollout import release
+
+    moving = release.promote
+
+    def promote_after_a_rejection(*args, **kwargs):
+        if args[3] == "2":
+            reject(spoke, "2", "bias found as it was promoted")
+        return moving(*args, **kwargs)
+
+    monkeypatch.setattr(release, "promote", promote_after_a_rejection)
+    config = load_config(spoke.root)
+    client = GatewayClient(gateway.url)
+    controller = Controller(spoke.root, config, client, plan_for(config, step_seconds=1))
+    try:
+        with Load(gateway.url, spoke, concurrency=10, rate=100.0):
+            outcome = controller.deploy("2")
+    finally:
+        client.close()
+    assert outcome.status == rollout_state.ROLLED_BACK, outcome
+    assert "version 2 was rejected by " + REVIEWER in outcome.reason
+    assert aliases(spoke)["champion"] == "1"
+    actions = [(e["action"], e["version"]) for e in audit.read(spoke.root)]
+    assert actions[-3:] == [("reject", "2"), ("promote", "2"), ("rollback", "2")], actions
+    state = httpx.get(f"{gateway.url}/admin/state", timeout=10).json()
+    assert state["champion"] == "1"
+
+
+def test_slipway_reject_closes_the_version_s_open_rollout_at_once(
+    spoke: Spoke, gateway: GatewayProcess
+):
+    """`slipway reject` is a compare-and-set on the open rollout: it marks it rolling back
+    itself, so the driving controller's next change fails whatever it was about to do."""
+    said: list[str] = []
+
+    def echo(message: str) -> None:
+        if "step 1/3" in message and not said:
+            done = slipway(
+                spoke.root, "reject", "2", "--by", REVIEWER, "--reason", "found in review",
+                "--url", gateway.url,
+            )  # fmt: skip
+            said.append(done.stdout + done.stderr)
+            assert done.returncode == 0, said
+
+    config = load_config(spoke.root)
+    client = GatewayClient(gateway.url)
+    controller = Controller(spoke.root, config, client, plan_for(config, step_seconds=1), echo=echo)
+    try:
+        with Load(gateway.url, spoke, concurrency=10, rate=100.0):
+            outcome = controller.deploy("2")
+    finally:
+        client.close()
+    assert said and "closed: rolled_back" in said[0], said
+    assert outcome.status == rollout_state.ROLLED_BACK, outcome
+    assert "version 2 was rejected by " + REVIEWER in outcome.reason
+    assert aliases(spoke)["champion"] == "1"
+
+
+def test_a_promotion_the_audit_trail_refuses_is_not_made_and_not_left_promoting(
+    spoke: Spoke, gateway: GatewayProcess, monkeypatch: pytest.MonkeyPatch
+):
+    # Reproduction: with a tampered trail, `slipway deploy` moved the champion, then exited 1
+    # and left the rollout `promoting` at 100% with no audit entry. The trail's refusal is
+    # forced at the promotion's entry (what a row written past the head does).
+    appending = audit.append
+
+    def refuse_the_promotion(root, action, **kwargs):
+        if action == "promote":
+            raise audit.AuditTrailError("row seq 9 sits past the trail's head (forced here)")
+        return appending(root, action, **kwargs)
+
+    monkeypatch.setattr(audit, "append", refuse_the_promotion)
+    config = load_config(spoke.root)
+    client = GatewayClient(gateway.url)
+    controller = Controller(spoke.root, config, client, plan_for(config, step_seconds=1))
+    try:
+        with (
+            Load(gateway.url, spoke, concurrency=10, rate=100.0),
+            pytest.raises(audit.AuditTrailError, match="row seq 9"),
+        ):
+            controller.deploy("2")
+    finally:
+        client.close()
+    row = rollout_state.latest(spoke.root)
+    assert row is not None and row.status == rollout_state.ROLLED_BACK, row
+    assert "the audit trail refused the promotion" in (row.reason or "")
+    assert aliases(spoke)["champion"] == "1"
+    assert "promote" not in [e["action"] for e in audit.read(spoke.root) if e["version"] == "2"]
+    state = httpx.get(f"{gateway.url}/admin/state", timeout=10).json()
+    assert (state["champion"], state["weight"]) == ("1", 0)
+
+
 def test_rollback_with_no_rollout_open_refuses_to_restore_a_rejected_previous(spoke: Spoke):
     nowhere = "http://127.0.0.1:9"  # refused before any gateway is contacted
     slipway(spoke.root, "promote", "2", "--reason", "hotfix", "--url", nowhere, check=True)

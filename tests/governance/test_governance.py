@@ -56,6 +56,17 @@ def cli(root: Path, *args: str, actor: str = REVIEWER) -> Any:
     return CliRunner().invoke(main, ["--project", str(root), *args], env={"SLIPWAY_ACTOR": actor})
 
 
+@pytest.fixture(autouse=True)
+def hub_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The hub's governance list for this test; support.approver_key lists keys in it."""
+    from slipway.pipelines.governance.hub_governance import HUB_LIST_ENV, list_toml
+
+    path = tmp_path / "hub-governance.toml"
+    path.write_text(list_toml({}))
+    monkeypatch.setenv(HUB_LIST_ENV, str(path))
+    return path
+
+
 @pytest.fixture
 def actor(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SLIPWAY_ACTOR", REVIEWER)

@@ -41,6 +41,7 @@ BAD_ANSWERS = [
     ("business_owner", "  ", "must not be empty"),
     ("cost_center", "cc 1", "letters, digits"),
     ("task", "ranking", "'ranking' is not in"),
+    ("registry", "databricks", "'databricks' is not in"),
     ("kpi_name", "", "must not be empty"),
     ("kpi_baseline", "abc", "kpi_baseline must be a finite number like 48"),
     ("kpi_baseline", "nan", "kpi_baseline must be a finite number like 48"),
@@ -70,6 +71,7 @@ BAD_ANSWERS = [
     ("max_p95_latency_ratio", 1.0, "between 1.05 and 10"),
     ("max_p95_latency_ratio", float("inf"), "a number between 1.05 and 10"),
     ("max_p95_latency_ratio", "fast", "a number between 1.05 and 10"),
+    ("governance_reviewers", "platform-team", "must be GitHub owners such as @my-org/platform"),
     ("ci_provider", "jenkins", "'jenkins' is not in ['github']"),
 ]
 

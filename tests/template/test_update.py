@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.hub import GIT_ENV, HUB, git
+from tests.hub import GIT_ENV, HUB, git, hub_locked_versions
 from tests.releases import (
     COPIER,
     ReleaseRepo,
@@ -84,6 +84,10 @@ def updated_spoke(release_repo: ReleaseRepo, tmp_path_factory: pytest.TempPathFa
         tmp_path_factory.mktemp("team") / "fraud-radar",
         ANSWERS,
     )
+    # The team's first `make setup` locked its dependencies and they committed the lock (at
+    # the previous release that lock followed the index: mlflow 3.18 reached spokes so).
+    locked = subprocess.run(["uv", "lock"], cwd=spoke, capture_output=True, text=True)
+    assert locked.returncode == 0, locked.stderr[-3000:]
     commit_all(spoke, "copied from slipway")
     package = spoke / "src" / "fraud_radar"
     with (package / "train.py").open("a") as f:
@@ -155,6 +159,11 @@ def test_updated_spoke_passes_its_own_tests(updated_spoke: Path) -> None:
     for target in ("setup", "test"):
         run = subprocess.run(["make", target], cwd=updated_spoke, capture_output=True, text=True)
         assert run.returncode == 0, f"make {target}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    # The lock moved with the template: the team's lock now holds the hub's tested versions.
+    names = ("mlflow", "kfp", "scikit-learn", "pandas")
+    lock = tomllib.loads((updated_spoke / "uv.lock").read_text())
+    spoke_versions = {p["name"]: p["version"] for p in lock["package"] if p["name"] in names}
+    assert spoke_versions == hub_locked_versions(names)
 
 
 @pytest.fixture(scope="module")
@@ -356,6 +365,7 @@ def test_template_update_workflow_refuses_conflicts_and_commits_clean_updates(
     assert git(clean, "status", "--porcelain") == ""
     assert git(clean, "branch", "--show-current") == "template-update/7"
     assert newest in git(clean, "log", "-1", "--format=%s")
+    assert "uv.lock" in git(clean, "show", "--name-only", "--format=", "HEAD").split()
 
     refused = run_step(conflicted, script, bin_dir)
     assert refused.returncode == 1

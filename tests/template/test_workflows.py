@@ -202,7 +202,7 @@ def test_ci_runs_lint_tests_check_compile_and_infra_mocks(spokes: dict[str, Path
     jobs = load(spokes["medium"], "ci.yml")["jobs"]
     test = run_lines(jobs["test"])
     for command in (
-        "uv sync --group dev",
+        "uv sync --locked --group dev",
         "ruff check .",
         "pytest",
         "slipway check",
@@ -345,7 +345,7 @@ def test_deploy_model_runs_slipway_deploy_on_the_chosen_environment(
     assert aws["uses"] == cd_aws["uses"] and aws["with"] == cd_aws["with"]
     assert aws["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
     assert wf["env"] == cd["env"]  # region and the pinned Pulumi CLI
-    assert "uv sync --group infra" in run_lines(job)  # slipway-infra: the SageMaker target
+    assert "uv sync --locked --group infra" in run_lines(job)  # slipway-infra: the SageMaker target
 
     deploy = step_named(job, "slipway deploy")
     assert deploy["env"]["ENVIRONMENT"] == "${{ inputs.environment }}"
@@ -460,6 +460,9 @@ def test_ci_steps_pass_in_a_fresh_spoke(render) -> None:
     spoke = render("ci-spoke")
     jobs = load(spoke, "ci.yml")["jobs"]
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    # The team's first `make setup` made uv.lock and they committed it: CI installs it --locked.
+    locked = subprocess.run(["uv", "lock"], cwd=spoke, env=env, capture_output=True, text=True)
+    assert locked.returncode == 0, locked.stderr[-3000:]
     for job_id in ("test", "infra"):
         for step in jobs[job_id]["steps"]:
             if "run" not in step:
@@ -477,3 +480,41 @@ def test_ci_steps_pass_in_a_fresh_spoke(render) -> None:
     upload = next(s for s in jobs["test"]["steps"] if "upload-artifact" in s.get("uses", ""))
     compiled = sorted((spoke / upload["with"]["path"]).glob("*.yaml"))
     assert compiled, f"nothing under {upload['with']['path']} to keep as an artifact"
+
+
+def test_codeowners_guard_the_governed_files(spokes: dict[str, Path]) -> None:
+    """The files that govern a spoke's releases need the platform's review (the copier
+    answer governance_reviewers), not only the governed team's."""
+    for spoke in spokes.values():
+        text = (spoke / ".github" / "CODEOWNERS").read_text()
+        rules = {
+            parts[0]: parts[1:]
+            for parts in (line.split() for line in text.splitlines())
+            if parts and not parts[0].startswith("#")
+        }
+        for path in ("/approvers/", "/slipway.toml", "/infra/", "/.github/"):
+            assert rules[path] == ["@slipway-platform/governance"], (spoke, path)
+
+
+def test_deploy_model_refuses_prod_off_the_default_branch(spokes: dict[str, Path]) -> None:
+    """The review's reproduction: deploy-model.yml dispatched from any branch into prod. The
+    guard runs first, before any credential, and its script refuses for real under bash."""
+    for spoke in spokes.values():
+        job = load(spoke, "deploy-model.yml")["jobs"]["deploy"]
+        guard = step_named(job, "prod deploys run only from")
+        assert guard["if"] == "inputs.environment == 'prod'"
+        assert job["steps"].index(guard) == 0
+        assert guard["env"] == {
+            "REF_NAME": "${{ github.ref_name }}",
+            "DEFAULT_BRANCH": "${{ github.event.repository.default_branch }}",
+        }
+        for ref, code in (("feature/skip-review", 1), ("main", 0)):
+            done = subprocess.run(
+                ["bash", "-e", "-c", guard["run"]],
+                env={"REF_NAME": ref, "DEFAULT_BRANCH": "main", "PATH": os.environ["PATH"]},
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == code, (ref, done.stdout, done.stderr)
+            if code:
+                assert "prod deploys run only from main" in done.stdout

@@ -23,6 +23,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,8 @@ import yaml
 from copier import run_copy
 
 from slipway.pipelines.training.lineage import file_sha256
+from tests.hub import hub_locked_versions
+from tests.hub import mlflow_server as start_mlflow_server
 
 # One group: its tests share the module's image (built once, ~1 min), on one xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container-contract")]
@@ -133,11 +137,15 @@ def image(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Imag
         quiet=True,
         unsafe=False,
     )
+    # The team's first `make setup` locks within the hub's tested versions; the lock is
+    # committed, and the Dockerfile copies it and installs it --locked.
+    locked = subprocess.run(["uv", "lock"], cwd=spoke, capture_output=True, text=True)
+    assert locked.returncode == 0, locked.stderr[-3000:]
     instructions = dockerfile_instructions(spoke / "Dockerfile")
     app = scratch / "app"
     app.mkdir()
     copied = assemble(spoke, app, instructions)
-    assert {"src", "pipelines", "pyproject.toml", "slipway.toml"} <= set(copied)
+    assert {"src", "pipelines", "pyproject.toml", "uv.lock", "slipway.toml"} <= set(copied)
 
     # The Dockerfile's ENV, with its absolute paths moved under scratch/ (the image's /).
     # The machine's environment (certificates, proxies, uv's cache) minus what would point
@@ -186,6 +194,56 @@ def test_the_image_environment_has_the_libraries_installed_not_the_hub_source(im
     (lib,) = found["lib"]
     assert Path(lib).is_relative_to(image.python.parent.parent), lib  # in site-packages
     assert Path(found["spoke"]).is_relative_to(image.app / "src")
+
+
+def test_a_spoke_stamped_from_a_release_installs_exactly_the_hubs_locked_versions(image: Image):
+    """The spoke's own resolution never picks newer releases from the index: its image holds
+    the versions the hub's uv.lock tested for this release."""
+    names = ("mlflow", "kfp", "scikit-learn", "pandas")
+    probe = image.run(
+        image.python,
+        "-c",
+        "import json, sys; from importlib.metadata import version; "
+        "print(json.dumps({n: version(n) for n in sys.argv[1:]}))",
+        *names,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout) == hub_locked_versions(names)
+
+
+# What the sagemaker-mlflow plugin's request-header provider makes MLflow log on every call to
+# a registry that is not a SageMaker ARN (it parses every tracking URI as one).
+PLUGIN_NOISE = "Encountered unexpected error during resolving request headers"
+MLFLOW_CALLS = (
+    "import logging, sys, mlflow; logging.basicConfig(); "
+    "mlflow.set_tracking_uri(sys.argv[1]); c = mlflow.MlflowClient(); "
+    "c.search_experiments(); c.search_registered_models(); "
+    "import importlib.util as u; print(u.find_spec('sagemaker_mlflow') is not None)"
+)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(image: Image) -> Iterator[str]:
+    """A real `mlflow server` (the hub's MLflow, the version the spoke's lock holds)."""
+    with start_mlflow_server(image.scratch / "server") as url:
+        yield url
+
+
+def test_a_spoke_on_an_mlflow_server_logs_no_sagemaker_plugin_warning(
+    image: Image, mlflow_server: str
+):
+    """The spoke (registry answer: server) does not install the SageMaker plugin, so MLflow
+    calls to an http registry stay quiet; the hub's environment, which has every extra, shows
+    what the spoke no longer prints."""
+    spoke = image.run(image.python, "-c", MLFLOW_CALLS, mlflow_server)
+    assert spoke.returncode == 0, spoke.stderr
+    assert spoke.stdout.strip() == "False", "the plugin is installed in the spoke"
+    assert PLUGIN_NOISE not in spoke.stderr, spoke.stderr
+    with_plugin = subprocess.run(
+        [sys.executable, "-c", MLFLOW_CALLS, mlflow_server], capture_output=True, text=True
+    )
+    assert with_plugin.stdout.strip() == "True"
+    assert PLUGIN_NOISE in with_plugin.stderr
 
 
 def _tasks(output: str) -> dict[str, str]:

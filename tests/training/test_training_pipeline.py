@@ -13,8 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +28,7 @@ from slipway.pipelines.training.pipeline import COMPILED_FILE, run_local_trainin
 from slipway.pipelines.training.spoke_code import held_out_rows, load_frame
 from tests import hub
 from tests.hub import VERSION as HUB_VERSION
+from tests.hub import mlflow_server as start_mlflow_server
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -297,46 +296,8 @@ def test_a_crashing_loader_names_the_step_and_the_cause(spoke, first_run):
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on loopback: sqlite backend, local artifacts; always stopped."""
-    port = hub.free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            str(VENV_BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=_env(MLFLOW_DISABLE_TELEMETRY="true"),
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "server.log").read_text()) from None
-                time.sleep(0.5)
+    with start_mlflow_server(tmp_path / "server", env=_env()) as url:
         yield url
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_run_against_a_real_mlflow_server(spoke, first_run, mlflow_server):

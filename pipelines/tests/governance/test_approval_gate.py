@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from slipway.pipelines import registry
 from slipway.pipelines.config import load_config
 from slipway.pipelines.governance.approvals import ApprovalError, Decision, record_decision
+from slipway.pipelines.governance.hub_governance import HUB_LIST_ENV, list_toml
 from slipway.pipelines.governance.model_card import write_card
 from slipway.pipelines.rollout.pipeline import DeployPipelineError, approval_gate
 from tests.hub import VALID_SPOKE_TOML as VALID
@@ -41,13 +42,14 @@ def spoke(root: Path, tier: str, approvers: list[str]) -> Path:
     return root
 
 
-def reviewer_key(root: Path) -> Path:
-    """REVIEWER's SSH key, listed for them in the spoke's approvers/allowed_signers."""
+def reviewer_key(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """REVIEWER's SSH key, listed for them in the hub's governance list for this spoke."""
     key = root.parent / "grace_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    (root / "approvers").mkdir()
     public = key.with_suffix(".pub").read_text().strip()
-    (root / "approvers" / "allowed_signers").write_text(f"{REVIEWER} {public}\n")
+    hub = root.parent / "hub-governance.toml"
+    hub.write_text(list_toml({load_config(root).model_name: ("low", [(REVIEWER, public)])}))
+    monkeypatch.setenv(HUB_LIST_ENV, str(hub))
     return key
 
 
@@ -72,7 +74,7 @@ def registered_and_carded(root: Path) -> tuple[MlflowClient, str]:
 
 
 def test_an_unapproved_high_risk_version_is_refused_until_someone_else_approves(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     root = spoke(tmp_path / "spoke", "high", approvers=[REVIEWER])
     client, version = registered_and_carded(root)
@@ -100,7 +102,7 @@ def test_an_unapproved_high_risk_version_is_refused_until_someone_else_approves(
         Decision.approved,
         by=REVIEWER,
         reason="bias review done on the hold-out",
-        signing_key=reviewer_key(root),
+        signing_key=reviewer_key(root, monkeypatch),
     )
     assert approval_gate(str(root), version) == "approved"
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from slipway.infra.github_environment import github_environment_protected
 from slipway.infra.plan import (
     BUDGET_ALERT_PERCENTS,
     DRIFT_METRIC,
@@ -652,6 +653,7 @@ ALL_POLICIES: dict[str, Policy] = {
     "canary-capped": canary_capped,
     "rollback-alarms-wired": rollback_alarms_wired,
     "images-scanned-immutable": images_scanned_immutable,
+    "github-environment-protected": github_environment_protected,
 }
 
 

@@ -28,6 +28,7 @@ from slipway.infra.endpoint import (
     ServingContainer,
     guardrail_dimensions,
 )
+from slipway.infra.github_environment import REVIEWED, GitHubEnvironment
 from slipway.infra.image_repository import ModelImageRepository
 from slipway.infra.plan import (
     GITHUB_OIDC_HOST,
@@ -68,6 +69,10 @@ class StackInputs:
     previous_model_version: int | None = None
     champion_p95_latency_ms: float | None = None
     github_repository: str | None = None
+    # The GitHub environment of this stack (github_environment.py): deployable from this
+    # branch only; prod also needs a review by these teams (GitHub team ids).
+    github_default_branch: str = "main"
+    github_reviewer_teams: tuple[int, ...] = ()
 
 
 def _version(raw: str | None, key: str) -> int | None:
@@ -89,6 +94,8 @@ CHAMPION_P95_LATENCY_MS = "championP95LatencyMs"
 IMAGE_URI = "imageUri"
 MODEL_DATA_URL = "modelDataUrl"
 GITHUB_REPOSITORY = "githubRepository"
+GITHUB_DEFAULT_BRANCH = "githubDefaultBranch"
+GITHUB_REVIEWER_TEAMS = "githubReviewerTeams"
 
 
 def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
@@ -109,6 +116,13 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
             f"stack config githubRepository = {repo!r} must be 'owner/name' of the GitHub "
             "repository whose Actions may deploy this spoke"
         )
+    teams_raw = values.get(GITHUB_REVIEWER_TEAMS) or ""
+    teams = [t.strip() for t in teams_raw.split(",") if t.strip()]
+    if not all(t.isdigit() for t in teams):
+        raise StackInputError(
+            f"stack config {GITHUB_REVIEWER_TEAMS} = {teams_raw!r} must be GitHub team ids, "
+            "comma-separated (`gh api orgs/ORG/teams/SLUG --jq .id`)"
+        )
     inputs = StackInputs(
         model_version=_version(values.get(MODEL_VERSION), MODEL_VERSION),
         image_uri=values.get(IMAGE_URI) or None,
@@ -116,6 +130,8 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
         previous_model_version=_version(values.get(PREVIOUS_MODEL_VERSION), PREVIOUS_MODEL_VERSION),
         champion_p95_latency_ms=latency,
         github_repository=repo,
+        github_default_branch=values.get(GITHUB_DEFAULT_BRANCH) or "main",
+        github_reviewer_teams=tuple(int(t) for t in teams),
     )
     if inputs.model_version is None and inputs.previous_model_version is not None:
         raise StackInputError(
@@ -129,7 +145,14 @@ def parse_stack_inputs(values: Mapping[str, str | None]) -> StackInputs:
 # ones it was given (DEPLOY_SETTINGS_OUTPUT), so a runner, which keeps no stack config, can
 # carry them into its next `pulumi up` (slipway.infra.deploy_settings).
 DEPLOY_SETTING_KEYS = (MODEL_VERSION, PREVIOUS_MODEL_VERSION, CHAMPION_P95_LATENCY_MS)
-STACK_INPUT_KEYS = (*DEPLOY_SETTING_KEYS, IMAGE_URI, MODEL_DATA_URL, GITHUB_REPOSITORY)
+STACK_INPUT_KEYS = (
+    *DEPLOY_SETTING_KEYS,
+    IMAGE_URI,
+    MODEL_DATA_URL,
+    GITHUB_REPOSITORY,
+    GITHUB_DEFAULT_BRANCH,
+    GITHUB_REVIEWER_TEAMS,
+)
 DEPLOY_SETTINGS_OUTPUT = "deploy_settings"
 
 
@@ -222,6 +245,16 @@ def build_spoke_stack(
         # This stack's GitHub environment only: the prod role trusts prod's jobs alone.
         github_environments=(env,),
     )
+    if inputs.github_repository:
+        # The environment the CI role trusts, protected where GitHub enforces it: the
+        # default branch only, and for prod required reviewers (github_environment.py).
+        GitHubEnvironment(
+            f"{prefix}-github",
+            repository=inputs.github_repository,
+            environment=env,
+            default_branch=inputs.github_default_branch,
+            reviewer_teams=inputs.github_reviewer_teams if env in REVIEWED else (),
+        )
     budget = SpokeBudget(
         f"{prefix}-budget",
         budget_name=prefix,

@@ -464,4 +464,16 @@ def load_config(root: Path) -> SpokeConfig:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    return parse_config(text, path)
+    return _with_hub_floor(parse_config(text, path))
+
+
+def _with_hub_floor(config: SpokeConfig) -> SpokeConfig:
+    """The spoke's config with its risk tier raised to the hub's (never lowered): a spoke may
+    tighten its governance in slipway.toml, never loosen it (governance/hub_governance.py)."""
+    from slipway.pipelines.governance.hub_governance import governance_for, strictest
+
+    tier = strictest(governance_for(config.model_name).risk_tier, config.governance.risk_tier)
+    if tier == config.governance.risk_tier:
+        return config
+    governance = config.governance.model_copy(update={"risk_tier": tier})
+    return config.model_copy(update={"governance": governance})

@@ -19,3 +19,4 @@ class Exit(IntEnum):
     DRIFT = 9  # monitoring found drift (and started retraining, if asked)
     TIMED_OUT = 10  # waited --timeout for a pipeline run that had not ended (it goes on)
     UNAUTHORISED = 11  # the backend refused the credentials (HTTP 401/403, a login page)
+    REGISTRY_SKEW = 12  # the registry was written by another MLflow version than the one here

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from slipway.pipelines.governance.audit import Verification
     from slipway.pipelines.governance.model_card import CardResult
     from slipway.pipelines.governance.monitoring import DriftReport
+    from slipway.pipelines.hub.tested_versions import Untested
+    from slipway.pipelines.registry_versions import RegistryVersions
     from slipway.pipelines.training.pipeline import TrainingOutcome, TrainingSummary
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "DeployJson",
     "DeployStep",
     "MonitorJson",
+    "RegistryJson",
     "audit_json",
     "card_json",
     "check_json",
@@ -64,9 +67,25 @@ class CheckJson(TypedDict):
     monthly_budget_usd: float
     deploy_target: str
     region: str
+    # The registry's MLflow against this environment's (None: nothing to compare).
+    registry: RegistryJson | None
+    # Installed libraries that differ from the versions the release was tested with.
+    untested_dependencies: list[dict[str, str]]  # package, installed, tested
 
 
-def check_json(root: Path, config: SpokeConfig) -> CheckJson:
+class RegistryJson(TypedDict):
+    uri: str
+    client: str
+    registry: str
+    problem: str | None
+
+
+def check_json(
+    root: Path,
+    config: SpokeConfig,
+    versions: RegistryVersions | None = None,
+    drift: list[Untested] | None = None,
+) -> CheckJson:
     from slipway.pipelines.governance.tiers import rules_for
 
     rules = rules_for(config.governance.risk_tier)
@@ -88,6 +107,15 @@ def check_json(root: Path, config: SpokeConfig) -> CheckJson:
         monthly_budget_usd=config.budget.monthly_usd,
         deploy_target=str(config.deploy.target),
         region=config.deploy.region,
+        registry=None
+        if versions is None
+        else RegistryJson(
+            uri=versions.uri,
+            client=versions.client,
+            registry=versions.registry,
+            problem=versions.problem,
+        ),
+        untested_dependencies=[dataclasses.asdict(d) for d in drift or []],
     )
 
 

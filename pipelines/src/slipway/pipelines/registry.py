@@ -100,7 +100,32 @@ def embedded_tracking_uri(root: Path) -> str:
 
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI when set (a shared server), else the spoke's embedded sqlite."""
-    return Settings.from_env().mlflow_tracking_uri or embedded_tracking_uri(root)
+    uri = Settings.from_env().mlflow_tracking_uri or embedded_tracking_uri(root)
+    require_plugin_for(uri)
+    return uri
+
+
+class MissingRegistryPlugin(SlipwayError):
+    """A SageMaker managed MLflow ARN without the plugin that resolves it."""
+
+    exit_code = Exit.CONFIG
+
+
+def require_plugin_for(uri: str) -> None:
+    """A SageMaker ARN needs the sagemaker-mlflow plugin, which only spokes on that registry
+    install (its header provider warns on every call to any other registry); without it
+    MLflow would say only "unsupported URI scheme"."""
+    from importlib.util import find_spec
+
+    if uri.startswith("arn:") and find_spec("sagemaker_mlflow") is None:
+        raise MissingRegistryPlugin(
+            f"MLFLOW_TRACKING_URI is a SageMaker managed MLflow ARN ({uri}), and this "
+            "environment lacks the sagemaker-mlflow plugin that resolves it. Answer the "
+            "template's registry question with sagemaker (`copier update --defaults --data "
+            "registry=sagemaker`, then `make setup`), which installs "
+            "slipway-pipelines[sagemaker-mlflow]; or point MLFLOW_TRACKING_URI at an "
+            "http(s) server."
+        )
 
 
 def artifact_location(root: Path) -> str | None:
@@ -165,6 +190,10 @@ def version_exists(mlflow_client: MlflowClient, model: str, version: str) -> boo
             raise RegistryUnreachable(
                 unreachable_message(mlflow_client.tracking_uri, failure)
             ) from exc
+        from slipway.pipelines.registry_versions import from_mlflow_error
+
+        if skew := from_mlflow_error(exc, mlflow_client.tracking_uri):
+            raise skew from exc
         return False
     return True
 

@@ -30,13 +30,15 @@ COMMANDS: dict[str, str] = {
     "catalog": "catalog:catalog",
     "monitor": "monitor:monitor",
     "fleet": "fleet:fleet",
+    "console": "web_console:console",
 }
 
 
 class LazyGroup(click.Group):
     """Loads a subcommand's module only when it runs, and turns every SlipwayError a command
     raises into its message and exit code (commands do not translate errors themselves); a
-    registry that cannot be reached, wherever a command first calls it, is exit 8."""
+    registry that cannot be reached, wherever a command first calls it, is exit 8, and one
+    written by another MLflow version is exit 12."""
 
     def invoke(self, ctx: click.Context) -> object:
         from slipway.pipelines.cli._common import report
@@ -49,9 +51,13 @@ class LazyGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            from slipway.pipelines import registry
+            import os
 
-            known = registry.unreachable(exc)
+            from slipway.pipelines import registry
+            from slipway.pipelines.registry_versions import from_mlflow_error
+
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or "the spoke's registry (.slipway/)"
+            known = registry.unreachable(exc) or from_mlflow_error(exc, uri)
             if known is None:
                 raise
             report(known)

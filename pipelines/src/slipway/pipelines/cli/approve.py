@@ -8,10 +8,12 @@ decision with the approver's SSH key; a tier that needs an approval counts only 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.cli._gateway_opts import url_option
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance.approvals import (
     ApprovalError,
@@ -21,6 +23,9 @@ from slipway.pipelines.governance.approvals import (
 )
 from slipway.pipelines.registry import client
 
+if TYPE_CHECKING:
+    from slipway.pipelines.config import SpokeConfig
+
 
 def _decide(
     ctx: click.Context,
@@ -29,6 +34,7 @@ def _decide(
     reason: str,
     decision: Decision,
     sign_with: Path | None,
+    url: str | None = None,
 ) -> None:
     from slipway.pipelines.governance.blockers import release_blockers
 
@@ -54,11 +60,36 @@ def _decide(
         f"{spoke.config.model_name} version {version}: {recorded.decision} "
         f"by {recorded.by}{proof} ({recorded.reason})"
     )
+    if decision is Decision.rejected:
+        _stop_its_rollout(spoke.root, spoke.config, version, f"rejected by {by}: {reason}", url)
     blockers = release_blockers(spoke.root, spoke.config, registry, version)
     if not blockers:
         click.echo("governance: nothing blocks a rollout of this version")
     for blocker in blockers:
         click.echo(f"still blocking a rollout: {blocker}")
+
+
+def _stop_its_rollout(
+    root: Path, config: SpokeConfig, version: str, why: str, url: str | None
+) -> None:
+    """A rejection is a compare-and-set on the open rollout of the version: marked rolling
+    back at once (its controller's next change fails), or, if it got to promoting, its
+    promotion reverted. The controller also re-asks governance at every step boundary and
+    after promoting, so a rejection recorded anywhere (another machine) still stops it."""
+    from slipway.pipelines.rollout import state as rollout_state
+    from slipway.pipelines.rollout.controller import Controller, plan_for
+    from slipway.pipelines.serving.client import GatewayClient, resolve_url
+
+    row = rollout_state.open_rollout(root)
+    if row is None or row.version != str(version):
+        return
+    gateway = GatewayClient(resolve_url(url, config))
+    try:
+        controller = Controller(root, config, gateway, plan_for(config), echo=click.echo)
+        outcome = controller.abort(f"governance: version {version} was {why}")
+        click.echo(f"rollout {outcome.rollout_id} of version {version} closed: {outcome.status}")
+    finally:
+        gateway.close()
 
 
 _version = click.argument("version")
@@ -69,7 +100,7 @@ _sign_with = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Your SSH private key (or its .pub with the key in ssh-agent): signs the decision. "
-    "Its public key must be listed for --by in [governance] allowed_signers.",
+    "Its public key must be the one the hub's governance list names for --by.",
 )
 
 
@@ -90,7 +121,11 @@ def approve(ctx: click.Context, version: str, by: str, reason: str, sign_with: P
 @_by
 @_reason
 @_sign_with
+@url_option
 @click.pass_context
-def reject(ctx: click.Context, version: str, by: str, reason: str, sign_with: Path | None) -> None:
-    """Reject VERSION: no rollout until a later review approves it."""
-    _decide(ctx, version, by, reason, Decision.rejected, sign_with)
+def reject(
+    ctx: click.Context, version: str, by: str, reason: str, sign_with: Path | None, url: str | None
+) -> None:
+    """Reject VERSION: no rollout until a later review approves it; an open rollout of it is
+    rolled back at once (its gateway: --url)."""
+    _decide(ctx, version, by, reason, Decision.rejected, sign_with, url)

@@ -10,6 +10,7 @@ import click
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit as trail
+from slipway.pipelines.governance.trail_checkpoint import registry_checkpoint_problems
 
 
 @click.command()
@@ -46,6 +47,9 @@ def audit(
         if result.entries == 0 and not problems:
             lost = trail.registry_says_trail_lost(spoke.root, spoke.config.model_name)
             problems += [lost] if lost else []
+        # The checkpoints each registry change carries: what catches a rewrite by someone
+        # who can write the trail's tables and its head alike (trail_checkpoint.py).
+        problems += registry_checkpoint_problems(spoke.root, spoke.config.model_name)
         for note in result.notes:
             click.echo(f"note: {note}")
         if problems:

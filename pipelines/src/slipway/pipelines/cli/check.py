@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
 from slipway.pipelines.cli._common import spoke_from_context
 from slipway.pipelines.governance.tiers import rules_for
+from slipway.pipelines.hub.tested_versions import untested
 from slipway.pipelines.rollout.guardrails import explain, thresholds_for
+
+if TYPE_CHECKING:
+    from slipway.pipelines.registry_versions import RegistryVersions
 
 
 @click.command()
@@ -15,13 +23,18 @@ from slipway.pipelines.rollout.guardrails import explain, thresholds_for
 )
 @click.pass_context
 def check(ctx: click.Context, as_json: bool) -> None:
-    """Validate slipway.toml and report every problem with its field."""
+    """Validate slipway.toml and report every problem with its field; compare the installed
+    libraries with the versions this release was tested with, and the registry's MLflow with
+    this environment's (exit 12 when they disagree)."""
     spoke = spoke_from_context(ctx)
     cfg = spoke.config
+    versions = _registry_versions(spoke.root)
     if as_json:
         from slipway.pipelines.json_output import check_json, dumps
 
-        click.echo(dumps(check_json(spoke.root, cfg)))
+        click.echo(dumps(check_json(spoke.root, cfg, versions, untested())))
+        if versions is not None:
+            versions.raise_for_skew()
         return
     rules = rules_for(cfg.governance.risk_tier)
     click.echo(f"{spoke.root / 'slipway.toml'}: ok")
@@ -44,3 +57,25 @@ def check(ctx: click.Context, as_json: bool) -> None:
         f"  budget       {cfg.budget.monthly_usd:g} USD/month on {cfg.deploy.target} "
         f"({cfg.deploy.region})"
     )
+    for drift in untested():
+        click.secho(
+            f"  warning      {drift.package} {drift.installed} is installed; this Slipway "
+            f"release was tested with {drift.tested} (run `make setup` to install the lock)",
+            fg="yellow",
+        )
+    if versions is not None:
+        click.echo(
+            f"  registry     {versions.uri}: {versions.registry}, MLflow {versions.client} here"
+        )
+        versions.raise_for_skew()
+
+
+def _registry_versions(root: Path) -> RegistryVersions | None:
+    """The registry's MLflow version against this environment's; None on the base install
+    (no MLflow to compare) or for a registry with no version to read (an ARN)."""
+    if find_spec("mlflow") is None:
+        return None
+    from slipway.pipelines import registry
+    from slipway.pipelines.registry_versions import registry_versions
+
+    return registry_versions(registry.tracking_uri(root))

@@ -5,30 +5,46 @@ next to the model); the audit trail is the tamper-evident history of who decided
 why. The latest decision wins: a rejected version can be re-reviewed and approved later.
 
 A name is a claim; a signature is proof. An approval made with `--sign-with KEY` carries an
-SSH signature over the decision (signatures.py), checked against the spoke's allowed_signers
-file whenever a gate reads it. A tier that needs an approval counts only a proven one; a
-rejection counts signed or not (stopping a release must never need more than asking).
+SSH signature over the decision (signatures.py), checked whenever a gate reads it against the
+keys the hub lists for the spoke (hub_governance.py), never against a file in the spoke: the
+author can edit the spoke. The author never approves, by name nor by key: a signature made
+with a key the hub lists for the author does not count under any name. A tier that needs an
+approval counts only a proven one; a rejection counts signed or not (stopping a release must
+never need more than asking). The tier is the strictest of the hub's, the version's
+registered one and the spoke's file (hub_governance.strictest).
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slipway.pipelines.config import RiskTier
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit
+from slipway.pipelines.governance.hub_governance import (
+    SpokeGovernance,
+    blob_fingerprint,
+    governance_for,
+    strictest,
+)
 from slipway.pipelines.governance.signatures import (
     SignatureError,
     Statement,
     sign,
+    signing_key_blob,
     verification_problem,
 )
 from slipway.pipelines.governance.tiers import rules_for
-from slipway.pipelines.registry import TAG_AUTHOR
+from slipway.pipelines.governance.trail_checkpoint import TAG_CHECKPOINT, Checkpoint
+from slipway.pipelines.registry import TAG_AUTHOR, TAG_RISK_TIER
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -102,25 +118,74 @@ def statement_of(model: str, version: ModelVersion, approval: Approval) -> State
     )
 
 
-def allowed_signers_file(root: Path, config: SpokeConfig) -> Path:
-    return root / config.governance.allowed_signers
+def effective_tier(config: SpokeConfig, version: ModelVersion | None = None) -> RiskTier:
+    """The tier every gate applies: the strictest of the hub's word on this spoke, the tier
+    the version was registered with, and the spoke's slipway.toml (which may only tighten)."""
+    registered = (version.tags or {}).get(TAG_RISK_TIER) if version is not None else None
+    hub = governance_for(config.model_name)
+    return strictest(hub.risk_tier, registered, config.governance.risk_tier)
+
+
+@contextmanager
+def hub_signers(hub: SpokeGovernance) -> Iterator[Path]:
+    """The hub's keys for this spoke as an allowed_signers file, for `ssh-keygen -Y verify`."""
+    with tempfile.TemporaryDirectory(prefix="slipway-hub-signers-") as tmp:
+        path = Path(tmp) / f"hub-approvers-{hub.spoke}"
+        path.write_text(hub.allowed_signers())
+        yield path
+
+
+def _hub_keys_problem(hub: SpokeGovernance, who: str) -> str | None:
+    if hub.keys_of(who):
+        return None
+    return (
+        f"the hub's governance list ({hub.source}) lists no key for {who} on spoke "
+        f"{hub.spoke}; approver keys count only from the hub (a spoke's own "
+        "approvers/allowed_signers is not a source): ask the platform team to add it"
+    )
+
+
+def _author_key_problem(hub: SpokeGovernance, version: ModelVersion, signature: str) -> str | None:
+    """The author never approves by key: a signature made with a key the hub lists for the
+    version's author does not count, whatever name it claims."""
+    blob = signing_key_blob(signature)
+    if blob is None:
+        return "its signature is not an SSH signature"
+    fingerprint = blob_fingerprint(blob)
+    if any(a.fingerprint == fingerprint for a in hub.keys_of(author_of(version))):
+        return (
+            f"it was signed with {fingerprint}, a key of the version's author "
+            f"({author_of(version)}); self-approval is refused"
+        )
+    return None
+
+
+def _key_of(signature: str) -> str:
+    blob = signing_key_blob(signature) if signature else None
+    return blob_fingerprint(blob) if blob is not None else ""
 
 
 def proof_problem(
     root: Path, config: SpokeConfig, version: ModelVersion, approval: Approval
 ) -> str | None:
-    """Why `approval` is not proven to come from `approval.by`, or None when it is."""
+    """Why `approval` is not proven to come from `approval.by`, or None when it is.
+
+    `root` is kept for callers; the keys are the hub's, never the spoke's files."""
+    del root
+    hub = governance_for(config.model_name)
     if not approval.signature:
         return (
             f"it is not signed, so nothing proves {approval.by or 'anyone'} made it "
-            f"(anyone can type a name); sign it with a key listed in "
-            f"{config.governance.allowed_signers}"
+            f"(anyone can type a name); sign it with the key the hub lists for {approval.by}"
         )
-    return verification_problem(
-        statement_of(config.model_name, version, approval),
-        approval.signature,
-        allowed_signers_file(root, config),
-    )
+    if problem := _hub_keys_problem(hub, approval.by):
+        return problem
+    if problem := _author_key_problem(hub, version, approval.signature):
+        return problem
+    with hub_signers(hub) as signers:
+        return verification_problem(
+            statement_of(config.model_name, version, approval), approval.signature, signers
+        )
 
 
 def author_of(version: ModelVersion) -> str:
@@ -155,7 +220,10 @@ def approver_problem(config: SpokeConfig, version: ModelVersion, by: str) -> str
         )
     if same_person(by, author):
         return f"{by} is the author of version {version.version}; self-approval is refused"
-    allowed = config.governance.approvers
+    hub = governance_for(config.model_name).names()
+    if hub and not any(same_person(by, name) for name in hub):
+        return f"{by} is not among the hub's approvers for {config.model_name} ({', '.join(hub)})"
+    allowed = config.governance.approvers  # the spoke may narrow the hub's list, never widen it
     if allowed and not any(same_person(by, name) for name in allowed):
         return f"{by} is not in [governance] approvers ({', '.join(allowed)})"
     return None
@@ -172,12 +240,12 @@ def record_decision(
     reason: str,
     signing_key: Path | None = None,
 ) -> Approval:
-    """Check who decides, then tag the version and append to the audit trail.
+    """Check who decides, then append to the audit trail and tag the version with it.
 
     Rejections are open to any listed approver except the author too: an author withdrawing
     their own version should roll back or retrain, not mark it as reviewed. With
-    `signing_key` the decision is signed and the signature checked against the spoke's
-    allowed_signers for `by` before anything is written; a tier that needs an approval
+    `signing_key` the decision is signed and the signature checked against the hub's keys
+    for `by` before anything is written; a tier that needs an approval
     refuses an unsigned one here rather than let it sit in the registry counting for nothing.
     """
 
@@ -195,13 +263,13 @@ def record_decision(
             f"you ({actor}) are the author of version {version}; a decision must be recorded "
             "by the approver themselves, not on their behalf"
         )
-    rules = rules_for(config.governance.risk_tier)
+    tier = effective_tier(config, model_version)
+    rules = rules_for(tier)
     needs_proof = rules.approval_required or not rules.automatic_promotion
     if decision is Decision.approved and needs_proof and signing_key is None:
         raise ApprovalError(
-            f"risk tier {config.governance.risk_tier} counts only signed approvals: add "
-            f"--sign-with KEY (your SSH private key, its public key listed for {by} in "
-            f"{config.governance.allowed_signers})"
+            f"risk tier {tier} counts only signed approvals: add --sign-with KEY (your SSH "
+            f"private key, its public key listed for {by} in the hub's governance list)"
         )
     at = datetime.now(UTC).isoformat(timespec="seconds")
     approval = Approval(decision=decision, by=by, reason=reason, at=at)
@@ -211,26 +279,19 @@ def record_decision(
             signature = sign(statement, signing_key)
         except SignatureError as exc:
             raise ApprovalError(str(exc)) from None
-        allowed = allowed_signers_file(root, config)
-        if problem := verification_problem(statement, signature, allowed):
-            raise ApprovalError(
-                f"the decision was signed, but {problem}; the key must be listed for {by} in "
-                f"{config.governance.allowed_signers}"
-            )
         approval = Approval(decision, by, reason, at, signature)
-    # The state goes last: a crash part-way leaves the previous decision in force, never a
-    # decision without its approver. The signature is always written (empty when unsigned):
-    # an old decision's signature must never sit next to a new decision.
-    for key, value in (
-        (TAG_APPROVAL_BY, by),
-        (TAG_APPROVAL_REASON, reason),
-        (TAG_APPROVAL_AT, at),
-        (TAG_APPROVAL_SIGNATURE, approval.signature),
-        (TAG_APPROVAL_STATE, decision.value),
-    ):
-        client.set_model_version_tag(config.model_name, str(version), key, value)
+        if problem := proof_problem(root, config, model_version, approval):
+            raise ApprovalError(
+                f"the decision was signed, but {problem}; the key must be the one the hub's "
+                f"governance list names for {by}"
+            )
+    # The audit entry goes first and the registry's tags name it (trail_checkpoint.py): a
+    # trail that refuses the entry leaves the registry untouched, and tags whose entry is not
+    # the trail's latest decision on this version (half written, or replayed after a later
+    # rejection) do not count at any gate. The state goes last: a crash part-way leaves the
+    # previous decision in force. The signature is always written (empty when unsigned).
     verb = "approve" if decision is Decision.approved else "reject"
-    audit.append(
+    entry = audit.append(
         root,
         verb,
         model=config.model_name,
@@ -241,6 +302,18 @@ def record_decision(
             "by": by,
             "author": author_of(model_version),
             "signed": bool(approval.signature),
+            "tier": tier.value,
+            "hub_list_sha256": governance_for(config.model_name).digest,
+            "key": _key_of(approval.signature),
         },
     )
+    for key, value in (
+        (TAG_APPROVAL_BY, by),
+        (TAG_APPROVAL_REASON, reason),
+        (TAG_APPROVAL_AT, at),
+        (TAG_APPROVAL_SIGNATURE, approval.signature),
+        (TAG_CHECKPOINT, Checkpoint.of(entry).tag()),
+        (TAG_APPROVAL_STATE, decision.value),
+    ):
+        client.set_model_version_tag(config.model_name, str(version), key, value)
     return approval

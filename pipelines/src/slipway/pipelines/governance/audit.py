@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -387,15 +387,7 @@ class FileTrail:
         return [line for line in text.splitlines() if line.strip()]
 
     def read(self) -> list[dict[str, Any]]:
-        entries = []
-        for line in self.lines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict):
-                entries.append(entry)
-        return entries
+        return _readable(self.lines())
 
     def verify(self) -> Verification:
         lines = self.lines()
@@ -442,7 +434,11 @@ class SharedTrail:
         self.url = url
         self.trail = trail
         self.where = f"table {TABLE} (trail {trail!r}) in {store.redacted(url)}"
-        store.ensure_schema(url, "audit", _SCHEMA)
+        # Managed: the owner role made the tables and the append function (trail_roles.py);
+        # this role may only read and call it, so it must not try to create anything.
+        self.managed = _is_managed(url)
+        if not self.managed:
+            store.ensure_schema(url, "audit", _SCHEMA)
 
     def append(self, new: NewEntry) -> dict[str, Any]:
         from sqlalchemy import text
@@ -488,14 +484,33 @@ class SharedTrail:
             )
             return entry
 
+        if self.managed:
+            return self._append_through_function(new)
         for _ in range(CONFLICT_RETRIES):
             try:
                 return store.with_retry(self.url, "append to the audit trail", chain)
             except IntegrityError:
+                if past := self._row_past_head():
+                    raise self._tampered(past) from None
                 continue  # another appender took this seq; chain again from the new head
         raise AuditTrailError(
             f"could not append to {self.where}: {CONFLICT_RETRIES} conflicting appends in a row"
         )
+
+    def _row_past_head(self) -> int | None:
+        from slipway.pipelines.governance import trail_roles
+
+        return trail_roles.row_past_head(self.url, self.trail)
+
+    def _tampered(self, seq: int | str) -> AuditTrailError:
+        from slipway.pipelines.governance import trail_roles
+
+        return trail_roles.tampered(self.where, seq)
+
+    def _append_through_function(self, new: NewEntry) -> dict[str, Any]:
+        from slipway.pipelines.governance import trail_roles
+
+        return trail_roles.append_through_function(self, new)
 
     def _records(self) -> tuple[list[tuple[int, str, str, str]], tuple[int, str] | None]:
         from sqlalchemy import text
@@ -516,7 +531,9 @@ class SharedTrail:
         return records, (None if head is None else (int(head.seq), str(head.hash)))
 
     def read(self) -> list[dict[str, Any]]:
-        return [json.loads(r[3]) for r in self._records()[0]]
+        """Every readable entry; a row that is not an entry is skipped (`verify` reports it
+        with its seq as tampering), never a crash of the command reading."""
+        return _readable(r[3] for r in self._records()[0])
 
     def verify(self) -> Verification:
         records, head = self._records()
@@ -525,6 +542,25 @@ class SharedTrail:
         entries, problems, notes = _chain_problems(
             [r[3] for r in records], lambda n: f"row {n}", head
         )
+        # A transaction writes an entry and moves the head together: there are no torn
+        # writes here, so a row the chain cannot read, or one past the head, is tampering.
+        last = head[0] if head is not None else 0
+        notes = [n for n in notes if "not an entry" not in n]
+        for seq, _, _, record in records:
+            if seq > last:
+                problems.append(
+                    f"row seq {seq}: past the trail's head (seq {last}): inserted around "
+                    "`slipway`, tampering"
+                )
+            elif not _is_entry(record):
+                problems.append(f"row seq {seq}: not an audit entry (not a JSON object)")
+        if not self.managed and self._writer_owns_tables():
+            notes.append(
+                "the role writing this trail owns its tables (or is a superuser), so it could "
+                "rewrite them; have the platform run `slipway.pipelines.governance.trail_roles."
+                "migrate` as an owner role and give spokes an append-only role "
+                "(docs/platform/shared-registry.md)"
+            )
         for (seq, prev, hash_, _), entry in zip(records, entries, strict=False):
             if (seq, prev, hash_) != (entry.get("seq"), entry.get("prev"), entry.get("hash")):
                 problems.append(
@@ -533,6 +569,11 @@ class SharedTrail:
                 )
         problems += _head_problems(head, entries, f"{HEAD_TABLE} row")
         return Verification(len(records), tuple(problems), tuple(notes), self.where)
+
+    def _writer_owns_tables(self) -> bool:
+        from slipway.pipelines.governance import trail_roles
+
+        return store.with_retry(self.url, "read the audit trail", trail_roles.writer_owns_tables)
 
     def import_entries(self, entries: list[dict[str, Any]], source: str) -> int:
         """Copy a verified chain in as it is (hashes unchanged) into an empty shared trail,
@@ -546,6 +587,10 @@ class SharedTrail:
             ).first()
             return found is None
 
+        if store.with_retry(self.url, "read the audit trail", empty) and self.managed:
+            from slipway.pipelines.governance import trail_roles
+
+            return trail_roles.copy_through_function(self, entries)
         if store.with_retry(self.url, "read the audit trail", empty):
 
             def copy(conn: Connection) -> int:
@@ -606,6 +651,29 @@ def _trail(root: Path) -> FileTrail | SharedTrail:
     """The trail for `root`, chosen per call (the 0.2.0 module functions above); new code
     opens a Spoke once and uses spoke.audit."""
     return shared_trail(root) or FileTrail(root)
+
+
+def _parsed(record: str) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(record)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _readable(records: Iterable[str]) -> list[dict[str, Any]]:
+    """The records that are entries (JSON objects), in order; the rest `verify` reports."""
+    return [entry for record in records if (entry := _parsed(record)) is not None]
+
+
+def _is_entry(record: str) -> bool:
+    return _parsed(record) is not None
+
+
+def _is_managed(url: str) -> bool:
+    from slipway.pipelines.governance import trail_roles
+
+    return store.with_retry(url, "read the audit trail", trail_roles.is_managed)
 
 
 def shared_trail(root: Path) -> SharedTrail | None:

@@ -2,8 +2,8 @@
 
 The answer is driven by the tier table in tiers.py, never by tier names: a tier that needs
 approval needs a recorded approval by a named approver who is not the version's author,
-proven by that approver's SSH signature (checked here, every time, against the spoke's
-allowed_signers: a key removed from the file stops counting at once); a tier that needs a
+proven by that approver's SSH signature (checked here, every time, against
+the hub's governance list: a key removed from it stops counting at once); a tier that needs a
 model card needs one generated for exactly this version from the current slipway.toml. Each
 blocker says who may act and the exact command to run.
 """
@@ -15,17 +15,21 @@ from typing import TYPE_CHECKING
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance import audit
 from slipway.pipelines.governance.approvals import (
     ApprovalError,
     Decision,
     approval_of,
     approver_problem,
     author_of,
+    effective_tier,
     get_version,
     proof_problem,
 )
+from slipway.pipelines.governance.hub_governance import governance_for
 from slipway.pipelines.governance.model_card import card_problem
 from slipway.pipelines.governance.tiers import rules_for
+from slipway.pipelines.governance.trail_checkpoint import decision_problem, latest_decision
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -61,7 +65,7 @@ def require_release(
 
 
 def who_may_approve(config: SpokeConfig, author: str) -> str:
-    named = config.governance.approvers
+    named = config.governance.approvers or list(governance_for(config.model_name).names())
     others = [name for name in named if name.strip().casefold() != author.casefold()]
     if others:
         return "one of " + ", ".join(others)
@@ -75,20 +79,34 @@ def release_blockers(
 
     `root` is the spoke; the card must be current with its slipway.toml (`config`).
     """
-    rules = rules_for(config.governance.risk_tier)
-    tier = config.governance.risk_tier
     try:
         model_version = get_version(client, config.model_name, str(version))
     except ApprovalError as exc:
         return [str(exc)]
+    # The hub's tier, the version's registered tier and slipway.toml: the strictest wins, so
+    # an edit to slipway.toml can tighten a gate and never open one.
+    tier = effective_tier(config, model_version)
+    rules = rules_for(tier)
     blockers: list[str] = []
     author = author_of(model_version)
     approve = f"slipway approve {version} --by NAME --reason TEXT --sign-with KEY"
     who = who_may_approve(config, author)
     decision = approval_of(model_version)
+    # The tags count only as the trail's latest decision on this version: a rejection
+    # recorded in the trail stops the release even if the tags were set back to an approval
+    # (replayed), and an approval whose audit entry is not the latest decision does not count.
+    entries = audit.read(root)
+    tags_state = decision.decision.value if decision is not None else None
+    mismatch = decision_problem(entries, model_version, tags_state)
+    latest = latest_decision(entries, config.model_name, str(version))
     # A recorded rejection stops a release in every tier: a tier that promotes without a
     # human decision still listens to a human who says no.
-    if decision is not None and decision.decision is Decision.rejected:
+    if mismatch and latest is not None and latest.get("action") == "reject":
+        blockers.append(
+            f"version {version} was rejected ({mismatch}); train a new version, or after a "
+            f"new review {who} may run `{approve}`"
+        )
+    elif decision is not None and decision.decision is Decision.rejected:
         blockers.append(
             f"version {version} was rejected by {decision.by} ({decision.reason}); "
             f"train a new version, or after a new review {who} may run `{approve}`"
@@ -104,6 +122,7 @@ def release_blockers(
         elif problem := (
             approver_problem(config, model_version, decision.by)
             or proof_problem(root, config, model_version, decision)
+            or mismatch
         ):
             blockers.append(
                 f"the approval of version {version} does not count: {problem}; "

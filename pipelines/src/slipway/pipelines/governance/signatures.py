@@ -128,3 +128,26 @@ def verification_problem(statement: Statement, signature: str, allowed_signers: 
         f"its signature does not verify as {statement.signer} against {allowed_signers.name} "
         f"(ssh-keygen: {said})"
     )
+
+
+def signing_key_blob(signature: str) -> bytes | None:
+    """The public key (wire blob) an armored SSH signature was made with, or None when it
+    is not one. The SSHSIG format (OpenSSH PROTOCOL.sshsig) starts with the magic "SSHSIG",
+    a uint32 version, then the public key as an SSH string: enough to name the key that
+    signed, so a gate can refuse the author's own key whatever name it was listed under."""
+    import base64
+    import binascii
+    import struct
+
+    body = "".join(
+        line.strip() for line in signature.strip().splitlines() if not line.startswith("-----")
+    )
+    try:
+        blob = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(blob) < 14 or blob[:6] != b"SSHSIG":
+        return None
+    (length,) = struct.unpack(">I", blob[10:14])
+    key = blob[14 : 14 + length]
+    return key if len(key) == length else None

@@ -1,4 +1,5 @@
-"""The hub's views across spokes: the registry catalog and the fleet of template versions."""
+"""The hub's views across spokes: the registry catalog, the fleet of template versions, and
+the web console over both and the team state."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ if TYPE_CHECKING:
         CatalogEntry,
         format_table,
     )
+    from slipway.pipelines.hub.console_app import ConsoleSettings, create_app
     from slipway.pipelines.hub.fleet import (
         NotASpoke,
         SpokeStatus,
         spoke_status,
     )
+    from slipway.pipelines.hub.overview import Overview, SpokeView
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

@@ -27,6 +27,7 @@ from typing import Any
 from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance.audit import AuditTrailError
 from slipway.pipelines.governance.blockers import GovernanceRefusal, require_release
 from slipway.pipelines.governance.tiers import rules_for
 from slipway.pipelines.rollout import release
@@ -399,15 +400,21 @@ class Controller:
         # wins, and nothing below (registry, audit) happens.
         if not self._cas(rollout_id, expected, status=rollout_state.PROMOTING, phase="promote"):
             return self._finished(rollout_id)
-        release.promote(
-            self.root,
-            self.client,
-            self.model,
-            row.version,
-            reason=reason,
-            old_champion=row.champion_version,
-            details={"rollout": rollout_id, "evidence": self._evidence},
-        )
+        try:
+            release.promote(
+                self.root,
+                self.client,
+                self.model,
+                row.version,
+                reason=reason,
+                old_champion=row.champion_version,
+                details={"rollout": rollout_id, "evidence": self._evidence},
+            )
+        except AuditTrailError as exc:
+            # The trail refused the promotion's entry, so no alias moved: traffic back to the
+            # champion and the rollout closed, never left `promoting` without its entry.
+            self._close_unaudited(rollout_id, f"the audit trail refused the promotion: {exc}")
+            raise
         self._reload_quietly()
         if not self._cas(
             rollout_id,
@@ -422,7 +429,38 @@ class Controller:
             rollout_id,
             f"PROMOTED version {row.version} to champion (previous: {row.champion_version})",
         )
+        # A rejection that landed after the last governance check, while the aliases moved,
+        # is not lost: governance is asked once more now that the promotion is recorded, and
+        # a refusal gives the champion back (the promotion and its revert both audited).
+        if (stopped := self._governance_stop_promoted(rollout_id, row.version)) is not None:
+            return stopped
         return Outcome(rollout_state.PROMOTED, row.version, reason, rollout_id)
+
+    def _close_unaudited(self, rollout_id: int, reason: str) -> None:
+        """Close a rollout whose entry the audit trail refused: weight 0, state rolled_back
+        with the reason in its own events (the one record left that can be written)."""
+        try:
+            self.gateway.set_weights(0, False)
+        except GatewayUnreachable:
+            self._echo("warning: gateway unreachable; it restores weight 0 when it restarts")
+        rollout_state.update(
+            self.root,
+            rollout_id,
+            expected_status=rollout_state.PROMOTING,
+            status=rollout_state.ROLLED_BACK,
+            reason=reason,
+            weight=0,
+            shadow=False,
+        )
+        self._event(rollout_id, f"NOT PROMOTED: {reason}; the champion is unchanged")
+
+    def _governance_stop_promoted(self, rollout_id: int, version: str) -> Outcome | None:
+        from slipway.pipelines.governance.blockers import release_blockers
+
+        blockers = release_blockers(self.root, self.config, self.client, version)
+        if not blockers or self._alias(registry.PREVIOUS) is None:
+            return None
+        return self._revert_promotion(rollout_id, "governance: " + "; ".join(blockers))
 
     def _revert_promotion(self, rollout_id: int, reason: str) -> Outcome:
         """A rollback asked for while the aliases were moving: finish the promotion, so the

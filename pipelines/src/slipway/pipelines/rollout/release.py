@@ -82,12 +82,18 @@ def promote(
     client.get_model_version(model, version)  # raises with MLflow's message if unknown
     current = _alias_version(client, model, CHAMPION)
     old = old_champion if old_champion is not None else current
+    details = {"previous": old, **(details or {})}
+    # The audit entry first: a trail that refuses it (tampered, unreachable) leaves every
+    # alias as it was, so a promotion never happens without its entry.
+    entry = audit.append(
+        root, "promote", model=model, version=version, reason=reason, details=details
+    )
     if old is not None and old != version:
         client.set_registered_model_alias(model, PREVIOUS, old)
     client.set_registered_model_alias(model, CHAMPION, version)
     _drop_challenger(client, model, version)
-    details = {"previous": old, **(details or {})}
-    return _record(root, client, model, version, PROMOTED, "promote", reason, details)
+    _tag(client, model, version, PROMOTED, reason, entry)
+    return entry
 
 
 def reject_challenger(
@@ -111,10 +117,19 @@ class RejectedPrevious(ReleaseError):
     exit_code = Exit.NOT_APPROVED
 
 
-def _rejected(client: MlflowClient, model: str, version: str) -> str | None:
-    """'it was rejected by WHO (WHY)' when the latest decision on `version` is a rejection."""
+def _rejected(root: Path, client: MlflowClient, model: str, version: str) -> str | None:
+    """'it was rejected by WHO (WHY)' when the latest decision on `version` is a rejection,
+    in the registry's tags or in the audit trail (tags set back to an approval after a
+    rejection do not make the version servable again)."""
     from slipway.pipelines.governance.approvals import Decision, approval_of
+    from slipway.pipelines.governance.trail_checkpoint import latest_decision
 
+    latest = latest_decision(audit.read(root), model, version)
+    if latest is not None and latest.get("action") == "reject":
+        by = (latest.get("details") or {}).get("by", latest.get("actor", "?"))
+        return (
+            f"it was rejected by {by} ({latest.get('reason', '')}; audit seq {latest.get('seq')})"
+        )
     decision = approval_of(client.get_model_version(model, version))
     if decision is None or decision.decision is not Decision.rejected:
         return None
@@ -130,7 +145,7 @@ def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: st
             f"nothing to revert: {model} has no `previous` version (champion is {current}); "
             "promote a known-good version with `slipway promote VERSION` instead"
         )
-    if problem := _rejected(client, model, previous):
+    if problem := _rejected(root, client, model, previous):
         raise RejectedPrevious(
             f"rollback refused: `previous` is version {previous}, and {problem}, so restoring "
             f"it would serve a rejected model; nothing was changed (champion stays {current}). "
@@ -158,7 +173,22 @@ def _record(
     reason: str,
     details: dict[str, Any],
 ) -> dict[str, Any]:
-    """Every release decision leaves the same two traces: the outcome tag on the version and
-    the audit entry (returned)."""
+    """Every release decision leaves the same two traces: the audit entry (returned), then
+    the outcome tag on the version naming that entry (trail_checkpoint.py)."""
+    entry = audit.append(root, action, model=model, version=version, reason=reason, details=details)
+    _tag(client, model, version, outcome, reason, entry)
+    return entry
+
+
+def _tag(
+    client: MlflowClient,
+    model: str,
+    version: str,
+    outcome: str,
+    reason: str,
+    entry: dict[str, Any],
+) -> None:
+    from slipway.pipelines.governance.trail_checkpoint import stamp
+
     tag_outcome(client, model, version, outcome, reason)
-    return audit.append(root, action, model=model, version=version, reason=reason, details=details)
+    stamp(client, model, version, entry)

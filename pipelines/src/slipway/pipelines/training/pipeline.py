@@ -30,6 +30,7 @@ from slipway.pipelines import console, registry
 from slipway.pipelines.config import SpokeConfig, load_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.registry_versions import registry_versions
 from slipway.pipelines.training import images, spoke_code, zygote
 from slipway.pipelines.training.spoke_code import held_out_rows
 from slipway.pipelines.training.steps import (
@@ -299,6 +300,10 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     root = root.resolve()
     config = load_config(root)
+    # Before any step: a registry another MLflow migrated would fail the first step that opens
+    # it, deep in that step's log. Said here with both versions (exit 12).
+    if (versions := registry_versions(registry.tracking_uri(root))) is not None:
+        versions.raise_for_skew()
     run_key = uuid.uuid4().hex
     runs = registry.state_dir(root) / RUNS_DIR
     runs.mkdir(parents=True, exist_ok=True)
@@ -375,6 +380,17 @@ def _outcome(
             f"{where}{': ' + cause if cause else ''}\nIts output is in "
             f"{log_path}. Fix the cause and run `slipway train` again "
             "(nothing was registered)."
+        )
+    if failed_step is not None:
+        # A step failed after the outcome was recorded (e.g. the audit trail refused the
+        # registration's entry): the run is not a success, whatever the registry says.
+        cause = _last_error(log_path)
+        recorded = f"version {found.version}" if found.version else "no version"
+        raise TrainingError(
+            f"step {failed_step!r} failed{': ' + cause if cause else ''}\nThe run recorded "
+            f"{found.status} ({recorded}) before it failed; check it with `slipway status` and "
+            f"`slipway audit --verify`. Its output is in {log_path}; fix the cause and run "
+            "`slipway train` again."
         )
     return found
 
