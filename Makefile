@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --no-sync
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test lint demo docs clean tested-versions test-newest chromium prometheus
+.PHONY: help setup test test-fast lint demo docs clean tested-versions test-newest chromium prometheus
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ prometheus: ## install Debian's prometheus for the KServe rollout tests, where i
 
 test: setup lint chromium prometheus ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
+
+# The inner loop: the libraries' unit tests (pipelines/tests, infra/tests), without the
+# tests marked `slow` (a rendered spoke's own `make test`, the policy pack's spokes) and
+# without the template, spoke and end-to-end tests under tests/. `make test` runs them all.
+test-fast: setup ## the libraries' unit tests only, no `slow` ones: the inner loop
+	$(RUN) pytest pipelines/tests infra/tests -m "not slow" -n $(PYTEST_WORKERS) -q
 
 tested-versions: setup ## after `uv lock`: write the versions spokes install (hub/tested-versions.txt)
 	$(RUN) python scripts/tested_versions.py

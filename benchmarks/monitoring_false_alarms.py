@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from scipy.stats import chi2
 
-from slipway.pipelines.rollout.guardrails import psi
+from slipway.pipelines.statistics import psi
 
 REFERENCE, FEATURES, THRESHOLD, WINDOWS_A_YEAR = 426, 30, 0.25, 4 * 365
 

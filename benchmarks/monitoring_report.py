@@ -24,7 +24,7 @@ import time
 t0 = time.perf_counter()
 from slipway.pipelines.governance.monitoring import FeatureDrift, DriftReport
 from slipway.pipelines.governance.monitoring_report import render_html
-from slipway.pipelines.rollout.guardrails import psi
+from slipway.pipelines.statistics import psi
 t1 = time.perf_counter()
 from sklearn.datasets import load_breast_cancer
 x = load_breast_cancer(as_frame=True).frame.drop(columns="target")

@@ -34,7 +34,7 @@ from tests.hub import snapshot_working_tree  # noqa: E402
 # What a spoke's behaviour rests on: the report lists these first.
 WATCHED = ("mlflow", "kfp", "scikit-learn", "pandas", "pandera", "numpy", "pydantic", "pulumi")
 # The fast suite (the libraries' unit tests) plus one whole spoke story.
-SUITE = ("pipelines/tests", "infra/tests", "tests/test_demo.py")
+SUITE = ("pipelines/tests", "infra/tests", "tests/demo/test_demo.py")
 
 
 @dataclass(frozen=True)

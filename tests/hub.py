@@ -1,4 +1,5 @@
-"""The hub checkout under test and git helpers shared by tests and benchmarks.
+"""The helpers every test directory and the benchmarks share, in one place: the hub
+checkout under test, git, a free port, the `slipway` command, and a valid slipway.toml.
 
 Copier renders from git, and the working tree under test may hold uncommitted changes, so
 `snapshot_working_tree` copies exactly the files git would see into a fresh repository,
@@ -15,7 +16,7 @@ import sys
 import time
 import tomllib
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -122,3 +123,65 @@ def mlflow_server(workdir: Path, env: dict[str, str] | None = None) -> Iterator[
         finally:
             os.killpg(server.pid, 15)
             server.wait(timeout=30)
+
+
+# The `slipway` command of the environment running the tests; a failure guard only.
+SLIPWAY = Path(sys.executable).parent / "slipway"
+COMMAND_GUARD_S = 300
+
+
+def slipway(
+    root: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    inherit: bool = True,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a process of its own, on the spoke at `root` (`-C root`, run from
+    there too), with `env` over this environment (or, `inherit=False`, `env` alone); output
+    captured for assertion messages. `check`: fail the test on a non-zero exit, with it."""
+    done = subprocess.run(
+        [str(SLIPWAY), "-C", str(root), *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_GUARD_S,
+        env={**(os.environ if inherit else {}), **(env or {})},
+        check=False,
+    )
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+# A valid slipway.toml: the library tests' spoke, and the template's defaults in brief.
+VALID_SPOKE_TOML = """
+[project]
+name = "Churn Guard"
+slug = "churn-guard"
+package = "churn_guard"
+team = "retention"
+contact = "retention@example.com"
+business_owner = "VP Retention"
+cost_center = "cc-42"
+
+[kpi]
+name = "monthly churn percent"
+baseline = 4.0
+target = 3.0
+higher_is_better = false
+
+[data]
+loader = "churn_guard.data:load"
+target = "churned"
+
+[data.contract]
+min_rows = 10
+columns = { tenure = { dtype = "int", min = 0 }, plan = { dtype = "str", allowed = ["a", "b"] } }
+
+[training]
+trainer = "churn_guard.train:train"
+
+[budget]
+monthly_usd = 250
+"""

@@ -13,37 +13,7 @@ from slipway.pipelines.config import (
     load_config,
     parse_config,
 )
-
-VALID = """
-[project]
-name = "Churn Guard"
-slug = "churn-guard"
-package = "churn_guard"
-team = "retention"
-contact = "retention@example.com"
-business_owner = "VP Retention"
-cost_center = "cc-42"
-
-[kpi]
-name = "monthly churn percent"
-baseline = 4.0
-target = 3.0
-higher_is_better = false
-
-[data]
-loader = "churn_guard.data:load"
-target = "churned"
-
-[data.contract]
-min_rows = 10
-columns = { tenure = { dtype = "int", min = 0 }, plan = { dtype = "str", allowed = ["a", "b"] } }
-
-[training]
-trainer = "churn_guard.train:train"
-
-[budget]
-monthly_usd = 250
-"""
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 
 def with_replaced(old: str, new: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,8 +21,9 @@ import httpx
 import pytest
 
 from slipway.pipelines.config import SpokeConfig, load_config
+from tests.hub import SLIPWAY
+from tests.hub import slipway as slipway  # the deploy tests import it from here
 
-SLIPWAY = str(Path(sys.executable).parent / "slipway")
 # Failure guards only (a wedged subprocess must not hang the suite); never a speed claim.
 STARTUP_GUARD_S = 120
 COMMAND_GUARD_S = 300
@@ -88,7 +88,7 @@ class GatewayProcess:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.proc = subprocess.Popen(
-            [SLIPWAY, "-C", str(root), "serve", "--port", "0"],
+            [str(SLIPWAY), "-C", str(root), "serve", "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -114,16 +114,6 @@ def gateway(spoke: Spoke) -> Iterator[GatewayProcess]:
     process = GatewayProcess(spoke.root)
     yield process
     process.stop()
-
-
-def slipway(root: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-    """Run the real CLI against the spoke; output is captured for the assertion messages."""
-    done = subprocess.run(
-        [SLIPWAY, "-C", str(root), *args], capture_output=True, text=True, timeout=COMMAND_GUARD_S
-    )
-    if check:
-        assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 class Load:

@@ -3,7 +3,7 @@ returns a LightGBM model train through the real pipeline (kfp.local, MLflow's ev
 the gate), and the LightGBM version is deployed by the real gateway, then a challenger
 whose predictions shift is rolled back by the prediction-drift guardrail over binned values.
 
-The binary task trains end to end in tests/test_training_pipeline.py. One spoke per task,
+The binary task trains end to end in tests/training/test_training_pipeline.py. One spoke per task,
 rendered once for the module; the steps build on each other in order.
 """
 
@@ -154,8 +154,9 @@ def test_a_lightgbm_regressor_trains_is_gated_and_logs_its_flavor(boosted):
     assert "Task: regression" in card and "rmse <= 65" in card
     assert "rmse <= the champion's rmse - 0" in card
     assert "| rmse |" in card
-    # (An error's comparison with a champion points down: tests/test_training_units.py; a
-    # second full training run here would cost the CI budget ~40 s for the same check.)
+    # (An error's comparison with a champion points down:
+    # pipelines/tests/training/test_training_units.py; a second full training run here
+    # would cost the CI budget ~40 s for the same check.)
 
 
 def test_the_lightgbm_version_deploys_and_a_shifted_canary_is_rolled_back(boosted):

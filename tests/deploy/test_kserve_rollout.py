@@ -29,6 +29,7 @@ from slipway.pipelines.rollout.kserve import KServeTarget
 from slipway.pipelines.rollout.kserve_rbac import allows, deployer_rbac
 from slipway.pipelines.rollout.kserve_readings import PrometheusReadings
 from slipway.pipelines.rollout.rehearsal import register_faulty
+from slipway.pipelines.spoke import Spoke as SpokeContext
 
 from ..kserve_standin import Cluster
 from .conftest import Load, Spoke, slipway
@@ -134,9 +135,8 @@ def run_rollout(
         plan = plan_for(spoke.config, step_seconds=1, shadow_seconds=0, step_timeout=GUARD_S)
         lines: list[str] = []
         with Load(cluster.standin.router_url, spoke, concurrency=8):
-            outcome = Controller(spoke.root, spoke.config, target, plan, echo=lines.append).deploy(
-                candidate
-            )
+            context = SpokeContext.open(spoke.root, spoke.config)
+            outcome = Controller(context, target, plan, echo=lines.append).deploy(candidate)
         return outcome, lines
     finally:
         if prometheus is not None:

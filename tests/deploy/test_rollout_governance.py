@@ -20,6 +20,7 @@ from slipway.pipelines.governance.approvals import Decision, record_decision
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.rollout.controller import Controller, plan_for
 from slipway.pipelines.serving.client import GatewayClient
+from slipway.pipelines.spoke import Spoke as SpokeContext
 
 from .conftest import GatewayProcess, Load, Spoke, slipway
 
@@ -81,7 +82,9 @@ def test_a_rejection_during_the_canary_stops_the_promotion(
     config = load_config(spoke.root)
     assert config.rollout.guardrails.max_p95_latency_ratio == 100
     client = GatewayClient(gateway.url)
-    controller = Controller(spoke.root, config, client, plan_for(config, step_seconds=1), echo=echo)
+    controller = Controller(
+        SpokeContext.open(spoke.root, config), client, plan_for(config, step_seconds=1), echo=echo
+    )
     try:
         with Load(gateway.url, spoke, concurrency=20, rate=200.0) as load:
             outcome = controller.deploy("2")
@@ -121,7 +124,9 @@ def test_a_rejection_landing_after_the_last_check_reverts_the_promotion(
     monkeypatch.setattr(release, "promote", promote_after_a_rejection)
     config = load_config(spoke.root)
     client = GatewayClient(gateway.url)
-    controller = Controller(spoke.root, config, client, plan_for(config, step_seconds=1))
+    controller = Controller(
+        SpokeContext.open(spoke.root, config), client, plan_for(config, step_seconds=1)
+    )
     try:
         with Load(gateway.url, spoke, concurrency=10, rate=100.0):
             outcome = controller.deploy("2")
@@ -154,7 +159,9 @@ def test_slipway_reject_closes_the_version_s_open_rollout_at_once(
 
     config = load_config(spoke.root)
     client = GatewayClient(gateway.url)
-    controller = Controller(spoke.root, config, client, plan_for(config, step_seconds=1), echo=echo)
+    controller = Controller(
+        SpokeContext.open(spoke.root, config), client, plan_for(config, step_seconds=1), echo=echo
+    )
     try:
         with Load(gateway.url, spoke, concurrency=10, rate=100.0):
             outcome = controller.deploy("2")
@@ -182,7 +189,9 @@ def test_a_promotion_the_audit_trail_refuses_is_not_made_and_not_left_promoting(
     monkeypatch.setattr(audit, "append", refuse_the_promotion)
     config = load_config(spoke.root)
     client = GatewayClient(gateway.url)
-    controller = Controller(spoke.root, config, client, plan_for(config, step_seconds=1))
+    controller = Controller(
+        SpokeContext.open(spoke.root, config), client, plan_for(config, step_seconds=1)
+    )
     try:
         with (
             Load(gateway.url, spoke, concurrency=10, rate=100.0),

@@ -24,6 +24,7 @@ from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.rollout.controller import Controller, Plan
 from slipway.pipelines.rollout.guardrails import thresholds_for
 from slipway.pipelines.serving.window import VariantWindow, Window
+from slipway.pipelines.spoke import Spoke as SpokeContext
 
 from .conftest import Spoke
 
@@ -91,7 +92,9 @@ def plan(spoke: Spoke) -> Plan:
 
 
 def controller(spoke: Spoke, gateway: StandInGateway, messages: list[str]) -> Controller:
-    return Controller(spoke.root, spoke.config, gateway, plan(spoke), echo=messages.append)  # type: ignore[arg-type]
+    return Controller(
+        SpokeContext.open(spoke.root, spoke.config), gateway, plan(spoke), echo=messages.append
+    )  # type: ignore[arg-type]
 
 
 def aliases(spoke: Spoke) -> dict[str, str | None]:
@@ -118,7 +121,10 @@ def test_a_rollback_during_the_last_poll_of_the_last_step_wins_over_promotion(
 ):
     operator_messages: list[str] = []
     operator = Controller(
-        spoke.root, spoke.config, StandInGateway(spoke), plan(spoke), echo=operator_messages.append
+        SpokeContext.open(spoke.root, spoke.config),
+        StandInGateway(spoke),
+        plan(spoke),
+        echo=operator_messages.append,
     )
     landed: list[int] = []
 
@@ -169,7 +175,10 @@ def test_an_abort_while_a_live_controller_promotes_waits_for_it_then_reverts(
             operator_waiting.set()
 
     operator = Controller(
-        spoke.root, spoke.config, StandInGateway(spoke), plan(spoke), echo=operator_echo
+        SpokeContext.open(spoke.root, spoke.config),
+        StandInGateway(spoke),
+        plan(spoke),
+        echo=operator_echo,
     )
     operator_thread = threading.Thread(
         target=lambda: operator_done.append(operator.abort("manual rollback: drill")),
@@ -205,7 +214,9 @@ def test_a_controller_that_stalled_past_its_lease_mid_promotion_undoes_its_late_
     """The controller stalls inside its promotion past its lease; an abort takes the rollout
     over, finishes and reverts the promotion; then the stalled controller's alias moves land.
     Its closing compare-and-set fails, and it undoes them: champion 1, as the abort decided."""
-    operator = Controller(spoke.root, spoke.config, StandInGateway(spoke), plan(spoke), echo=print)
+    operator = Controller(
+        SpokeContext.open(spoke.root, spoke.config), StandInGateway(spoke), plan(spoke), echo=print
+    )
     real_promote = release.promote
     entered: list[bool] = []
     aborted: list[Any] = []

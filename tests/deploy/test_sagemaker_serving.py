@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -26,6 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.hub import free_port
+
 from .conftest import STARTUP_GUARD_S, Spoke
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,12 +37,6 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -185,7 +180,7 @@ def test_serve_refuses_other_commands_and_a_missing_model_with_a_clear_message(s
     bad_limit = subprocess.run(
         [*entry, "serve"], capture_output=True, text=True, timeout=120, env=env
     )
-    assert bad_limit.returncode == 2
+    assert bad_limit.returncode == 3  # CONFIG: one exit code for a bad setting (settings.py)
     assert "SLIPWAY_MAX_BODY_BYTES='lots' must be a number" in bad_limit.stderr
     assert train.returncode == 2 and "run it with `serve`" in train.stderr
     assert missing.returncode == 2

@@ -15,7 +15,6 @@ Every test of this directory runs in one xdist group, so one worker pays for the
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.hub import free_port
 
 ADMIN_URL = os.environ.get("SLIPWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 BUCKET = "slipway-team-artifacts"
@@ -39,12 +40,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.xdist_group("shared-registry"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _with_db(url: str, name: str) -> str:

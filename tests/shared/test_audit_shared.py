@@ -19,18 +19,11 @@ from click.testing import CliRunner
 from slipway.pipelines.cli import main
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit
-
-SPOKE_TOML = Path(__file__).resolve().parents[2] / "pipelines" / "tests" / "test_config.py"
+from tests.hub import VALID_SPOKE_TOML
 
 
 def _valid_toml() -> str:
-    from importlib.util import module_from_spec, spec_from_file_location
-
-    spec = spec_from_file_location("_valid_config", SPOKE_TOML)
-    assert spec and spec.loader
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.VALID
+    return VALID_SPOKE_TOML
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from slipway.pipelines.rollout import state as rollout_state
-
-from ..test_rollout_state import check_two_resumers_exactly_one_wins
+from tests.rollout.test_rollout_state import check_two_resumers_exactly_one_wins
 
 
 @pytest.fixture

@@ -24,22 +24,11 @@ from slipway.pipelines.rollout import release
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.rollout.controller import plan_for
 from slipway.pipelines.rollout.rehearsal import register_faulty, register_trained
+from tests.hub import COMMAND_GUARD_S, SLIPWAY, slipway
 
 from .conftest import MlflowServer, SpokeMaker, unique_slug
 
-SLIPWAY = str(Path(sys.executable).parent / "slipway")
-COMMAND_GUARD_S = 300  # failure guard only
 DEAD_PID = 2**22 + 1  # above the largest pid Linux hands out
-
-
-def slipway(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SLIPWAY, "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_GUARD_S,
-        env={**os.environ, **env},
-    )
 
 
 def aliases(root: Path, model: str) -> dict[str, str | None]:
@@ -56,7 +45,7 @@ class Gateway:
 
     def __init__(self, root: Path) -> None:
         self.proc = subprocess.Popen(
-            [SLIPWAY, "-C", str(root), "serve", "--port", "0"],
+            [str(SLIPWAY), "-C", str(root), "serve", "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -269,7 +258,7 @@ def test_a_registry_restart_mid_rollout_is_survived_never_half_moved(
     team_env.stop()
     restart = threading.Timer(1.0, team_env.start)
     try:
-        down = slipway(root, *drill, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+        down = slipway(root, *drill, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
         assert down.returncode == Exit.UNREACHABLE, down.stdout + down.stderr
         assert "did not answer, even after retrying" in down.stderr
         assert "Traceback" not in down.stderr
@@ -279,7 +268,7 @@ def test_a_registry_restart_mid_rollout_is_survived_never_half_moved(
 
         # The registry comes back while the next attempt is backing off: it goes through.
         restart.start()
-        again = slipway(root, *drill, MLFLOW_HTTP_REQUEST_MAX_RETRIES="7")
+        again = slipway(root, *drill, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"})
     finally:
         restart.cancel()
         if restart.ident is not None:  # started: wait until the server answers

@@ -8,7 +8,7 @@ import yaml
 from slipway.pipelines.config import load_config
 from slipway.pipelines.rollout.kserve_rbac import deployer_rbac
 
-from ..test_workflows import check_jsonschema, zizmor_findings
+from .test_workflows import check_jsonschema, zizmor_findings
 
 
 def test_a_kserve_spoke_gets_its_settings_workflow_and_rbac(render):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.tests.test_config import VALID
 from slipway.pipelines.config import SpokeConfig, parse_config
 from slipway.pipelines.governance.monitoring_report import LabelsError, join_labels, performance
+from tests.hub import VALID_SPOKE_TOML as VALID
 
 
 def config(extra: str = "") -> SpokeConfig:

@@ -99,7 +99,8 @@ def test_a_csv_body_of_millions_of_rows_is_refused_after_reading_one_past_the_ca
 def test_large_bodies_are_parsed_on_a_bounded_pool_while_small_ones_stay_inline(
     tmp_path, monkeypatch
 ):
-    from slipway.pipelines.serving import gateway as gateway_module
+    # /invocations parses in mlflow_protocol since the gateway split (issue 24).
+    from slipway.pipelines.serving import mlflow_protocol as gateway_module
 
     gw = gateway(tmp_path, Limits(inline_parse_bytes=1_000))
     lock = threading.Lock()

@@ -20,8 +20,8 @@ from slipway.pipelines.rollout.guardrails import (
     Thresholds,
     thresholds_for,
 )
-from slipway.pipelines.rollout.statistics import AlarmPlan, alarm_rule, binomial_tail
 from slipway.pipelines.serving import guardrail_metrics
+from slipway.pipelines.statistics import AlarmPlan, alarm_rule, binomial_tail
 
 
 class Environment(StrEnum):

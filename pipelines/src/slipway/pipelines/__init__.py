@@ -6,7 +6,3 @@ try:
     __version__ = version("slipway-pipelines")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
-
-from slipway.pipelines import _compat
-
-_compat.install()

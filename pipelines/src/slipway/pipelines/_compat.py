@@ -1,20 +1,17 @@
 """The module paths of 0.1.0 and the 0.2.0 development line, for one release.
 
 0.2.0 groups the modules by stage (training, serving, rollout, governance, hub). A spoke's
-code that still imports an old flat path (`slipway.pipelines.contract`) keeps working and is
-told the new one; 0.3.0 removes this finder. The table is the whole mapping, so a reader can
-find any old name here.
+code that still imports an old flat path (`slipway.pipelines.contract`) keeps working: each
+old path is a real stub module (so a type checker sees its names) whose every attribute
+read warns and names the new path; 0.3.0 removes them. The table is the whole mapping, so a
+reader can find any old name here; a test checks every entry has its stub.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
-import sys
 import warnings
-from types import ModuleType
+from collections.abc import Callable, Mapping
 
 MOVED: dict[str, str] = {
     "steps": "training.steps",
@@ -46,44 +43,47 @@ MOVED: dict[str, str] = {
     "catalog": "hub.catalog",
     "fleet": "hub.fleet",
     "fluent": "registry",
+    "rollout.statistics": "statistics",
 }
 """Old module under slipway.pipelines -> its module now. `training`, `rollout` and
 `governance` are packages now whose public names include what the old modules offered, so
-only the flat names that no longer exist are listed."""
-
-_PREFIX = "slipway.pipelines."
+only the paths that no longer hold a module of their own are listed."""
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, target: str) -> None:
-        self.target = target
+def moved(old: str, new: str) -> Callable[[str], object]:
+    """The `__getattr__` of the stub at `old`: every read of a name warns (not only the
+    first import, which a test run's earlier import would have hidden) and answers from
+    `new`."""
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(self.target)
-
-    def exec_module(self, module: ModuleType) -> None:
-        """The module is the new one, already executed."""
-
-
-class MovedModuleFinder(importlib.abc.MetaPathFinder):
-    """Resolves an old flat path to the module that replaced it, with a DeprecationWarning."""
-
-    def find_spec(
-        self, fullname: str, path: object = None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if not fullname.startswith(_PREFIX):
-            return None
-        new = MOVED.get(fullname.removeprefix(_PREFIX))
-        if new is None:
-            return None
+    def __getattr__(name: str) -> object:
+        if name.startswith("__"):
+            raise AttributeError(name)
         warnings.warn(
-            f"{fullname} moved to {_PREFIX}{new} in Slipway 0.2.0; the old path goes in 0.3.0",
+            f"{old} moved to {new} in Slipway 0.2.0; the old path goes in 0.3.0",
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.util.spec_from_loader(fullname, _Loader(_PREFIX + new))
+        return getattr(importlib.import_module(new), name)
+
+    return __getattr__
 
 
-def install() -> None:
-    if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
-        sys.meta_path.append(MovedModuleFinder())
+def renamed(
+    module: str, old_to_new: Mapping[str, str], namespace: Mapping[str, object]
+) -> Callable[[str], object]:
+    """A module `__getattr__` that answers each old name with the object now called
+    `old_to_new[name]`, warning on every use (not only the first) so a caller sees it in
+    every test run until it moves."""
+
+    def __getattr__(name: str) -> object:
+        new = old_to_new.get(name)
+        if new is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{module}.{name} is now {module}.{new}; the old name goes in Slipway 0.3.0",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return namespace[new]
+
+    return __getattr__

@@ -10,7 +10,7 @@ class Exit(IntEnum):
     OK = 0
     ERROR = 1  # unexpected failure; the message says what broke
     USAGE = 2  # bad command line (click's own code)
-    CONFIG = 3  # not a spoke, or slipway.toml invalid
+    CONFIG = 3  # not a spoke, slipway.toml invalid, or an environment setting invalid
     # training data broke the data contract (nothing registered), or a batch's rejected
     # share passed [batch] max_rejected_fraction (nothing published)
     DATA_INVALID = 4

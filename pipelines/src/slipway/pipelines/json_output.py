@@ -1,9 +1,9 @@
 """The documents `--json` prints: one typed shape per command (docs/reference/cli.md#json-output).
 
 Each shape is a TypedDict, so a change to a shape is a change here, seen by the type checker
-and by the test that pins it (tests/test_json_output.py). `slipway train --json` prints
-slipway.pipelines.training.pipeline.TrainingSummary. Progress lines of a command run with
---json go to stderr, so stdout holds the document alone.
+and by the tests that pin it (the `*_json_*` tests of tests/training/test_local_loop.py).
+`slipway train --json` prints slipway.pipelines.training.pipeline.TrainingSummary. Progress
+lines of a command run with --json go to stderr, so stdout holds the document alone.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
+from slipway.pipelines.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -93,10 +94,10 @@ def unreachable(exc: BaseException) -> RegistryUnreachable | None:
         marker in text for marker in _UNREACHABLE_MARKERS
     ):
         if failure := connection_failure(exc):  # a refused connection, retries or not
-            uri = shown_url(os.environ.get("MLFLOW_TRACKING_URI", "the configured URI"))
+            uri = shown_url(Settings.from_env().mlflow_tracking_uri or "the configured URI")
             return RegistryUnreachable(unreachable_message(uri, failure))
         return None
-    uri = shown_url(os.environ.get("MLFLOW_TRACKING_URI", "the registry"))
+    uri = shown_url(Settings.from_env().mlflow_tracking_uri or "the registry")
     return RegistryUnreachable(
         f"the model registry at {uri} cannot be reached: it did not answer, even after "
         "retrying with backoff "
@@ -121,7 +122,7 @@ def embedded_tracking_uri(root: Path) -> str:
 
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI when set (a shared server), else the spoke's embedded sqlite."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri(root)
+    uri = Settings.from_env().mlflow_tracking_uri or embedded_tracking_uri(root)
     require_plugin_for(uri)
     return uri
 
@@ -151,7 +152,7 @@ def require_plugin_for(uri: str) -> None:
 
 def artifact_location(root: Path) -> str | None:
     """Artifacts of the embedded registry live beside it; a server decides its own."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
+    if Settings.from_env().mlflow_tracking_uri:
         return None
     return (state_dir(root) / "artifacts").as_uri()
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -68,7 +69,8 @@ _warned = False
 def state_url() -> str | None:
     """The shared store's URL, or None for the files under .slipway/ (see module doc)."""
     global _warned
-    explicit = os.environ.get(STATE_URL_ENV, "").strip()
+    settings = Settings.from_env()
+    explicit = settings.state_url or ""
     if explicit:
         if explicit == LOCAL:
             return None
@@ -79,7 +81,7 @@ def state_url() -> str | None:
                 f"{LOCAL!r} to keep the state in .slipway/ on this machine"
             )
         return explicit
-    tracking = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    tracking = settings.mlflow_tracking_uri or ""
     if is_postgres(tracking):
         return tracking
     if tracking and not tracking.startswith(("sqlite:", "file:", "/")) and not _warned:
@@ -118,10 +120,10 @@ def engine(url: str) -> Engine:
 
 
 def retries() -> int:
-    try:
-        return max(0, int(os.environ.get(RETRIES_ENV, DEFAULT_RETRIES)))
-    except ValueError:
-        return DEFAULT_RETRIES
+    """$SLIPWAY_STATE_RETRIES, else DEFAULT_RETRIES (a bad value is a SettingError now, no
+    longer the default in silence)."""
+    configured = Settings.from_env().state_retries
+    return DEFAULT_RETRIES if configured is None else configured
 
 
 def with_retry(url: str, what: str, action: Callable[[Connection], T]) -> T:
@@ -149,13 +151,13 @@ def with_retry(url: str, what: str, action: Callable[[Connection], T]) -> T:
             if attempt + 1 < attempts:
                 time.sleep(min(MAX_BACKOFF_S, BACKOFF_S * 2**attempt))
     raise StoreUnreachable(
-        f"the team's state database ({_redacted(url)}) could not be reached to {what} after "
+        f"the team's state database ({redacted(url)}) could not be reached to {what} after "
         f"{attempts} attempt(s): {str(last).splitlines()[0] if last else 'no answer'}. Nothing "
         "was half written; check the database and run the command again."
     )
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without a password, for messages and logs."""
     from sqlalchemy.engine import make_url
 
@@ -164,6 +166,8 @@ def _redacted(url: str) -> str:
     except Exception:  # a message must never fail on a bad URL
         return "<unparseable URL>"
 
+
+_redacted = redacted  # its private name until 0.2.0, which other modules imported
 
 _schema_ready: set[tuple[str, str]] = set()
 

@@ -33,42 +33,4 @@ if TYPE_CHECKING:
         score_file,
     )
 
-_EXPORTS = {
-    "BatchFileError": "files",
-    "Sink": "files",
-    "Source": "files",
-    "open_source": "files",
-    "LoadedModel": "lineage",
-    "NoSuchModel": "lineage",
-    "load": "lineage",
-    "load_dir": "lineage",
-    "record": "lineage",
-    "resolve": "lineage",
-    "BatchInputError": "scoring",
-    "BatchPlan": "scoring",
-    "BatchResult": "scoring",
-    "ModelRef": "scoring",
-    "RejectedBatch": "scoring",
-    "default_quarantine": "scoring",
-    "score_file": "scoring",
-}
-__all__ = [
-    "BatchFileError",
-    "BatchInputError",
-    "BatchPlan",
-    "BatchResult",
-    "LoadedModel",
-    "ModelRef",
-    "NoSuchModel",
-    "RejectedBatch",
-    "Sink",
-    "Source",
-    "default_quarantine",
-    "load",
-    "load_dir",
-    "open_source",
-    "record",
-    "resolve",
-    "score_file",
-]
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

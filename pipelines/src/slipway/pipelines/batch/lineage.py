@@ -104,7 +104,7 @@ def reference_predictions(root: Path, config: SpokeConfig, model: LoadedModel) -
 
 
 def prediction_psi(reference: list[Any], result: BatchResult) -> float | None:
-    from slipway.pipelines.rollout.guardrails import psi
+    from slipway.pipelines.statistics import psi
 
     if not reference or not result.prediction_sample:
         return None

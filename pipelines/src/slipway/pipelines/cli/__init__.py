@@ -56,8 +56,9 @@ class LazyGroup(click.Group):
 
             from slipway.pipelines import registry
             from slipway.pipelines.registry_versions import from_mlflow_error
+            from slipway.pipelines.settings import Settings
 
-            uri = os.environ.get("MLFLOW_TRACKING_URI") or "the spoke's registry (.slipway/)"
+            uri = Settings.from_env().mlflow_tracking_uri or "the spoke's registry (.slipway/)"
             known = registry.unreachable(exc) or from_mlflow_error(exc, uri)
             if known is None:
                 raise

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from slipway.pipelines.config import SpokeConfig, find_spoke_root, load_config
+from slipway.pipelines.config import find_spoke_root, load_config
 from slipway.pipelines.errors import CommandError, SlipwayError
 from slipway.pipelines.exitcodes import Exit
-
-
-@dataclass(frozen=True)
-class Spoke:
-    root: Path
-    config: SpokeConfig
+from slipway.pipelines.spoke import Spoke
 
 
 def fail(message: str, code: Exit) -> NoReturn:
@@ -37,4 +31,4 @@ def report(error: SlipwayError) -> NoReturn:
 def spoke_from_context(ctx: click.Context) -> Spoke:
     project = (ctx.find_root().obj or {}).get("project")
     root = Path(project).resolve() if project else find_spoke_root()
-    return Spoke(root=root, config=load_config(root))
+    return Spoke.open(root, load_config(root))

@@ -7,7 +7,6 @@ kubeconfig) and the cluster's Prometheus, and `--dry-run` needs none of them.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
@@ -15,6 +14,7 @@ import yaml
 
 from slipway.pipelines.cli._common import Spoke, fail
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.settings import Settings
 
 IMAGE_ENV = "SLIPWAY_IMAGE"
 
@@ -56,7 +56,7 @@ def deploy_kserve(
     from slipway.pipelines.rollout.traffic import replay_rows
     from slipway.pipelines.serving.client import GatewayUnreachable
 
-    image = image or os.environ.get(IMAGE_ENV)
+    image = image or Settings.from_env().image
     if not image:
         fail(
             f"--target kserve needs the spoke's image for this commit: pass --image or set "
@@ -94,8 +94,7 @@ def deploy_kserve(
         storage_uri=storage_uri,
     )
     controller = Controller(
-        spoke.root,
-        config,
+        spoke,
         target,
         plan,
         echo=click.echo,

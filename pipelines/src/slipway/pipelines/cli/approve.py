@@ -79,13 +79,16 @@ def _stop_its_rollout(
     from slipway.pipelines.rollout import state as rollout_state
     from slipway.pipelines.rollout.controller import Controller, plan_for
     from slipway.pipelines.serving.client import GatewayClient, resolve_url
+    from slipway.pipelines.spoke import Spoke
 
     row = rollout_state.open_rollout(root)
     if row is None or row.version != str(version):
         return
     gateway = GatewayClient(resolve_url(url, config))
     try:
-        controller = Controller(root, config, gateway, plan_for(config), echo=click.echo)
+        controller = Controller(
+            Spoke.open(root, config), gateway, plan_for(config), echo=click.echo
+        )
         outcome = controller.abort(f"governance: version {version} was {why}")
         click.echo(f"rollout {outcome.rollout_id} of version {version} closed: {outcome.status}")
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ from slipway.pipelines.cli._common import fail
 from slipway.pipelines.config import ConfigError, SpokeConfig, find_spoke_root, load_config
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
+from slipway.pipelines.settings import Settings
 
 
 def _spoke(ctx: click.Context) -> tuple[Path, SpokeConfig] | None:
@@ -21,7 +21,7 @@ def _spoke(ctx: click.Context) -> tuple[Path, SpokeConfig] | None:
         root = Path(project).resolve() if project else find_spoke_root()
         return root, load_config(root)
     except ConfigError as exc:
-        if project or not os.environ.get("MLFLOW_TRACKING_URI"):
+        if project or not Settings.from_env().mlflow_tracking_uri:
             fail(f"{exc}\n(or set MLFLOW_TRACKING_URI to list a shared registry)", Exit.CONFIG)
         return None
 
@@ -39,7 +39,8 @@ def catalog(ctx: click.Context, as_json: bool) -> None:
 
     spoke = _spoke(ctx)
     if spoke is None:
-        uri = os.environ["MLFLOW_TRACKING_URI"]
+        uri = Settings.from_env().mlflow_tracking_uri
+        assert uri is not None  # _spoke returned None only with a tracking URI set
         registry, config = client_for(uri), None
     else:
         uri = tracking_uri(spoke[0])

@@ -158,8 +158,7 @@ def deploy(
     )
     gateway = GatewayClient(resolve_url(url, spoke.config))
     controller = Controller(
-        spoke.root,
-        spoke.config,
+        spoke,
         gateway,
         plan,
         echo=(lambda line: click.echo(line, file=terminal())) if as_json else click.echo,
@@ -243,7 +242,6 @@ def _sagemaker_release() -> Any:
 
 def _print_json(spoke: Spoke, outcome: Any) -> None:
     from slipway.pipelines.json_output import deploy_json, deploy_steps, dumps
-    from slipway.pipelines.rollout import state
 
     promoted = outcome.status == "promoted"
     document = deploy_json(
@@ -252,6 +250,6 @@ def _print_json(spoke: Spoke, outcome: Any) -> None:
         version=outcome.version,
         reason=None if promoted else outcome.reason,
         exit_code=int(Exit.OK if promoted else Exit.ROLLED_BACK),
-        steps=deploy_steps(state.readings(spoke.root, outcome.rollout_id)),
+        steps=deploy_steps(spoke.rollouts.readings(outcome.rollout_id)),
     )
     click.echo(dumps(document))

@@ -268,8 +268,7 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
     if options.report is not None:
         html_uri = _html(spoke, options, report, samples, window, verdict, registry)
         found.html = options.report
-    audit.append(
-        spoke.root,
+    spoke.record(
         DRIFT if report.drifted else MONITOR,
         model=model,
         version=report.champion,
@@ -387,7 +386,6 @@ def _retrain(
     path: Path,
     found: _Found,
 ) -> None:
-    from slipway.pipelines.governance import audit
     from slipway.pipelines.governance.alerts import Event
     from slipway.pipelines.governance.drift_policy import RETRAIN
     from slipway.pipelines.governance.retraining import (
@@ -416,8 +414,7 @@ def _retrain(
         _train_here(spoke, report, why, path, found)
         return
     found.started = started
-    audit.append(
-        spoke.root,
+    spoke.record(
         RETRAIN,
         model=model,
         version=report.champion,
@@ -438,15 +435,13 @@ def _retrain(
 
 def _train_here(spoke: Spoke, report: DriftReport, why: str, path: Path, found: _Found) -> None:
     """The laptop's path: local training, as `slipway train` runs it."""
-    from slipway.pipelines.governance import audit
     from slipway.pipelines.governance.alerts import Event
     from slipway.pipelines.governance.drift_policy import RETRAIN
     from slipway.pipelines.training.pipeline import TrainingError, run_local_training
     from slipway.pipelines.training.spoke_code import SpokeCodeError
 
     model = spoke.config.model_name
-    audit.append(
-        spoke.root,
+    spoke.record(
         RETRAIN,
         model=model,
         version=report.champion,

@@ -22,10 +22,9 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
     from slipway.pipelines import registry
     from slipway.pipelines.governance.blockers import require_release
     from slipway.pipelines.rollout import release
-    from slipway.pipelines.rollout import state as rollout_state
     from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
 
-    open_row = rollout_state.open_rollout(spoke.root)
+    open_row = spoke.rollouts.open_rollout()
     if open_row is not None:
         fail(
             f"rollout {open_row.id} of version {open_row.version} is open; finish it with "

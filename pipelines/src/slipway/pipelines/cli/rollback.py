@@ -24,16 +24,13 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
     spoke = spoke_from_context(ctx)
     from slipway.pipelines import registry
     from slipway.pipelines.rollout import release
-    from slipway.pipelines.rollout import state as rollout_state
     from slipway.pipelines.rollout.controller import Controller, plan_for
     from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
 
     gateway = GatewayClient(resolve_url(url, spoke.config))
     try:
-        if rollout_state.open_rollout(spoke.root) is not None:
-            controller = Controller(
-                spoke.root, spoke.config, gateway, plan_for(spoke.config), echo=click.echo
-            )
+        if spoke.rollouts.open_rollout() is not None:
+            controller = Controller(spoke, gateway, plan_for(spoke.config), echo=click.echo)
             outcome = controller.abort(f"manual rollback: {reason}")
             click.echo(f"rollout {outcome.rollout_id} closed: {outcome.status}")
             return

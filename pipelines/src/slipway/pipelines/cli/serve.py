@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import errno
-import os
 import sys
 
 import click
 
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.settings import Settings
 
 
 @click.command()
@@ -32,7 +32,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     spoke = spoke_from_context(ctx)
     from slipway.pipelines.serving.gateway import serve as run
 
-    token = os.environ.get("SLIPWAY_ADMIN_TOKEN")
+    token = Settings.from_env().admin_token
 
     def announce(url: str) -> None:
         click.echo(f"slipway gateway listening on {url}", nl=True)

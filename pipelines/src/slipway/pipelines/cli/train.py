@@ -16,6 +16,7 @@ import click
 from slipway.pipelines.cli._common import fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
+from slipway.pipelines.settings import Settings
 
 if TYPE_CHECKING:
     from slipway.pipelines.config import SpokeConfig
@@ -261,7 +262,8 @@ def _on_kubeflow(
 
 def _poll() -> float:
     """Seconds between two reads of the run (SLIPWAY_KFP_POLL_SECONDS, for quick tests)."""
-    return float(os.environ.get("SLIPWAY_KFP_POLL_SECONDS", "10"))
+    configured = Settings.from_env().kfp_poll_seconds
+    return 10.0 if configured is None else configured
 
 
 def _task_line(task: str, state: str) -> None:

@@ -13,11 +13,12 @@ whatever the chat service says): `notify` returns a warning for the caller to pr
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from enum import StrEnum
+
+from slipway.pipelines.settings import Settings
 
 __all__ = ["WEBHOOK_ENV", "Event", "notify"]
 
@@ -39,7 +40,7 @@ def notify(
 ) -> str | None:
     """Post one alert when SLIPWAY_ALERT_WEBHOOK is set; None when sent (or not configured),
     else a warning saying why it was not delivered."""
-    url = (env if env is not None else os.environ).get(WEBHOOK_ENV, "").strip()
+    url = Settings.from_env(env).alert_webhook or ""
     if not url:
         return None
     if not url.startswith(("https://", "http://")):

@@ -29,12 +29,10 @@ reported. Anchor the head hash somewhere the writers cannot edit (CI logs, a tic
 from __future__ import annotations
 
 import fcntl
-import getpass
 import hashlib
 import json
 import os
 import socket
-import subprocess
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +44,8 @@ from slipway.pipelines import store
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import state_dir
+from slipway.pipelines.settings import Settings
+from slipway.pipelines.spoke import current_actor
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -73,19 +73,6 @@ def audit_path(root: Path) -> Path:
 
 def head_path(root: Path) -> Path:
     return state_dir(root) / HEAD_FILE
-
-
-def current_actor(root: Path | None = None) -> str:
-    """SLIPWAY_ACTOR (CI sets it), else git's user.email, else the login name."""
-    if actor := os.environ.get("SLIPWAY_ACTOR"):
-        return actor
-    try:
-        email = subprocess.run(
-            ["git", "config", "user.email"], cwd=root, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        email = ""
-    return email or getpass.getuser()
 
 
 def canonical_sha256(payload: Any) -> str:
@@ -144,8 +131,7 @@ class Verification:
         return not self.problems
 
 
-def append(
-    root: Path,
+def entry(
     action: str,
     *,
     model: str,
@@ -153,10 +139,10 @@ def append(
     reason: str = "",
     actor: str | None = None,
     details: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Add one entry, chained to the head; safe against concurrent writers (file lock on
-    one machine, row lock and unique constraints in the shared store)."""
-    new = NewEntry(
+    root: Path | None = None,
+) -> NewEntry:
+    """One entry to append; who is `actor`, else `current_actor` (in `root`'s git)."""
+    return NewEntry(
         action=action,
         model=model,
         version=None if version is None else str(version),
@@ -164,28 +150,28 @@ def append(
         actor=actor or current_actor(root),
         details=dict(details or {}),
     )
-    shared = shared_trail(root)
-    if shared is not None:
-        return shared.append(new)
-    return FileTrail(root).append(new)
+
+
+def append(root: Path, action: str, **fields: Any) -> dict[str, Any]:
+    """Add one entry (the fields of `entry`), chained to the head; safe against concurrent
+    writers (file lock on one machine, row lock and unique constraints in the shared
+    store). New code: `spoke.record(action, ...)`."""
+    return _trail(root).append(entry(action, root=root, **fields))
 
 
 def read(root: Path) -> list[dict[str, Any]]:
     """Every readable entry, oldest first (unreadable lines are skipped: `verify` names them)."""
-    shared = shared_trail(root)
-    return shared.read() if shared is not None else FileTrail(root).read()
+    return _trail(root).read()
 
 
 def verify(root: Path) -> Verification:
     """Check the whole trail: every hash, every link, and the end against the head record."""
-    shared = shared_trail(root)
-    return shared.verify() if shared is not None else FileTrail(root).verify()
+    return _trail(root).verify()
 
 
 def location(root: Path) -> str:
     """Where this spoke's trail lives, for messages."""
-    shared = shared_trail(root)
-    return shared.where if shared is not None else str(audit_path(root))
+    return _trail(root).where
 
 
 def show(root: Path, *, model: str | None = None, version: str | None = None) -> list[str]:
@@ -326,6 +312,7 @@ class FileTrail:
         self.root = root
         self.path = audit_path(root)
         self.head_file = head_path(root)
+        self.where = str(self.path)
 
     def _head(self) -> tuple[int, str] | None:
         """(seq, hash) of the head record; None if absent; (-1, '') if unreadable."""
@@ -446,7 +433,7 @@ class SharedTrail:
     def __init__(self, url: str, trail: str) -> None:
         self.url = url
         self.trail = trail
-        self.where = f"table {TABLE} (trail {trail!r}) in {store._redacted(url)}"
+        self.where = f"table {TABLE} (trail {trail!r}) in {store.redacted(url)}"
         # Managed: the owner role made the tables and the append function (trail_roles.py);
         # this role may only read and call it, so it must not try to create anything.
         self.managed = _is_managed(url)
@@ -660,6 +647,12 @@ class SharedTrail:
         return len(entries)
 
 
+def _trail(root: Path) -> FileTrail | SharedTrail:
+    """The trail for `root`, chosen per call (the 0.2.0 module functions above); new code
+    opens a Spoke once and uses spoke.audit."""
+    return shared_trail(root) or FileTrail(root)
+
+
 def _parsed(record: str) -> dict[str, Any] | None:
     try:
         entry = json.loads(record)
@@ -751,7 +744,7 @@ def registry_says_trail_lost(root: Path, model: str) -> str | None:
     trail (and its head) were deleted. The one loss the trail cannot show by itself."""
     from slipway.pipelines import registry
 
-    if not os.environ.get("MLFLOW_TRACKING_URI") and not (state_dir(root) / "mlflow.db").exists():
+    if not Settings.from_env().mlflow_tracking_uri and not (state_dir(root) / "mlflow.db").exists():
         return None
     try:
         versions = registry.client(root).search_model_versions(f"name = '{model}'")

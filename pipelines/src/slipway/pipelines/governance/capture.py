@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.serving.guardrail_metrics import CAPTURE_PREFIX
 from slipway.pipelines.serving.parsing import BadRequest, parse_body
+from slipway.pipelines.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,12 +146,10 @@ def read_capture(
 def captured_sample(config: SpokeConfig, env: str) -> tuple[CaptureLocation, pd.DataFrame]:
     """The environment's captured traffic, with the caller's AWS credentials and region
     (slipway.toml [deploy].region unless AWS_DEFAULT_REGION says otherwise)."""
-    import os
-
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    region = os.environ.get("AWS_DEFAULT_REGION") or config.deploy.region
+    region = Settings.from_env().aws_region or config.deploy.region
     try:
         account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
     except (BotoCoreError, ClientError) as exc:

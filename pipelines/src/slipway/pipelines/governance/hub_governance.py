@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -32,6 +31,7 @@ from pathlib import Path
 from slipway.pipelines.config import RiskTier
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.settings import Settings
 
 HUB_LIST_ENV = "SLIPWAY_HUB_GOVERNANCE"
 PACKAGED_LIST = "hub_governance.toml"
@@ -100,7 +100,7 @@ def strictest(*tiers: RiskTier | str | None) -> RiskTier:
 
 
 def _list_text() -> tuple[bytes, str]:
-    override = os.environ.get(HUB_LIST_ENV, "").strip()
+    override = Settings.from_env().hub_governance or ""
     if override:
         path = Path(override).expanduser()
         try:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.registry import CHAMPION, fluent_registry, state_dir, version_by_alias
-from slipway.pipelines.rollout.guardrails import psi
 from slipway.pipelines.serving.drift_sample import read_samples
+from slipway.pipelines.statistics import psi
 from slipway.pipelines.training.data_contract import validate_frame
 from slipway.pipelines.training.spoke_code import features, load_frame, split
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slipway.pipelines.settings import Settings
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -134,13 +136,12 @@ def registry_checkpoint_problems(root: Path, model: str) -> list[str]:
 
     An unreachable registry is reported as a problem: `--verify` must not say "intact" when
     the one check that catches an owner's rewrite could not run."""
-    import os
 
     from slipway.pipelines import registry
     from slipway.pipelines.governance import audit
     from slipway.pipelines.registry import state_dir
 
-    if not os.environ.get("MLFLOW_TRACKING_URI") and not (state_dir(root) / "mlflow.db").exists():
+    if not Settings.from_env().mlflow_tracking_uri and not (state_dir(root) / "mlflow.db").exists():
         return []
     try:
         versions = registry.client(root).search_model_versions(f"name = '{model}'")

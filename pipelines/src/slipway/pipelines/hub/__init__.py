@@ -20,26 +20,4 @@ if TYPE_CHECKING:
     )
     from slipway.pipelines.hub.overview import Overview, SpokeView
 
-_EXPORTS = {
-    "ConsoleSettings": "console_app",
-    "create_app": "console_app",
-    "Overview": "overview",
-    "SpokeView": "overview",
-    "CatalogEntry": "catalog",
-    "format_table": "catalog",
-    "NotASpoke": "fleet",
-    "SpokeStatus": "fleet",
-    "spoke_status": "fleet",
-}
-__all__ = [
-    "CatalogEntry",
-    "ConsoleSettings",
-    "NotASpoke",
-    "Overview",
-    "SpokeStatus",
-    "SpokeView",
-    "create_app",
-    "format_table",
-    "spoke_status",
-]
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

@@ -22,7 +22,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from slipway.pipelines import registry
@@ -42,6 +41,7 @@ from slipway.pipelines.rollout.guardrails import (
     thresholds_for,
 )
 from slipway.pipelines.serving.client import GatewayUnreachable, TrafficTarget
+from slipway.pipelines.spoke import Spoke
 
 POLL_SECONDS = 0.25
 SMOKE_ROWS = 50
@@ -119,16 +119,23 @@ class Outcome:
 class Controller:
     def __init__(
         self,
-        root: Path,
-        config: SpokeConfig,
+        spoke: Spoke,
         gateway: TrafficTarget,
         plan: Plan,
         echo: Callable[[str], None] = print,
         smoke_rows: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
-        self.root, self.config, self.gateway, self.plan = root, config, gateway, plan
-        self.model = config.model_name
-        self.client = registry.client(root)
+        if not isinstance(spoke, Spoke):  # 0.1.0's Controller(root, config, gateway, plan)
+            raise TypeError(
+                "Controller takes a Spoke since 0.2.0: Controller(Spoke.open(root, config), "
+                "gateway, plan)"
+            )
+        self.spoke, self.gateway, self.plan = spoke, gateway, plan
+        self.root, self.config = spoke.root, spoke.config
+        # The rollout record, opened once (the state location is not re-read every poll).
+        self.rollouts = spoke.rollouts
+        self.model = spoke.config.model_name
+        self.client = registry.client(spoke.root)
         self._echo = echo
         self._smoke_rows = smoke_rows
         self._t0 = time.monotonic()
@@ -150,8 +157,7 @@ class Controller:
         self._check_governance(version)
         self.gateway.health()  # GatewayUnreachable before anything changes
         plan = self.plan.as_dict() | {"bootstrap": champion is None}
-        row = rollout_state.start(
-            self.root,
+        row = self.rollouts.start(
             model=self.model,
             version=version,
             champion_version=champion,
@@ -175,14 +181,14 @@ class Controller:
 
     def resume(self) -> Outcome:
         """Continue the open rollout after its controller died (its step restarts)."""
-        row = rollout_state.open_rollout(self.root)
+        row = self.rollouts.open_rollout()
         if row is None:
             raise release.ReleaseError("no rollout is open; nothing to resume")
         self.plan = Plan.from_dict({k: v for k, v in row.plan.items() if k != "bootstrap"})
         self._judge = self.plan.judge()
         self.gateway.health()
-        if not rollout_state.claim(self.root, row, self.owner, self.lease, pid=os.getpid()):
-            now = rollout_state.get(self.root, row.id) or row
+        if not self.rollouts.claim(row, self.owner, self.lease, pid=os.getpid()):
+            now = self.rollouts.get(row.id) or row
             left = max(0.0, (now.lease_expires_at or 0.0) - time.time())
             raise release.ReleaseError(
                 f"rollout {row.id} is driven by {now.owner} (its lease runs {left:.0f}s more); "
@@ -212,7 +218,7 @@ class Controller:
         promoting first, its promotion is let finish (or finished here, if its driver is
         gone) and then reverted."""
         for _ in range(5):  # each retry means the row moved under us; it cannot move forever
-            row = rollout_state.open_rollout(self.root)
+            row = self.rollouts.open_rollout()
             if row is None:
                 raise release.ReleaseError("no rollout is open")
             if row.status == rollout_state.PROMOTING:
@@ -226,8 +232,7 @@ class Controller:
     def mark_rolling_back(self, row: rollout_state.RolloutRow, reason: str) -> bool:
         """The operator's abort, its first and deciding act: the row goes to rolling_back
         (weight 0) if it is still as read, and this controller holds it from now on."""
-        return rollout_state.update(
-            self.root,
+        return self.rollouts.update(
             row.id,
             expected_status=row.status,
             status=rollout_state.ROLLING_BACK,
@@ -241,8 +246,7 @@ class Controller:
     def _cas(self, rollout_id: int, expected: str, **fields: Any) -> bool:
         """A change that applies only while this controller still owns the rollout and it is
         still `expected`; every change renews the lease."""
-        return rollout_state.update(
-            self.root,
+        return self.rollouts.update(
             rollout_id,
             expected_status=expected,
             expected_owner=self.owner,
@@ -276,7 +280,7 @@ class Controller:
     def _run(self, rollout_id: int, start: int) -> Outcome:
         phases = self.plan.phases()
         for index in range(start, len(phases)):
-            row = rollout_state.get(self.root, rollout_id)
+            row = self.rollouts.get(rollout_id)
             if row is None or row.status != rollout_state.RUNNING:
                 return self._finished(rollout_id)
             if stopped := self._governance_stop(rollout_id, row.version):
@@ -311,7 +315,7 @@ class Controller:
                 return self._finished(rollout_id)
             if breaches:
                 return self._rollback(rollout_id, f"step {name}: " + "; ".join(breaches))
-        row = rollout_state.get(self.root, rollout_id)
+        row = self.rollouts.get(rollout_id)
         if row is not None and (stopped := self._governance_stop(rollout_id, row.version)):
             return stopped
         return self._promote(rollout_id)
@@ -326,11 +330,11 @@ class Controller:
         while True:
             time.sleep(POLL_SECONDS)
             # The heartbeat, and the check that nobody aborted or took the rollout over.
-            if not rollout_state.renew(self.root, rollout_id, self.owner, self.lease):
+            if not self.rollouts.renew(rollout_id, self.owner, self.lease):
                 return None
             decision = watch.observe(self.gateway.window(seq), time.monotonic() - started)
             verdict = decision.judgement
-            rollout_state.record_reading(self.root, rollout_id, phase, weight, verdict.readings)
+            self.rollouts.record_reading(rollout_id, phase, weight, verdict.readings)
             if decision.status == ROLLBACK:
                 self._record_evidence(rollout_id, phase, decision.status, verdict)
                 return decision.reasons
@@ -354,7 +358,7 @@ class Controller:
         marked: bool = False,
     ) -> Outcome:
         """Traffic first (weight 0), then registry, audit and state; safe to repeat."""
-        row = rollout_state.get(self.root, rollout_id)
+        row = self.rollouts.get(rollout_id)
         assert row is not None
         if not marked and not self._cas(
             rollout_id,
@@ -389,7 +393,7 @@ class Controller:
     def _promote(
         self, rollout_id: int, note: str = "", *, expected: str = rollout_state.RUNNING
     ) -> Outcome:
-        row = rollout_state.get(self.root, rollout_id)
+        row = self.rollouts.get(rollout_id)
         assert row is not None
         reason = note or f"passed {len(self.plan.phases())} rollout steps within guardrails"
         # The deciding compare-and-set: an abort that marked the rollout rolling_back first
@@ -465,8 +469,7 @@ class Controller:
         if row.status == rollout_state.PROMOTING:
             # Its driver is gone: take the promotion over (compare-and-set on the owner
             # read) and finish it here.
-            took = rollout_state.update(
-                self.root,
+            took = self.rollouts.update(
                 rollout_id,
                 expected_status=rollout_state.PROMOTING,
                 expected_owner=row.owner,
@@ -489,8 +492,7 @@ class Controller:
             )
         release.revert_promotion(self.root, self.client, self.model, reason=reason)
         self._reload_quietly()
-        rollout_state.update(
-            self.root,
+        self.rollouts.update(
             rollout_id,
             expected_status=rollout_state.PROMOTED,
             status=rollout_state.ROLLED_BACK,
@@ -509,7 +511,7 @@ class Controller:
         our revert."""
         said = False
         while True:
-            row = rollout_state.get(self.root, rollout_id)
+            row = self.rollouts.get(rollout_id)
             assert row is not None
             if (
                 row.status != rollout_state.PROMOTING
@@ -530,7 +532,7 @@ class Controller:
         """This controller's promotion could not be recorded: someone took the rollout over
         (it stalled past its lease). If they rolled it back, its alias moves may have landed
         after their revert: undo them, so the registry says what the rollout decided."""
-        row = rollout_state.get(self.root, rollout_id)
+        row = self.rollouts.get(rollout_id)
         assert row is not None
         if row.status == rollout_state.ROLLED_BACK and self._alias(registry.CHAMPION) == version:
             try:
@@ -547,7 +549,7 @@ class Controller:
         return self._finished(rollout_id)
 
     def _finished(self, rollout_id: int) -> Outcome:
-        row = rollout_state.get(self.root, rollout_id)
+        row = self.rollouts.get(rollout_id)
         assert row is not None
         self._echo(f"rollout {rollout_id} was closed by another command: {row.status}")
         return Outcome(row.status, row.version, row.reason or "closed elsewhere", rollout_id)
@@ -589,5 +591,5 @@ class Controller:
             self._echo("warning: gateway unreachable; it loads the new aliases when it restarts")
 
     def _event(self, rollout_id: int, message: str) -> None:
-        rollout_state.record_event(self.root, rollout_id, message)
+        self.rollouts.record_event(rollout_id, message)
         self._echo(f"[{time.monotonic() - self._t0:7.1f}s] {message}")

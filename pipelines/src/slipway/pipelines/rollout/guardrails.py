@@ -18,23 +18,21 @@ canary-judge benchmark drives the very same loop with simulated windows.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from slipway.pipelines import _compat
 from slipway.pipelines.config import Guardrails, SpokeConfig
 from slipway.pipelines.governance.tiers import rules_for
-from slipway.pipelines.rollout.statistics import (
+from slipway.pipelines.serving.window import VariantWindow, Window
+from slipway.pipelines.statistics import (
     DriftEvidence,
     ErrorEvidence,
     LatencyEvidence,
-    binned_counts,
     compare_error_rates,
     compare_latency,
     compare_predictions,
-    psi_of_counts,
 )
-from slipway.pipelines.serving.window import VariantWindow, Window
 
 # A slow-down smaller than this is never a regression, whatever the ratio: 2 ms against 1 ms
 # is scheduler noise on a busy host, not something users feel.
@@ -75,30 +73,21 @@ def thresholds_for(config: SpokeConfig) -> Thresholds:
 
 
 @dataclass(frozen=True)
-class Budget:
-    """The false-rollback budget split over guardrails, steps and looks."""
+class RollbackBudget:
+    """The false-rollback budget split over guardrails, steps and looks (`Budget` until
+    0.2.0: config.Budget is the spoke's dollars, a different thing)."""
 
     errors: float  # each of the two error bounds, per step
     latency: float  # per look
     drift: float  # per look
 
     @classmethod
-    def split(cls, total: float, phases: int) -> Budget:
+    def split(cls, total: float, phases: int) -> RollbackBudget:
         return cls(
             errors=total * ERROR_SHARE / phases / 2,
             latency=total * LATENCY_SHARE / phases / LOOKS_PER_STEP,
             drift=total * DRIFT_SHARE / phases / LOOKS_PER_STEP,
         )
-
-
-def psi(expected: Sequence[Any], actual: Sequence[Any]) -> float:
-    """Population stability index of `actual` against `expected` (0 = same distribution).
-
-    Few distinct values (classes) are compared category by category; continuous outputs in
-    ten bins cut at the expected side's quantiles (the bins the drift guardrail tests).
-    """
-    counts_e, counts_a, _ = binned_counts(expected, actual)
-    return psi_of_counts(counts_e, counts_a)
 
 
 @dataclass(frozen=True)
@@ -187,7 +176,7 @@ def judge(
     challenger: VariantWindow,
     champion: VariantWindow,
     limits: Thresholds,
-    budget: Budget,
+    budget: RollbackBudget,
     *,
     look: bool,
 ) -> Judgement:
@@ -336,7 +325,7 @@ class RolloutJudge:
         self, limits: Thresholds, *, phases: int, min_requests: int, step_timeout: float
     ) -> None:
         self.limits = limits
-        self.budget = Budget.split(limits.false_rollback_budget, max(1, phases))
+        self.budget = RollbackBudget.split(limits.false_rollback_budget, max(1, phases))
         self.min_requests = min_requests
         self.step_timeout = step_timeout
         self.baseline: VariantWindow | None = None
@@ -352,7 +341,7 @@ def requests_to_catch_errors(limits: Thresholds, phases: int, base: float, bad: 
     """Challenger requests the judge needs to roll back a challenger failing `bad` of its calls
     against a champion failing `base` (with nine times the challenger's traffic, as at a 10%
     step), when errors arrive at their expected rates; 0 when it never would."""
-    budget = Budget.split(limits.false_rollback_budget, max(1, phases))
+    budget = RollbackBudget.split(limits.false_rollback_budget, max(1, phases))
     n = 1
     while n <= 10_000_000:
         evidence = compare_error_rates(
@@ -370,7 +359,7 @@ def requests_to_catch_errors(limits: Thresholds, phases: int, base: float, bad: 
 
 def explain(limits: Thresholds, phases: int) -> list[str]:
     """What the guardrails mean, in requests a team can plan a canary step with."""
-    budget = Budget.split(limits.false_rollback_budget, max(1, phases))
+    budget = RollbackBudget.split(limits.false_rollback_budget, max(1, phases))
     lines = [
         f"rolls back a challenger within every tolerance in at most "
         f"{limits.false_rollback_budget:.1%} of rollouts",
@@ -393,3 +382,6 @@ def explain(limits: Thresholds, phases: int) -> list[str]:
         "per variant",
     ]
     return lines
+
+
+__getattr__ = _compat.renamed(__name__, {"Budget": "RollbackBudget"}, globals())

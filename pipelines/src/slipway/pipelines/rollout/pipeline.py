@@ -83,6 +83,7 @@ def roll_out(
     from slipway.pipelines.rollout.controller import Controller, plan_for
     from slipway.pipelines.rollout.traffic import replay_rows
     from slipway.pipelines.serving.client import GatewayClient, resolve_url
+    from slipway.pipelines.spoke import Spoke
 
     use_registry(tracking_uri)
     root = Path(project_root)
@@ -91,7 +92,7 @@ def roll_out(
     gateway = GatewayClient(resolve_url(gateway_url or None, config))
     try:
         controller = Controller(
-            root, config, gateway, plan, smoke_rows=lambda: replay_rows(root, config)
+            Spoke.open(root, config), gateway, plan, smoke_rows=lambda: replay_rows(root, config)
         )
         outcome = controller.deploy(version)
     finally:

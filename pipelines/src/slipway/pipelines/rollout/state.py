@@ -22,14 +22,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines import store
 from slipway.pipelines.errors import SlipwayError
-from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import state_dir
+from slipway.pipelines.settings import SettingError, Settings
+
+# RolloutRow and lease_expired live in spoke.py (the stores return them), named here as before.
+from slipway.pipelines.spoke import RolloutRow as RolloutRow
+from slipway.pipelines.spoke import lease_expired as lease_expired
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -90,38 +93,11 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-@dataclass(frozen=True)
-class RolloutRow:
-    id: int
-    model: str
-    version: str
-    champion_version: str | None
-    status: str
-    phase: str
-    step_index: int
-    weight: int
-    shadow: bool
-    reason: str
-    plan: dict[str, Any]
-    controller_pid: int | None
-    started_at: float
-    updated_at: float
-    finished_at: float | None
-    owner: str | None = None  # host:pid:uuid of the controller that drives it
-    lease_expires_at: float | None = None  # its heartbeat: renewed every poll
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class RolloutOpen(SlipwayError, RuntimeError):
     """Another rollout of this spoke is still open; the message says how to close it."""
 
 
-class BadLeaseSetting(SlipwayError, ValueError):
-    """$SLIPWAY_ROLLOUT_LEASE_SECONDS is not a positive number of seconds."""
-
-    exit_code = Exit.CONFIG
+BadLeaseSetting = SettingError  # its own class until 0.2.0; one settings error now
 
 
 def state_path(root: Path) -> Path:
@@ -141,26 +117,8 @@ def new_owner() -> str:
 
 def lease_seconds() -> float:
     """The lease length: $SLIPWAY_ROLLOUT_LEASE_SECONDS, else LEASE_SECONDS."""
-    raw = os.environ.get(LEASE_ENV)
-    if raw is None:
-        return LEASE_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise BadLeaseSetting(
-            f"{LEASE_ENV}={raw!r} must be a positive number of seconds (default "
-            f"{LEASE_SECONDS:.0f}); set it so, or unset it"
-        )
-    return value
-
-
-def lease_expired(row: RolloutRow, now: float | None = None) -> bool:
-    """No controller holds this rollout: its lease ran out (or it has none, a row written
-    before leases existed)."""
-    at = time.time() if now is None else now
-    return row.lease_expires_at is None or row.lease_expires_at <= at
+    configured = Settings.from_env().rollout_lease_seconds
+    return LEASE_SECONDS if configured is None else configured
 
 
 def owner_is_dead_here(owner: str | None) -> bool:
@@ -543,140 +501,200 @@ class _SharedStore:
         return list(self._run(f"read the rollout {table}", fetch))
 
 
-def _store(root: Path) -> _FileStore | _SharedStore:
+class _Rollouts:
+    """The rollout operations over one back end: a `RolloutStore` (slipway.pipelines.spoke).
+    FileRollouts and SharedRollouts below are its two implementations."""
+
+    def __init__(self, backend: _FileStore | _SharedStore, where: str) -> None:
+        self._backend = backend
+        self.where = where
+
+    def start(
+        self,
+        *,
+        model: str,
+        version: str,
+        champion_version: str | None,
+        plan: dict[str, Any],
+        pid: int,
+        owner: str | None = None,
+        lease: float | None = None,
+    ) -> RolloutRow:
+        """Open a rollout held by `owner` (a lease of `lease` seconds); refuse if another one
+        is still open (resume or roll it back first)."""
+        rollout_id = self._backend.start(
+            model,
+            version,
+            champion_version,
+            json.dumps(plan),
+            pid,
+            owner or new_owner(),
+            lease_seconds() if lease is None else lease,
+        )
+        found = self._backend.get(rollout_id)
+        assert found is not None
+        return found
+
+    def update(
+        self,
+        rollout_id: int,
+        *,
+        expected_phase: str | None = None,
+        expected_status: str | None = None,
+        expected_owner: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Record a decision (status, phase, step_index, weight, shadow, reason,
+        controller_pid, owner, lease_expires_at). With `expected_phase` / `expected_status` /
+        `expected_owner` the change applies only while the row still has that phase / status
+        / owner (compare-and-set: an operator's abort or a controller that took over wins).
+        Returns whether the row changed."""
+        where = {
+            k: v
+            for k, v in (
+                ("phase", expected_phase),
+                ("status", expected_status),
+                ("owner", expected_owner),
+            )
+            if v is not None
+        }
+        return self._backend.update(rollout_id, _changes(fields), where)
+
+    def renew(self, rollout_id: int, owner: str, lease: float, status: str = RUNNING) -> bool:
+        """The heartbeat: extend `owner`'s lease while it still owns the rollout and the
+        rollout is still `status`. False means someone else took it over or closed it: stop."""
+        return self.update(
+            rollout_id,
+            expected_status=status,
+            expected_owner=owner,
+            lease_expires_at=time.time() + lease,
+        )
+
+    def claim(
+        self,
+        row: RolloutRow,
+        owner: str,
+        lease: float,
+        *,
+        pid: int | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Take the open rollout `row` over (`deploy --resume`), atomically: only while its
+        owner is still the one read in `row` and that owner's lease has expired (or it is
+        this owner, or a process on this host that is gone). Of two resumers at once exactly
+        one wins."""
+        at = time.time() if now is None else now
+        force = row.owner == owner or owner_is_dead_here(row.owner)
+        values = _changes({"owner": owner, "lease_expires_at": at + lease})
+        if pid is not None:
+            values["controller_pid"] = pid
+        return self._backend.claim(row.id, values, row.owner, at, force)
+
+    def get(self, rollout_id: int) -> RolloutRow | None:
+        return self._backend.get(rollout_id)
+
+    def latest(self) -> RolloutRow | None:
+        return self._backend.latest()
+
+    def open_rollout(self) -> RolloutRow | None:
+        """The rollout that still needs the controller (resume) or an abort (rollback)."""
+        row = self.latest()
+        return row if row is not None and row.status in OPEN_STATUSES else None
+
+    def all_rollouts(self) -> list[RolloutRow]:
+        return self._backend.all_rollouts()
+
+    def record_reading(
+        self, rollout_id: int, phase: str, weight: int, data: dict[str, Any]
+    ) -> None:
+        self._backend.record(
+            "readings", rollout_id, {"phase": phase, "weight": weight, "data": json.dumps(data)}
+        )
+
+    def record_event(self, rollout_id: int, message: str) -> None:
+        self._backend.record("events", rollout_id, {"message": message})
+
+    def readings(self, rollout_id: int) -> list[dict[str, Any]]:
+        rows = self._backend.history("readings", rollout_id, "at, phase, weight, data")
+        return [
+            {"at": r["at"], "phase": r["phase"], "weight": r["weight"], **json.loads(r["data"])}
+            for r in rows
+        ]
+
+    def events(self, rollout_id: int) -> list[dict[str, Any]]:
+        return self._backend.history("events", rollout_id, "at, message")
+
+
+class FileRollouts(_Rollouts):
+    """The rollout record in <spoke>/.slipway/rollout.db (one machine)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(_FileStore(root), str(state_path(root)))
+
+
+class SharedRollouts(_Rollouts):
+    """The rollout record in the team's PostgreSQL, the rows of spoke `key`."""
+
+    def __init__(self, url: str, key: str) -> None:
+        super().__init__(_SharedStore(url, key), f"slipway_rollouts in {store.redacted(url)}")
+
+
+# -- the 0.2.0 module functions, one release: each opens the store for `root` per call -----
+# (what every call did before); new code takes a Spoke and uses spoke.rollouts.
+
+
+def _rollouts(root: Path) -> _Rollouts:
     url = store.state_url()
-    return _FileStore(root) if url is None else _SharedStore(url, store.spoke_key(root))
+    return FileRollouts(root) if url is None else SharedRollouts(url, store.spoke_key(root))
 
 
 def where_state_lives(root: Path) -> str:
-    url = store.state_url()
-    return str(state_path(root)) if url is None else f"slipway_rollouts in {store._redacted(url)}"
+    return _rollouts(root).where
 
 
-# -- the interface every caller uses ------------------------------------------------------------
+def start(root: Path, **kwargs: Any) -> RolloutRow:
+    return _rollouts(root).start(**kwargs)
 
 
-def start(
-    root: Path,
-    *,
-    model: str,
-    version: str,
-    champion_version: str | None,
-    plan: dict[str, Any],
-    pid: int,
-    owner: str | None = None,
-    lease: float | None = None,
-) -> RolloutRow:
-    """Open a rollout held by `owner` (a lease of `lease` seconds); refuse if another one is
-    still open (resume or roll it back first)."""
-    backend = _store(root)
-    rollout_id = backend.start(
-        model,
-        version,
-        champion_version,
-        json.dumps(plan),
-        pid,
-        owner or new_owner(),
-        lease_seconds() if lease is None else lease,
-    )
-    found = backend.get(rollout_id)
-    assert found is not None
-    return found
-
-
-def update(
-    root: Path,
-    rollout_id: int,
-    *,
-    expected_phase: str | None = None,
-    expected_status: str | None = None,
-    expected_owner: str | None = None,
-    **fields: Any,
-) -> bool:
-    """Record a decision (status, phase, step_index, weight, shadow, reason, controller_pid,
-    owner, lease_expires_at). With `expected_phase` / `expected_status` / `expected_owner`
-    the change applies only while the row still has that phase / status / owner
-    (compare-and-set: an operator's abort or a controller that took over wins). Returns
-    whether the row changed."""
-    where = {
-        k: v
-        for k, v in (
-            ("phase", expected_phase),
-            ("status", expected_status),
-            ("owner", expected_owner),
-        )
-        if v is not None
-    }
-    return _store(root).update(rollout_id, _changes(fields), where)
+def update(root: Path, rollout_id: int, **kwargs: Any) -> bool:
+    return _rollouts(root).update(rollout_id, **kwargs)
 
 
 def renew(root: Path, rollout_id: int, owner: str, lease: float, status: str = RUNNING) -> bool:
-    """The heartbeat: extend `owner`'s lease while it still owns the rollout and the rollout
-    is still `status`. False means someone else took it over or closed it: stop."""
-    return update(
-        root,
-        rollout_id,
-        expected_status=status,
-        expected_owner=owner,
-        lease_expires_at=time.time() + lease,
-    )
+    return _rollouts(root).renew(rollout_id, owner, lease, status)
 
 
-def claim(
-    root: Path,
-    row: RolloutRow,
-    owner: str,
-    lease: float,
-    *,
-    pid: int | None = None,
-    now: float | None = None,
-) -> bool:
-    """Take the open rollout `row` over (`deploy --resume`), atomically: only while its owner
-    is still the one read in `row` and that owner's lease has expired (or it is this owner,
-    or a process on this host that is gone). Of two resumers at once exactly one wins."""
-    at = time.time() if now is None else now
-    force = row.owner == owner or owner_is_dead_here(row.owner)
-    values = _changes({"owner": owner, "lease_expires_at": at + lease})
-    if pid is not None:
-        values["controller_pid"] = pid
-    return _store(root).claim(row.id, values, row.owner, at, force)
+def claim(root: Path, row: RolloutRow, owner: str, lease: float, **kwargs: Any) -> bool:
+    return _rollouts(root).claim(row, owner, lease, **kwargs)
 
 
 def get(root: Path, rollout_id: int) -> RolloutRow | None:
-    return _store(root).get(rollout_id)
+    return _rollouts(root).get(rollout_id)
 
 
 def latest(root: Path) -> RolloutRow | None:
-    return _store(root).latest()
+    return _rollouts(root).latest()
 
 
 def open_rollout(root: Path) -> RolloutRow | None:
-    """The rollout that still needs the controller (resume) or an abort (rollback)."""
-    row = latest(root)
-    return row if row is not None and row.status in OPEN_STATUSES else None
+    return _rollouts(root).open_rollout()
 
 
 def record_reading(root: Path, rollout_id: int, phase: str, weight: int, data: dict) -> None:
-    _store(root).record(
-        "readings", rollout_id, {"phase": phase, "weight": weight, "data": json.dumps(data)}
-    )
+    _rollouts(root).record_reading(rollout_id, phase, weight, data)
 
 
 def record_event(root: Path, rollout_id: int, message: str) -> None:
-    _store(root).record("events", rollout_id, {"message": message})
+    _rollouts(root).record_event(rollout_id, message)
 
 
 def readings(root: Path, rollout_id: int) -> list[dict[str, Any]]:
-    rows = _store(root).history("readings", rollout_id, "at, phase, weight, data")
-    return [
-        {"at": r["at"], "phase": r["phase"], "weight": r["weight"], **json.loads(r["data"])}
-        for r in rows
-    ]
+    return _rollouts(root).readings(rollout_id)
 
 
 def events(root: Path, rollout_id: int) -> list[dict[str, Any]]:
-    return _store(root).history("events", rollout_id, "at, message")
+    return _rollouts(root).events(rollout_id)
 
 
 def all_rollouts(root: Path) -> list[RolloutRow]:
-    return _store(root).all_rollouts()
+    return _rollouts(root).all_rollouts()

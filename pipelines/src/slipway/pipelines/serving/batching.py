@@ -38,8 +38,10 @@ class Overloaded(SlipwayError, RuntimeError):
     """Too many requests already wait for this model: shed this one (503, retry later)."""
 
 
-class PredictTimeout(TimeoutError):
-    """The model did not answer within the deadline: it counts against the variant."""
+class PredictTimeout(SlipwayError, TimeoutError):
+    """The model did not answer within the deadline: it counts against the variant.
+
+    Still a TimeoutError, so callers that caught the builtin keep catching it."""
 
 
 class Batcher:

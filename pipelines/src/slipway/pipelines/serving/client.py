@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from typing import Any, Protocol
 
 import httpx
@@ -15,6 +14,7 @@ from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
 from slipway.pipelines.serving.window import Window
+from slipway.pipelines.settings import Settings
 
 URL_ENV = "SLIPWAY_GATEWAY_URL"
 TOKEN_ENV = "SLIPWAY_ADMIN_TOKEN"
@@ -45,7 +45,7 @@ def _missing_as_null(value: Any) -> Any:
 
 
 def resolve_url(option: str | None, config: SpokeConfig) -> str:
-    url = (option or os.environ.get(URL_ENV) or config.deploy.gateway_url).rstrip("/")
+    url = (option or Settings.from_env().gateway_url or config.deploy.gateway_url).rstrip("/")
     if problem := gateway_url_problem(url):
         raise BadGatewayUrl(f"gateway URL: {problem}")
     return url
@@ -69,7 +69,7 @@ class TrafficTarget(Protocol):
 class GatewayClient:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
-        token = os.environ.get(TOKEN_ENV)
+        token = Settings.from_env().admin_token
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url, timeout=timeout, headers=headers)
 

@@ -26,17 +26,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from slipway.pipelines import registry
 from slipway.pipelines.config import PANDAS_DTYPES, SpokeConfig
-from slipway.pipelines.registry import fluent_registry
-from slipway.pipelines.rollout import state as rollout_state
+from slipway.pipelines.registry import CHALLENGER, CHAMPION, fluent_registry
 from slipway.pipelines.serving.batching import Batcher, Overloaded, Retired
 from slipway.pipelines.serving.drift_sample import SampleWriter
 from slipway.pipelines.serving.limits import Limits
 from slipway.pipelines.serving.predictors import _direct_predictor, _to_list
+from slipway.pipelines.spoke import RolloutRow, Spoke, lease_expired
 
 log = logging.getLogger("slipway.gateway")
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 WINDOW_EVENTS = 200_000  # readings kept for /admin/window: minutes of traffic at full speed
 WINDOW_PREDICTIONS = 5_000  # prediction values returned per variant for drift judgement
 SAMPLE_FLUSH_SECONDS = 1.0
@@ -88,6 +86,8 @@ class Gateway:
     ) -> None:
         self.root = root
         self.config = config
+        # Where the rollout record lives is resolved on first use, then kept.
+        self.spoke = Spoke(root=root, config=config)
         self.limits = limits or Limits()
         # Single-model mode (the SageMaker image): one version from a directory, no registry.
         self.model_dir = model_dir
@@ -320,7 +320,7 @@ class Gateway:
             if self.model_dir is not None:
                 log.info("serving version %s from %s", self.model_version, self.model_dir)
                 return self.state()
-            active = rollout_state.open_rollout(self.root)
+            active = self.spoke.rollouts.open_rollout()
             if CHALLENGER in loaded and active and active.version == loaded[CHALLENGER].version:
                 self._set_weight(active.weight, active.shadow)
                 self.drop_unwatched_canary(active)
@@ -334,12 +334,12 @@ class Gateway:
         self.held_back = None
         self.m_weight.set(weight)
 
-    def drop_unwatched_canary(self, active: rollout_state.RolloutRow | None) -> bool:
+    def drop_unwatched_canary(self, active: RolloutRow | None) -> bool:
         """Champion only once the open rollout's controller lease has expired: no guardrails
         watch the challenger any more. Returns whether the challenger was dropped."""
         if not (self.weight or self.shadow) or active is None:
             return False
-        if not rollout_state.lease_expired(active):
+        if not lease_expired(active):
             return False
         was = "shadow" if self.shadow else f"{self.weight}%"
         self._set_weight(0, False)
@@ -355,7 +355,7 @@ class Gateway:
         if self.model_dir is not None or not (self.weight or self.shadow):
             return False
         loop = asyncio.get_running_loop()
-        active = await loop.run_in_executor(None, rollout_state.open_rollout, self.root)
+        active = await loop.run_in_executor(None, self.spoke.rollouts.open_rollout)
         return self.drop_unwatched_canary(active)
 
     async def watch_lease_forever(self) -> None:

@@ -135,7 +135,7 @@ class GuardrailPublisher:
                 }
             )
         if self.reference is not None and len(recent) >= self.min_samples:
-            from slipway.pipelines.rollout.guardrails import psi
+            from slipway.pipelines.statistics import psi
 
             value = psi(self.reference.predictions, recent)
             out.append(

@@ -14,6 +14,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from slipway.pipelines.errors import SlipwayError
+
 access_log = logging.getLogger("slipway.access")
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
@@ -54,8 +56,8 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
     )
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(SlipwayError):
+    """The body passed the limit: answered 413 before it is read whole."""
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -6,29 +6,9 @@ the same image takes an operator's limits on SageMaker and on KServe alike.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-
-def _env_number(name: str, default: float, environ: dict[str, str]) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} must be a number") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be positive")
-    return value
-
-
-LIMIT_ENV = {
-    "max_body_bytes": "SLIPWAY_MAX_BODY_BYTES",
-    "predict_timeout_s": "SLIPWAY_PREDICT_TIMEOUT_S",
-    "max_queued_requests": "SLIPWAY_MAX_QUEUED_REQUESTS",
-    "max_queued_rows": "SLIPWAY_MAX_QUEUED_ROWS",
-}
+from slipway.pipelines.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -44,22 +24,13 @@ class Limits:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Limits:
-        env = dict(os.environ if environ is None else environ)
+        """The limits in the environment (settings.py); a bad value is a SettingError."""
+        env = Settings.from_env(environ)
         default = cls()
-        timeout = env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT")  # the SageMaker toolkits' name
-        if timeout and not env.get(LIMIT_ENV["predict_timeout_s"]):
-            env[LIMIT_ENV["predict_timeout_s"]] = timeout
+        timeout = env.predict_timeout_s or env.sagemaker_timeout_s  # the toolkits' name
         return cls(
-            max_body_bytes=int(
-                _env_number(LIMIT_ENV["max_body_bytes"], default.max_body_bytes, env)
-            ),
-            predict_timeout_s=_env_number(
-                LIMIT_ENV["predict_timeout_s"], default.predict_timeout_s, env
-            ),
-            max_queued_requests=int(
-                _env_number(LIMIT_ENV["max_queued_requests"], default.max_queued_requests, env)
-            ),
-            max_queued_rows=int(
-                _env_number(LIMIT_ENV["max_queued_rows"], default.max_queued_rows, env)
-            ),
+            max_body_bytes=int(env.max_body_bytes or default.max_body_bytes),
+            predict_timeout_s=timeout or default.predict_timeout_s,
+            max_queued_requests=int(env.max_queued_requests or default.max_queued_requests),
+            max_queued_rows=int(env.max_queued_rows or default.max_queued_rows),
         )

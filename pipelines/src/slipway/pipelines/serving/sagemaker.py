@@ -35,7 +35,8 @@ from starlette.applications import Starlette
 
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.serving.guardrail_metrics import ENDPOINT_ENV, VARIANT_ENV, VERSION_ENV
+from slipway.pipelines.serving.guardrail_metrics import ENDPOINT_ENV, VARIANT_ENV
+from slipway.pipelines.settings import SettingError, Settings
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_PORT = 8080
@@ -62,15 +63,6 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ServingSetupError(f"{name}={raw!r} must be a positive integer")
-    return int(raw)
-
-
 @dataclass(frozen=True)
 class ServingSettings:
     model_dir: Path
@@ -83,26 +75,26 @@ class ServingSettings:
     metrics_interval_s: float
     access_log: bool
     transform: bool = False  # under a Batch Transform job: answer per line (serving.transform)
+    loop: str = "uvloop"  # uvicorn's event loop and HTTP parser
+    http: str = "httptools"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
-        env = os.environ if environ is None else environ
-        model_dir = next((env[k] for k in MODEL_DIR_ENVS if env.get(k)), DEFAULT_MODEL_DIR)
-        try:
-            interval = float(env.get(INTERVAL_ENV, "") or 60.0)
-        except ValueError:
-            raise ServingSetupError(f"{INTERVAL_ENV} must be a number of seconds") from None
+        """The container's settings (settings.py); a bad value is a SettingError."""
+        env = Settings.from_env(environ)
         return cls(
-            model_dir=Path(model_dir),
-            spoke_root=Path(env.get(SPOKE_ROOT_ENV) or os.getcwd()),
-            port=_positive_int(env, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT),
-            workers=_positive_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", _cores()),
-            model_version=env.get(VERSION_ENV) or "unknown",
-            endpoint_name=env.get(ENDPOINT_ENV) or None,
-            variant_name=env.get(VARIANT_ENV) or None,
-            metrics_interval_s=interval,
-            access_log=env.get(ACCESS_LOG_ENV, "1") not in {"0", "false", "no"},
-            transform=env.get(TRANSFORM_ENV, "") in {"1", "true", "yes"},
+            model_dir=Path(env.model_dir or env.sm_model_dir or DEFAULT_MODEL_DIR),
+            spoke_root=Path(env.spoke_root or os.getcwd()),
+            port=env.port or DEFAULT_PORT,
+            workers=env.workers or _cores(),
+            model_version=env.model_version or "unknown",
+            endpoint_name=env.endpoint_name,
+            variant_name=env.variant_name,
+            metrics_interval_s=60.0 if env.metrics_interval_s is None else env.metrics_interval_s,
+            access_log=(env.access_log or "1") not in {"0", "false", "no"},
+            loop=env.server_loop or "uvloop",
+            http=env.server_http or "httptools",
+            transform=(env.transform or "") in {"1", "true", "yes"},
         )
 
     def check(self) -> None:
@@ -119,10 +111,7 @@ class ServingSettings:
             )
         from slipway.pipelines.serving.gateway import Limits
 
-        try:
-            Limits.from_env()
-        except ValueError as exc:
-            raise ServingSetupError(str(exc)) from None
+        Limits.from_env()  # a bad limit is a SettingError before the server starts
         if bool(self.endpoint_name) != bool(self.variant_name):
             raise ServingSetupError(
                 f"set both {ENDPOINT_ENV} and {VARIANT_ENV} (the spoke stack does), or neither"
@@ -235,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ServingSettings.from_env()
         settings.check()
-    except ServingSetupError as exc:
+    except (ServingSetupError, SettingError) as exc:
         print(f"cannot serve: {exc}", file=sys.stderr)
-        return ServingSetupError.exit_code
+        return exc.exit_code
     import uvicorn
 
     print(
@@ -251,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         host="0.0.0.0",
         port=settings.port,
         workers=settings.workers,
-        loop=os.environ.get(LOOP_ENV, "uvloop"),
-        http=os.environ.get(HTTP_ENV, "httptools"),
+        loop=settings.loop,
+        http=settings.http,
         access_log=False,  # the gateway writes its own, richer access lines
         log_level="info",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from slipway.pipelines.settings import Settings
 from slipway.pipelines.training import zygote
 
 __all__ = [
@@ -82,7 +83,7 @@ class DaemonPaths:
 def _runtime_dir() -> Path:
     """A directory only this user can enter: XDG_RUNTIME_DIR/slipway, else
     <tmp>/slipway-<uid>. Raises ZygoteUnavailable when it is anyone else's."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
+    base = Settings.from_env().runtime_dir
     if base and Path(base).is_dir():
         path = Path(base) / "slipway"
     else:
@@ -177,10 +178,11 @@ def mode() -> str:
     """daemon, zygote or subprocess (SLIPWAY_STEP_PROCESSES; see the module's docstring)."""
     if not hasattr(os, "fork") or not hasattr(socket, "AF_UNIX"):
         return "subprocess"
-    chosen = os.environ.get(zygote.ENV_SWITCH, "").strip().lower()
+    settings = Settings.from_env()
+    chosen = (settings.step_processes or "").lower()
     if chosen in ("daemon", "zygote", "subprocess"):
         return chosen
-    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    in_ci = (settings.ci or "").lower() not in ("", "0", "false", "no")
     return "zygote" if in_ci else "daemon"
 
 
@@ -331,13 +333,14 @@ class _Daemon:
         self.root = root
         self.socket_path = socket_path
         self.mark = fingerprint(root)
-        self.idle = 60 * float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_MINUTES))
+        settings = Settings.from_env()
+        self.idle = 60 * (settings.daemon_idle_minutes or DEFAULT_IDLE_MINUTES)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(socket_path))
         self.listener.listen(16)
         self.inode = os.stat(socket_path).st_ino
         self.pending: list[Callable[[], None]] = zygote._warm_ups()  # pyright: ignore[reportPrivateUsage]
-        if extra := tuple(filter(None, os.environ.get(PRELOAD_ENV, "").split(","))):
+        if extra := tuple(filter(None, (settings.daemon_preload or "").split(","))):
             self.pending.append(functools.partial(zygote._import, extra))  # pyright: ignore[reportPrivateUsage]
         self.modules = _ModuleFiles()
         self.sessions: set[int] = set()

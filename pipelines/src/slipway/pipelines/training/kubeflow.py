@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
+from slipway.pipelines.settings import Settings
 from slipway.pipelines.training import images
 from slipway.pipelines.training.pipeline import TrainingError, TrainingOutcome
 
@@ -143,7 +144,7 @@ class KubeflowTarget:
         return self.host.rstrip("/")
 
     def run_url(self, run_id: str) -> str:
-        ui = os.environ.get(UI_ENV, "").rstrip("/") or self.api
+        ui = (Settings.from_env().kfp_ui or "").rstrip("/") or self.api
         return f"{ui}/#/runs/details/{run_id}"
 
 

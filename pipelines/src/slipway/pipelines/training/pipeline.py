@@ -167,7 +167,7 @@ def pipeline_arguments(
     run_key: str | None = None,
 ) -> dict[str, Any]:
     """The run's parameters: lineage only the starting machine knows, plus a fresh run key."""
-    from slipway.pipelines.governance.audit import current_actor
+    from slipway.pipelines.spoke import current_actor
     from slipway.pipelines.training.lineage import file_sha256, git_state
 
     git = git_state(root)

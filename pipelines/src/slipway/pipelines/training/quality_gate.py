@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from slipway.pipelines import _compat
 from slipway.pipelines.config import Gates, Task, metric
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def _passes(
     return True
 
 
-def judge(
+def check_gates(
     challenger: dict[str, float], baseline: Baseline | None, gates: Gates, task: Task = "binary"
 ) -> Verdict:
     """Every reason the challenger passes or fails, in the order a reviewer reads them.
@@ -128,3 +129,6 @@ def _sign(greater_is_better: bool, ok: bool) -> str:
     if greater_is_better:
         return ">=" if ok else "<"
     return "<=" if ok else ">"
+
+
+__getattr__ = _compat.renamed(__name__, {"judge": "check_gates"}, globals())

@@ -217,7 +217,7 @@ def gate(
     from mlflow.models import infer_signature
 
     from slipway.pipelines.training.evaluation import as_pyfunc, evaluate
-    from slipway.pipelines.training.quality_gate import Baseline, judge
+    from slipway.pipelines.training.quality_gate import Baseline, check_gates
     from slipway.pipelines.training.spoke_code import split
 
     root = Path(project_root)
@@ -271,7 +271,7 @@ def gate(
         baseline = Baseline(alias=alias, version=str(version.version), metrics=measured)
         for name, value in measured.items():
             client.log_metric(run_id, f"champion_{name}", value)
-    verdict = judge(scores, baseline, config.gates, task)
+    verdict = check_gates(scores, baseline, config.gates, task)
     client.set_tag(run_id, registry.TAG_GATE_VERDICT, verdict.label)
     client.set_tag(
         run_id,
@@ -319,7 +319,7 @@ def register(
     import mlflow
     from mlflow.models import infer_signature
 
-    from slipway.pipelines.governance import audit
+    from slipway.pipelines.spoke import Spoke
     from slipway.pipelines.training import lineage
     from slipway.pipelines.training.flavors import flavor_of
     from slipway.pipelines.training.spoke_code import split
@@ -360,8 +360,7 @@ def register(
     registry.alias_newest_challenger(client, config.model_name, version)
     client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_REGISTERED)
     client.set_tag(run_id, registry.TAG_REGISTERED_VERSION, version)
-    audit.append(
-        root,
+    Spoke.open(root, config).record(
         "register",
         model=config.model_name,
         version=version,
