@@ -33,7 +33,11 @@ WHO = "risk.officer@example.com"
 WAIT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session: Playwright's sync API keeps an asyncio loop running in this
+# thread while it is started, and every later test of the same xdist worker that calls
+# asyncio.run() (the gateway's, Pulumi's) would fail with "cannot be called from a running
+# event loop".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.is_file():
         message = f"{CHROMIUM} is missing: `make test` installs Debian's chromium package"
@@ -125,7 +129,17 @@ def test_a_rollout_progresses_live(page, console_url: str, fleet: Fleet, shots: 
     expect(rollout.get_by_test_id("polls")).to_have_text(str(polls + 3), timeout=WAIT_MS)
     points = rollout.get_by_test_id("weight-line").get_attribute("points") or ""
     assert len(points.split()) >= 2 * (polls + 3) - 1  # a step line through every reading
-    rollout.screenshot(path=shots / "console-rollout.png")
+    # The live fragment is replaced on every refresh: a screenshot that meets a replaced
+    # element takes the next one.
+    from playwright.sync_api import Error
+
+    for attempt in range(5):
+        try:
+            rollout.screenshot(path=shots / "console-rollout.png")
+            break
+        except Error:
+            if attempt == 4:
+                raise
 
 
 def test_an_approval_is_waiting(page, console_url: str, shots: Path) -> None:  # type: ignore[no-untyped-def]
