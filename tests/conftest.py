@@ -62,6 +62,9 @@ def no_inherited_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     send its commands to another registry."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    # The same for the team's state: a shared trail left named here would take every later
+    # test's audit entries and rollouts (tests that want one set it with monkeypatch).
+    monkeypatch.delenv("SLIPWAY_STATE_URL", raising=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,8 +23,10 @@ def fleet(
     saved = {key: os.environ.get(key) for key in STATE_ENV}
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_server.url
     os.environ["SLIPWAY_STATE_URL"] = mlflow_server.backend
+    # Only while the fleet is built: left set for the session, they sent every later test of
+    # this xdist worker to the team's shared trail (fleet_env sets them per console test).
     try:
-        yield build(
+        built = build(
             tmp_path_factory.mktemp("console"),
             template_repo,
             mlflow_server.url,
@@ -36,6 +38,7 @@ def fleet(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    yield built
 
 
 @pytest.fixture(autouse=True)
