@@ -408,14 +408,21 @@ def test_monitor_env_judges_the_endpoints_data_capture_in_s3(
     rows = (healthy * (spoke.config.monitoring.min_samples // len(healthy) + 1))[
         : spoke.config.monitoring.min_samples + 40
     ]
-    capture(rows, datetime(2026, 1, 2, 3, tzinfo=UTC), "10-00-000-a")
+    # A scheduled run judges the last [monitoring] window_hours of capture: the calm hour is
+    # three hours ago (inside the default 6 h), the drifting one this hour, judged alone once
+    # the window is one hour.
+    this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    capture(rows, this_hour - timedelta(hours=3), "10-00-000-a")
     calm = slipway(spoke.root, "monitor", "--env", "prod", "--no-retrain")
     assert calm.returncode == 0, calm.stdout + calm.stderr
-    assert f"prod: {len(rows)} captured rows from {location.uri}" in calm.stdout
+    assert f"prod: {len(rows)} rows captured in the last 6 h" in calm.stdout
+    assert location.uri in calm.stdout
     assert "no drift" in calm.stdout
 
     drifting = minority_rows(spoke, model_dir, len(rows))
-    capture(drifting, datetime(2026, 1, 2, 4, tzinfo=UTC), "10-00-000-b")
+    capture(drifting, this_hour, "10-00-000-b")
+    toml = spoke.root / "slipway.toml"
+    toml.write_text(toml.read_text().replace("window_hours = 6", "window_hours = 1"))
     drifted = slipway(spoke.root, "monitor", "--env", "prod", "--no-retrain")
     assert drifted.returncode == 9, drifted.stdout + drifted.stderr
     assert "drift found" in drifted.stdout

@@ -128,7 +128,9 @@ def test_lasting_drift_submits_one_training_run_then_cools_down(
     commit's image. Windows 3 and 4 drift inside the cool-down: nothing submitted. Each window
     writes an HTML report logged to the champion's run; labels joined on the request ids
     give the performance section."""
-    root = spoke(rendered, tmp_path, '\n[batch]\nid_columns = ["request_id"]\n')
+    root = spoke(rendered, tmp_path)
+    toml = root / "slipway.toml"  # the template's [batch] section names no id column yet
+    toml.write_text(toml.read_text().replace("id_columns = []", 'id_columns = ["request_id"]', 1))
     _, ids = capture_traffic(root, scale=1.5)
     config = load_config(root)
     truth = held_out_rows(root, config)[config.data.target].tolist() * 2

@@ -154,10 +154,20 @@ def test_library_pin_moves_with_the_template(
 
 @pytest.mark.slow
 def test_updated_spoke_passes_its_own_tests(updated_spoke: Path) -> None:
-    """The team's `make setup && make test`, libraries fetched from the git tag."""
+    """The team's `make setup && make test` on their machine (not CI, where a lock older
+    than pyproject.toml is refused), libraries fetched from the git tag."""
     commit_all(updated_spoke, "update the slipway template")
+    laptop = {k: v for k, v in os.environ.items() if k != "CI"}
+    # In CI the lock the update left stale is refused, never silently re-made.
+    ci = subprocess.run(
+        ["make", "setup"], cwd=updated_spoke, capture_output=True, text=True,
+        env={**laptop, "CI": "true"},
+    )
+    assert ci.returncode != 0 and "needs to be updated" in ci.stderr, ci.stderr[-3000:]
     for target in ("setup", "test"):
-        run = subprocess.run(["make", target], cwd=updated_spoke, capture_output=True, text=True)
+        run = subprocess.run(
+            ["make", target], cwd=updated_spoke, capture_output=True, text=True, env=laptop
+        )
         assert run.returncode == 0, f"make {target}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
     # The lock moved with the template: the team's lock now holds the hub's tested versions.
     names = ("mlflow", "kfp", "scikit-learn", "pandas")

@@ -370,6 +370,10 @@ def _find_outcome_warm(
     return None if document is None else TrainingOutcome(**{**document, "log_path": log_path})
 
 
+# The step that fails on purpose to stop the pipeline, by the outcome it recorded first.
+_STOPS = {"data_invalid": "validate-data", "gate_rejected": "gate-model"}
+
+
 def _outcome(
     log_path: Path, failed_step: str | None, found: "TrainingOutcome | None"
 ) -> TrainingOutcome:
@@ -381,9 +385,11 @@ def _outcome(
             f"{log_path}. Fix the cause and run `slipway train` again "
             "(nothing was registered)."
         )
-    if failed_step is not None:
+    if failed_step is not None and _STOPS.get(found.status) != failed_step:
         # A step failed after the outcome was recorded (e.g. the audit trail refused the
-        # registration's entry): the run is not a success, whatever the registry says.
+        # registration's entry): the run is not a success, whatever the registry says. The
+        # two refusals stop the pipeline by failing their own step on purpose, after recording
+        # why: those are the outcome (exit 4 or 5), not a crash.
         cause = _last_error(log_path)
         recorded = f"version {found.version}" if found.version else "no version"
         raise TrainingError(
