@@ -33,10 +33,10 @@ lint: setup ## ruff (lint, format check), the type checker, and the tested versi
 	$(RUN) basedpyright
 
 chromium: ## install Debian's chromium for the console's browser tests, where it is missing
-	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_debian_package.sh chromium "$${SLIPWAY_CHROMIUM:-/usr/bin/chromium}" "the console's browser tests"
 
 prometheus: ## install Debian's prometheus for the KServe rollout tests, where it is missing
-	bash scripts/ensure_prometheus.sh
+	bash scripts/ensure_debian_package.sh prometheus prometheus "the KServe rollout tests"
 
 test: setup lint chromium prometheus ## everything CI runs: lint, library unit tests, template render matrix, spokes' own tests
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
