@@ -11,6 +11,7 @@ places a job in time.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -175,6 +176,17 @@ def test_an_unshifted_batch_window_starts_nothing_and_an_older_job_is_not_read(
         env={"MLFLOW_TRACKING_URI": registry.tracking_uri(root)},
     )
     assert "from 2 job(s) recorded in the last 12 h" in wider.output, wider.output
+
+    # For machines: the window's source and its rows (the one job's, every row scored).
+    as_json = monitor(
+        root,
+        "--source",
+        "batch",
+        "--json",
+        env={"MLFLOW_TRACKING_URI": registry.tracking_uri(root)},
+    )
+    document = json.loads(as_json.stdout)
+    assert (document["source"], document["samples"]) == ("batch", 3 * len(traffic))
 
 
 def test_a_source_the_spoke_is_not_set_up_for_is_refused_with_what_to_change(

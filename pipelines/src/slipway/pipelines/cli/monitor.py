@@ -200,6 +200,7 @@ def monitor(
             verdict=found.verdict,
             started=found.started,
             html=found.html,
+            source=options.source.name,
         )
         click.echo(dumps(document))
     if failed is not None:
