@@ -30,6 +30,7 @@ from slipway.pipelines.cli import main
 from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit
+from slipway.pipelines.training.spoke_code import held_out_rows
 from tests import governance_support as support
 
 pytestmark = pytest.mark.xdist_group("monitoring-spoke")
@@ -88,11 +89,18 @@ def test_a_drifting_batch_window_submits_one_training_run_then_cools_down(
     root = batch_spoke(rendered, tmp_path)
     _, traffic, _ = support.champion_traffic(root, 1.5)
     score_table(root, traffic, "nightly")
+    config = load_config(root)
+    truth = held_out_rows(root, config)[config.data.target].tolist() * 3
+    labels = tmp_path / "labels.csv"  # ground truth that arrived later, joined on request_id
+    labels.write_text(
+        f"request_id,{config.data.target}\n"
+        + "".join(f"nightly-{i},{y}\n" for i, y in enumerate(truth))
+    )
     env = {"MLFLOW_TRACKING_URI": registry.tracking_uri(root), "KF_PIPELINES_TOKEN": "good-token"}
     page = tmp_path / "batch-window.html"
     with running(StandIn()) as api:
         kfp = ["--source", "batch", "--kfp-host", api.url, "--image", IMAGE]
-        first = monitor(root, *kfp, "--report", str(page), env=env)
+        first = monitor(root, *kfp, "--report", str(page), "--labels", str(labels), env=env)
         assert first.exit_code == Exit.DRIFT, first.output
         assert (
             "batch: " in first.output and "from 1 job(s) recorded in the last 6 h" in first.output
@@ -120,12 +128,14 @@ def test_a_drifting_batch_window_submits_one_training_run_then_cools_down(
     # The HTML report of the batch window: the contract's features, served means from the
     # scored rows, and the window named for what it judged.
     html = page.read_text()
-    config = load_config(root)
     assert html.startswith("<!doctype html>") and "</html>" in html
     for column in config.data.contract.columns:
         assert f"<td>{column}</td>" in html
     assert "Drift: " in html and "batch jobs of the last 6 h" in html
     assert 'src="data:image/png;base64,' in html
+    # Performance once labels arrive: every scored row joined on the batch's id column.
+    assert f"{len(truth):,} of {len(truth):,} served rows labelled (100.0%)" in html
+    assert "<td>accuracy</td>" in html
 
 
 def test_an_unshifted_batch_window_starts_nothing_and_an_older_job_is_not_read(
