@@ -278,9 +278,9 @@ def test_the_kubeflow_schedule_runs_the_same_command_with_its_secrets_out_of_the
     container = executor["container"]
     assert container["image"] == IMAGE and container["command"] == ["sh", "-c"]
     [script] = container["args"]
-    assert script.startswith("slipway --project /app monitor --env prod --kfp-host")
+    assert script.startswith("slipway --project /app monitor --env prod --source capture --kfp")
     assert (
-        f"--image {IMAGE} --report /tmp/monitor-prod.html --namespace team-a" in script
+        f"--image {IMAGE} --report /tmp/monitor-prod-capture.html --namespace team-a" in script
         and script.endswith('[ "$?" -eq 9 ]')
     )
     assert {e["name"]: e["value"] for e in container["env"]}["MLFLOW_TRACKING_URI"] == uri
@@ -294,3 +294,45 @@ def test_the_kubeflow_schedule_runs_the_same_command_with_its_secrets_out_of_the
          "--image", IMAGE, "--kfp-schedule", "17 */6 * * *"],
     )  # fmt: skip
     assert wrong.exit_code == 2 and "six fields, seconds first" in wrong.output
+
+
+def test_the_kubeflow_schedule_of_a_kserve_and_batch_team_has_one_step_per_source(
+    rendered: Path, tmp_path: Path
+):
+    """A team serving on KServe that also scores batches: one recurring run, a step per
+    source, neither per environment; a source it is not set up for is refused first."""
+    root = spoke(rendered, tmp_path)
+    toml = root / "slipway.toml"
+    text = toml.read_text().replace("sources = []", 'sources = ["kserve", "batch"]', 1)
+    toml.write_text(
+        text.replace('sample_store = ""', 'sample_store = "s3://team-samples/slipway/samples"', 1)
+    )
+    assert load_config(root).monitoring.sources == ["kserve", "batch"]
+    schedule = ["--kfp-host", "", "--image", IMAGE, "--kfp-schedule", "0 17 */6 * * *"]
+    with running(StandIn()) as api:
+        schedule[1] = api.url
+        refused = CliRunner().invoke(
+            main, ["--project", str(root), "monitor", "--source", "capture", *schedule]
+        )
+        assert refused.exit_code == Exit.USAGE, refused.output
+        assert "scheduled sources are kserve, batch" in refused.output
+        assert "nothing was scheduled" in refused.output and api.recurring_runs == {}
+        result = CliRunner().invoke(
+            main,
+            ["--project", str(root), "monitor", *schedule],
+            env={
+                "MLFLOW_TRACKING_URI": "https://mlflow.example.com",
+                "KF_PIPELINES_TOKEN": "good-token",
+            },
+        )
+        assert result.exit_code == 0, result.output
+        [recurring] = api.recurring_runs.values()
+    assert "scheduled tumour-triage-monitor " in result.output
+    assert "sources kserve, batch, one step each" in result.output
+    executors = recurring["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"]
+    scripts = sorted(e["container"]["args"][0] for e in executors.values())
+    assert [s.split(" --kfp-host")[0] for s in scripts] == [
+        "slipway --project /app monitor --source batch",
+        "slipway --project /app monitor --source kserve",
+    ]
+    assert all("--env" not in s and s.endswith('[ "$?" -eq 9 ]') for s in scripts)

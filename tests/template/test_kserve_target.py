@@ -3,9 +3,15 @@ deploy-kserve workflow and its deployer's least-privilege RBAC; a SageMaker spok
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from slipway.pipelines.config import load_config
+from slipway.pipelines.governance.monitor_sources import (
+    SourceNotConfigured,
+    choose,
+    configured_sources,
+)
 from slipway.pipelines.rollout.kserve_rbac import deployer_rbac
 
 from .test_workflows import check_jsonschema, zizmor_findings
@@ -26,6 +32,16 @@ def test_a_kserve_spoke_gets_its_settings_workflow_and_rbac(render):
     # rollout test checks that against the calls a rollout makes).
     rendered = list(yaml.safe_load_all((spoke / "infra" / "kserve-rbac.yaml").read_text()))
     assert rendered == deployer_rbac(config)
+    # The monitor schedule judges the predictors' samples, once (no SageMaker environments);
+    # until sample_store is set, `slipway monitor --source kserve` says to set it.
+    assert configured_sources(config) == ("kserve",)
+    monitor = spoke / ".github" / "workflows" / "monitor.yml"
+    job = yaml.safe_load(monitor.read_text())["jobs"]["monitor"]
+    assert job["strategy"]["matrix"]["environment"] == ["prod"]
+    assert check_jsonschema([monitor]).returncode == 0
+    assert zizmor_findings([monitor]) == []
+    with pytest.raises(SourceNotConfigured, match=r"sample_store, which is empty: set it"):
+        choose(spoke, config, source="kserve", env=None, hours=None)
 
 
 def test_a_sagemaker_spoke_has_no_kserve_files_and_both_has_both(render):

@@ -574,9 +574,12 @@ def test_monitor_runs_the_schedules_command_per_endpoint(spokes: dict[str, Path]
         job = wf["jobs"]["monitor"]
         assert job["strategy"]["matrix"]["environment"] == ["staging", "prod"]
         assert job["concurrency"]["group"] == "monitor-${{ matrix.environment }}"
-        step = step_named(job, "slipway monitor --env")
+        step = step_named(job, "slipway monitor --list-sources")
         script = step["run"]
-        assert 'slipway monitor --env "$ENVIRONMENT"' in script
+        # Each source slipway.toml names: capture per environment, the others once (prod).
+        assert "for source in $(uv run --no-sync slipway monitor --list-sources)" in script
+        assert 'where=(--env "$ENVIRONMENT")' in script
+        assert 'slipway monitor "${where[@]}" --source "$source"' in script
         assert '--kfp-host "$KFP_HOST" --image "$IMAGE"' in script
         assert '[ "$code" -eq 9 ]' in script  # drift acted on is not a failed job
         env = step["env"]

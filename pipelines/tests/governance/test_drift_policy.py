@@ -67,3 +67,26 @@ def test_retraining_restarts_the_count_and_the_cool_down_holds_the_next_one():
     # A retraining of any environment cools the model down; after it, drift retrains again.
     late = verdict([retrain(hours_ago=73), window(True), window(True)])
     assert late.decision is Decision.RETRAIN
+
+
+def test_windows_are_counted_per_source_and_older_entries_count_as_capture():
+    """A quiet batch window does not break a run of drifted capture windows of the same
+    environment, and entries written before sources were recorded are capture's."""
+    batch_quiet = {**window(False), "details": {"env": "prod", "judged": True, "source": "batch"}}
+    history = [window(True), batch_quiet, window(True)]  # the capture windows: no source
+    capture = decide(
+        history,
+        model="m",
+        env="prod",
+        judged=True,
+        drifted=True,
+        policy=POLICY,
+        now=NOW,
+        source="capture",
+    )
+    assert (capture.decision, capture.consecutive) == (Decision.RETRAIN, 3)
+    batch = decide(
+        history, model="m", env="prod", judged=True, drifted=True, policy=POLICY, now=NOW,
+        source="batch",
+    )  # fmt: skip
+    assert (batch.decision, batch.consecutive) == (Decision.WAIT, 1)

@@ -376,6 +376,10 @@ class Budget(_Section):
     monthly_usd: float = Field(gt=0)
 
 
+# Where a scheduled monitor's window of traffic comes from (governance.monitor_sources).
+MonitorSource = Literal["capture", "kserve", "batch"]
+
+
 class Monitoring(_Section):
     max_feature_psi: float = Field(default=0.25, gt=0)
     max_prediction_psi: float = Field(default=0.25, gt=0)
@@ -387,6 +391,41 @@ class Monitoring(_Section):
     # false-alarm rate this buys), and not again within `cooldown_hours` of the last start.
     drift_windows: int = Field(default=2, ge=1, le=24)
     cooldown_hours: float = Field(default=72, ge=0, le=24 * 90)
+    # The traffic a scheduled window judges (docs/spoke/monitoring.md, "Sources"): SageMaker
+    # data capture, the KServe predictors' samples in `sample_store`, the batch jobs' outputs.
+    # Empty: derived from [deploy] target (sagemaker -> capture, kserve -> kserve, both ->
+    # both); a batch-only team writes ["batch"].
+    sources: list[MonitorSource] = []
+    # Where gateways running in pods (KServe) write their drift sample, e.g.
+    # "s3://team-bucket/slipway/samples": a pod's disk goes with the pod.
+    sample_store: str = ""
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_distinct(cls, names: list[MonitorSource]) -> list[MonitorSource]:
+        if len(set(names)) != len(names):
+            raise ValueError(f"{names} names a source twice")
+        return names
+
+    @field_validator("sample_store")
+    @classmethod
+    def _store_is_s3(cls, value: str) -> str:
+        if value and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?", value):
+            raise ValueError(
+                f"{value!r} is not an s3://bucket/prefix URI (MinIO and other S3 stores too: "
+                "set AWS_ENDPOINT_URL where the gateway and the monitor run)"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _kserve_needs_a_store(self) -> Monitoring:
+        if "kserve" in self.sources and not self.sample_store:
+            raise ValueError(
+                'sources names "kserve" but sample_store is empty: set sample_store = '
+                '"s3://<bucket>/<prefix>" so the predictors write their sample where the '
+                "monitor reads it"
+            )
+        return self
 
 
 class Batch(_Section):

@@ -240,6 +240,7 @@ class MonitorJson(TypedDict):
     consecutive: int  # drifted windows in a row, this one included
     started: dict[str, str] | None  # retraining started elsewhere: where, run_id, url
     html: str | None  # the --report page
+    source: str  # where the window's rows came from: gateway, capture, kserve, batch
     exit_code: int
 
 
@@ -252,6 +253,7 @@ def monitor_json(
     verdict: Verdict | None = None,
     started: Started | None = None,
     html: Path | None = None,
+    source: str = "gateway",
 ) -> MonitorJson:
     return MonitorJson(
         report=str(path),
@@ -269,5 +271,6 @@ def monitor_json(
         consecutive=0 if verdict is None else verdict.consecutive,
         started=None if started is None else dataclasses.asdict(started),
         html=None if html is None else str(html),
+        source=source,
         exit_code=exit_code,
     )

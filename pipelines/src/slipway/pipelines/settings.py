@@ -222,6 +222,13 @@ class Settings(BaseModel):
         "per line (`slipway score --env` sets it)",
         default="off",
     )
+    sample_store: str | None = _var(
+        "SLIPWAY_SAMPLE_STORE",
+        "serving",
+        "an s3:// prefix the gateway writes its drift sample to, one object per process a "
+        "minute (the KServe predictor's, from [monitoring] sample_store)",
+        default="none: the sample stays on the local disk",
+    )
     image: str | None = _var(
         "SLIPWAY_IMAGE",
         "rollout",

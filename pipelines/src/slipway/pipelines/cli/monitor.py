@@ -1,11 +1,12 @@
 """`slipway monitor`: compare served traffic with the training data; retrain on lasting drift.
 
 On a laptop it reads the local gateway's sample and may train locally. Scheduled (the
-spoke's monitor workflow or a KFP recurring run, `--env ENV`), it judges the window's
-captured traffic, counts drifted windows in the audit trail and, after `[monitoring]
-drift_windows` in a row and outside the cool-down, starts retraining where training runs:
-a Kubeflow run (`--kfp-host`, `--image`) or the training workflow (`--dispatch-workflow`);
-never on the runner itself.
+spoke's monitor workflow or a KFP recurring run, `--env ENV` and/or `--source`), it judges
+one window of one source (governance.monitor_sources: SageMaker capture, the KServe
+predictors' sample store, the batch jobs' outputs), counts drifted windows in the audit
+trail and, after `[monitoring] drift_windows` in a row and outside the cool-down, starts
+retraining where training runs: a Kubeflow run (`--kfp-host`, `--image`) or the training
+workflow (`--dispatch-workflow`); never on the runner itself.
 """
 
 from __future__ import annotations
@@ -13,47 +14,36 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from slipway.pipelines.cli._common import Spoke, fail, spoke_from_context
+from slipway.pipelines.cli._monitor_actions import (
+    Found,
+    Options,
+    alert,
+    deployed,
+    retrain,
+    window_env,
+)
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.governance.monitor_sources import (
+    GATEWAY,
+    SOURCES,
+    SourceNotConfigured,
+    choose,
+    configured_sources,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from slipway.pipelines.governance.drift_policy import Verdict
     from slipway.pipelines.governance.monitoring import DriftReport
-    from slipway.pipelines.governance.retraining import Started
     from slipway.pipelines.training.kubeflow import SubmitOptions
-    from slipway.pipelines.training.pipeline import TrainingOutcome
-
-
-@dataclass
-class _Found:
-    """What the run found, for --json."""
-
-    report: DriftReport | None = None
-    path: Path | None = None
-    outcome: TrainingOutcome | None = None
-    verdict: Verdict | None = None
-    started: Started | None = None
-    html: Path | None = None
-
-
-@dataclass(frozen=True)
-class _Options:
-    retrain: bool
-    env: str | None
-    window_hours: float | None
-    report: Path | None
-    labels: Path | None
-    kfp: SubmitOptions
-    workflow: str | None
 
 
 @click.command()
@@ -71,11 +61,26 @@ class _Options:
     "(AWS credentials needed) instead of the local gateway's sample.",
 )
 @click.option(
+    "--source",
+    type=click.Choice(SOURCES),
+    default=None,
+    help="Where the window's served rows come from: gateway (the local gateway's sample; "
+    "the default without --env), capture (the SageMaker endpoint's data capture; the "
+    "default with --env), kserve (what the KServe predictors wrote to [monitoring] "
+    "sample_store), batch (the inputs and predictions of the batch jobs recorded in the "
+    "window). A scheduled source must be in [monitoring] sources (or [deploy] target's).",
+)
+@click.option(
+    "--list-sources",
+    is_flag=True,
+    help="Print the sources this spoke's schedule judges, one a line, and exit.",
+)
+@click.option(
     "--window-hours",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="With --env: the hours of capture one window judges (default [monitoring] "
-    "window_hours, the schedule's period).",
+    help="The hours of traffic (or batch jobs) one window judges (default [monitoring] "
+    "window_hours, the schedule's period); not for the local sample, judged whole.",
 )
 @click.option(
     "--report",
@@ -131,6 +136,8 @@ def monitor(
     ctx: click.Context,
     retrain: bool,
     env: str | None,
+    source: str | None,
+    list_sources: bool,
     window_hours: float | None,
     report_path: Path | None,
     labels: Path | None,
@@ -153,21 +160,30 @@ def monitor(
         fail("give --kfp-host or --dispatch-workflow, not both", Exit.USAGE)
     if not kfp_host and kfp.given():
         fail(f"{', '.join(kfp.given())} only apply with --kfp-host", Exit.USAGE)
-    if window_hours is not None and env is None:
+    if list_sources:
+        for name in configured_sources(spoke_from_context(ctx).config):
+            click.echo(name)
+        return
+    if window_hours is not None and env is None and source in (None, GATEWAY):
         fail("--window-hours applies to --env (the local sample is judged whole)", Exit.USAGE)
     if cron is not None:
-        _schedule(ctx, kfp, env, cron, service_account)
+        _schedule(ctx, kfp, env, source, cron, service_account)
         return
     if service_account:
         fail("--service-account applies to --kfp-schedule", Exit.USAGE)
-    options = _Options(retrain, env, window_hours, report_path, labels, kfp, workflow)
+    spoke = spoke_from_context(ctx)
+    try:
+        chosen = choose(spoke.root, spoke.config, source=source, env=env, hours=window_hours)
+    except SourceNotConfigured as exc:
+        fail(str(exc), Exit.USAGE)
+    options = Options(retrain, env, chosen, report_path, labels, kfp, workflow)
     if not as_json:
-        _monitor(ctx, options, _Found())
+        _monitor(ctx, options, Found())
         return
     from slipway.pipelines.console import terminal
     from slipway.pipelines.json_output import dumps, monitor_json
 
-    found, code, failed = _Found(), 0, None
+    found, code, failed = Found(), 0, None
     with contextlib.redirect_stdout(terminal()):
         try:
             _monitor(ctx, options, found)
@@ -184,6 +200,7 @@ def monitor(
             verdict=found.verdict,
             started=found.started,
             html=found.html,
+            source=options.source.name,
         )
         click.echo(dumps(document))
     if failed is not None:
@@ -193,14 +210,20 @@ def monitor(
 
 
 def _schedule(
-    ctx: click.Context, kfp: SubmitOptions, env: str | None, cron: str, account: str | None
+    ctx: click.Context,
+    kfp: SubmitOptions,
+    env: str | None,
+    source: str | None,
+    cron: str,
+    account: str | None,
 ) -> None:
-    """`--kfp-schedule`: the monitoring recurring run on Kubeflow (docs/spoke/monitoring.md)."""
+    """`--kfp-schedule`: the monitoring recurring run on Kubeflow (docs/spoke/monitoring.md),
+    one step per source (`--source`, else the spoke's scheduled sources)."""
     from slipway.pipelines.governance.monitor_schedule import SECRET, schedule_monitoring
     from slipway.pipelines.training.kubeflow import target_for
 
-    if env is None or not kfp.host:
-        fail("--kfp-schedule needs --env and --kfp-host (and --image)", Exit.USAGE)
+    if not kfp.host:
+        fail("--kfp-schedule needs --kfp-host (and --image)", Exit.USAGE)
     if len(cron.split()) != 6:
         fail(
             f"--kfp-schedule {cron!r}: Kubeflow's cron has six fields, seconds first "
@@ -208,35 +231,39 @@ def _schedule(
             Exit.USAGE,
         )
     spoke = spoke_from_context(ctx)
+    sources = (source,) if source else configured_sources(spoke.config)
+    for name in sources:  # each step's own check, before anything is created
+        try:
+            choose(
+                spoke.root,
+                spoke.config,
+                source=name,
+                env=env if name == "capture" else None,
+                hours=None,
+            )
+        except SourceNotConfigured as exc:
+            fail(f"{exc}; nothing was scheduled", Exit.USAGE)
+    if GATEWAY in sources:
+        fail("--source gateway is a laptop's sample: a schedule judges a deployed one", Exit.USAGE)
     target, uri = target_for(spoke.root, spoke.config, kfp, os.environ)
     made = schedule_monitoring(
-        spoke.config, target, env, cron=cron, tracking_uri=uri, service_account=account
+        spoke.config,
+        target,
+        env,
+        sources,
+        cron=cron,
+        tracking_uri=uri,
+        service_account=account,
     )
     click.echo(f"scheduled {made.name} on {target.api}: recurring run {made.recurring_run_id}")
+    click.echo(f"  sources {', '.join(sources)}, one step each")
     click.echo(f"  cron {made.cron}, one window at a time, no catch-up; {made.url}")
     click.echo(
         f"  the pod reads the Kubernetes Secret {SECRET} (state-url, kfp-token, alert-webhook)"
     )
 
 
-def _sample(spoke: Spoke, options: _Options) -> tuple[pd.DataFrame, str]:
-    """The served rows to judge and the window's description."""
-    from slipway.pipelines.governance.capture import captured_sample, within
-    from slipway.pipelines.serving.drift_sample import read_samples
-
-    if options.env is None:
-        return read_samples(spoke.root), "the local gateway's sample"
-    hours = options.window_hours or spoke.config.monitoring.window_hours
-    location, captured = captured_sample(spoke.config, options.env)
-    window = within(captured, hours, time.time())
-    click.echo(
-        f"{options.env}: {len(window)} rows captured in the last {hours:g} h "
-        f"(of {len(captured)} read) from {location.uri}"
-    )
-    return window, f"the last {hours:g} h"
-
-
-def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
+def _monitor(ctx: click.Context, options: Options, found: Found) -> None:
     from slipway.pipelines.governance import audit
     from slipway.pipelines.governance.alerts import Event
     from slipway.pipelines.governance.drift_policy import DRIFT, MONITOR, Decision, decide
@@ -244,8 +271,11 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
     from slipway.pipelines.registry import client
 
     spoke = spoke_from_context(ctx)
-    model, env_name = spoke.config.model_name, options.env or "local"
-    samples, window = _sample(spoke, options)
+    model, env_name = spoke.config.model_name, window_env(options)
+    read = options.source.read(time.time())
+    for line in read.read:
+        click.echo(line)
+    samples, window = read.rows, read.label
     registry = client(spoke.root)
     report = check_drift(spoke.root, spoke.config, registry, samples)
     path = write_report(spoke.root, report)
@@ -262,6 +292,7 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
         judged=report.enough_samples,
         drifted=report.drifted,
         policy=spoke.config.monitoring,
+        source=options.source.name,
     )
     found.verdict = verdict
     html_uri = None
@@ -275,6 +306,7 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
         reason=(report.summary if report.drifted else "no drift") + f"; {verdict.sentence}",
         details={
             "env": env_name,
+            "source": options.source.name,
             "window": window,
             "judged": report.enough_samples,
             "samples": report.samples,
@@ -299,7 +331,7 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
         return
     click.echo(f"drift found: {report.summary}")
     click.echo(verdict.sentence)
-    _alert(
+    alert(
         Event.DRIFT,
         model,
         f"{env_name}, champion v{report.champion}: {report.summary}. {verdict.sentence}.",
@@ -309,18 +341,18 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
     if not options.retrain:
         click.echo("not retraining (--no-retrain); run `slipway train` when ready")
         raise SystemExit(int(Exit.DRIFT))
-    _retrain(spoke, options, report, verdict, path, found)
+    retrain(spoke, options, report, verdict, path, found)
     raise SystemExit(int(Exit.DRIFT))
 
 
-def _warn_if_forgetful(spoke: Spoke, options: _Options) -> None:
+def _warn_if_forgetful(spoke: Spoke, options: Options) -> None:
     """A scheduled run on a CI runner with the audit trail in a file there forgets every
     window when the runner goes: drift_windows > 1 would never be reached."""
     from slipway.pipelines.console import terminal
     from slipway.pipelines.governance import audit
     from slipway.pipelines.governance.retraining import on_ci
 
-    if options.env is not None and on_ci(os.environ) and audit.shared_trail(spoke.root) is None:
+    if deployed(options) and on_ci(os.environ) and audit.shared_trail(spoke.root) is None:
         click.echo(
             f"warning: the audit trail is {audit.location(spoke.root)}, on this runner: the "
             "drifted windows and the cool-down are forgotten when it goes. Set "
@@ -331,7 +363,7 @@ def _warn_if_forgetful(spoke: Spoke, options: _Options) -> None:
 
 def _html(
     spoke: Spoke,
-    options: _Options,
+    options: Options,
     report: DriftReport,
     samples: pd.DataFrame,
     window: str,
@@ -356,113 +388,14 @@ def _html(
     target.parent.mkdir(parents=True, exist_ok=True)
     page = render_html(
         report,
-        env=options.env or "local",
+        env=window_env(options),
         window=window,
         verdict=verdict,
         means=report.means,
         perf=perf,
     )
     target.write_text(page, encoding="utf-8")
-    uri = log_report(registry, spoke.config.model_name, report.champion, target, options.env)
+    folder = window_env(options) if deployed(options) else None
+    uri = log_report(registry, spoke.config.model_name, report.champion, target, folder)
     click.echo(f"HTML report: {target} (logged to the champion's run: {uri})")
     return uri
-
-
-def _alert(event: object, model: str, text: str) -> None:
-    from slipway.pipelines.governance.alerts import Event, notify
-
-    assert isinstance(event, Event)
-    from slipway.pipelines.console import terminal
-
-    if warning := notify(event, model, text):
-        click.echo(f"warning: {warning}", file=terminal())
-
-
-def _retrain(
-    spoke: Spoke,
-    options: _Options,
-    report: DriftReport,
-    verdict: Verdict,
-    path: Path,
-    found: _Found,
-) -> None:
-    from slipway.pipelines.governance.alerts import Event
-    from slipway.pipelines.governance.drift_policy import RETRAIN
-    from slipway.pipelines.governance.retraining import (
-        dispatch_workflow,
-        on_ci,
-        submit_to_kubeflow,
-    )
-
-    model, env_name = spoke.config.model_name, options.env or "local"
-    why = f"drift in {verdict.consecutive} window(s) in a row ({env_name}): {report.summary}"
-    if options.kfp.host:
-        started = submit_to_kubeflow(
-            spoke.root, spoke.config, options.kfp, os.environ, f"{env_name}-drift"
-        )
-    elif options.workflow:
-        started = dispatch_workflow(options.workflow, os.environ, {})
-    elif on_ci(os.environ) or options.env is not None:
-        fail(
-            f"{why}; retraining is due, but this runs on a CI runner or against a deployed "
-            "environment, and training never runs here: pass --kfp-host URL --image REF "
-            "(the commit's image) or --dispatch-workflow cd.yml. Nothing was started; the "
-            "next window will try again",
-            Exit.USAGE,
-        )
-    else:
-        _train_here(spoke, report, why, path, found)
-        return
-    found.started = started
-    spoke.record(
-        RETRAIN,
-        model=model,
-        version=report.champion,
-        reason=f"drift: {why}",
-        details={
-            "env": env_name,
-            "where": started.where,
-            "run_id": started.run_id,
-            "url": started.url,
-            "report": str(path),
-        },
-    )
-    click.echo(f"retraining started on {started.where}: {started.run_id}")
-    click.echo(f"  {started.url}")
-    click.echo("the new version goes through the gate, approvals and rollout as usual")
-    _alert(Event.RETRAINING, model, f"{why}. {started.where} run {started.run_id}: {started.url}")
-
-
-def _train_here(spoke: Spoke, report: DriftReport, why: str, path: Path, found: _Found) -> None:
-    """The laptop's path: local training, as `slipway train` runs it."""
-    from slipway.pipelines.governance.alerts import Event
-    from slipway.pipelines.governance.drift_policy import RETRAIN
-    from slipway.pipelines.training.pipeline import TrainingError, run_local_training
-    from slipway.pipelines.training.spoke_code import SpokeCodeError
-
-    model = spoke.config.model_name
-    spoke.record(
-        RETRAIN,
-        model=model,
-        version=report.champion,
-        reason=f"drift: {why}",
-        details={"env": "local", "where": "local", "report": str(path)},
-    )
-    _alert(Event.RETRAINING, model, f"{why}. Training locally.")
-    click.echo("starting local training because of the drift above")
-    try:
-        outcome = run_local_training(
-            spoke.root, on_step=lambda step, status: click.echo(f"  {step}: {status}")
-        )
-    except (TrainingError, SpokeCodeError) as exc:
-        fail(f"drift found, and retraining failed: {exc}", Exit.DRIFT)
-    found.outcome = outcome
-    if outcome.version is not None:
-        click.echo(
-            f"retrained: version {outcome.version} registered ({outcome.verdict}); "
-            "roll it out with `slipway deploy`"
-        )
-    else:
-        click.echo(
-            f"retrained, nothing registered ({outcome.status}): " + "; ".join(outcome.reasons)
-        )

@@ -6,7 +6,9 @@ started) is read back from the audit trail, the team's shared record, and nowher
 source of truth, and every decision that moves the count is in it.
 
 - Each window leaves one entry: action `drift` (the window drifted) or `monitor` (it did not,
-  or had too few rows to judge), with `details.env` and `details.judged`.
+  or had too few rows to judge), with `details.env`, `details.source` and `details.judged`.
+  Windows are counted per environment and source (governance.monitor_sources): a drifted
+  batch window and a quiet endpoint window of the same environment are different evidence.
 - A window too thin to judge neither breaks nor extends a run of drifted windows: it is no
   evidence either way.
 - A `retrain` entry ends the run: windows before it were answered by that retraining.
@@ -89,6 +91,15 @@ class Verdict:
         }
 
 
+def entry_source(details: Mapping[str, Any]) -> str:
+    """The source a window entry judged; entries from before sources were recorded judged
+    the local sample (env `local`) or the endpoint's capture."""
+    recorded = details.get("source")
+    if recorded:
+        return str(recorded)
+    return "gateway" if details.get("env") == "local" else "capture"
+
+
 def _at(entry: Mapping[str, Any]) -> datetime | None:
     try:
         at = datetime.fromisoformat(str(entry.get("at", "")))
@@ -106,6 +117,7 @@ def decide(
     drifted: bool,
     policy: Monitoring,
     now: datetime | None = None,
+    source: str | None = None,
 ) -> Verdict:
     """The decision for this window, given the audit trail so far (oldest first)."""
     now = now or datetime.now(UTC)
@@ -117,6 +129,8 @@ def decide(
     for entry in reversed(since):
         details = entry.get("details") or {}
         if entry.get("action") not in (DRIFT, MONITOR) or details.get("env") != env:
+            continue
+        if source is not None and entry_source(details) != source:
             continue
         if details.get("judged") is False:
             continue

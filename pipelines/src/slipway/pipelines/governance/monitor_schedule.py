@@ -1,6 +1,7 @@
-"""The monitoring schedule on Kubeflow: a recurring run of a one-step pipeline that runs
-`slipway monitor --env ENV` in the spoke's image, for teams whose schedules live in Kubeflow
-rather than in GitHub Actions.
+"""The monitoring schedule on Kubeflow: a recurring run of a pipeline that runs
+`slipway monitor [--env ENV] --source SOURCE` in the spoke's image, one step per source the
+spoke's schedule judges (governance.monitor_sources), for teams whose schedules live in
+Kubeflow rather than in GitHub Actions.
 
 The step is the same command the monitor workflow runs, with the same retraining target:
 this Kubeflow (`--kfp-host`, the commit's `--image`). Exit 9 (drift, acted on) is not a
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import shlex
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines.training import images
 
@@ -46,21 +48,24 @@ class ScheduledMonitor:
     url: str
 
 
-def _command(config: SpokeConfig, target: KubeflowTarget, env: str) -> str:
-    args = [
-        "slipway",
-        "--project",
-        SPOKE_IN_IMAGE,
-        "monitor",
-        "--env",
-        env,
+def _label(env: str | None, source: str) -> str:
+    return f"{env}-{source}" if env else source
+
+
+def _command(config: SpokeConfig, target: KubeflowTarget, env: str | None, source: str) -> str:
+    args = ["slipway", "--project", SPOKE_IN_IMAGE, "monitor"]
+    if env and source == "capture":  # the other sources are not per environment
+        args += ["--env", env]
+    args += [
+        "--source",
+        source,
         "--kfp-host",
         target.api,
         "--image",
         target.image,
         # The window's HTML report, logged to the champion's run from the pod.
         "--report",
-        f"/tmp/monitor-{env}.html",
+        f"/tmp/monitor-{_label(env, source)}.html",
     ]
     if target.namespace:
         args += ["--namespace", target.namespace]
@@ -70,30 +75,49 @@ def _command(config: SpokeConfig, target: KubeflowTarget, env: str) -> str:
     return f'{shlex.join(args)} || [ "$?" -eq 9 ]'
 
 
-def compile_monitoring(
-    config: SpokeConfig, target: KubeflowTarget, env: str, tracking_uri: str, out: Path
-) -> Path:
-    """The one-step monitoring pipeline as KFP IR YAML at `out`."""
-    from kfp import compiler, dsl, kubernetes
+def _step(image: str, command: str, source: str) -> Any:
+    """One monitor step, its component named after its source (kfp names components by
+    their function)."""
+    from kfp import dsl
 
-    image = images.validate_image_ref(target.image)
-    command = _command(config, target, env)
-
-    @dsl.container_component
     def monitor_window():  # the same: no annotation
         return dsl.ContainerSpec(image=image, command=["sh", "-c"], args=[command])
 
+    monitor_window.__name__ = f"monitor_{source}"
+    return dsl.container_component(monitor_window)
+
+
+def pipeline_name(config: SpokeConfig, env: str | None) -> str:
+    return f"{config.model_name}-monitor" + (f"-{env}" if env else "")
+
+
+def compile_monitoring(
+    config: SpokeConfig,
+    target: KubeflowTarget,
+    env: str | None,
+    sources: Sequence[str],
+    tracking_uri: str,
+    out: Path,
+) -> Path:
+    """The monitoring pipeline (one step per source) as KFP IR YAML at `out`."""
+    from kfp import compiler, dsl, kubernetes
+
+    image = images.validate_image_ref(target.image)
+    steps = {s: _step(image, _command(config, target, env, s), s) for s in sources}
+
     @dsl.pipeline(
-        name=f"{config.model_name}-monitor-{env}",
-        description=f"slipway monitor --env {env}: one window of {config.model_name}'s traffic",
+        name=pipeline_name(config, env),
+        description=f"slipway monitor ({', '.join(sources)}): one window of "
+        f"{config.model_name}'s traffic",
     )
     def monitoring():  # kfp reads annotations, which `from __future__` turns into strings
-        task = monitor_window()
-        task.set_caching_options(False)
-        task.set_env_variable("MLFLOW_TRACKING_URI", tracking_uri)
-        task.set_env_variable("SLIPWAY_ACTOR", f"kfp-monitor-{env}")
-        kubernetes.use_secret_as_env(task, SECRET, {k: v for k, v in SECRET_ENV.items()})
-        kubernetes.use_secret_as_env(task, SECRET, dict(OPTIONAL_SECRET_ENV), optional=True)
+        for source, step in steps.items():
+            task = step()
+            task.set_caching_options(False)
+            task.set_env_variable("MLFLOW_TRACKING_URI", tracking_uri)
+            task.set_env_variable("SLIPWAY_ACTOR", f"kfp-monitor-{_label(env, source)}")
+            kubernetes.use_secret_as_env(task, SECRET, {k: v for k, v in SECRET_ENV.items()})
+            kubernetes.use_secret_as_env(task, SECRET, dict(OPTIONAL_SECRET_ENV), optional=True)
 
     compiler.Compiler().compile(monitoring, str(out))  # pyright: ignore[reportArgumentType]
     return out
@@ -102,7 +126,8 @@ def compile_monitoring(
 def schedule_monitoring(
     config: SpokeConfig,
     target: KubeflowTarget,
-    env: str,
+    env: str | None,
+    sources: Sequence[str],
     *,
     cron: str,
     tracking_uri: str,
@@ -112,9 +137,11 @@ def schedule_monitoring(
     from slipway.pipelines.training.kubeflow import api_call, client_for, preflight
 
     preflight(target)
-    name = f"{config.model_name}-monitor-{env}"
+    name = pipeline_name(config, env)
     with tempfile.TemporaryDirectory() as tmp:
-        package = compile_monitoring(config, target, env, tracking_uri, Path(tmp) / "monitor.yaml")
+        package = compile_monitoring(
+            config, target, env, sources, tracking_uri, Path(tmp) / "monitor.yaml"
+        )
         client = client_for(target)
         with api_call(target, f"creating the recurring run in {target.experiment!r}"):
             experiment = client.create_experiment(
@@ -124,7 +151,7 @@ def schedule_monitoring(
             created = client.create_recurring_run(
                 experiment_id=str(experiment.experiment_id),
                 job_name=name,
-                description=f"slipway monitor --env {env}, cron {cron}",
+                description=f"slipway monitor ({', '.join(sources)}), cron {cron}",
                 cron_expression=cron,
                 max_concurrency=1,
                 no_catchup=True,

@@ -24,6 +24,13 @@ MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts STORAGE_U
 VERSION_LABEL = "slipway.dev/model-version"
 
 
+def _sample_store_env(config: SpokeConfig) -> list[dict[str, str]]:
+    """Each replica writes its drift sample to the team's object store, where the scheduled
+    monitor reads every replica's (a pod's disk goes with the pod): serving.sample_store."""
+    store = config.monitoring.sample_store
+    return [{"name": "SLIPWAY_SAMPLE_STORE", "value": store}] if store else []
+
+
 def inference_service(
     config: SpokeConfig,
     *,
@@ -50,6 +57,7 @@ def inference_service(
                     {"name": "SLIPWAY_MODEL_DIR", "value": MODEL_MOUNT},
                     {"name": "SLIPWAY_MODEL_VERSION", "value": version},
                     {"name": "SAGEMAKER_BIND_TO_PORT", "value": str(PORT)},
+                    *_sample_store_env(config),
                 ],
                 "resources": {"requests": dict(resources), "limits": dict(resources)},
                 "readinessProbe": {

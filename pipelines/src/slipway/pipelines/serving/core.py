@@ -31,6 +31,7 @@ from slipway.pipelines.serving.batching import Batcher, Overloaded, Retired
 from slipway.pipelines.serving.drift_sample import SampleWriter
 from slipway.pipelines.serving.limits import Limits
 from slipway.pipelines.serving.predictors import _direct_predictor, _to_list
+from slipway.pipelines.serving.sample_store import StoreWriter
 from slipway.pipelines.spoke import RolloutRow, Spoke, lease_expired
 
 log = logging.getLogger("slipway.gateway")
@@ -83,6 +84,7 @@ class Gateway:
         model_dir: Path | None = None,
         model_version: str = "local",
         sample: bool = True,
+        store: StoreWriter | None = None,
     ) -> None:
         self.root = root
         self.config = config
@@ -115,6 +117,8 @@ class Gateway:
         self._samples = (
             SampleWriter(root, self.columns, config.monitoring.sample_capacity) if sample else None
         )
+        # The sample in an object store (a pod's gateway: serving.sample_store), or None.
+        self._store = store
         self._reload_lock = asyncio.Lock()
         self.metrics = CollectorRegistry()
         labels = ["variant", "version"]
@@ -435,6 +439,8 @@ class Gateway:
             counter.inc()
         if self._samples is not None:
             self._samples.add(variant.role, variant.version, rows, outputs)
+        if self._store is not None:
+            self._store.add(variant.role, variant.version, rows, outputs)
         for listener in self.listeners:
             listener(variant.role, variant.version, True, outputs)
         return outputs
@@ -471,13 +477,28 @@ class Gateway:
                     log.error("drift sample write failed (rows kept, bounded): %s", exc)
                 failing = True
             finally:
-                if self._samples is not None:
-                    self.m_sample_dropped.set(self._samples.dropped)
-                    self.m_sample_errors.set(self._samples.write_errors)
+                for writer in (self._samples, self._store):
+                    if writer is not None:
+                        self.m_sample_dropped.set(writer.dropped)
+                        self.m_sample_errors.set(
+                            writer.put_errors
+                            if isinstance(writer, StoreWriter)
+                            else writer.write_errors
+                        )
 
-    def flush_samples(self) -> None:
+    def flush_samples(self, *, final: bool = False) -> None:
+        """The local sample every call; the store's when a minute has passed (or `final`).
+        Both are tried before an error of either is raised."""
+        failed: Exception | None = None
         if self._samples is not None:
-            self._samples.flush()
+            try:
+                self._samples.flush()
+            except Exception as exc:
+                failed = exc
+        if self._store is not None:
+            self._store.flush(force=final)
+        if failed is not None:
+            raise failed
 
     def _record(self, role: str, ok: bool, seconds: float, predictions: tuple[Any, ...]) -> None:
         """One request: every row's prediction is kept, so batched callers are judged for

@@ -113,7 +113,7 @@ def build_app(gateway: Gateway, admin_token: str | None = None) -> Starlette:
         if loading is not None:
             loading.cancel()
         try:
-            gateway.flush_samples()
+            gateway.flush_samples(final=True)
         except Exception as exc:  # shutting down: say what was lost, do not crash the exit
             log.error("final drift sample write failed: %s", exc)
 

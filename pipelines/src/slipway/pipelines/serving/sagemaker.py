@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 
@@ -37,6 +37,10 @@ from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.serving.guardrail_metrics import ENDPOINT_ENV, VARIANT_ENV
 from slipway.pipelines.settings import SettingError, Settings
+
+if TYPE_CHECKING:
+    from slipway.pipelines.config import SpokeConfig
+    from slipway.pipelines.serving.sample_store import StoreWriter
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_PORT = 8080
@@ -77,6 +81,7 @@ class ServingSettings:
     transform: bool = False  # under a Batch Transform job: answer per line (serving.transform)
     loop: str = "uvloop"  # uvicorn's event loop and HTTP parser
     http: str = "httptools"
+    sample_store: str | None = None  # s3:// prefix for the drift sample (a KServe pod's)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
@@ -95,6 +100,7 @@ class ServingSettings:
             loop=env.server_loop or "uvloop",
             http=env.server_http or "httptools",
             transform=(env.transform or "") in {"1", "true", "yes"},
+            sample_store=env.sample_store,
         )
 
     def check(self) -> None:
@@ -137,6 +143,21 @@ def _configure_logging(access: bool) -> None:
     access_log.setLevel(logging.INFO if access else logging.WARNING)
 
 
+def _sample_store(settings: ServingSettings, config: SpokeConfig) -> StoreWriter | None:
+    if not settings.sample_store:
+        return None
+    from slipway.pipelines.serving.sample_store import StoreLocation, StoreWriter, s3_put
+
+    location = StoreLocation.of(settings.sample_store, config.model_name)
+    logging.getLogger("slipway.gateway").info("drift sample to %s", location.uri)
+    return StoreWriter(
+        location,
+        list(config.data.contract.columns),
+        config.monitoring.sample_capacity,
+        s3_put(),
+    )
+
+
 def create_app() -> Starlette:
     """The app of one worker process (uvicorn calls this factory in each worker)."""
     from slipway.pipelines.config import load_config
@@ -152,7 +173,10 @@ def create_app() -> Starlette:
         limits=Limits.from_env(),
         model_dir=settings.model_dir,
         model_version=settings.model_version,
-        sample=False,  # SageMaker's data capture keeps the traffic sample (slipway monitor --env)
+        # SageMaker's data capture keeps the traffic sample (slipway monitor --env); a pod's
+        # gateway (KServe) writes it to the team's object store when one is configured.
+        sample=False,
+        store=_sample_store(settings, config),
     )
     app = build_app(gateway)
     _add_transform_routes(app, gateway, settings)
