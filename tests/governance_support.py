@@ -24,6 +24,7 @@ from slipway.pipelines.registry import (
     client,
     fluent_registry,
 )
+from tests.hub import seed_registry
 
 AUTHOR = "ada@example.com"
 REVIEWER = "grace@example.com"
@@ -48,6 +49,7 @@ def make_spoke(rendered: Path, dst: Path, tier: str, approvers: list[str] | None
     """A copy of the rendered spoke with the risk tier (and approvers) changed in slipway.toml."""
     spoke = dst / f"spoke-{tier}"
     shutil.copytree(rendered, spoke, ignore=shutil.ignore_patterns(".slipway"))
+    seed_registry(spoke)  # an empty registry, copied: MLflow's migrations are not under test
     toml = spoke / "slipway.toml"
     text = re.sub(r'(?m)^risk_tier = "\w+"', f'risk_tier = "{tier}"', toml.read_text())
     if approvers is not None:
@@ -161,7 +163,6 @@ def register_carded(root: Path, *, tier: str | None = None) -> tuple[Any, str]:
 
     from slipway.pipelines.governance.model_card import write_card
     from slipway.pipelines.registry import embedded_tracking_uri, experiment_id, state_dir
-    from tests.hub import seed_registry
 
     if not (state_dir(root) / "mlflow.db").exists():
         seed_registry(root)  # MLflow's migrations are not under test here: seconds saved
