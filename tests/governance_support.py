@@ -24,9 +24,11 @@ from slipway.pipelines.registry import (
     client,
     fluent_registry,
 )
+from tests.hub import seed_registry
 
 AUTHOR = "ada@example.com"
 REVIEWER = "grace@example.com"
+OUTSIDER = "mallory@example.com"
 
 
 def render_spoke(template_repo: Path, dst: Path) -> Path:
@@ -47,6 +49,7 @@ def make_spoke(rendered: Path, dst: Path, tier: str, approvers: list[str] | None
     """A copy of the rendered spoke with the risk tier (and approvers) changed in slipway.toml."""
     spoke = dst / f"spoke-{tier}"
     shutil.copytree(rendered, spoke, ignore=shutil.ignore_patterns(".slipway"))
+    seed_registry(spoke)  # an empty registry, copied: MLflow's migrations are not under test
     toml = spoke / "slipway.toml"
     text = re.sub(r'(?m)^risk_tier = "\w+"', f'risk_tier = "{tier}"', toml.read_text())
     if approvers is not None:
@@ -151,3 +154,33 @@ def champion_traffic(root: Path, scale: float) -> tuple[str, Any, Any]:
     with fluent_registry(root):
         model = mlflow.pyfunc.load_model(f"models:/{config.model_name}/{version}")
     return version, traffic, model
+
+
+def register_carded(root: Path, *, tier: str | None = None) -> tuple[Any, str]:
+    """A new version of the spoke's model in its embedded registry, authored by AUTHOR (and
+    tagged with `tier` as `slipway train` tags it, when given), with a current model card."""
+    from mlflow import MlflowClient
+
+    from slipway.pipelines.governance.model_card import write_card
+    from slipway.pipelines.registry import embedded_tracking_uri, experiment_id, state_dir
+
+    if not (state_dir(root) / "mlflow.db").exists():
+        seed_registry(root)  # MLflow's migrations are not under test here: seconds saved
+    uri = embedded_tracking_uri(root)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    config = load_config(root)
+    run = client.create_run(experiment_id(client, root, config.model_name))
+    client.log_metric(run.info.run_id, "test_roc_auc", 0.97)
+    client.set_terminated(run.info.run_id)
+    if not client.search_registered_models(f"name='{config.model_name}'"):
+        client.create_registered_model(config.model_name)
+    version = str(
+        client.create_model_version(
+            config.model_name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+        ).version
+    )
+    client.set_model_version_tag(config.model_name, version, TAG_AUTHOR, AUTHOR)
+    if tier is not None:
+        client.set_model_version_tag(config.model_name, version, TAG_RISK_TIER, tier)
+    write_card(root, config, client, client.get_model_version(config.model_name, version))
+    return client, version

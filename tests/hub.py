@@ -8,11 +8,14 @@ committed and tagged with VERSION: tests never depend on tags being present in t
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import urllib.request
@@ -21,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 HUB = Path(__file__).resolve().parents[1]
+# Failure guard only (a wedged server must not hang the suite); never a speed claim.
+SERVER_GUARD_S = 120
 VERSION = (HUB / "VERSION").read_text().strip()
 
 GIT_ENV = {
@@ -78,51 +83,134 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextmanager
-def mlflow_server(workdir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A real `mlflow server` (the hub's MLflow) on loopback: sqlite backend and local
-    artifacts under `workdir`; yields its URL once /health answers, always stopped."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                f"sqlite:///{workdir / 'server.db'}",
-                "--artifacts-destination",
-                str(workdir / "server-artifacts"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**(env or os.environ), "MLFLOW_DISABLE_TELEMETRY": "true"},
-            cwd=workdir,
-            start_new_session=True,
-        )
+class MlflowServer:
+    """A real `mlflow server` (the hub's MLflow) on loopback, restartable on the same port.
+
+    `backend` is its backend store (sqlite:///... for a private one, postgresql://... for a
+    team's) and `artifacts` its artifact destination (a local directory, or s3://... with
+    `env` naming the S3 endpoint); its logs go under `workdir`, one file per start.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        backend: str | None = None,
+        artifacts: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.backend = backend or f"sqlite:///{workdir / 'server.db'}"
+        self.artifacts = artifacts or str(workdir / "server-artifacts")
+        self.env = dict(env) if env is not None else None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def environment(self) -> Mapping[str, str]:
+        """The server's environment, read at each start: `env`, or this process's."""
+        return os.environ if self.env is None else self.env
+
+    def _log(self) -> Path:
+        return self.workdir / f"server-{self.starts}.log"
+
+    def start(self) -> None:
+        """Start it and return once /health answers (its first start migrates the backend)."""
+        self.starts += 1
+        with self._log().open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "mlflow"),
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    self.backend,
+                    "--artifacts-destination",
+                    self.artifacts,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**self.environment(), "MLFLOW_DISABLE_TELEMETRY": "true"},
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + SERVER_GUARD_S
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mlflow server exited:\n{self._log().read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError(f"mlflow server at {self.url} never became ready")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if not self.running():
+            return
+        assert self.proc is not None
+        os.killpg(self.proc.pid, 15)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(log_path.read_text()) from None
-                    time.sleep(0.5)
-            yield url
-        finally:
-            os.killpg(server.pid, 15)
-            server.wait(timeout=30)
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait(timeout=30)
+
+
+@contextmanager
+def mlflow_server(workdir: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A private `mlflow server` (sqlite backend, local artifacts under `workdir`); yields its
+    URL once /health answers, always stopped."""
+    server = MlflowServer(workdir, env=env)
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()
+
+
+@functools.cache
+def _migrated_registry() -> Path:
+    """An empty MLflow registry (sqlite) the installed MLflow migrated to its head, made once
+    per process: MLflow's migrations take seconds, a copy of their result milliseconds."""
+    from mlflow import MlflowClient
+
+    where = Path(tempfile.mkdtemp(prefix="slipway-migrated-registry-"))
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    db = where / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments()
+    client.search_registered_models()
+    return db
+
+
+def seed_registry(root: Path) -> Path:
+    """Give the spoke at `root` an empty embedded registry (`.slipway/mlflow.db`) already at
+    the installed MLflow's schema head, as its first command would have made it, for tests
+    whose subject comes after that first migration. Tests of a spoke's first run do not."""
+    from slipway.pipelines.registry import STATE_DIR
+
+    db = root / STATE_DIR / "mlflow.db"
+    assert not db.exists(), f"{db} exists: seed a registry only into a spoke without one"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_registry(), db)
+    return db
 
 
 # The `slipway` command of the environment running the tests; a failure guard only.

@@ -161,23 +161,20 @@ class KServeStandIn:
             return (201 if method == "POST" else 200), candidate
 
 
-class _ApiHandler(BaseHTTPRequestHandler):
-    standin: KServeStandIn
+class _JsonHandler(BaseHTTPRequestHandler):
+    """What both stand-ins' HTTP sides share: read the body, answer JSON, log nothing."""
 
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        body = json.loads(raw) if raw else None
-        if method == "PATCH" and "merge-patch" not in self.headers.get("content-type", ""):
-            status, answer = 415, {"kind": "Status", "code": 415}
-        else:
-            status, answer = self.standin.handle(method, self.path.split("?")[0], body)
-        data = json.dumps(answer).encode()
+        status, data = self._respond(method, self.rfile.read(length) if length else b"")
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _respond(self, method: str, raw: bytes) -> tuple[int, bytes]:
+        raise NotImplementedError
 
     def do_GET(self) -> None:
         self._answer("GET")
@@ -185,11 +182,23 @@ class _ApiHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._answer("POST")
 
-    def do_PATCH(self) -> None:
-        self._answer("PATCH")
-
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class _ApiHandler(_JsonHandler):
+    standin: KServeStandIn
+
+    def _respond(self, method: str, raw: bytes) -> tuple[int, bytes]:
+        body = json.loads(raw) if raw else None
+        if method == "PATCH" and "merge-patch" not in self.headers.get("content-type", ""):
+            status, answer = 415, {"kind": "Status", "code": 415}
+        else:
+            status, answer = self.standin.handle(method, self.path.split("?")[0], body)
+        return status, json.dumps(answer).encode()
+
+    def do_PATCH(self) -> None:
+        self._answer("PATCH")
 
 
 class Router:
@@ -222,34 +231,18 @@ class Router:
         )
 
 
-class _RouterHandler(BaseHTTPRequestHandler):
+class _RouterHandler(_JsonHandler):
     router: Router
     protocol_version = "HTTP/1.1"
 
-    def _answer(self, method: str) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
+    def _respond(self, method: str, raw: bytes) -> tuple[int, bytes]:
         try:
             answer = self.router.forward(
                 method, self.path, raw, self.headers.get("content-type", "application/json")
             )
-            status, data = answer.status_code, answer.content
         except httpx.HTTPError as exc:
-            status, data = 502, json.dumps({"error": str(exc)}).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._answer("GET")
-
-    def do_POST(self) -> None:
-        self._answer("POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+            return 502, json.dumps({"error": str(exc)}).encode()
+        return answer.status_code, answer.content
 
 
 class Cluster:

@@ -24,7 +24,8 @@ from slipway.infra.tags import GITHUB_REPOSITORY_TAG
 from slipway.infra.testing import RecordedResource, run_stack
 from slipway.pipelines.governance.tiers import rules_for
 
-pytestmark = pytest.mark.xdist_group("infra-spokes")
+# One worker builds the module's stack (`good`); the session's rendered spokes are per worker.
+pytestmark = pytest.mark.xdist_group("infra-policies")
 
 
 @pytest.fixture(scope="module")

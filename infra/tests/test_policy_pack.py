@@ -20,7 +20,7 @@ from slipway.infra.plan import Environment
 from slipway.infra.spoke_stack import StackInputs, build_spoke_stack
 from slipway.infra.testing import run_stack
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("infra-spokes")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("policy-pack")]
 
 PACK = Path(__file__).resolve().parents[1] / "policy"
 

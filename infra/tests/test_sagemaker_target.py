@@ -49,6 +49,7 @@ from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit
 from slipway.pipelines.rollout import release
+from tests.hub import seed_registry
 
 ENDPOINT = "diagnosis-assist-prod"
 # The hub's own policy pack (this checkout's): what CD passes to `pulumi preview/up`.
@@ -359,6 +360,7 @@ def spoke_with_versions(spokes, tmp_path, monkeypatch) -> Callable[[str], Path]:
     def make(tier: str) -> Path:
         root = tmp_path / f"spoke-{tier}"
         shutil.copytree(spokes[tier], root, ignore=shutil.ignore_patterns(".slipway"))
+        seed_registry(root)  # MLflow's migrations, once per worker: not under test here
         model = load_config(root).model_name
         client = registry.client(root)
         client.create_registered_model(model)

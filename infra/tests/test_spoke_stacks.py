@@ -40,8 +40,6 @@ from slipway.pipelines.serving.guardrail_metrics import (
     dimensions,
 )
 
-pytestmark = pytest.mark.xdist_group("infra-spokes")
-
 SERVING = StackInputs(
     model_version=3,
     previous_model_version=2,

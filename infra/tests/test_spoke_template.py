@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.xdist_group("infra-spokes")
 
-
+@pytest.mark.slow  # a rendered spoke's own tests in a pytest of their own: `make test` runs it
 @pytest.mark.parametrize("tier", ["low", "high"])
 def test_the_spokes_own_infra_test_passes_after_copy(spokes, tier):
     root: Path = spokes[tier]

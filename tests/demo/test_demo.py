@@ -49,6 +49,10 @@ def test_make_demo_tells_the_whole_story(template_repo: Path, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stdout[-6000:]
     assert f"The spoke is in {demo}" in done.stdout
+    # Its first step is what a team runs right after `copier copy` (make setup, check, test),
+    # with only python3, git, make and uv: the spoke's own environment holds the CLI.
+    assert "$ make --no-print-directory test" in done.stdout
+    assert (demo / ".venv" / "bin" / "slipway").exists()
 
     config = load_config(demo)
     client = registry.client(demo)

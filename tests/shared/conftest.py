@@ -9,16 +9,14 @@ and `mlflow server` with its backend on that PostgreSQL and its artifacts on tha
   database: ~20 s, too dear per test), restartable by the test that needs a registry outage.
   Tests sharing it stay apart by their spokes' slugs, as two teams' spokes would.
 
-Every test of this directory runs in one xdist group, so one worker pays for the server.
+Every test that uses the server runs in one xdist group, so one worker pays for it; the
+tests on a database of their own (audit trail, leases, store protocols) are not grouped.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,19 +24,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.hub import MlflowServer as HubMlflowServer
 from tests.hub import free_port
 
 ADMIN_URL = os.environ.get("SLIPWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 BUCKET = "slipway-team-artifacts"
 VENV_BIN = Path(sys.executable).parent
-# Failure guards only (a wedged server must not hang the suite); never a speed claim.
-STARTUP_GUARD_S = 120
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that use the session's `mlflow_server` run in one xdist group, so one worker
+    pays for starting it; the ones on a database of their own run wherever there is room."""
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in Path(str(item.fspath)).parents and "mlflow_server" in getattr(
+            item, "fixturenames", ()
+        ):
             item.add_marker(pytest.mark.xdist_group("shared-registry"))
 
 
@@ -133,66 +134,16 @@ def s3() -> Iterator[S3]:
         server.stop()
 
 
-class MlflowServer:
-    """`mlflow server --backend-store-uri postgresql://... --artifacts-destination s3://...`."""
+class MlflowServer(HubMlflowServer):
+    """The team's server: `mlflow server --backend-store-uri postgresql://...
+    --artifacts-destination s3://...`, restartable by the test that needs an outage."""
 
     def __init__(self, backend: str, s3: S3, workdir: Path) -> None:
-        self.backend, self.s3, self.workdir = backend, s3, workdir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        super().__init__(workdir, backend=backend, artifacts=f"s3://{s3.bucket}/mlflow")
+        self.s3 = s3
 
-    def start(self) -> None:
-        self.starts += 1
-        log = (self.workdir / f"server-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                self.backend,
-                "--artifacts-destination",
-                f"s3://{self.s3.bucket}/mlflow",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.s3.env, "MLFLOW_DISABLE_TELEMETRY": "true"},
-            cwd=self.workdir,
-            start_new_session=True,
-        )
-        self.wait_ready()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_GUARD_S
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                log = (self.workdir / f"server-{self.starts}.log").read_text()[-3000:]
-                raise AssertionError(f"mlflow server exited:\n{log}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError(f"mlflow server at {self.url} never became ready")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, 15)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait(timeout=30)
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **self.s3.env}
 
 
 @pytest.fixture(scope="session")
@@ -216,7 +167,7 @@ def team_env(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> Ml
     (the MLflow backend database: the documented default for a postgresql:// registry; an
     http registry names it in SLIPWAY_STATE_URL, as here). MLflow's HTTP retries are bounded
     so an outage test ends in seconds, not MLflow's default minutes."""
-    if not mlflow_server.proc or mlflow_server.proc.poll() is not None:
+    if not mlflow_server.running():
         mlflow_server.start()  # a test before stopped it and failed before restarting
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     monkeypatch.setenv("SLIPWAY_STATE_URL", mlflow_server.backend)

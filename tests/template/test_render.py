@@ -128,23 +128,6 @@ def test_library_pin_is_a_path_source_for_a_local_copy(render, template_repo: Pa
     assert f'"slipway-pipelines[runtime]=={version}"' in pyproject
 
 
-@pytest.mark.slow
-def test_default_spoke_sets_itself_up_and_passes_make_test(render):
-    """What a domain team does right after `copier copy`: only python3, git, make, and uv."""
-    spoke = render("fresh")
-    for target in ("setup", "test", "check"):
-        run = subprocess.run(["make", target], cwd=spoke, capture_output=True, text=True)
-        assert run.returncode == 0, f"make {target}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
-    assert (spoke / ".venv" / "bin" / "slipway").exists()
-    # The pre-commit hooks, as getting-started shows them: installed, then passing on the copy.
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=spoke, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=spoke, check=True)
-    for argv in (["uv", "run", "pre-commit", "install"], ["uv", "run", "pre-commit", "run", "-a"]):
-        run = subprocess.run(argv, cwd=spoke, capture_output=True, text=True)
-        assert run.returncode == 0, f"{argv}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
-    assert (spoke / ".git" / "hooks" / "pre-commit").is_file()
-
-
 def test_image_build_context_holds_what_the_dockerfile_copies(render):
     """No Docker engine here: check what can be checked without one, against the real spoke."""
     spoke = render("image")

@@ -461,7 +461,11 @@ def test_template_update_refuses_conflicts_before_opening_a_pr(
 @pytest.mark.slow
 def test_ci_steps_pass_in_a_fresh_spoke(render) -> None:
     """Every `run:` of ci.yml, in order, in a freshly rendered spoke, as the runner would
-    (bash -eo pipefail, uv on PATH); then the artifact path holds the compiled pipelines."""
+    (bash -eo pipefail, uv on PATH); then the artifact path holds the compiled pipelines, and
+    the pre-commit hooks, as getting-started shows them, install and pass on the copy.
+
+    (`make setup`, `make check` and `make test` on a fresh copy run in `make demo`'s test,
+    tests/demo/test_demo.py: a second fresh spoke's whole `make test` here would repeat it.)"""
     spoke = render("ci-spoke")
     jobs = load(spoke, "ci.yml")["jobs"]
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
@@ -485,6 +489,12 @@ def test_ci_steps_pass_in_a_fresh_spoke(render) -> None:
     upload = next(s for s in jobs["test"]["steps"] if "upload-artifact" in s.get("uses", ""))
     compiled = sorted((spoke / upload["with"]["path"]).glob("*.yaml"))
     assert compiled, f"nothing under {upload['with']['path']} to keep as an artifact"
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=spoke, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=spoke, check=True)
+    for argv in (["uv", "run", "pre-commit", "install"], ["uv", "run", "pre-commit", "run", "-a"]):
+        run = subprocess.run(argv, cwd=spoke, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, f"{argv}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    assert (spoke / ".git" / "hooks" / "pre-commit").is_file()
 
 
 def test_codeowners_guard_the_governed_files(spokes: dict[str, Path]) -> None:

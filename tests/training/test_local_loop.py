@@ -53,23 +53,6 @@ def git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, env=_env(), check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def spoke(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from copier import run_copy
-
-    dst = tmp_path_factory.mktemp("local-loop") / "spoke"
-    run_copy(str(template_repo), dst, defaults=True, vcs_ref="HEAD", quiet=True)
-    git(dst, "init", "-q", "-b", "main")
-    git(dst, "add", "-A")
-    git(dst, "commit", "-q", "-m", "copied from the template")
-    return dst
-
-
-@pytest.fixture(scope="module")
-def quiet_run(spoke: Path) -> subprocess.CompletedProcess[str]:
-    return slipway(spoke, "train")
-
-
 def _run_log(stdout: str) -> str:
     match = re.search(r"step output in (\S+\.log)", stdout)
     assert match, stdout
@@ -79,20 +62,20 @@ def _run_log(stdout: str) -> str:
 # --- a quiet terminal ------------------------------------------------------------------------
 
 
-def test_a_default_train_prints_only_slipways_own_lines(quiet_run):
-    assert quiet_run.returncode == 0, quiet_run.stdout + quiet_run.stderr
-    assert quiet_run.stderr == ""
-    noisy = [line for line in quiet_run.stdout.splitlines() if LIBRARY_LINE.search(line)]
+def test_a_default_train_prints_only_slipways_own_lines(first_run):
+    assert first_run.returncode == 0, first_run.stdout + first_run.stderr
+    assert first_run.stderr == ""
+    noisy = [line for line in first_run.stdout.splitlines() if LIBRARY_LINE.search(line)]
     assert noisy == []
-    assert f"registered {MODEL} v1 as challenger" in quiet_run.stdout
+    assert f"registered {MODEL} v1 as challenger" in first_run.stdout
     # Not a TTY: each step says it is running, then how it ended and how long it took.
-    assert re.search(r"(?m)^  load-data\s+running$", quiet_run.stdout)
-    assert re.search(r"(?m)^  load-data\s+ok\s+\d+\.\ds$", quiet_run.stdout)
+    assert re.search(r"(?m)^  load-data\s+running$", first_run.stdout)
+    assert re.search(r"(?m)^  load-data\s+ok\s+\d+\.\ds$", first_run.stdout)
 
 
-def test_the_libraries_lines_are_in_the_runs_log_and_on_the_terminal_with_verbose(spoke, quiet_run):
-    assert quiet_run.returncode == 0
-    log = _run_log(quiet_run.stdout)
+def test_the_libraries_lines_are_in_the_runs_log_and_on_the_terminal_with_verbose(spoke, first_run):
+    assert first_run.returncode == 0
+    log = _run_log(first_run.stdout)
     assert "KFP Executor" in log  # kfp's INFO lines, from every step
     warned = set(re.findall(r"(\w+Warning):", log))
     loud = slipway(spoke, "-v", "train")
@@ -166,8 +149,8 @@ def test_a_running_step_says_so_on_a_log_and_spins_on_a_terminal():
 # --- --json ----------------------------------------------------------------------------------
 
 
-def test_train_json_is_one_document_of_the_documented_shape(spoke, quiet_run):
-    assert quiet_run.returncode == 0
+def test_train_json_is_one_document_of_the_documented_shape(spoke, first_run):
+    assert first_run.returncode == 0
     result = slipway(spoke, "train", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(result.stdout)  # nothing else on stdout
@@ -264,14 +247,14 @@ def test_each_step_is_its_own_process_with_its_own_environment(tmp_path):
     assert "KFP Executor" in out.getvalue()
 
 
-def test_two_trains_at_once_through_the_spokes_daemon(spoke, quiet_run, monkeypatch):
+def test_two_trains_at_once_through_the_spokes_daemon(spoke, first_run, monkeypatch):
     """What a data scientist does with two terminals: both runs go through the one daemon,
     each in its own session, and each registers its own version with its own lineage."""
     import tempfile
 
     from slipway.pipelines.training import daemon
 
-    assert quiet_run.returncode == 0
+    assert first_run.returncode == 0
     runtime = tempfile.mkdtemp(prefix="sw-")  # short: a socket path has ~107 bytes
     env = {zygote.ENV_SWITCH: "daemon", "XDG_RUNTIME_DIR": runtime}
     commands = [
@@ -331,12 +314,12 @@ def test_check_json_shape(spoke):
     assert isinstance(document["approval_required"], bool)
 
 
-def test_audit_json_shape_and_a_broken_chain(spoke, quiet_run, tmp_path):
+def test_audit_json_shape_and_a_broken_chain(spoke, first_run, tmp_path):
     import shutil
 
     from slipway.pipelines.json_output import AuditEntry, AuditJson
 
-    assert quiet_run.returncode == 0
+    assert first_run.returncode == 0
     document = _json(slipway(spoke, "audit", "--json"))
     assert list(document) == list(AuditJson.__annotations__)
     assert document["verified"] is None and document["problems"] == []
@@ -358,10 +341,10 @@ def test_audit_json_shape_and_a_broken_chain(spoke, quiet_run, tmp_path):
     assert document["verified"] is False and document["problems"]
 
 
-def test_card_json_shape(spoke, quiet_run):
+def test_card_json_shape(spoke, first_run):
     from slipway.pipelines.json_output import CardJson
 
-    assert quiet_run.returncode == 0
+    assert first_run.returncode == 0
     document = _json(slipway(spoke, "card", "1", "--json"))
     assert list(document) == list(CardJson.__annotations__)
     assert (document["model"], document["version"]) == (MODEL, "1")

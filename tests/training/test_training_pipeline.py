@@ -87,24 +87,6 @@ def slipway(spoke: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
     return hub.slipway(spoke, *args, env=_env(**env), inherit=False)
 
 
-@pytest.fixture(scope="module")
-def spoke(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from copier import run_copy
-
-    dst = tmp_path_factory.mktemp("training") / "spoke"
-    run_copy(str(template_repo), dst, defaults=True, vcs_ref="HEAD", quiet=True)
-    git(dst, "init", "-q", "-b", "main")
-    git(dst, "add", "-A")
-    git(dst, "commit", "-q", "-m", "copied from the template")
-    return dst
-
-
-@pytest.fixture(scope="module")
-def first_run(spoke: Path) -> subprocess.CompletedProcess[str]:
-    """`slipway train` on the freshly committed spoke: the registry's first version."""
-    return slipway(spoke, "train")
-
-
 def _client(spoke: Path) -> MlflowClient:
     from mlflow import MlflowClient
 

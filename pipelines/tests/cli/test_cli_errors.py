@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from slipway.pipelines.cli import main
 from slipway.pipelines.exitcodes import Exit
 from tests.hub import VALID_SPOKE_TOML as VALID
+from tests.hub import seed_registry
 
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
@@ -25,6 +26,7 @@ NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEO
 @pytest.fixture
 def spoke(tmp_path: Path) -> Path:
     (tmp_path / "slipway.toml").write_text(VALID)
+    seed_registry(tmp_path)  # commands that reach the registry skip MLflow's migrations
     return tmp_path
 
 

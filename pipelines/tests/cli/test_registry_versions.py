@@ -32,6 +32,7 @@ from slipway.pipelines.registry_versions import (
     registry_versions,
 )
 from tests.hub import VALID_SPOKE_TOML as VALID
+from tests.hub import seed_registry
 
 CLIENT = version("mlflow")
 # The schema revision MLflow 3.18.0 migrates a registry to: newer than any MLflow before it.
@@ -51,8 +52,7 @@ def spoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     (tmp_path / "slipway.toml").write_text(VALID)
-    (tmp_path / ".slipway").mkdir()
-    uri = f"sqlite:///{tmp_path / '.slipway' / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_registry(tmp_path)}"  # migrated by the installed MLflow, once
     MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model("churn-model")
     return tmp_path
 

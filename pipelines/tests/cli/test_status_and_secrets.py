@@ -16,6 +16,7 @@ from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
 from slipway.pipelines.rollout import state as rollout_state
 from tests.hub import VALID_SPOKE_TOML as VALID
+from tests.hub import seed_registry
 
 SECRET = "s3cr3t-pw"
 
@@ -23,6 +24,7 @@ SECRET = "s3cr3t-pw"
 @pytest.fixture
 def spoke(tmp_path: Path) -> Path:
     (tmp_path / "slipway.toml").write_text(VALID)
+    seed_registry(tmp_path)  # status reads the registry: MLflow's migrations are not under test
     return tmp_path
 
 

@@ -7,30 +7,19 @@ approval a high risk tier demands.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
-from slipway.pipelines import registry
 from slipway.pipelines.config import load_config
 from slipway.pipelines.governance.approvals import ApprovalError, Decision, record_decision
 from slipway.pipelines.governance.hub_governance import HUB_LIST_ENV, list_toml
-from slipway.pipelines.governance.model_card import write_card
 from slipway.pipelines.rollout.pipeline import DeployPipelineError, approval_gate
+from tests.governance_support import AUTHOR, REVIEWER
+from tests.governance_support import register_carded as registered_and_carded
 from tests.hub import VALID_SPOKE_TOML as VALID
 
-AUTHOR = "ada@example.com"
-REVIEWER = "grace@example.com"
-
-
-@pytest.fixture(autouse=True)
-def embedded_registry_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The gate must read the spoke's own sqlite registry, never a server from the shell."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.setenv("SLIPWAY_ACTOR", REVIEWER)
+pytestmark = pytest.mark.usefixtures("embedded_registry_only")
 
 
 def spoke(root: Path, tier: str, approvers: list[str]) -> Path:
@@ -42,10 +31,9 @@ def spoke(root: Path, tier: str, approvers: list[str]) -> Path:
     return root
 
 
-def reviewer_key(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def reviewer_key(root: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
     """REVIEWER's SSH key, listed for them in the hub's governance list for this spoke."""
-    key = root.parent / "grace_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    key = keys[REVIEWER]
     public = key.with_suffix(".pub").read_text().strip()
     hub = root.parent / "hub-governance.toml"
     hub.write_text(list_toml({load_config(root).model_name: ("low", [(REVIEWER, public)])}))
@@ -53,28 +41,8 @@ def reviewer_key(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return key
 
 
-def registered_and_carded(root: Path) -> tuple[MlflowClient, str]:
-    """Version 1 of the spoke's model, authored by AUTHOR, with a current model card."""
-    uri = registry.embedded_tracking_uri(root)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    config = load_config(root)
-    experiment = registry.experiment_id(client, root, config.model_name)
-    run = client.create_run(experiment)
-    client.log_metric(run.info.run_id, "test_roc_auc", 0.97)
-    client.set_terminated(run.info.run_id)
-    client.create_registered_model(config.model_name)
-    version = str(
-        client.create_model_version(
-            config.model_name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
-        ).version
-    )
-    client.set_model_version_tag(config.model_name, version, registry.TAG_AUTHOR, AUTHOR)
-    write_card(root, config, client, client.get_model_version(config.model_name, version))
-    return client, version
-
-
 def test_an_unapproved_high_risk_version_is_refused_until_someone_else_approves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ):
     root = spoke(tmp_path / "spoke", "high", approvers=[REVIEWER])
     client, version = registered_and_carded(root)
@@ -102,7 +70,7 @@ def test_an_unapproved_high_risk_version_is_refused_until_someone_else_approves(
         Decision.approved,
         by=REVIEWER,
         reason="bias review done on the hold-out",
-        signing_key=reviewer_key(root, monkeypatch),
+        signing_key=reviewer_key(root, keys, monkeypatch),
     )
     assert approval_gate(str(root), version) == "approved"
 

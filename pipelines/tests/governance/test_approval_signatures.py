@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from slipway.pipelines import registry
 from slipway.pipelines.cli import main
 from slipway.pipelines.config import load_config
 from slipway.pipelines.exitcodes import Exit
@@ -36,18 +35,11 @@ from slipway.pipelines.governance.hub_governance import HUB_LIST_ENV, governance
 from slipway.pipelines.governance.model_card import write_card
 from slipway.pipelines.governance.signatures import NAMESPACE
 from slipway.pipelines.rollout.pipeline import DeployPipelineError, approval_gate
+from tests.governance_support import AUTHOR, OUTSIDER, REVIEWER
+from tests.governance_support import register_carded as new_version
 from tests.hub import VALID_SPOKE_TOML as VALID
 
-AUTHOR = "ada@example.com"
-REVIEWER = "grace@example.com"
-OUTSIDER = "mallory@example.com"
-
-
-@pytest.fixture(autouse=True)
-def embedded_registry_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.setenv("SLIPWAY_ACTOR", REVIEWER)
+pytestmark = pytest.mark.usefixtures("embedded_registry_only")
 
 
 @pytest.fixture(autouse=True)
@@ -57,21 +49,6 @@ def hub_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path.write_text(list_toml({}))
     monkeypatch.setenv(HUB_LIST_ENV, str(path))
     return path
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A fresh ed25519 key pair per person (private key path; `.pub` next to it)."""
-    where = tmp_path_factory.mktemp("keys")
-    made = {}
-    for person in (AUTHOR, REVIEWER, OUTSIDER):
-        key = where / person.split("@")[0]
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", person, "-f", str(key)],
-            check=True,
-        )
-        made[person] = key
-    return made
 
 
 def listed(keys: dict[str, Path], *people: str) -> str:
@@ -97,27 +74,6 @@ def spoke(root: Path, keys: dict[str, Path], tier: str = "high") -> Path:
         "# the approvers' keys\n" + listed(keys, AUTHOR, REVIEWER)
     )
     return root
-
-
-def new_version(root: Path) -> tuple[MlflowClient, str]:
-    """A new version of the spoke's model, authored by AUTHOR, with a current model card."""
-    uri = registry.embedded_tracking_uri(root)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    config = load_config(root)
-    experiment = registry.experiment_id(client, root, config.model_name)
-    run = client.create_run(experiment)
-    client.log_metric(run.info.run_id, "test_roc_auc", 0.97)
-    client.set_terminated(run.info.run_id)
-    if not client.search_registered_models(f"name='{config.model_name}'"):
-        client.create_registered_model(config.model_name)
-    version = str(
-        client.create_model_version(
-            config.model_name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
-        ).version
-    )
-    client.set_model_version_tag(config.model_name, version, registry.TAG_AUTHOR, AUTHOR)
-    write_card(root, config, client, client.get_model_version(config.model_name, version))
-    return client, version
 
 
 def approval_blocker(root: Path, client: MlflowClient, version: str) -> str:

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from mlflow import MlflowClient
 
-from slipway.pipelines import registry
 from slipway.pipelines.cli import main
 from slipway.pipelines.config import RiskTier, load_config
 from slipway.pipelines.exitcodes import Exit
@@ -29,10 +27,8 @@ from slipway.pipelines.governance.hub_governance import (
     list_toml,
     strictest,
 )
-from slipway.pipelines.governance.model_card import write_card
+from tests.governance_support import AUTHOR, REVIEWER, register_carded
 
-AUTHOR = "ada@example.com"
-REVIEWER = "grace@example.com"
 MODEL = "churn-guard"
 
 
@@ -74,27 +70,6 @@ def make_spoke(root: Path, tier: str) -> Path:
     return root
 
 
-def register(root: Path, *, tier: str) -> tuple[MlflowClient, str]:
-    """A version authored by AUTHOR, registered with `tier` (as `slipway train` tags it)."""
-    uri = registry.embedded_tracking_uri(root)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    config = load_config(root)
-    run = client.create_run(registry.experiment_id(client, root, config.model_name))
-    client.log_metric(run.info.run_id, "test_roc_auc", 0.97)
-    client.set_terminated(run.info.run_id)
-    if not client.search_registered_models(f"name='{config.model_name}'"):
-        client.create_registered_model(config.model_name)
-    version = str(
-        client.create_model_version(
-            config.model_name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
-        ).version
-    )
-    client.set_model_version_tag(config.model_name, version, registry.TAG_AUTHOR, AUTHOR)
-    client.set_model_version_tag(config.model_name, version, registry.TAG_RISK_TIER, tier)
-    write_card(root, config, client, client.get_model_version(config.model_name, version))
-    return client, version
-
-
 def slipway(root: Path, *args: str, actor: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["--project", str(root), *args], env={"SLIPWAY_ACTOR": actor})
     return result.exit_code, result.output
@@ -107,7 +82,7 @@ def test_an_author_listing_their_own_key_as_an_approver_cannot_approve(
     grace = keypair(tmp_path, REVIEWER)
     isolated.write_text(list_toml({MODEL: ("high", [(REVIEWER, public(grace))])}))
     root = make_spoke(tmp_path / "spoke", "high")
-    client, version = register(root, tier="high")
+    client, version = register_carded(root, tier="high")
 
     # The reproduction: the author makes a key, lists it as bob in the spoke's
     # approvers/allowed_signers, and approves as bob with it.
@@ -153,7 +128,7 @@ def test_the_author_s_key_does_not_count_under_another_name(tmp_path: Path, isol
         list_toml({MODEL: ("high", [(AUTHOR, public(ada)), (REVIEWER, public(ada))])})
     )
     root = make_spoke(tmp_path / "spoke", "high")
-    _, version = register(root, tier="high")
+    _, version = register_carded(root, tier="high")
     code, output = slipway(
         root, "approve", version, "--by", REVIEWER, "--reason", "lgtm",
         "--sign-with", str(ada), actor=REVIEWER,
@@ -165,7 +140,7 @@ def test_the_author_s_key_does_not_count_under_another_name(tmp_path: Path, isol
 def test_lowering_the_tier_in_slipway_toml_does_not_open_the_gate(tmp_path: Path, isolated: Path):
     isolated.write_text(list_toml({}))  # the hub says nothing about this spoke
     root = make_spoke(tmp_path / "spoke", "high")
-    client, version = register(root, tier="high")
+    client, version = register_carded(root, tier="high")
     code, output = slipway(root, "promote", version, "--reason", "ship it", actor=AUTHOR)
     assert code == Exit.NOT_APPROVED, output
 
@@ -183,7 +158,7 @@ def test_the_hub_s_tier_is_a_floor_the_spoke_can_only_raise(tmp_path: Path, isol
     isolated.write_text(list_toml({MODEL: ("high", [])}))
     root = make_spoke(tmp_path / "spoke", "low")
     assert load_config(root).governance.risk_tier == RiskTier.high  # hub floor applies
-    client, version = register(root, tier="low")
+    client, version = register_carded(root, tier="low")
     assert effective_tier(load_config(root), client.get_model_version(MODEL, version)) == "high"
     code, output = slipway(root, "promote", version, "--reason", "ship it", actor=AUTHOR)
     assert code == Exit.NOT_APPROVED and "risk tier high needs an approval" in output
@@ -215,7 +190,7 @@ def test_an_approval_replayed_after_a_rejection_does_not_count(tmp_path: Path, i
     grace = keypair(tmp_path, REVIEWER)
     isolated.write_text(list_toml({MODEL: ("high", [(REVIEWER, public(grace))])}))
     root = make_spoke(tmp_path / "spoke", "high")
-    client, version = register(root, tier="high")
+    client, version = register_carded(root, tier="high")
     approve = ["approve", version, "--by", REVIEWER, "--reason", "ok", "--sign-with", str(grace)]
     assert slipway(root, *approve, actor=REVIEWER)[0] == 0
     approved = {

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def scored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[bool, tuple[dict, set]]:
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, tuple[dict, set]]:
+    """Both evaluations, once for the module's two tests (each is seconds of MLflow)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return _scored(tmp_path_factory.mktemp("pictures"), monkeypatch)
+
+
+def _scored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[bool, tuple[dict, set]]:
     import mlflow
     from mlflow.models import infer_signature
     from sklearn.datasets import load_breast_cancer
