@@ -7,11 +7,8 @@ import pytest
 import yaml
 
 from slipway.pipelines.config import load_config
-from slipway.pipelines.governance.monitor_sources import (
-    SourceNotConfigured,
-    choose,
-    configured_sources,
-)
+from slipway.pipelines.cli._monitor_sources import choose
+from slipway.pipelines.governance.monitor_sources import SourceNotConfigured, configured_sources
 from slipway.pipelines.rollout.kserve_rbac import deployer_rbac
 
 from .test_workflows import check_jsonschema, zizmor_findings

@@ -2,7 +2,7 @@
 
 On a laptop it reads the local gateway's sample and may train locally. Scheduled (the
 spoke's monitor workflow or a KFP recurring run, `--env ENV` and/or `--source`), it judges
-one window of one source (governance.monitor_sources: SageMaker capture, the KServe
+one window of one source (governance.monitor_sources, batch.window: SageMaker capture, the KServe
 predictors' sample store, the batch jobs' outputs), counts drifted windows in the audit
 trail and, after `[monitoring] drift_windows` in a row and outside the cool-down, starts
 retraining where training runs: a Kubeflow run (`--kfp-host`, `--image`) or the training
@@ -28,13 +28,13 @@ from slipway.pipelines.cli._monitor_actions import (
     retrain,
     window_env,
 )
+from slipway.pipelines.cli._monitor_sources import choose
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance.monitor_sources import (
     GATEWAY,
     SOURCES,
     SourceNotConfigured,
-    choose,
     configured_sources,
 )
 

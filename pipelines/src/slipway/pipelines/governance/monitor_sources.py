@@ -9,7 +9,9 @@
 
 Each `read(now)` returns the rows in read_samples' shape (contract columns, `_at`,
 `_variant`, `_version`, `_prediction`), so the same contract check, per-feature PSI and
-prediction drift judge every source. Which sources a spoke's schedule judges is
+prediction drift judge every source. The batch source is the batch stage's own
+(batch.window.BatchOutputs, a stage above this one); `slipway monitor` picks one from its
+flags (cli._monitor_sources.choose). Which sources a spoke's schedule judges is
 `[monitoring] sources` in slipway.toml, derived from `[deploy] target` when empty.
 """
 
@@ -142,95 +144,7 @@ class KServeSample:
         )
 
 
-@dataclass(frozen=True)
-class BatchOutputs:
-    """The rows the batch jobs recorded in the last `hours` scored (governance.batch_window)."""
-
-    root: Path
-    config: SpokeConfig
-    hours: float
-    name: ClassVar[str] = BATCH
-
-    def read(self, now: float) -> Window:
-        from slipway.pipelines.governance.batch_window import describe, read_batch_window
-        from slipway.pipelines.registry import client
-
-        window = read_batch_window(client(self.root), self.config, now - self.hours * 3600, now)
-        lines = [
-            f"batch: {len(window.rows)} rows sampled from {len(window.jobs)} job(s) recorded "
-            f"in the last {self.hours:g} h",
-            *describe(window),
-        ]
-        return Window(window.rows, f"batch jobs of the last {self.hours:g} h", lines)
-
-
 def configured_sources(config: SpokeConfig) -> tuple[str, ...]:
     """The sources the spoke's schedule judges: `[monitoring] sources`, else the target's."""
     explicit = tuple(config.monitoring.sources)
     return explicit or _BY_TARGET[config.deploy.target]
-
-
-def _why_configured(config: SpokeConfig) -> str:
-    if config.monitoring.sources:
-        return "[monitoring] sources"
-    return f"derived from [deploy] target = {config.deploy.target!r}"
-
-
-def choose(
-    root: Path,
-    config: SpokeConfig,
-    *,
-    source: str | None,
-    env: str | None,
-    hours: float | None,
-) -> MonitorSource:
-    """The source a run judges; SourceNotConfigured when the spoke is not set up for it.
-
-    No `source`: the local gateway's sample without `env`, the endpoint's capture with it.
-    `env` names a SageMaker endpoint: the KServe and batch sources are not per environment.
-    """
-    configured = configured_sources(config)
-    listed = f"{', '.join(configured)} ({_why_configured(config)})"
-    if source is None:
-        if env is None:
-            return GatewaySample(root)
-        if CAPTURE not in configured:
-            raise SourceNotConfigured(
-                f"--env {env} judges a SageMaker endpoint's capture, and this spoke's "
-                f"scheduled sources are {listed}: pass --source {configured[0]} (without --env)"
-            )
-        source = CAPTURE
-    if source == GATEWAY:
-        if env is not None or hours is not None:
-            raise SourceNotConfigured(
-                "--source gateway is the local gateway's sample, judged whole: drop --env and "
-                "--window-hours, or name a scheduled source"
-            )
-        return GatewaySample(root)
-    if source not in configured:
-        raise SourceNotConfigured(
-            f"--source {source}: this spoke's scheduled sources are {listed}. Add "
-            f'"{source}" to [monitoring] sources in slipway.toml to monitor it'
-            + (" (with sample_store set)" if source == KSERVE else "")
-        )
-    if env is not None and source != CAPTURE:
-        raise SourceNotConfigured(
-            f"--source {source} is not per environment (--env names a SageMaker endpoint): "
-            "drop --env; its windows are counted under the source's name"
-        )
-    window = hours or config.monitoring.window_hours
-    if source == CAPTURE:
-        if env is None:
-            raise SourceNotConfigured(
-                "--source capture reads a SageMaker endpoint's capture: give --env staging|prod"
-            )
-        return SageMakerCapture(config, env, window)
-    if source == KSERVE:
-        if not config.monitoring.sample_store:
-            raise SourceNotConfigured(
-                "--source kserve reads what the predictors wrote to [monitoring] sample_store, "
-                'which is empty: set it (e.g. "s3://<team-bucket>/slipway/samples") and '
-                "redeploy, so each replica writes its sample there"
-            )
-        return KServeSample(config, window)
-    return BatchOutputs(root, config, window)

@@ -1,5 +1,9 @@
 """The rows batch jobs scored in a window, as the current side of a drift report.
 
+It lives with the batch stage, not with monitoring: it reads what batch jobs write, and a
+stage imports only the stages below it (governance defines the MonitorSource protocol and
+the window's shape; `BatchOutputs` here is the batch stage's implementation of it).
+
 Every batch path (`slipway score` on a laptop, the Kubeflow batch pipeline's merge step,
 SageMaker Batch Transform) records its job the same way (batch.lineage.record): an MLflow
 run in the spoke's experiment tagged `slipway.kind = batch`, FINISHED when it published,
@@ -19,13 +23,15 @@ the window's jobs in proportion to their size, reading each file chunk by chunk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
 
 from slipway.pipelines.batch.files import BatchFileError, open_source
 from slipway.pipelines.batch.lineage import KIND_BATCH, TAG_KIND, TAG_MODEL_VERSION
 from slipway.pipelines.batch.scoring import ROW
+from slipway.pipelines.governance.monitor_sources import BATCH, Window
 from slipway.pipelines.registry import CHAMPION
 
 if TYPE_CHECKING:
@@ -170,3 +176,24 @@ def describe(window: BatchWindow) -> list[str]:
     ]
     lines += [f"skipped batch job {run[:12]}: {why}" for run, why in window.skipped.items()]
     return lines
+
+
+@dataclass(frozen=True)
+class BatchOutputs:
+    """The rows the batch jobs recorded in the last `hours` scored (read_batch_window)."""
+
+    root: Path
+    config: SpokeConfig
+    hours: float
+    name: ClassVar[str] = BATCH
+
+    def read(self, now: float) -> Window:
+        from slipway.pipelines.registry import client
+
+        window = read_batch_window(client(self.root), self.config, now - self.hours * 3600, now)
+        lines = [
+            f"batch: {len(window.rows)} rows sampled from {len(window.jobs)} job(s) recorded "
+            f"in the last {self.hours:g} h",
+            *describe(window),
+        ]
+        return Window(window.rows, f"batch jobs of the last {self.hours:g} h", lines)
