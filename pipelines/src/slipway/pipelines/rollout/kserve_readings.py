@@ -106,6 +106,9 @@ class PrometheusReadings:
 
         return Window(int(now * 1000), variant(champion), variant(challenger))
 
+    def close(self) -> None:
+        self._http.close()
+
 
 def _scaled(counts: Mapping[Any, float]) -> dict[Any, int]:
     """Counts scaled down (proportionally) to at most MAX_SAMPLES in all."""
