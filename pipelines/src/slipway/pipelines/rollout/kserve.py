@@ -80,7 +80,7 @@ class KServeTarget:
         self.name, self.namespace = config.model_name, config.deploy.kserve.namespace
         self.ready_timeout = ready_timeout
         self._http = http or httpx.Client(timeout=30.0)
-        self._started = time.time()
+        self._started, self._weight = time.time(), 0
         # The versions the last reload found rolled out and under canary (the window's two).
         self.champion_version: str | None = None
         self.challenger_version: str | None = None
@@ -191,11 +191,14 @@ class KServeTarget:
                 "rollout (its canary steps still judge the challenger on live traffic)"
             )
         self._patch({"spec": {"predictor": {"canaryTrafficPercent": challenger}}})
-        self._started = time.time()
+        self._started, self._weight = time.time(), challenger
         return {"seq": int(self._started * 1000), "weight": challenger}
 
     def window(self, after: int) -> Window:
-        return self.readings.window(self.champion_version, self.challenger_version, after / 1000)
+        # At 100% the rolled-out revision serves nothing (the judge compares with the step
+        # before's champion), and Knative may scale it away: it is not waited for.
+        champion = self.champion_version if self._weight < 100 else None
+        return self.readings.window(champion, self.challenger_version, after / 1000)
 
     def close(self) -> None:
         self._http.close()
