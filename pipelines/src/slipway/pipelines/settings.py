@@ -225,8 +225,9 @@ class Settings(BaseModel):
     image: str | None = _var(
         "SLIPWAY_IMAGE",
         "rollout",
-        "the serving image `slipway deploy --target kserve` deploys (after --image)",
-        default="none: --image is then required",
+        "the serving image a KServe rollout deploys: `slipway deploy --target kserve` (after "
+        "--image), the deploy pipeline's rollout step (after its `image` parameter)",
+        default="none: --image (the pipeline: the image of `slipway compile --image`)",
     )
     console_identity_header: str | None = _var(
         "SLIPWAY_CONSOLE_IDENTITY_HEADER",
