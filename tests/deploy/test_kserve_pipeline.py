@@ -167,12 +167,11 @@ def test_the_compiled_pipeline_rolls_a_healthy_version_out_on_kserve_and_promote
 
 
 def assert_delete_is_forbidden(spoke: Spoke, cluster: Cluster) -> None:
-    from kubernetes import client as k8s
-    from kubernetes import config as kube_config
     from kubernetes.client.exceptions import ApiException
 
-    kube_config.load_kube_config()
-    api = k8s.CustomObjectsApi()
+    from slipway.pipelines.rollout.kserve import kubernetes_api
+
+    api = kubernetes_api()  # the kubeconfig of this test, as the step had it
     kserve = spoke.config.deploy.kserve
     with pytest.raises(ApiException) as refused:
         api.delete_namespaced_custom_object(
@@ -264,3 +263,30 @@ def test_target_kserve_without_an_image_is_refused_before_anything_moves(
     with pytest.raises(DeployPipelineError, match=r"`image` parameter or set SLIPWAY_IMAGE"):
         roll_out(str(kserve.root), "2", "", 1.0, target="kserve")
     assert cluster.standin.requests == [] and alias(kserve, "challenger") is None
+
+
+def test_the_kubeconfig_is_read_when_the_rollout_starts(tmp_path, monkeypatch):
+    """The kubernetes client reads KUBECONFIG once, at import: a process that rolls out
+    twice (a test session, a long-lived worker) must not reach the first run's cluster."""
+    from slipway.pipelines.rollout.kserve import kubernetes_api
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    hosts = []
+    for port in (6443, 7443):
+        path = tmp_path / f"kubeconfig-{port}"
+        cluster = {"server": f"https://10.0.0.1:{port}"}
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "c", "cluster": cluster}],
+                    "users": [{"name": "u", "user": {"token": "t"}}],
+                    "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                    "current-context": "x",
+                }
+            )
+        )
+        monkeypatch.setenv("KUBECONFIG", str(path))
+        hosts.append(kubernetes_api().api_client.configuration.host)
+    assert hosts == ["https://10.0.0.1:6443", "https://10.0.0.1:7443"]

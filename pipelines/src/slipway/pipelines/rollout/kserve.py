@@ -224,7 +224,7 @@ def kubernetes_api() -> Any:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
         try:
-            kube_config.load_kube_config()
+            kube_config.load_kube_config(config_file=Settings.from_env().kubeconfig)
         except (kube_config.ConfigException, OSError) as exc:
             raise KServeError(
                 f"no Kubernetes credentials ({exc}): run inside the cluster (the deploy "
