@@ -10,6 +10,12 @@ part: a changed predictor spec makes a new revision, ready at once; with
 sends everything back, and removing the field makes the latest the rolled-out one
 (`status.components.predictor.traffic[]` shows it, as KServe does).
 
+Given `rbac` (the deployer's ServiceAccount, Role and RoleBinding), it also plays the API
+server's authorizer for the caller those documents bind: a verb the Role does not grant on
+inferenceservices in that namespace is refused with 403 Forbidden before anything is read or
+stored, as Kubernetes' RBAC authorizer refuses it. (Authentication is not stood in: every
+caller is taken to be that service account.)
+
 `Router` is a stand-in for Knative's ingress: it forwards each request to the revision the
 current split picks (the same smooth deterministic split as the gateway's), each revision
 being a real gateway process a test registered for its model version.
@@ -29,8 +35,11 @@ from typing import Any
 import httpx
 from jsonschema.validators import validator_for
 
+from slipway.pipelines.rollout.kserve_rbac import allows
+
 SCHEMA = Path(__file__).resolve().parents[1] / "pipelines" / "tests" / "data"
 PREFIX = "/apis/serving.kserve.io/v1beta1/namespaces/"
+VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 VERSION_LABEL = "slipway.dev/model-version"
 
 
@@ -66,6 +75,8 @@ class KServeStandIn:
     revisions: list[Revision] = field(default_factory=list)
     rolled_out: Revision | None = None
     requests: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, body
+    rbac: list[dict[str, Any]] | None = None  # enforced when set (see the module's docstring)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # verb, path refused 403
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -123,6 +134,26 @@ class KServeStandIn:
             },
         }
 
+    def _forbidden(self, method: str, namespace: str, path: str) -> dict[str, Any] | None:
+        """The RBAC authorizer's refusal of this request, or None when the Role allows it."""
+        if self.rbac is None:
+            return None
+        verb = VERBS.get(method, method.lower())
+        if allows(self.rbac, verb, "serving.kserve.io", "inferenceservices", namespace):
+            return None
+        self.refused.append((verb, path))
+        [account] = [d["metadata"] for d in self.rbac if d["kind"] == "ServiceAccount"]
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": "Forbidden",
+            "code": 403,
+            "message": f'User "system:serviceaccount:{account["namespace"]}:{account["name"]}" '
+            f'cannot {verb} resource "inferenceservices" in API group "serving.kserve.io" in '
+            f'the namespace "{namespace}"',
+        }
+
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         self.requests.append((method, path, body))
         if not path.startswith(PREFIX):
@@ -131,6 +162,8 @@ class KServeStandIn:
         if len(parts) < 2 or parts[1] != "inferenceservices":
             return 404, {"kind": "Status", "code": 404, "message": "not served by this stand-in"}
         key = "/".join([parts[0], *parts[2:3]])
+        if (forbidden := self._forbidden(method, parts[0], path)) is not None:
+            return 403, forbidden
         with self.lock:
             if method == "GET":
                 found = self.objects.get(key)
@@ -182,6 +215,12 @@ class _JsonHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._answer("POST")
 
+    def do_PATCH(self) -> None:
+        self._answer("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._answer("DELETE")
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -196,9 +235,6 @@ class _ApiHandler(_JsonHandler):
         else:
             status, answer = self.standin.handle(method, self.path.split("?")[0], body)
         return status, json.dumps(answer).encode()
-
-    def do_PATCH(self) -> None:
-        self._answer("PATCH")
 
 
 class Router:

@@ -27,7 +27,7 @@ import pytest
 
 from tests.hub import free_port
 
-from .conftest import STARTUP_GUARD_S, Spoke
+from .conftest import STARTUP_GUARD_S, Spoke, answers_200
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE = REPO / "template" / "docker" / "serve"
@@ -83,17 +83,12 @@ class Container:
         self.proc = subprocess.Popen(
             ["sh", str(SERVE)], env=environment, stdout=self._out, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + STARTUP_GUARD_S
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"/ping never answered 200:\n{self.output()}")
+        if not answers_200(f"{self.url}/ping", STARTUP_GUARD_S, alive=self._alive):
+            self.stop()
+            raise AssertionError(f"/ping never answered 200:\n{self.output()}")
+
+    def _alive(self) -> None:
+        assert self.proc.poll() is None, self.output()
 
     def output(self) -> str:
         return self.log.read_text()

@@ -1,5 +1,6 @@
 """The serving-target question: a KServe spoke gets its [deploy.kserve] settings, the
-deploy-kserve workflow and its deployer's least-privilege RBAC; a SageMaker spoke none of it."""
+deploy-kserve workflow, its deployer's least-privilege RBAC and a deploy pipeline whose rollout
+targets KServe by default; a SageMaker spoke none of it."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def test_a_kserve_spoke_gets_its_settings_workflow_and_rbac(render):
     assert zizmor_findings([monitor]) == []
     with pytest.raises(SourceNotConfigured, match=r"sample_store, which is empty: set it"):
         choose(spoke, config, source="kserve", env=None, hours=None)
+    # Its deploy pipeline, as it compiles it, rolls out on KServe unless told otherwise.
+    assert deploy_target_default(spoke) == "kserve"
+
+
+def deploy_target_default(spoke) -> str:
+    from slipway.pipelines.rollout.pipeline import compile_deploy
+
+    compiled = compile_deploy(spoke, load_config(spoke), spoke / "build" / "deploy.yaml")
+    spec = yaml.safe_load(compiled.read_text())
+    return spec["root"]["inputDefinitions"]["parameters"]["target"]["defaultValue"]
 
 
 def test_a_sagemaker_spoke_has_no_kserve_files_and_both_has_both(render):
@@ -46,6 +57,8 @@ def test_a_sagemaker_spoke_has_no_kserve_files_and_both_has_both(render):
     assert load_config(sagemaker).deploy.target == "sagemaker"
     assert not (sagemaker / ".github" / "workflows" / "deploy-kserve.yml").exists()
     assert not (sagemaker / "infra" / "kserve-rbac.yaml").exists()
+    assert deploy_target_default(sagemaker) == "gateway"
     both = render("both", deploy_target="both")
     assert (both / ".github" / "workflows" / "deploy-kserve.yml").exists()
     assert (both / ".github" / "workflows" / "deploy-model.yml").exists()  # SageMaker's too
+    assert deploy_target_default(both) == "kserve"  # the pipeline runs on the KServe cluster

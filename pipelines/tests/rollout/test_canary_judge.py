@@ -148,6 +148,55 @@ def test_shifted_predictions_are_rolled_back():
     assert (outcome, phase) == (ROLLBACK, "10%") and "prediction drift" in reasons[0]
 
 
+def unread_champion_step(plan: Plan, champion: dict) -> list:
+    """The first step's polls, the challenger's window full and healthy from the start, the
+    champion's as given: (status, reasons) per poll until the step ends."""
+    rng = np.random.default_rng(5)
+    chal = Variant(rng, errors=0.0)
+    chal.serve(200)
+    watch = plan.judge().step(plan.step_seconds)
+    polls = []
+    elapsed = 0.0
+    while True:
+        elapsed += STEP_SECONDS / 4
+        window = Window.from_json({"seq": 1, "champion": champion, "challenger": chal.reading()})
+        decision = watch.observe(window, elapsed)
+        polls.append((decision.status, decision.reasons))
+        if decision.status != CONTINUE:
+            return polls
+
+
+def test_an_empty_champion_window_is_not_enough_to_pass_a_step():
+    """A champion window with nothing read yet (KServe's Prometheus had not scraped it) is
+    not a champion that served nothing: judged against it, drift and latency would not be
+    judged at all. The step waits, and at its timeout rolls back saying why."""
+    plan = plan_for(config())
+    empty = {"requests": 0, "errors": 0, "p95_ms": None, "latencies_ms": [], "predictions": []}
+    polls = unread_champion_step(plan, empty)
+    assert all(status == CONTINUE for status, _ in polls[:-1])
+    status, reasons = polls[-1]
+    assert status == ROLLBACK and "0 champion answers of 30" in reasons[0]
+    assert len(polls) * STEP_SECONDS / 4 >= plan.step_timeout  # it waited the whole timeout
+    # Its twin: the same challenger, a champion read, passes at the end of the hold.
+    served = Variant(np.random.default_rng(6), errors=0.0)
+    served.serve(1800)
+    polls = unread_champion_step(plan, served.reading())
+    assert polls[-1] == (PASSED, []) and len(polls) == 4
+
+
+def test_a_pending_window_waits_then_rolls_back_with_its_reason_at_the_timeout():
+    plan = plan_for(config())
+    watch = plan.judge().step(plan.step_seconds)
+    empty = {"requests": 0, "errors": 0, "p95_ms": None, "latencies_ms": [], "predictions": []}
+    window = Window.from_json({"seq": 1, "champion": empty, "challenger": empty})
+    pending = Window(window.seq, window.champion, window.challenger, pending="not scraped yet")
+    assert watch.observe(pending, plan.step_timeout / 2).status == CONTINUE
+    late = watch.observe(pending, plan.step_timeout)
+    assert late.status == ROLLBACK and late.reasons == [
+        f"no readings to judge within {plan.step_timeout:g}s: not scraped yet"
+    ]
+
+
 def test_error_bounds_hold_at_every_look_as_often_as_promised():
     """300 sequences of 2,000 requests at 1% errors, bounds checked after every request: the
     true rate leaves the 90% bounds in at most 10% of sequences (Ville's inequality)."""

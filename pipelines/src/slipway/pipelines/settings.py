@@ -232,8 +232,17 @@ class Settings(BaseModel):
     image: str | None = _var(
         "SLIPWAY_IMAGE",
         "rollout",
-        "the serving image `slipway deploy --target kserve` deploys (after --image)",
-        default="none: --image is then required",
+        "the serving image a KServe rollout deploys: `slipway deploy --target kserve` (after "
+        "--image), the deploy pipeline's rollout step (after its `image` parameter)",
+        default="none: --image (the pipeline: the image of `slipway compile --image`)",
+    )
+    kubeconfig: str | None = _var(
+        "KUBECONFIG",
+        "rollout",
+        "the kubeconfig a KServe rollout reaches the Kubernetes API with outside a pod (the "
+        "kubernetes client's own variable, read here when the rollout starts: the client "
+        "reads it once, at import)",
+        default="~/.kube/config (in a pod: its service account)",
     )
     console_identity_header: str | None = _var(
         "SLIPWAY_CONSOLE_IDENTITY_HEADER",

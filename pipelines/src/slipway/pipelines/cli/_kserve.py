@@ -2,39 +2,18 @@
 
 Kept apart from cli/deploy.py so the local and SageMaker paths read as they were: this one
 needs the `kubernetes` client, a Kubernetes context (in-cluster service account, else the
-kubeconfig) and the cluster's Prometheus, and `--dry-run` needs none of them.
+kubeconfig) and the cluster's Prometheus, and `--dry-run` needs none of them. The target is
+put together by rollout.kserve.kserve_target, as the deploy pipeline's rollout step does.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 import yaml
 
 from slipway.pipelines.cli._common import Spoke, fail
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.settings import Settings
-
-IMAGE_ENV = "SLIPWAY_IMAGE"
-
-
-def _kubernetes_api() -> Any:
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()  # a pipeline step: its service account's token
-    except config.ConfigException:
-        try:
-            config.load_kube_config()
-        except (config.ConfigException, OSError) as exc:
-            fail(
-                f"no Kubernetes credentials ({exc}): run inside the cluster (the deploy "
-                "pipeline's service account) or point KUBECONFIG at a context that may "
-                "patch inferenceservices; `--dry-run` prints the manifest without either",
-                Exit.UNREACHABLE,
-            )
-    return client.CustomObjectsApi()
+from slipway.pipelines.training.images import ImageRefError
 
 
 def deploy_kserve(
@@ -49,50 +28,41 @@ def deploy_kserve(
 ) -> None:
     from slipway.pipelines import registry
     from slipway.pipelines.rollout import release
-    from slipway.pipelines.rollout.controller import Controller, plan_for
-    from slipway.pipelines.rollout.kserve import KServeError, KServeTarget
+    from slipway.pipelines.rollout.controller import Controller
+    from slipway.pipelines.rollout.kserve import (
+        KServeError,
+        KServeUsageError,
+        kserve_plan,
+        kserve_target,
+        serving_image,
+        storage_uris,
+    )
     from slipway.pipelines.rollout.kserve_manifest import inference_service
-    from slipway.pipelines.rollout.kserve_readings import PrometheusReadings, PrometheusUnreachable
+    from slipway.pipelines.rollout.kserve_readings import PrometheusUnreachable
     from slipway.pipelines.rollout.traffic import replay_rows
     from slipway.pipelines.serving.client import GatewayUnreachable
 
-    image = image or Settings.from_env().image
-    if not image:
-        fail(
-            f"--target kserve needs the spoke's image for this commit: pass --image or set "
-            f"{IMAGE_ENV} (CD builds and pushes it)",
-            Exit.USAGE,
-        )
-    config, model = spoke.config, spoke.config.model_name
-    client = registry.client(spoke.root)
-
-    def storage_uri(v: str) -> str:
-        return client.get_model_version_download_uri(model, v)
-
-    if dry_run:
-        candidate = release.candidate_version(client, model, version)
-        manifest = inference_service(
-            config, image=image, version=candidate, storage_uri=storage_uri(candidate)
-        )
-        click.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)
-        return
-    plan = plan_for(config, step_seconds=step_seconds, shadow_seconds=0, step_timeout=step_timeout)
-    if plan.shadow_seconds > 0:
-        fail(
-            f"risk tier {config.governance.risk_tier!r} requires a shadow phase and KServe has no "
-            "shadow traffic: roll this version out on the gateway (`slipway deploy`) or "
-            "SageMaker (`--env`)",
-            Exit.USAGE,
-        )
-    kserve = config.deploy.kserve
-    target = KServeTarget(
-        spoke.root,
-        config,
-        _kubernetes_api(),
-        PrometheusReadings(kserve.prometheus_url, f'inferenceservice="{model}"'),
-        image=image,
-        storage_uri=storage_uri,
-    )
+    config = spoke.config
+    try:
+        image = serving_image(image, asked_as="--image")
+        if dry_run:
+            candidate = release.candidate_version(
+                registry.client(spoke.root), config.model_name, version
+            )
+            manifest = inference_service(
+                config,
+                image=image,
+                version=candidate,
+                storage_uri=storage_uris(spoke.root, config)(candidate),
+            )
+            click.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)
+            return
+        plan = kserve_plan(config, step_seconds=step_seconds, step_timeout=step_timeout)
+        target = kserve_target(spoke.root, config, image=image)
+    except (KServeUsageError, ImageRefError) as exc:
+        fail(str(exc), exc.exit_code)
+    except KServeError as exc:
+        fail(f"{exc}; `--dry-run` prints the manifest without credentials", exc.exit_code)
     controller = Controller(
         spoke,
         target,
@@ -108,9 +78,12 @@ def deploy_kserve(
             "--resume` or `slipway rollback`",
             Exit.UNREACHABLE,
         )
+    finally:
+        target.close()
     if outcome.status == "promoted":
         click.echo(
-            f"promoted: version {outcome.version} serves on KServe {kserve.namespace}/{model}"
+            f"promoted: version {outcome.version} serves on KServe "
+            f"{config.deploy.kserve.namespace}/{config.model_name}"
         )
         return
     click.secho(f"rolled back: version {outcome.version}: {outcome.reason}", fg="red", err=True)

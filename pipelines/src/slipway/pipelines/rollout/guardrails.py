@@ -242,16 +242,20 @@ def judge(
                 f"< {drift.alpha:.2g})"
             )
     evidence = Evidence(errors, latency, drift)
-    readings: dict[str, Any] = {
+    readings = judge_readings(champion, challenger) | evidence.readings()
+    return Judgement(breaches=breaches, readings=readings, evidence=evidence)
+
+
+def judge_readings(champion: VariantWindow, challenger: VariantWindow) -> dict[str, Any]:
+    """The raw counts of a window, as the rollout state records them per poll."""
+    return {
         "champion_requests": champion.requests,
         "champion_errors": champion.errors,
         "challenger_requests": challenger.requests,
         "challenger_errors": challenger.errors,
         "champion_p95_ms": champion.p95_ms,
         "challenger_p95_ms": challenger.p95_ms,
-        **evidence.readings(),
     }
-    return Judgement(breaches=breaches, readings=readings, evidence=evidence)
 
 
 # -- the decision loop ----------------------------------------------------------------------
@@ -278,6 +282,8 @@ class StepWatch:
     def observe(self, window: Window, elapsed: float) -> StepDecision:
         """Judge the step's window as of `elapsed` seconds into the step."""
         plan = self._judge
+        if window.pending:
+            return self._pending(window, elapsed)
         challenger, champion = window.challenger, window.champion
         # The 100% step has no champion traffic: it is judged against the champion of the
         # step before (the same champion, the window just before).
@@ -285,11 +291,14 @@ class StepWatch:
             baseline = champion
         else:
             baseline = plan.baseline
-        # Drift needs MIN_PSI_SAMPLES predictions whatever min_requests says: a step is never
-        # passed without its drift guardrail having been judged.
+        # Drift needs MIN_PSI_SAMPLES predictions on both sides whatever min_requests says: a
+        # step is never passed without its drift guardrail having been judged. An empty
+        # champion window (none of the step's traffic read yet) is not a champion that served
+        # nothing: judged against it, latency and drift would not be judged at all.
         enough = (
             challenger.requests >= plan.min_requests
             and len(challenger.predictions) >= MIN_PSI_SAMPLES
+            and len(baseline.predictions) >= MIN_PSI_SAMPLES
         )
         final = elapsed >= self.seconds and enough
         due = min(LOOKS_PER_STEP, math.floor(LOOKS_PER_STEP * elapsed / max(self.seconds, 1e-9)))
@@ -307,9 +316,22 @@ class StepWatch:
             needed = max(plan.min_requests, MIN_PSI_SAMPLES)
             reason = (
                 f"not enough traffic: {challenger.requests} challenger requests "
-                f"({len(challenger.predictions)} answered) of {needed} "
+                f"({len(challenger.predictions)} answered) of {needed}, "
+                f"{len(baseline.predictions)} champion answers of {MIN_PSI_SAMPLES} "
                 f"within {plan.step_timeout:g}s"
             )
+            decision = StepDecision(ROLLBACK, [reason], verdict, self.looks)
+        else:
+            decision = StepDecision(CONTINUE, [], verdict, self.looks)
+        self.last = decision
+        return decision
+
+    def _pending(self, window: Window, elapsed: float) -> StepDecision:
+        """Readings that cannot be judged yet: wait, within the step's timeout."""
+        empty = VariantWindow(0, 0, None, [], [])
+        verdict = Judgement(breaches=[], readings=judge_readings(empty, empty))
+        if elapsed >= self._judge.step_timeout:
+            reason = f"no readings to judge within {self._judge.step_timeout:g}s: {window.pending}"
             decision = StepDecision(ROLLBACK, [reason], verdict, self.looks)
         else:
             decision = StepDecision(CONTINUE, [], verdict, self.looks)

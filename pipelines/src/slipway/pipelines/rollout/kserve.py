@@ -13,6 +13,11 @@ reads the windows differ. This class answers the calls the controller makes of a
 
 The Kubernetes API is driven with the official `kubernetes` client (CustomObjectsApi): on a
 cluster, its service account's token; in tests, against a stand-in API server.
+
+`kserve_target` (with `kserve_plan` and `serving_image`) is the one place a KServe rollout is
+put together, from slipway.toml and the process's credentials: `slipway deploy --target
+kserve` and the deploy pipeline's rollout step (target=kserve) both call it, so a rollout
+from a laptop and one from a pipeline pod are the same rollout.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.rollout.controller import Plan, plan_for
 from slipway.pipelines.rollout.kserve_manifest import (
     GROUP,
     PLURAL,
@@ -37,6 +43,7 @@ from slipway.pipelines.rollout.kserve_manifest import (
 from slipway.pipelines.rollout.kserve_readings import PrometheusReadings
 from slipway.pipelines.serving.client import GatewayUnreachable
 from slipway.pipelines.serving.window import Window
+from slipway.pipelines.settings import Settings
 
 READY_POLL_SECONDS = 0.5
 
@@ -45,6 +52,12 @@ class KServeError(SlipwayError):
     """The Kubernetes API refused or could not be reached; nothing further was changed."""
 
     exit_code = Exit.UNREACHABLE
+
+
+class KServeUsageError(SlipwayError):
+    """A KServe rollout asked for something it cannot do (no image, a shadow phase)."""
+
+    exit_code = Exit.USAGE
 
 
 class KServeTarget:
@@ -67,7 +80,7 @@ class KServeTarget:
         self.name, self.namespace = config.model_name, config.deploy.kserve.namespace
         self.ready_timeout = ready_timeout
         self._http = http or httpx.Client(timeout=30.0)
-        self._started = time.time()
+        self._started, self._weight = time.time(), 0
         # The versions the last reload found rolled out and under canary (the window's two).
         self.champion_version: str | None = None
         self.challenger_version: str | None = None
@@ -178,14 +191,103 @@ class KServeTarget:
                 "rollout (its canary steps still judge the challenger on live traffic)"
             )
         self._patch({"spec": {"predictor": {"canaryTrafficPercent": challenger}}})
-        self._started = time.time()
+        self._started, self._weight = time.time(), challenger
         return {"seq": int(self._started * 1000), "weight": challenger}
 
     def window(self, after: int) -> Window:
-        return self.readings.window(self.champion_version, self.challenger_version, after / 1000)
+        # At 100% the rolled-out revision serves nothing (the judge compares with the step
+        # before's champion), and Knative may scale it away: it is not waited for.
+        champion = self.champion_version if self._weight < 100 else None
+        return self.readings.window(champion, self.challenger_version, after / 1000)
+
+    def close(self) -> None:
+        self._http.close()
+        self.readings.close()
 
     def invoke(self, frame_split: dict[str, Any]) -> httpx.Response:
         url = ((self.get() or {}).get("status") or {}).get("url")
         if not url:
             raise GatewayUnreachable(f"inferenceservice {self.name} reports no URL yet")
         return self._http.post(f"{url}/invocations", json={"dataframe_split": frame_split})
+
+
+# -- putting a KServe rollout together (the CLI and the pipeline step) -----------------------
+
+
+def kubernetes_api() -> Any:
+    """CustomObjectsApi with this process's cluster credentials: the pod's service account
+    (a pipeline step on the cluster), else the kubeconfig (a laptop, CI: KUBECONFIG)."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        try:
+            kube_config.load_kube_config(config_file=Settings.from_env().kubeconfig)
+        except (kube_config.ConfigException, OSError) as exc:
+            raise KServeError(
+                f"no Kubernetes credentials ({exc}): run inside the cluster (the deploy "
+                "pipeline's service account) or point KUBECONFIG at a context that may get, "
+                "create and patch inferenceservices"
+            ) from exc
+    return client.CustomObjectsApi()
+
+
+def serving_image(given: str | None, *, compiled: str | None = None, asked_as: str) -> str:
+    """The predictor's image: `given`, else SLIPWAY_IMAGE, else `compiled` (what `slipway
+    compile --image` set on the pipeline's steps); `asked_as` names `given` in the error."""
+    from slipway.pipelines.training.images import validate_image_ref
+
+    image = given or Settings.from_env().image or compiled
+    if not image:
+        raise KServeUsageError(
+            f"a KServe rollout needs the spoke's image for this commit: pass {asked_as} or "
+            "set SLIPWAY_IMAGE (CD builds and pushes it; `slipway compile --image` also sets "
+            "it on the deploy pipeline)"
+        )
+    return validate_image_ref(image)
+
+
+def kserve_plan(
+    config: SpokeConfig, *, step_seconds: float | None, step_timeout: float | None = None
+) -> Plan:
+    """The rollout plan on KServe: slipway.toml's canary steps, no shadow phase (KServe has
+    no shadow traffic, so a tier that requires one is refused here, before anything moves)."""
+    plan = plan_for(config, step_seconds=step_seconds, shadow_seconds=0, step_timeout=step_timeout)
+    if plan.shadow_seconds > 0:
+        raise KServeUsageError(
+            f"risk tier {config.governance.risk_tier!r} requires a shadow phase and KServe has "
+            "no shadow traffic: roll this version out on the gateway (`slipway deploy`) or "
+            "SageMaker (`--env`)"
+        )
+    return plan
+
+
+def storage_uris(root: Any, config: SpokeConfig) -> Callable[[str], str]:
+    """version -> the version's artifact URI in the registry (the predictor's STORAGE_URI)."""
+    client = registry.client(root)
+    return lambda version: client.get_model_version_download_uri(config.model_name, version)
+
+
+def kserve_target(
+    root: Any,
+    config: SpokeConfig,
+    *,
+    image: str,
+    api: Any = None,
+    ready_timeout: float = 600.0,
+) -> KServeTarget:
+    """The spoke's InferenceService as a traffic target: the Kubernetes API with this
+    process's credentials (`api` to use another client), the judge's readings from
+    [deploy.kserve].prometheus_url, the models from the registry."""
+    model = config.model_name
+    return KServeTarget(
+        root,
+        config,
+        kubernetes_api() if api is None else api,
+        PrometheusReadings(config.deploy.kserve.prometheus_url, f'inferenceservice="{model}"'),
+        image=image,
+        storage_uri=storage_uris(root, config),
+        ready_timeout=ready_timeout,
+    )

@@ -9,6 +9,15 @@ predicted-value counters. The judge then decides as it does on the laptop on err
 drift (its prediction samples are the counted values: classes; a regressor's values are one
 "continuous" label there, so its drift is not judged on KServe).
 
+A window is only read once Prometheus holds a scrape of both versions taken after the step
+began. Before that (the scrape interval has not come round, or the busy champion's last
+scrape failed and Prometheus marked its series stale), the champion's counters read the same
+at both ends, or not at all, and the window said "champion 0/0": judged against that, a step
+passed with neither latency nor drift compared. Such a window is `pending`, and the judge
+waits for the next one, within the step's timeout. Counter values are each series' last real
+sample (`last_over_time`), so one failed scrape at the step's start does not make a version's
+whole lifetime count as the step's.
+
 Latency is judged on the model-time histogram (slipway_gateway_model_seconds), as the
 laptop's window holds model time: the whole time to answer includes each pod's queueing under
 its share of traffic, and on it the rank test rolled a healthy challenger back here (25 ms
@@ -33,6 +42,8 @@ ERRORS = "slipway_gateway_errors_total"
 LATENCY = "slipway_gateway_model_seconds_bucket"
 PREDICTIONS = "slipway_gateway_predictions_total"
 MAX_SAMPLES = 5_000  # as the gateway's own window returns at most
+# How far back a counter's last sample is looked for (Prometheus' own lookback is 5 minutes).
+LOOKBACK = "5m"
 
 
 class PrometheusUnreachable(SlipwayError):
@@ -70,7 +81,7 @@ class PrometheusReadings:
     ) -> dict[tuple[str, ...], float]:
         """Per label group, the counter's increase between `since` and `now` (a reset, i.e. a
         restarted pod, counts from zero)."""
-        promql = f"sum by ({by}) ({metric}{{{self.selector}}})"
+        promql = f"sum by ({by}) (last_over_time({metric}{{{self.selector}}}[{LOOKBACK}]))"
         keys = [k.strip() for k in by.split(",")]
 
         def at(t: float) -> dict[tuple[str, ...], float]:
@@ -82,9 +93,31 @@ class PrometheusReadings:
             for key, value in after.items()
         }
 
+    def last_scraped(self, at: float) -> dict[str, float]:
+        """Per version, when Prometheus last scraped it (the oldest of its pods' last good
+        scrapes, epoch seconds); a version whose every pod's last scrape failed is absent."""
+        promql = f"min by (version) (timestamp({REQUESTS}{{{self.selector}}}))"
+        return {m.get("version", ""): v for m, v in self._query(promql, at)}
+
     def window(self, champion: str | None, challenger: str | None, since: float) -> Window:
-        """Both versions' readings since `since` (epoch seconds)."""
+        """Both versions' readings since `since` (epoch seconds), or a pending window while
+        Prometheus has not scraped both since then."""
         now = time.time()
+        scraped = self.last_scraped(now)
+        unread = [v for v in (champion, challenger) if v and scraped.get(v, 0.0) <= since]
+        if unread:
+            empty = VariantWindow(0, 0, None, [], [])
+            last = ", ".join(
+                f"version {v} last at {scraped[v]:.1f}" if v in scraped else f"version {v} never"
+                for v in unread
+            )
+            return Window(
+                int(now * 1000),
+                empty,
+                empty,
+                pending=f"Prometheus at {self.url} has no scrape since the step began at "
+                f"{since:.1f} ({last}); check that it scrapes the predictor pods",
+            )
         requests = self._delta(REQUESTS, "version", since, now)
         errors = self._delta(ERRORS, "version", since, now)
         buckets = self._delta(LATENCY, "version, le", since, now)
@@ -105,6 +138,9 @@ class PrometheusReadings:
             )
 
         return Window(int(now * 1000), variant(champion), variant(challenger))
+
+    def close(self) -> None:
+        self._http.close()
 
 
 def _scaled(counts: Mapping[Any, float]) -> dict[Any, int]:

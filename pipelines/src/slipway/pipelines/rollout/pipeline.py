@@ -6,11 +6,23 @@ slot: it asks `governance.release_blockers` and fails the run, naming who may ap
 any traffic moves. The spoke's pipelines/deploy.py wires `deploy_pipeline(config)`;
 `slipway compile` writes it to build/pipelines/deploy.yaml.
 
+The rollout step drives one of two traffic targets, the `target` parameter:
+
+- `gateway`: a Slipway gateway at `gateway_url` (else SLIPWAY_GATEWAY_URL, else
+  slipway.toml), as `slipway deploy` does on a laptop;
+- `kserve`: the spoke's InferenceService, as `slipway deploy --target kserve` does (the same
+  `rollout.kserve.kserve_target`): the pod's service account for the Kubernetes API, the
+  judge's readings from [deploy.kserve].prometheus_url, the predictor's image from the
+  `image` parameter, else SLIPWAY_IMAGE, else the image `slipway compile --image` put on the
+  steps. The default is `kserve` when slipway.toml's [deploy].target is kserve or both (the
+  pipeline runs on the team's Kubeflow cluster), else `gateway`.
+
 On a cluster each step is its own pod with its own disk, so nothing crosses steps through
 files: the registry and the gateway come from configuration (the `tracking_uri` and
 `gateway_url` parameters, else MLFLOW_TRACKING_URI / SLIPWAY_GATEWAY_URL in the image, else
 slipway.toml), the rollout step hands its readings on as its output, and the record step
-reads the outcome from the version's tags in the registry, where the controller wrote it.
+reads the outcome from the version's tags in the registry, where the controller wrote it
+(for every target: the registry tags are the record).
 
 No `from __future__ import annotations` here: kfp reads the annotations as types.
 """
@@ -30,7 +42,13 @@ from slipway.pipelines.training import spoke_code
 if TYPE_CHECKING:
     from kfp.dsl.graph_component import GraphComponent
 
+    from slipway.pipelines.rollout.controller import Plan
+
 SPOKE_DEPLOY_FILE = "pipelines/deploy.py"
+GATEWAY, KSERVE = "gateway", "kserve"
+TARGETS = (GATEWAY, KSERVE)
+ROLLOUT_COMPONENT = "comp-rollout"
+COMPILED_IMAGE = "compiled_image"  # the rollout step's input `compile --image` fills in
 
 
 class DeployPipelineError(SlipwayError, RuntimeError):
@@ -75,38 +93,96 @@ def approve(project_root: str, version: str, tracking_uri: str = "") -> str:
 
 
 def roll_out(
-    project_root: str, version: str, gateway_url: str, step_seconds: float, tracking_uri: str = ""
+    project_root: str,
+    version: str,
+    gateway_url: str,
+    step_seconds: float,
+    tracking_uri: str = "",
+    target: str = GATEWAY,
+    image: str = "",
+    compiled_image: str = "",
 ) -> str:
-    """Run the controller; the outcome (promoted or rolled back) is data, not a crash. The
-    readings and events go out with it: the next step's pod does not share this disk."""
+    """Run the controller on `target`; the outcome (promoted or rolled back) is data, not a
+    crash. The readings and events go out with it: the next step's pod does not share this
+    disk."""
     from slipway.pipelines.rollout import state as rollout_state
-    from slipway.pipelines.rollout.controller import Controller, plan_for
+    from slipway.pipelines.rollout.controller import Controller
+    from slipway.pipelines.rollout.kserve import KServeError
+    from slipway.pipelines.rollout.kserve_readings import PrometheusUnreachable
     from slipway.pipelines.rollout.traffic import replay_rows
-    from slipway.pipelines.serving.client import GatewayClient, resolve_url
+    from slipway.pipelines.serving.client import GatewayUnreachable
     from slipway.pipelines.spoke import Spoke
 
+    if target not in TARGETS:
+        raise DeployPipelineError(
+            f"target {target!r} is not a deploy target: the pipeline's `target` parameter "
+            f"takes {' or '.join(repr(t) for t in TARGETS)}; nothing was rolled out"
+        )
     use_registry(tracking_uri)
     root = Path(project_root)
     config = load_config(root)
-    plan = plan_for(config, step_seconds=step_seconds or None)
-    gateway = GatewayClient(resolve_url(gateway_url or None, config))
+    traffic, plan = _traffic_target(
+        root, config, target, gateway_url, image, compiled_image, step_seconds
+    )
     try:
         controller = Controller(
-            Spoke.open(root, config), gateway, plan, smoke_rows=lambda: replay_rows(root, config)
+            Spoke.open(root, config), traffic, plan, smoke_rows=lambda: replay_rows(root, config)
         )
         outcome = controller.deploy(version)
+    except (GatewayUnreachable, KServeError, PrometheusUnreachable) as exc:
+        if target != KSERVE:
+            raise
+        raise DeployPipelineError(
+            f"{exc}. The rollout state is kept: fix it, then `slipway deploy --target kserve "
+            "--resume` (or `slipway rollback`) against the same registry"
+        ) from exc
     finally:
-        gateway.close()
+        traffic.close()
     return json.dumps(
         {
             "status": outcome.status,
             "version": outcome.version,
             "reason": outcome.reason,
             "rollout_id": outcome.rollout_id,
+            "target": target,
             "readings": rollout_state.readings(root, outcome.rollout_id),
             "events": rollout_state.events(root, outcome.rollout_id),
         }
     )
+
+
+def _traffic_target(
+    root: Path,
+    config: SpokeConfig,
+    target: str,
+    gateway_url: str,
+    image: str,
+    compiled_image: str,
+    step_seconds: float,
+) -> tuple[Any, "Plan"]:
+    """What moves traffic, and the plan it is driven by: the gateway, or the InferenceService
+    put together exactly as `slipway deploy --target kserve` puts it together."""
+    from slipway.pipelines.rollout.controller import plan_for
+    from slipway.pipelines.serving.client import GatewayClient, resolve_url
+
+    if target == GATEWAY:
+        plan = plan_for(config, step_seconds=step_seconds or None)
+        return GatewayClient(resolve_url(gateway_url or None, config)), plan
+    from slipway.pipelines.rollout.kserve import kserve_plan, kserve_target, serving_image
+
+    if gateway_url:
+        raise DeployPipelineError(
+            "gateway_url goes with target='gateway'; target='kserve' drives the "
+            "InferenceService of slipway.toml [deploy.kserve]: leave gateway_url empty"
+        )
+    try:
+        chosen = serving_image(
+            image, compiled=compiled_image or None, asked_as="the pipeline's `image` parameter"
+        )
+        plan = kserve_plan(config, step_seconds=step_seconds or None)
+        return kserve_target(root, config, image=chosen), plan
+    except SlipwayError as exc:
+        raise DeployPipelineError(f"{exc}; nothing was rolled out") from exc
 
 
 def record(project_root: str, outcome: str, summary_path: str, tracking_uri: str = "") -> str:
@@ -165,11 +241,23 @@ def rollout(
     step_seconds: float,
     approval: str,
     tracking_uri: str = "",
+    target: str = "gateway",
+    image: str = "",
+    compiled_image: str = "",
 ) -> str:
-    """Shadow, canary steps and guardrails against the gateway; promote or roll back."""
+    """Shadow, canary steps and guardrails on the gateway or KServe; promote or roll back."""
     from slipway.pipelines.rollout import pipeline as deploy_steps
 
-    return deploy_steps.roll_out(project_root, version, gateway_url, step_seconds, tracking_uri)
+    return deploy_steps.roll_out(
+        project_root,
+        version,
+        gateway_url,
+        step_seconds,
+        tracking_uri,
+        target=target,
+        image=image,
+        compiled_image=compiled_image,
+    )
 
 
 def record_outcome(
@@ -187,6 +275,7 @@ def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
     def component(func: Any) -> Any:  # kfp's decorator is untyped
         return dsl.component(func, base_image=config.training.base_image, install_kfp_package=False)
 
+    default_target = KSERVE if config.deploy.target in ("kserve", "both") else GATEWAY
     resolve_c, gate_c = component(resolve_candidate), component(approval_gate)
     rollout_c, record_c = component(rollout), component(record_outcome)
 
@@ -200,6 +289,8 @@ def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
         gateway_url: str = "",
         step_seconds: float = 0.0,
         tracking_uri: str = "",
+        target: str = default_target,
+        image: str = "",
     ) -> None:
         registry_at = {"project_root": project_root, "tracking_uri": tracking_uri}
         candidate = resolve_c(version=version, **registry_at)
@@ -209,6 +300,8 @@ def deploy_pipeline(config: SpokeConfig) -> "GraphComponent":
             gateway_url=gateway_url,
             step_seconds=step_seconds,
             approval=approval.output,
+            target=target,
+            image=image,
             **registry_at,
         )
         recorded = record_c(outcome=rolled.output, **registry_at)
@@ -237,4 +330,24 @@ def compile_deploy(
     compiler.Compiler().compile(pipeline, str(output))
     if image is not None:
         images.set_executor_images(output, image)
+        _set_compiled_image(output, image)
     return output
+
+
+def _set_compiled_image(compiled: Path, image: str) -> None:
+    """The image every step runs in is also the one a KServe rollout serves when neither the
+    `image` parameter nor SLIPWAY_IMAGE names one: the rollout step's `compiled_image` input
+    (no pipeline parameter feeds it) defaults to it. A spoke that wired its own rollout step
+    without that input is left as it is."""
+    import yaml
+
+    documents = [d for d in yaml.safe_load_all(compiled.read_text(encoding="utf-8")) if d]
+    changed = False
+    for document in documents:
+        component = document.get("components", {}).get(ROLLOUT_COMPONENT, {})
+        parameter = component.get("inputDefinitions", {}).get("parameters", {}).get(COMPILED_IMAGE)
+        if parameter is not None:
+            parameter["defaultValue"] = image
+            changed = True
+    if changed:
+        compiled.write_text(yaml.safe_dump_all(documents, sort_keys=True), encoding="utf-8")

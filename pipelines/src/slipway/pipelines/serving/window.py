@@ -47,6 +47,10 @@ class Window:
     seq: int
     champion: VariantWindow
     challenger: VariantWindow
+    # Why these readings cannot be judged yet, when they cannot (empty: they can). Prometheus
+    # sets it on KServe until both revisions were scraped after the step began: an empty
+    # champion there is "not read yet", not "served nothing".
+    pending: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Window:
