@@ -9,9 +9,18 @@ reader can find any old name here; a test checks every entry has its stub.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from slipway.pipelines.spoke import Spoke
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MOVED: dict[str, str] = {
     "steps": "training.steps",
@@ -87,3 +96,58 @@ def renamed(
         return namespace[new]
 
     return __getattr__
+
+
+# -- functions that took a bare `root: Path` until 0.2.0 ------------------------------------
+# A function given a root re-loaded slipway.toml and re-resolved where the team state lives
+# on every call; new code opens a `Spoke` once at the edge and hands it down. The old
+# signatures a spoke's code may call stay one release, marked by one of these decorators
+# (SHIM_DECORATORS: scripts/code_health.py counts them apart from the bare roots left).
+
+
+def deprecated_root(use: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Marks a whole function kept one release for callers with a bare root (`use` says
+    what replaces it); every call warns (DeprecationWarning) and then runs it as before."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def shim(*args: P.args, **kwargs: P.kwargs) -> R:
+            warnings.warn(
+                f"{function.__module__}.{function.__qualname__}(root, ...) is deprecated "
+                f"since Slipway 0.2.0 and goes in 0.3.0: use {use}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return function(*args, **kwargs)
+
+        return shim
+
+    return decorate
+
+
+def spoke_or_root(
+    function: Callable[Concatenate[Spoke, P], R],
+) -> Callable[Concatenate[Spoke | Path, P], R]:
+    """For a function whose first parameter is a `Spoke`: a caller still passing a bare root
+    (0.1.0's signature) gets a DeprecationWarning and a spoke opened for that call, which
+    loads slipway.toml only if the function reads the config (as the old function did)."""
+
+    @functools.wraps(function)
+    def shim(spoke: Spoke | Path, *args: P.args, **kwargs: P.kwargs) -> R:
+        from slipway.pipelines.spoke import Spoke
+
+        if not isinstance(spoke, Spoke):
+            warnings.warn(
+                f"{function.__module__}.{function.__qualname__} takes a Spoke since Slipway "
+                "0.2.0 (Spoke.open(root)); a bare root is accepted until 0.3.0",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            spoke = Spoke(Path(spoke))
+        return function(spoke, *args, **kwargs)
+
+    return shim
+
+
+SHIM_DECORATORS = (deprecated_root.__name__, spoke_or_root.__name__)
+"""The names that mark a one-release shim for a bare root (read by scripts/code_health.py)."""

@@ -14,7 +14,8 @@ The table in docs/reference/environment.md is this model (a test compares them).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 
-__all__ = ["SettingError", "Settings"]
+__all__ = ["SettingError", "Settings", "passed_on", "restored_environment"]
 
 
 class SettingError(SlipwayError, ValueError):
@@ -364,6 +365,29 @@ def _explain(exc: ValidationError, present: Mapping[str, str]) -> str:
             f"(default {extra['default']})"
         )
     return "; ".join(problems) + ": set it so, or unset it"
+
+
+def passed_on(names: Iterable[str]) -> dict[str, str]:
+    """The text of variables Slipway does not interpret but a child process inherits
+    (PYTHONPATH, ...), '' when unset: what a step daemon's fingerprint is made of."""
+    return {name: os.environ.get(name, "") for name in names}
+
+
+@contextmanager
+def restored_environment(names: Iterable[str]) -> Iterator[None]:
+    """The variables `names` as they were before the block, whatever the block sets: for
+    the libraries that are configured only through the environment (MLflow's fluent API and
+    HTTP retries, the state store's retries in a test), so the setting never outlives the
+    block that needed it."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def table() -> str:
