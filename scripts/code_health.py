@@ -43,7 +43,7 @@ PACKAGE = "pipelines/src/slipway/pipelines"
 
 # The ratchet: bare roots left in the libraries, shims not counted. Lower it when you move
 # functions to a Spoke; a test fails when the count rises above it.
-BARE_ROOT_CEILING = 138
+BARE_ROOT_CEILING = 87
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,10 @@ def bare_roots(hub: Path = HUB) -> tuple[list[str], list[str]]:
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             where = f"{relative}:{node.lineno} {node.name}"
-            if any(_decorator_name(d) in SHIM_DECORATORS for d in node.decorator_list):
+            decorators = {_decorator_name(d) for d in node.decorator_list}
+            if "overload" in decorators:
+                continue  # a typed signature of a function counted on its own
+            if decorators & set(SHIM_DECORATORS):
                 shims.append(where)
                 continue
             args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]

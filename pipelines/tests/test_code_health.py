@@ -43,11 +43,15 @@ def test_the_ratchet_is_tight(health):
 
 SHIMMED = """
 from pathlib import Path
+from typing import overload
 from slipway.pipelines._compat import deprecated_root, spoke_or_root
 
 def bare(root: Path) -> None: ...
 
 def keyword(*, root: Path) -> None: ...
+
+@overload
+def typed(root: Path) -> None: ...
 
 def other(root: str) -> None: ...
 

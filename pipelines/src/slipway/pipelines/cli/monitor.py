@@ -237,7 +237,6 @@ def _sample(spoke: Spoke, options: _Options) -> tuple[pd.DataFrame, str]:
 
 
 def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
-    from slipway.pipelines.governance import audit
     from slipway.pipelines.governance.alerts import Event
     from slipway.pipelines.governance.drift_policy import DRIFT, MONITOR, Decision, decide
     from slipway.pipelines.governance.monitoring import check_drift, write_report
@@ -256,7 +255,7 @@ def _monitor(ctx: click.Context, options: _Options, found: _Found) -> None:
     )
     _warn_if_forgetful(spoke, options)
     verdict = decide(
-        audit.read(spoke.root),
+        spoke.audit.read(),
         model=model,
         env=env_name,
         judged=report.enough_samples,
@@ -322,7 +321,7 @@ def _warn_if_forgetful(spoke: Spoke, options: _Options) -> None:
 
     if options.env is not None and on_ci(os.environ) and audit.shared_trail(spoke.root) is None:
         click.echo(
-            f"warning: the audit trail is {audit.location(spoke.root)}, on this runner: the "
+            f"warning: the audit trail is {spoke.audit.where}, on this runner: the "
             "drifted windows and the cool-down are forgotten when it goes. Set "
             "SLIPWAY_STATE_URL (the team's state database) so windows are counted",
             file=terminal(),

@@ -64,12 +64,17 @@ def approve(project_root: str, version: str, tracking_uri: str = "") -> str:
     """Governance's slot: every blocker fails the run before any traffic moves."""
     from slipway.pipelines import registry
     from slipway.pipelines.governance.blockers import require_release
+    from slipway.pipelines.spoke import Spoke
 
     use_registry(tracking_uri)
     root = Path(project_root)
     config = load_config(root)
     require_release(
-        root, config, registry.client(root), version, action="rollout", error=DeployPipelineError
+        Spoke(root, config),
+        registry.client(root),
+        version,
+        action="rollout",
+        error=DeployPipelineError,
     )
     return "approved"
 
@@ -79,7 +84,6 @@ def roll_out(
 ) -> str:
     """Run the controller; the outcome (promoted or rolled back) is data, not a crash. The
     readings and events go out with it: the next step's pod does not share this disk."""
-    from slipway.pipelines.rollout import state as rollout_state
     from slipway.pipelines.rollout.controller import Controller, plan_for
     from slipway.pipelines.rollout.traffic import replay_rows
     from slipway.pipelines.serving.client import GatewayClient, resolve_url
@@ -103,8 +107,8 @@ def roll_out(
             "version": outcome.version,
             "reason": outcome.reason,
             "rollout_id": outcome.rollout_id,
-            "readings": rollout_state.readings(root, outcome.rollout_id),
-            "events": rollout_state.events(root, outcome.rollout_id),
+            "readings": controller.rollouts.readings(outcome.rollout_id),
+            "events": controller.rollouts.events(outcome.rollout_id),
         }
     )
 
