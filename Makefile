@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --no-sync
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup test test-fast lint demo docs clean tested-versions test-newest chromium prometheus
+.PHONY: help setup test test-fast lint demo docs clean tested-versions test-newest chromium prometheus code-health
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test: setup lint chromium prometheus ## everything CI runs: lint, library unit t
 # without the template, spoke and end-to-end tests under tests/. `make test` runs them all.
 test-fast: setup ## the libraries' unit tests only, no `slow` ones: the inner loop
 	$(RUN) pytest pipelines/tests infra/tests -m "not slow" -n $(PYTEST_WORKERS) -q
+
+code-health: setup ## the code-health counts (bare roots, environment reads, loose exceptions, upward imports)
+	$(RUN) python scripts/code_health.py --check
 
 tested-versions: setup ## after `uv lock`: write the versions spokes install (hub/tested-versions.txt)
 	$(RUN) python scripts/tested_versions.py

@@ -112,9 +112,25 @@ def test_no_library_module_reads_a_setting_outside_the_model():
     assert Counter(readers) == ALLOWED_READERS
 
 
-# Not settings: each saves variables to restore them after a temporary change (the
-# registry's and Kubeflow's scoped environment, store.no_retries); the step daemon's
-# fingerprint hashes the variables imports read (PYTHONPATH, ...) to know it is stale.
-ALLOWED_READERS = Counter(
-    {"registry.py": 1, "store.py": 1, "training/kubeflow.py": 1, "training/daemon.py": 1}
-)
+# None left: a scoped change (the registry's and Kubeflow's environment, store.no_retries)
+# goes through settings.restored_environment, and the step daemon's fingerprint of what
+# imports read (PYTHONPATH, ...) through settings.passed_on.
+ALLOWED_READERS: Counter[str] = Counter()
+
+
+def test_a_scoped_environment_change_never_outlives_its_block(monkeypatch):
+    """restored_environment (the registry's fluent block, Kubeflow's quick MLflow,
+    store.no_retries): a variable set inside is gone after, one changed is back."""
+    import os
+
+    from slipway.pipelines.settings import passed_on, restored_environment
+
+    monkeypatch.setenv("SLIPWAY_TEST_KEPT", "before")
+    monkeypatch.delenv("SLIPWAY_TEST_NEW", raising=False)
+    with restored_environment(("SLIPWAY_TEST_KEPT", "SLIPWAY_TEST_NEW")):
+        os.environ["SLIPWAY_TEST_KEPT"] = "inside"
+        os.environ["SLIPWAY_TEST_NEW"] = "inside"
+        assert passed_on(["SLIPWAY_TEST_NEW"]) == {"SLIPWAY_TEST_NEW": "inside"}
+    assert os.environ["SLIPWAY_TEST_KEPT"] == "before"
+    assert "SLIPWAY_TEST_NEW" not in os.environ
+    assert passed_on(["SLIPWAY_TEST_NEW"]) == {"SLIPWAY_TEST_NEW": ""}

@@ -72,3 +72,46 @@ def test_the_controller_takes_a_spoke_and_says_so_when_given_a_root(root: Path):
 
     with pytest.raises(TypeError, match=r"Controller\(Spoke.open\(root, config\)"):
         Controller(root, None, None)  # type: ignore[arg-type]
+
+
+def test_team_state_left_on_one_machine_is_a_warning_the_library_does_not_print(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """A registry server without SLIPWAY_STATE_URL keeps the files, and says so through
+    `warnings` (a SlipwayWarning the caller shows or filters), never by printing."""
+    import warnings
+
+    from slipway.pipelines import store
+    from slipway.pipelines.errors import SlipwayWarning
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example.com")
+    with pytest.warns(SlipwayWarning, match="SLIPWAY_STATE_URL is not set"):
+        assert Spoke.open(root).state_url is None
+    assert capsys.readouterr() == ("", "")
+    # Set to `local`, or to the team's database, nothing warns.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlipwayWarning)
+        monkeypatch.setenv("SLIPWAY_STATE_URL", "local")
+        assert store.state_url() is None
+        monkeypatch.setenv("SLIPWAY_STATE_URL", TEAM_DB)
+        assert store.state_url() == TEAM_DB
+
+
+def test_the_command_prints_the_warning_as_a_line_for_people(monkeypatch):
+    """Inside a `slipway` command a SlipwayWarning is `warning: ...` where the libraries'
+    output goes (the command's log; the terminal with -v), not a Python warning's
+    `file:line: Category:` form; other warnings are shown as Python shows them."""
+    import io
+    import sys
+    import warnings
+
+    from slipway.pipelines import console
+    from slipway.pipelines.errors import SlipwayWarning
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with pytest.warns(FutureWarning) as others, console.quiet_libraries(verbose=True):
+        warnings.warn("the state stays here", SlipwayWarning, stacklevel=1)
+        warnings.warn("a library's own", FutureWarning, stacklevel=1)
+    assert terminal.getvalue() == "warning: the state stays here\n"
+    assert [str(w.message) for w in others] == ["a library's own"]

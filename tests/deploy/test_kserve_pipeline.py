@@ -26,6 +26,7 @@ from slipway.pipelines.governance import audit
 from slipway.pipelines.rollout.kserve import kserve_target
 from slipway.pipelines.rollout.kserve_rbac import deployer_rbac
 from slipway.pipelines.rollout.rehearsal import register_faulty
+from slipway.pipelines.spoke import Spoke as SpokeContext
 
 from ..kserve_standin import Cluster
 from .conftest import (
@@ -114,7 +115,7 @@ def on_cluster(
     with revisions(spoke, cluster, tmp_path, ["1", candidate]) as prometheus:
         kserve = as_kserve_spoke(spoke, prometheus.url)
         cluster.standin.rbac = deployer_rbac(kserve.config)
-        earlier = kserve_target(kserve.root, kserve.config, image=IMAGE)
+        earlier = kserve_target(SpokeContext(kserve.root, kserve.config), image=IMAGE)
         assert earlier.reload()["champion"] == "1"
         earlier.close()
         yield kserve, prometheus

@@ -179,19 +179,18 @@ def test_a_promotion_the_audit_trail_refuses_is_not_made_and_not_left_promoting(
     # Reproduction: with a tampered trail, `slipway deploy` moved the champion, then exited 1
     # and left the rollout `promoting` at 100% with no audit entry. The trail's refusal is
     # forced at the promotion's entry (what a row written past the head does).
-    appending = audit.append
-
-    def refuse_the_promotion(root, action, **kwargs):
-        if action == "promote":
-            raise audit.AuditTrailError("row seq 9 sits past the trail's head (forced here)")
-        return appending(root, action, **kwargs)
-
-    monkeypatch.setattr(audit, "append", refuse_the_promotion)
     config = load_config(spoke.root)
+    context = SpokeContext.open(spoke.root, config)
+    appending = context.audit.append
+
+    def refuse_the_promotion(new: audit.NewEntry) -> dict:
+        if new.action == "promote":
+            raise audit.AuditTrailError("row seq 9 sits past the trail's head (forced here)")
+        return appending(new)
+
+    monkeypatch.setattr(context.audit, "append", refuse_the_promotion)
     client = GatewayClient(gateway.url)
-    controller = Controller(
-        SpokeContext.open(spoke.root, config), client, plan_for(config, step_seconds=1)
-    )
+    controller = Controller(context, client, plan_for(config, step_seconds=1))
     try:
         with (
             Load(gateway.url, spoke, concurrency=10, rate=100.0),

@@ -11,6 +11,7 @@ from slipway.pipelines.config import load_config
 from slipway.pipelines.cli._monitor_sources import choose
 from slipway.pipelines.governance.monitor_sources import SourceNotConfigured, configured_sources
 from slipway.pipelines.rollout.kserve_rbac import deployer_rbac
+from slipway.pipelines.spoke import Spoke
 
 from .test_workflows import check_jsonschema, zizmor_findings
 
@@ -39,7 +40,7 @@ def test_a_kserve_spoke_gets_its_settings_workflow_and_rbac(render):
     assert check_jsonschema([monitor]).returncode == 0
     assert zizmor_findings([monitor]) == []
     with pytest.raises(SourceNotConfigured, match=r"sample_store, which is empty: set it"):
-        choose(spoke, config, source="kserve", env=None, hours=None)
+        choose(Spoke(spoke, config), source="kserve", env=None, hours=None)
     # Its deploy pipeline, as it compiles it, rolls out on KServe unless told otherwise.
     assert deploy_target_default(spoke) == "kserve"
 

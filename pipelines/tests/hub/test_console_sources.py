@@ -19,6 +19,7 @@ from slipway.pipelines.hub.overview import (
     trail_status,
 )
 from slipway.pipelines.rollout import state
+from slipway.pipelines.spoke import Spoke
 
 VALID_TOML = Path(__file__).resolve().parents[1] / "test_config.py"
 
@@ -41,13 +42,13 @@ def spoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _fill(root: Path, n: int) -> Path:
     for i in range(1, n + 1):
-        audit.append(root, "note", model="churn-guard", version=i, reason=f"entry {i}")
+        Spoke.open(root).record("note", model="churn-guard", version=i, reason=f"entry {i}")
     return root / ".slipway" / audit.AUDIT_FILE
 
 
 def test_reading_a_spoke_that_never_rolled_out_creates_nothing(spoke: Path) -> None:
-    assert sources.rollouts(spoke) == []
-    read = sources.trail(spoke, "churn-guard")
+    assert sources.rollouts(Spoke.open(spoke)) == []
+    read = sources.trail(Spoke.open(spoke))
     assert read.entries == [] and read.lost is None
     assert trail_status(read.verification, read.lost) == EMPTY
     assert not (spoke / ".slipway" / state.STATE_FILE).exists()
@@ -55,13 +56,14 @@ def test_reading_a_spoke_that_never_rolled_out_creates_nothing(spoke: Path) -> N
 
 
 def test_a_rollout_and_its_readings_are_read_back(spoke: Path) -> None:
-    row = state.start(
-        spoke, model="churn-guard", version="2", champion_version="1", plan={}, pid=os.getpid()
+    rollouts = Spoke.open(spoke).rollouts
+    row = rollouts.start(
+        model="churn-guard", version="2", champion_version="1", plan={}, pid=os.getpid()
     )
-    state.update(spoke, row.id, phase="canary", weight=25)
-    state.record_reading(spoke, row.id, "canary", 25, {"error_rate": 0.01, "psi": 0.2})
-    state.record_event(spoke, row.id, "canary at 25 %")
-    [found] = sources.rollouts(spoke)
+    rollouts.update(row.id, phase="canary", weight=25)
+    rollouts.record_reading(row.id, "canary", 25, {"error_rate": 0.01, "psi": 0.2})
+    rollouts.record_event(row.id, "canary at 25 %")
+    [found] = sources.rollouts(Spoke.open(spoke))
     assert found.id == row.id
     view = rollout_view(spoke, row.id)
     assert view is not None and view.is_open and view.weight == 25
@@ -72,18 +74,18 @@ def test_a_rollout_and_its_readings_are_read_back(spoke: Path) -> None:
 
 def test_verified_edited_and_cut_trails(spoke: Path) -> None:
     path = _fill(spoke, 4)
-    read = sources.trail(spoke, "churn-guard")
+    read = sources.trail(Spoke.open(spoke))
     assert len(read.entries) == 4
     assert trail_status(read.verification, read.lost) == VERIFIED
 
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]))  # the last entry cut off
-    read = sources.trail(spoke, "churn-guard")
+    read = sources.trail(Spoke.open(spoke))
     assert trail_status(read.verification, read.lost) == TRUNCATED, read.verification.problems
 
     lines[1] = lines[1].replace("entry 2", "entry two")  # an entry in the middle edited
     path.write_text("".join(lines))
-    read = sources.trail(spoke, "churn-guard")
+    read = sources.trail(Spoke.open(spoke))
     assert trail_status(read.verification, read.lost) == TAMPERED, read.verification.problems
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from slipway.infra import sagemaker_target as target
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
+from slipway.pipelines.spoke import Spoke
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -76,9 +77,9 @@ def release_to_sagemaker(
     pack = target.policy_pack(root)  # before anything is published: no pack, no change
     client = registry.client(root)
     version = release.candidate_version(client, config.model_name, version)
+    spoke = Spoke(root, config)  # the spoke as the deploy command opened it
     require_release(
-        root,
-        config,
+        spoke,
         client,
         version,
         action=f"deploy of version {version} to SageMaker {environment}",
@@ -99,7 +100,7 @@ def release_to_sagemaker(
         policy_pack=pack,
         on_output=echo,
     )
-    _record(root, config, client, version, environment, outcome)
+    _record(spoke, client, version, environment, outcome)
     return ReleaseResult(version=version, environment=environment, outcome=outcome)
 
 
@@ -177,8 +178,7 @@ def _publish(
 
 
 def _record(
-    root: Path,
-    config: SpokeConfig,
+    spoke: Spoke,
     client: MlflowClient,
     version: str,
     environment: str,
@@ -186,11 +186,10 @@ def _record(
 ) -> None:
     """Registry and audit trail, as the local rollout records them: a rollback takes the
     `challenger` alias away, a prod deploy promotes, the rest is an audit line (and a tag)."""
-    from slipway.pipelines.governance import audit
     from slipway.pipelines.rollout import release
 
     status = target.DeployStatus
-    model = config.model_name
+    model = spoke.config.model_name
     reason = f"SageMaker {environment}: {outcome.message}"
     details = {
         "target": "sagemaker",
@@ -200,10 +199,10 @@ def _record(
         "serving_config": outcome.actual_config,
     }
     if outcome.status is status.rolled_back:
-        release.reject_challenger(root, client, model, version, reason=reason, details=details)
+        release.reject_challenger(spoke, client, model, version, reason=reason, details=details)
     elif outcome.status is status.deployed and environment == "prod":
-        release.promote(root, client, model, version, reason=reason, details=details)
+        release.promote(spoke, client, model, version, reason=reason, details=details)
     else:
         if outcome.status is status.deployed:
             release.tag_outcome(client, model, version, STAGED, reason)
-        audit.append(root, "deploy", model=model, version=version, reason=reason, details=details)
+        spoke.record("deploy", model=model, version=version, reason=reason, details=details)

@@ -10,7 +10,6 @@ SDK, so the policy pack's own environment needs only pulumi-policy and the confi
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from slipway.infra.plan import (
 from slipway.infra.tags import GITHUB_REPOSITORY_TAG, REQUIRED_TAGS
 from slipway.pipelines.config import RiskTier
 from slipway.pipelines.governance.tiers import rules_for
+from slipway.pipelines.settings import Settings
 
 BUCKET = "aws:s3/bucket:Bucket"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -436,7 +436,7 @@ def _subject_problem(role: ResourceLike, subjects: list[str], pattern_ops: bool)
             "protection rule (branches, required reviewers) stands before the role"
         )
     tags = role.props.get("tags") or {}
-    repository = os.environ.get(GITHUB_REPOSITORY_ENV) or tags.get(GITHUB_REPOSITORY_TAG)
+    repository = Settings.from_env().github_repository or tags.get(GITHUB_REPOSITORY_TAG)
     if not repository:
         return (
             f"the role trusts GitHub subjects {subjects} but does not say which repository it "

@@ -15,7 +15,8 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from typing import IO, TextIO
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 _REAL_STDERR: TextIO = sys.stderr
+_ShowWarning = Callable[[Warning | str, type[Warning], str, int, TextIO | None, str | None], None]
 
 
 class _LibraryStream(io.TextIOBase):
@@ -83,15 +85,40 @@ def quiet_libraries(*, verbose: bool) -> Iterator[None]:
     terminal only when `verbose`."""
     global _active
     previous, previous_stderr = _active, sys.stderr
+    previous_show = warnings.showwarning
     stream = _LibraryStream(previous_stderr, verbose=verbose)
     _active = stream
     sys.stderr = stream
+    warnings.showwarning = _show_slipway_warnings(previous_show)
     try:
         yield
     finally:
         stream.flush()
+        warnings.showwarning = previous_show
         sys.stderr = previous_stderr
         _active = previous
+
+
+def _show_slipway_warnings(show: _ShowWarning) -> _ShowWarning:
+    """A SlipwayWarning is a line for people (`warning: ...`), where library warnings go (the
+    logs, the terminal with -v); any other warning is shown as `show` shows it."""
+
+    def showwarning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        from slipway.pipelines.errors import SlipwayWarning
+
+        if issubclass(category, SlipwayWarning):
+            (file or sys.stderr).write(f"warning: {message}\n")
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from slipway.pipelines.exitcodes import Exit
 
-__all__ = ["CommandError", "SlipwayError"]
+__all__ = ["CommandError", "SlipwayError", "SlipwayWarning"]
 
 
 class SlipwayError(Exception):
@@ -37,3 +37,11 @@ class SlipwayError(Exception):
 
 class CommandError(SlipwayError):
     """A command's own refusal (bad option combination, nothing to do), with its code."""
+
+
+class SlipwayWarning(UserWarning):
+    """Something works, but probably not as the team means it to (team state kept on one
+    machine while the registry is shared). The library warns through `warnings` instead of
+    printing, so a caller decides where it goes: the `slipway` command prints it as a
+    `warning:` line (console.quiet_libraries), a test asserts it with `pytest.warns`, a
+    program may filter it. It is a category, not an error: nothing raises it."""

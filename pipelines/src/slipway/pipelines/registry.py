@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
-from slipway.pipelines.settings import Settings
+from slipway.pipelines.settings import Settings, restored_environment
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -313,16 +313,8 @@ def fluent_registry(root: Path) -> Iterator[None]:
     restored on exit (the fluent API itself keeps the URI until the next block sets one)."""
     import mlflow
 
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = {k: os.environ.get(k) for k in keys}
     uri = tracking_uri(root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
+    with restored_environment(("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -14,7 +14,8 @@ The table in docs/reference/environment.md is this model (a test compares them).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 
-__all__ = ["SettingError", "Settings"]
+__all__ = ["SettingError", "Settings", "passed_on", "restored_environment"]
 
 
 class SettingError(SlipwayError, ValueError):
@@ -45,7 +46,15 @@ def _var(
     )
 
 
-_POSITIVE = {"gt": 0, "allow_inf_nan": False}
+def _whole(name: str, area: str, means: str, *, minimum: int, default: str) -> Any:
+    """A whole number of at least `minimum` (0 or 1), told so when a value is not one."""
+    must_be = "a positive integer" if minimum == 1 else f"a whole number, {minimum} or more"
+    return _var(name, area, means, must_be=must_be, default=default, ge=minimum)
+
+
+def _above_zero(name: str, area: str, means: str, *, must_be: str, default: str = "unset") -> Any:
+    """A finite number above 0 (seconds, bytes, a count); `must_be` names its unit."""
+    return _var(name, area, means, must_be=must_be, default=default, gt=0, allow_inf_nan=False)
 
 
 class Settings(BaseModel):
@@ -67,13 +76,12 @@ class Settings(BaseModel):
         "`local` for the files under .slipway/",
         default="MLFLOW_TRACKING_URI when it is postgresql://, else .slipway/",
     )
-    state_retries: int | None = _var(
+    state_retries: int | None = _whole(
         "SLIPWAY_STATE_RETRIES",
         "registry",
         "retries of a lost state-database connection (backoff 0.25 s doubling to 4 s)",
-        must_be="a whole number, 0 or more",
+        minimum=0,
         default="6",
-        ge=0,
     )
     actor: str | None = _var(
         "SLIPWAY_ACTOR",
@@ -94,13 +102,12 @@ class Settings(BaseModel):
         default="slipway.toml [deploy].region",
     )
     # rollout
-    rollout_lease_seconds: float | None = _var(
+    rollout_lease_seconds: float | None = _above_zero(
         "SLIPWAY_ROLLOUT_LEASE_SECONDS",
         "rollout",
         "how long a controller holds a rollout without renewing its lease",
         must_be="a positive number of seconds",
         default="30",
-        **_POSITIVE,
     )
     gateway_url: str | None = _var(
         "SLIPWAY_GATEWAY_URL",
@@ -115,44 +122,39 @@ class Settings(BaseModel):
         default="no token",
     )
     # serving: the gateway's limits
-    max_body_bytes: float | None = _var(
+    max_body_bytes: float | None = _above_zero(
         "SLIPWAY_MAX_BODY_BYTES",
         "serving",
         "the largest request body the gateway reads (413 beyond)",
         must_be="a number of bytes above 0",
         default="6291456 (6 MiB, SageMaker's own limit)",
-        **_POSITIVE,
     )
-    predict_timeout_s: float | None = _var(
+    predict_timeout_s: float | None = _above_zero(
         "SLIPWAY_PREDICT_TIMEOUT_S",
         "serving",
         "how long a prediction may take before it fails (and counts against the variant)",
         must_be="a number of seconds above 0",
         default="SAGEMAKER_MODEL_SERVER_TIMEOUT, else 30",
-        **_POSITIVE,
     )
-    sagemaker_timeout_s: float | None = _var(
+    sagemaker_timeout_s: float | None = _above_zero(
         "SAGEMAKER_MODEL_SERVER_TIMEOUT",
         "serving",
         "the SageMaker toolkits' name for the prediction timeout",
         must_be="a number of seconds above 0",
-        **_POSITIVE,
     )
-    max_queued_requests: float | None = _var(
+    max_queued_requests: float | None = _above_zero(
         "SLIPWAY_MAX_QUEUED_REQUESTS",
         "serving",
         "requests that may wait per variant before more are shed (503)",
         must_be="a number above 0",
         default="1024",
-        **_POSITIVE,
     )
-    max_queued_rows: float | None = _var(
+    max_queued_rows: float | None = _above_zero(
         "SLIPWAY_MAX_QUEUED_ROWS",
         "serving",
         "rows that may wait per variant before more requests are shed (503)",
         must_be="a number above 0",
         default="100000",
-        **_POSITIVE,
     )
     # serving: the SageMaker container
     model_dir: str | None = _var(
@@ -170,21 +172,19 @@ class Settings(BaseModel):
         "the spoke's directory in the image (its slipway.toml holds the data contract)",
         default="the working directory",
     )
-    port: int | None = _var(
+    port: int | None = _whole(
         "SAGEMAKER_BIND_TO_PORT",
         "serving",
         "the container's port",
-        must_be="a positive integer",
+        minimum=1,
         default="8080",
-        ge=1,
     )
-    workers: int | None = _var(
+    workers: int | None = _whole(
         "SAGEMAKER_MODEL_SERVER_WORKERS",
         "serving",
         "server processes in the container",
-        must_be="a positive integer",
+        minimum=1,
         default="the cores the container may use",
-        ge=1,
     )
     model_version: str | None = _var(
         "SLIPWAY_MODEL_VERSION", "serving", "the registered version served", default="unknown"
@@ -313,13 +313,12 @@ class Settings(BaseModel):
         "set by CI services: a run there starts no step daemon",
         default="not CI",
     )
-    daemon_idle_minutes: float | None = _var(
+    daemon_idle_minutes: float | None = _above_zero(
         "SLIPWAY_DAEMON_IDLE_MINUTES",
         "training",
         "minutes a step daemon waits for another run before it ends",
         must_be="a positive number of minutes",
         default="10",
-        **_POSITIVE,
     )
     daemon_preload: str | None = _var(
         "SLIPWAY_DAEMON_PRELOAD",
@@ -380,6 +379,29 @@ def _explain(exc: ValidationError, present: Mapping[str, str]) -> str:
             f"(default {extra['default']})"
         )
     return "; ".join(problems) + ": set it so, or unset it"
+
+
+def passed_on(names: Iterable[str]) -> dict[str, str]:
+    """The text of variables Slipway does not interpret but a child process inherits
+    (PYTHONPATH, ...), '' when unset: what a step daemon's fingerprint is made of."""
+    return {name: os.environ.get(name, "") for name in names}
+
+
+@contextmanager
+def restored_environment(names: Iterable[str]) -> Iterator[None]:
+    """The variables `names` as they were before the block, whatever the block sets: for
+    the libraries that are configured only through the environment (MLflow's fluent API and
+    HTTP retries, the state store's retries in a test), so the setting never outlives the
+    block that needed it."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def table() -> str:

@@ -158,12 +158,16 @@ def current_actor(root: Path | None = None) -> str:
     return email or getpass.getuser()
 
 
-@dataclass(frozen=True, eq=False)
 class Spoke:
     """A spoke's root and config with its two stores, resolved once per `open`."""
 
-    root: Path
-    config: SpokeConfig
+    def __init__(self, root: Path, config: SpokeConfig | None = None) -> None:
+        self.root = root
+        if config is not None:
+            self.__dict__["config"] = config  # what `config` below would load
+
+    def __repr__(self) -> str:
+        return f"Spoke({str(self.root)!r})"
 
     @classmethod
     def open(cls, root: Path, config: SpokeConfig | None = None) -> Spoke:
@@ -172,7 +176,16 @@ class Spoke:
             from slipway.pipelines.config import load_config
 
             config = load_config(root)
-        return cls(root=root, config=config)
+        return cls(root, config)
+
+    @cached_property
+    def config(self) -> SpokeConfig:
+        """The spoke's config: given to `open` (loaded there, at the edge), or loaded on first
+        use by a spoke made from a bare root by a one-release shim (`_compat.spoke_or_root`),
+        which reads only what the old function read."""
+        from slipway.pipelines.config import load_config
+
+        return load_config(self.root)
 
     @cached_property
     def state_url(self) -> str | None:
@@ -184,6 +197,8 @@ class Spoke:
     @property
     def key(self) -> str:
         """Which rows of the shared tables are this spoke's: the registered model's name."""
+        if "config" not in self.__dict__:  # a shim's spoke: the slug alone, as 0.1.0 read it
+            return store.spoke_key(self.root)
         return self.config.project.slug
 
     @cached_property

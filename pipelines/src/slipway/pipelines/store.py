@@ -10,7 +10,9 @@ lives in PostgreSQL:
 - Unset, it defaults to ``MLFLOW_TRACKING_URI`` when that is itself a ``postgresql://`` URI
   (the MLflow backend database: Slipway's tables are prefixed ``slipway_`` beside MLflow's).
 - An ``http(s)://`` or SageMaker ``arn:`` registry does not say where its database is: the
-  team sets ``SLIPWAY_STATE_URL``; until it does, commands warn once and keep the files.
+  team sets ``SLIPWAY_STATE_URL``; until it does, the files are kept and a
+  :class:`~slipway.pipelines.errors.SlipwayWarning` says so (shown once per process, by the
+  default warning filter).
 
 Every call to the database retries a lost connection with backoff (the server restarting,
 a failover) and then raises :class:`StoreUnreachable` (exit code 8, UNREACHABLE).
@@ -20,16 +22,16 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from slipway.pipelines.errors import SlipwayError
+from slipway.pipelines.errors import SlipwayError, SlipwayWarning
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.settings import Settings
+from slipway.pipelines.settings import Settings, restored_environment
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -63,12 +65,8 @@ def is_postgres(uri: str) -> bool:
     return uri.startswith(_POSTGRES_SCHEMES)
 
 
-_warned = False
-
-
 def state_url() -> str | None:
     """The shared store's URL, or None for the files under .slipway/ (see module doc)."""
-    global _warned
     settings = Settings.from_env()
     explicit = settings.state_url or ""
     if explicit:
@@ -84,15 +82,15 @@ def state_url() -> str | None:
     tracking = settings.mlflow_tracking_uri or ""
     if is_postgres(tracking):
         return tracking
-    if tracking and not tracking.startswith(("sqlite:", "file:", "/")) and not _warned:
-        _warned = True
-        print(
-            f"warning: the registry is a server ({tracking.split('?')[0]}) but "
+    if tracking and not tracking.startswith(("sqlite:", "file:", "/")):
+        warnings.warn(
+            f"the registry is a server ({tracking.split('?')[0]}) but "
             f"{STATE_URL_ENV} is not set: the audit trail and rollout state stay in .slipway/ "
             f"on this machine only. Set {STATE_URL_ENV}=postgresql://... (the team's state "
             f"database) so every machine shares them, or {STATE_URL_ENV}={LOCAL} to silence "
             "this.",
-            file=sys.stderr,
+            SlipwayWarning,
+            stacklevel=1,  # the place is this line, whoever asks: once per process
         )
     return None
 
@@ -191,15 +189,9 @@ def ensure_schema(url: str, name: str, statements: tuple[str, ...]) -> None:
 @contextmanager
 def no_retries() -> Iterator[None]:
     """For tests and benchmarks: fail at once instead of backing off."""
-    saved = os.environ.get(RETRIES_ENV)
-    os.environ[RETRIES_ENV] = "0"
-    try:
+    with restored_environment((RETRIES_ENV,)):
+        os.environ[RETRIES_ENV] = "0"
         yield
-    finally:
-        if saved is None:
-            os.environ.pop(RETRIES_ENV, None)
-        else:
-            os.environ[RETRIES_ENV] = saved
 
 
 def spoke_key(root: Path) -> str:

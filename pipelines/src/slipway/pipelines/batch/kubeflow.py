@@ -21,6 +21,7 @@ No `from __future__ import annotations` here: kfp reads the annotations as types
 import contextlib
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -30,6 +31,8 @@ from slipway.pipelines.config import SpokeConfig
 
 if TYPE_CHECKING:
     from kfp.dsl.graph_component import GraphComponent
+
+    from slipway.pipelines.spoke import Spoke
 
 COMPILED_FILE = "build/pipelines/batch.yaml"
 MAX_PARALLELISM = 64  # [batch] shards' own bound
@@ -179,22 +182,10 @@ def run_local(
     return json.loads(cast("str", run.output))  # kfp.local gives the value itself
 
 
-def submit(
-    root: Path,
-    config: SpokeConfig,
-    target: Any,
-    *,
-    tracking_uri: str,
-    input: str,
-    output: str,
-    version: str | None = None,
-    alias: str | None = None,
-) -> Any:
-    """Compile the batch pipeline on `target.image` and create one run of it, with the
-    training submission's checks (reachable, authorised, namespace on a multi-user
-    deployment). `target` is a training.kubeflow.KubeflowTarget; returns its KubeflowRun."""
-    import uuid
-
+def _compiled_for(spoke: "Spoke", target: Any, *, nothing_done: str) -> Path:
+    """The step `submit` and `schedule` share: the image reference checked, the API reached
+    and authorised (with a namespace on a multi-user deployment), then the pipeline compiled
+    onto `target.image`. `nothing_done` ends the refusal (what did not happen)."""
     from slipway.pipelines.exitcodes import Exit
     from slipway.pipelines.training import images, kubeflow
 
@@ -203,24 +194,50 @@ def submit(
     if multi_user and not target.namespace:
         raise kubeflow.KubeflowError(
             f"Kubeflow at {target.api} is multi-user: pass --namespace with your profile's "
-            "namespace; nothing was submitted",
+            f"namespace; {nothing_done}",
             Exit.USAGE,
         )
-    compiled = compile_batch(root, config, image=target.image)
-    arguments = {
-        "input": input,
-        "output": output,
-        "version": version or "",
-        "alias": alias or "",
-        "tracking_uri": tracking_uri,
-    }
+    return compile_batch(spoke.root, spoke.config, image=target.image)
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """What one batch scoring scores, the same for one run (`submit`) and a recurring one
+    (`schedule`): the pipeline's parameters."""
+
+    input: str
+    output: str
+    tracking_uri: str
+    version: str | None = None
+    alias: str | None = None
+
+    def arguments(self) -> dict[str, str]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "version": self.version or "",
+            "alias": self.alias or "",
+            "tracking_uri": self.tracking_uri,
+        }
+
+
+def submit(spoke: "Spoke", target: Any, request: BatchRequest) -> Any:
+    """Compile the batch pipeline on `target.image` and create one run of it, with the
+    training submission's checks (reachable, authorised, namespace on a multi-user
+    deployment). `target` is a training.kubeflow.KubeflowTarget; returns its KubeflowRun."""
+    import uuid
+
+    from slipway.pipelines.training import kubeflow
+
+    compiled = _compiled_for(spoke, target, nothing_done="nothing was submitted")
+    arguments = request.arguments()
     key = uuid.uuid4().hex
     client = kubeflow._client(target)  # pyright: ignore[reportPrivateUsage]
     with kubeflow._api_call(target, f"submitting to experiment {target.experiment!r}"):  # pyright: ignore[reportPrivateUsage]
         result = client.create_run_from_pipeline_package(
             str(compiled),
             arguments=arguments,
-            run_name=f"{config.model_name}-batch-{key[:8]}",
+            run_name=f"{spoke.config.model_name}-batch-{key[:8]}",
             experiment_name=target.experiment,
             namespace=target.namespace,
             pipeline_root=target.pipeline_root,
@@ -261,49 +278,23 @@ def check_cron(cron: str) -> str:
     return cron
 
 
-def schedule(
-    root: Path,
-    config: SpokeConfig,
-    target: Any,
-    *,
-    tracking_uri: str,
-    input: str,
-    output: str,
-    cron: str,
-    version: str | None = None,
-    alias: str | None = None,
-) -> str:
+def schedule(spoke: "Spoke", target: Any, request: BatchRequest, *, cron: str) -> str:
     """A KFP recurring run of the batch pipeline (one at a time, no backfill of missed
     nights); returns its id. Same checks and credentials as `submit`."""
-    from slipway.pipelines.exitcodes import Exit
-    from slipway.pipelines.training import images, kubeflow
+    from slipway.pipelines.training import kubeflow
 
     check_cron(cron)
-    images.validate_image_ref(target.image)
-    multi_user = kubeflow._preflight(target)  # pyright: ignore[reportPrivateUsage]
-    if multi_user and not target.namespace:
-        raise kubeflow.KubeflowError(
-            f"Kubeflow at {target.api} is multi-user: pass --namespace with your profile's "
-            "namespace; nothing was scheduled",
-            Exit.USAGE,
-        )
-    compiled = compile_batch(root, config, image=target.image)
+    compiled = _compiled_for(spoke, target, nothing_done="nothing was scheduled")
     client = kubeflow._client(target)  # pyright: ignore[reportPrivateUsage]
     with kubeflow._api_call(target, f"scheduling in experiment {target.experiment!r}"):  # pyright: ignore[reportPrivateUsage]
         experiment = client.create_experiment(target.experiment, namespace=target.namespace)
         created = client.create_recurring_run(
             experiment_id=str(experiment.experiment_id),
-            job_name=f"{config.model_name}-batch",
+            job_name=f"{spoke.config.model_name}-batch",
             cron_expression=cron,
             max_concurrency=1,
             no_catchup=True,
-            params={
-                "input": input,
-                "output": output,
-                "version": version or "",
-                "alias": alias or "",
-                "tracking_uri": tracking_uri,
-            },
+            params=request.arguments(),
             pipeline_package_path=str(compiled),
             pipeline_root=target.pipeline_root,
             enable_caching=False,

@@ -121,7 +121,7 @@ def record(
 ) -> str:
     """The batch as an MLflow run and an audit entry; returns the run id."""
     from slipway.pipelines import registry
-    from slipway.pipelines.governance import audit
+    from slipway.pipelines.spoke import Spoke
 
     client = registry.client(root)
     run = client.create_run(
@@ -156,8 +156,7 @@ def record(
     for key, value in metrics.items():
         client.log_metric(run_id, key, float(value))
     client.set_terminated(run_id, "FINISHED" if result.published else "FAILED")
-    audit.append(
-        root,
+    Spoke(root, config).record(
         "score",
         model=config.model_name,
         version=result.model.version,

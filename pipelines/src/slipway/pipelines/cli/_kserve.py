@@ -58,7 +58,7 @@ def deploy_kserve(
             click.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)
             return
         plan = kserve_plan(config, step_seconds=step_seconds, step_timeout=step_timeout)
-        target = kserve_target(spoke.root, config, image=image)
+        target = kserve_target(spoke, image=image)
     except (KServeUsageError, ImageRefError) as exc:
         fail(str(exc), exc.exit_code)
     except KServeError as exc:

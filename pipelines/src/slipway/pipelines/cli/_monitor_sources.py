@@ -24,9 +24,8 @@ from slipway.pipelines.governance.monitor_sources import (
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from slipway.pipelines.config import SpokeConfig
+    from slipway.pipelines.spoke import Spoke
 
 
 def _why_configured(config: SpokeConfig) -> str:
@@ -36,8 +35,7 @@ def _why_configured(config: SpokeConfig) -> str:
 
 
 def choose(
-    root: Path,
-    config: SpokeConfig,
+    spoke: Spoke,
     *,
     source: str | None,
     env: str | None,
@@ -48,6 +46,7 @@ def choose(
     No `source`: the local gateway's sample without `env`, the endpoint's capture with it.
     `env` names a SageMaker endpoint: the KServe and batch sources are not per environment.
     """
+    root, config = spoke.root, spoke.config
     configured = configured_sources(config)
     listed = f"{', '.join(configured)} ({_why_configured(config)})"
     if source is None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.cli._common import Spoke, fail, spoke_from_context
 from slipway.pipelines.cli._gateway_opts import url_option
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance.approvals import (
@@ -24,7 +24,7 @@ from slipway.pipelines.governance.approvals import (
 from slipway.pipelines.registry import client
 
 if TYPE_CHECKING:
-    from slipway.pipelines.config import SpokeConfig
+    pass
 
 
 def _decide(
@@ -42,8 +42,7 @@ def _decide(
     registry = client(spoke.root)
     try:
         recorded = record_decision(
-            spoke.root,
-            spoke.config,
+            spoke,
             registry,
             version,
             decision,
@@ -61,34 +60,29 @@ def _decide(
         f"by {recorded.by}{proof} ({recorded.reason})"
     )
     if decision is Decision.rejected:
-        _stop_its_rollout(spoke.root, spoke.config, version, f"rejected by {by}: {reason}", url)
-    blockers = release_blockers(spoke.root, spoke.config, registry, version)
+        _stop_its_rollout(spoke, version, f"rejected by {by}: {reason}", url)
+    blockers = release_blockers(spoke, registry, version)
     if not blockers:
         click.echo("governance: nothing blocks a rollout of this version")
     for blocker in blockers:
         click.echo(f"still blocking a rollout: {blocker}")
 
 
-def _stop_its_rollout(
-    root: Path, config: SpokeConfig, version: str, why: str, url: str | None
-) -> None:
+def _stop_its_rollout(spoke: Spoke, version: str, why: str, url: str | None) -> None:
     """A rejection is a compare-and-set on the open rollout of the version: marked rolling
     back at once (its controller's next change fails), or, if it got to promoting, its
     promotion reverted. The controller also re-asks governance at every step boundary and
     after promoting, so a rejection recorded anywhere (another machine) still stops it."""
-    from slipway.pipelines.rollout import state as rollout_state
     from slipway.pipelines.rollout.controller import Controller, plan_for
     from slipway.pipelines.serving.client import GatewayClient, resolve_url
-    from slipway.pipelines.spoke import Spoke
 
-    row = rollout_state.open_rollout(root)
+    config = spoke.config
+    row = spoke.rollouts.open_rollout()
     if row is None or row.version != str(version):
         return
     gateway = GatewayClient(resolve_url(url, config))
     try:
-        controller = Controller(
-            Spoke.open(root, config), gateway, plan_for(config), echo=click.echo
-        )
+        controller = Controller(spoke, gateway, plan_for(config), echo=click.echo)
         outcome = controller.abort(f"governance: version {version} was {why}")
         click.echo(f"rollout {outcome.rollout_id} of version {version} closed: {outcome.status}")
     finally:

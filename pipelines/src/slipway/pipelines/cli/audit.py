@@ -3,11 +3,9 @@ or cut, or carry a spoke's local trail into the team's shared one."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from slipway.pipelines.cli._common import fail, spoke_from_context
+from slipway.pipelines.cli._common import Spoke, fail, spoke_from_context
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.governance import audit as trail
 from slipway.pipelines.governance.trail_checkpoint import registry_checkpoint_problems
@@ -31,7 +29,7 @@ def audit(
     """Who did what to which version, when and why (oldest first)."""
     spoke = spoke_from_context(ctx)
     if import_local:
-        done = trail.import_local(spoke.root)
+        done = trail.import_local(spoke)
         how = "as they were (hashes unchanged)" if done.verbatim else "after the shared head"
         click.echo(
             f"imported {done.imported} entries into {done.where} {how}; "
@@ -39,17 +37,17 @@ def audit(
         )
         return
     if as_json:
-        _print_json(spoke.root, verify=verify, version=version)
+        _print_json(spoke, verify=verify, version=version)
         return
     if verify:
-        result = trail.verify(spoke.root)
+        result = spoke.audit.verify()
         problems = list(result.problems)
         if result.entries == 0 and not problems:
-            lost = trail.registry_says_trail_lost(spoke.root, spoke.config.model_name)
+            lost = trail.registry_says_trail_lost(spoke)
             problems += [lost] if lost else []
         # The checkpoints each registry change carries: what catches a rewrite by someone
         # who can write the trail's tables and its head alike (trail_checkpoint.py).
-        problems += registry_checkpoint_problems(spoke.root, spoke.config.model_name)
+        problems += registry_checkpoint_problems(spoke)
         for note in result.notes:
             click.echo(f"note: {note}")
         if problems:
@@ -65,18 +63,18 @@ def audit(
             f"audit trail intact: {result.entries} entries, chain and head agree ({result.where})"
         )
         return
-    lines = trail.show(spoke.root, version=version)
+    lines = trail.show_entries(spoke.audit.read(), version=version)
     if not lines:
         click.echo("the audit trail is empty" + (f" for version {version}" if version else ""))
     for line in lines:
         click.echo(line)
 
 
-def _print_json(root: Path, *, verify: bool, version: str | None) -> None:
+def _print_json(spoke: Spoke, *, verify: bool, version: str | None) -> None:
     """The trail as data; with --verify a broken chain is still exit 1, after the document."""
     from slipway.pipelines.json_output import audit_json, dumps
 
-    verification = trail.verify(root) if verify else None
-    click.echo(dumps(audit_json(trail.read(root), version=version, verification=verification)))
+    verification = spoke.audit.verify() if verify else None
+    click.echo(dumps(audit_json(spoke.audit.read(), version=version, verification=verification)))
     if verification is not None and not verification.ok:
         raise SystemExit(int(Exit.ERROR))

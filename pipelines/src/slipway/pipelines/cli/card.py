@@ -36,7 +36,7 @@ def card(ctx: click.Context, version: str | None, as_json: bool) -> None:
             chosen = max(versions, key=lambda v: int(v.version))
     else:
         chosen = get_version(registry, model, version)
-    result = write_card(spoke.root, spoke.config, registry, chosen)
+    result = write_card(spoke, registry, chosen)
     if as_json:
         from slipway.pipelines.json_output import card_json, dumps
 

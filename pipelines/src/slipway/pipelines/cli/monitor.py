@@ -173,7 +173,7 @@ def monitor(
         fail("--service-account applies to --kfp-schedule", Exit.USAGE)
     spoke = spoke_from_context(ctx)
     try:
-        chosen = choose(spoke.root, spoke.config, source=source, env=env, hours=window_hours)
+        chosen = choose(spoke, source=source, env=env, hours=window_hours)
     except SourceNotConfigured as exc:
         fail(str(exc), Exit.USAGE)
     options = Options(retrain, env, chosen, report_path, labels, kfp, workflow)
@@ -235,8 +235,7 @@ def _schedule(
     for name in sources:  # each step's own check, before anything is created
         try:
             choose(
-                spoke.root,
-                spoke.config,
+                spoke,
                 source=name,
                 env=env if name == "capture" else None,
                 hours=None,
@@ -264,7 +263,6 @@ def _schedule(
 
 
 def _monitor(ctx: click.Context, options: Options, found: Found) -> None:
-    from slipway.pipelines.governance import audit
     from slipway.pipelines.governance.alerts import Event
     from slipway.pipelines.governance.drift_policy import DRIFT, MONITOR, Decision, decide
     from slipway.pipelines.governance.monitoring import check_drift, write_report
@@ -286,7 +284,7 @@ def _monitor(ctx: click.Context, options: Options, found: Found) -> None:
     )
     _warn_if_forgetful(spoke, options)
     verdict = decide(
-        audit.read(spoke.root),
+        spoke.audit.read(),
         model=model,
         env=env_name,
         judged=report.enough_samples,
@@ -354,7 +352,7 @@ def _warn_if_forgetful(spoke: Spoke, options: Options) -> None:
 
     if deployed(options) and on_ci(os.environ) and audit.shared_trail(spoke.root) is None:
         click.echo(
-            f"warning: the audit trail is {audit.location(spoke.root)}, on this runner: the "
+            f"warning: the audit trail is {spoke.audit.where}, on this runner: the "
             "drifted windows and the cool-down are forgotten when it goes. Set "
             "SLIPWAY_STATE_URL (the team's state database) so windows are counted",
             file=terminal(),

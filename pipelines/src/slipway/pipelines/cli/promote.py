@@ -34,8 +34,8 @@ def promote(ctx: click.Context, version: str, reason: str, url: str | None) -> N
     client = registry.client(spoke.root)
     model = spoke.config.model_name
     release.candidate_version(client, model, version)
-    require_release(spoke.root, spoke.config, client, version, action="promotion")
-    release.promote(spoke.root, client, model, version, reason=f"manual promotion: {reason}")
+    require_release(spoke, client, version, action="promotion")
+    release.promote(spoke, client, model, version, reason=f"manual promotion: {reason}")
     click.echo(f"promoted: version {version} is the champion of {model}")
     gateway = GatewayClient(resolve_url(url, spoke.config))
     try:

@@ -36,7 +36,7 @@ def rollback(ctx: click.Context, reason: str, url: str | None) -> None:
             return
         client = registry.client(spoke.root)
         entry = release.revert_promotion(
-            spoke.root, client, spoke.config.model_name, reason=f"manual rollback: {reason}"
+            spoke, client, spoke.config.model_name, reason=f"manual rollback: {reason}"
         )
         click.echo(
             f"reverted: version {entry['version']} out, champion is "

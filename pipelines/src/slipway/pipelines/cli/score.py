@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from slipway.pipelines.cli._common import spoke_from_context
+from slipway.pipelines.cli._common import Spoke, spoke_from_context
 
 if TYPE_CHECKING:
     from slipway.pipelines.batch.scoring import BatchResult
@@ -126,8 +126,7 @@ def score(
     spoke = spoke_from_context(ctx)
     if kfp_host is not None:
         _on_kubeflow(
-            spoke.root,
-            spoke.config,
+            spoke,
             input_path,
             output,
             kfp_host,
@@ -247,8 +246,7 @@ def _on_sagemaker(
 
 
 def _on_kubeflow(
-    root: Path,
-    config: SpokeConfig,
+    spoke: Spoke,
     input_path: str,
     output: str,
     host: str,
@@ -260,40 +258,23 @@ def _on_kubeflow(
 ) -> None:
     import os
 
-    from slipway.pipelines.batch.kubeflow import check_cron, schedule, submit
+    from slipway.pipelines.batch.kubeflow import BatchRequest, check_cron, schedule, submit
     from slipway.pipelines.training import kubeflow
 
+    config = spoke.config
     if cron is not None:
         check_cron(cron)
     options = kubeflow.SubmitOptions(host, image, namespace)
-    target, uri = kubeflow.target_for(root, config, options, os.environ)
+    target, uri = kubeflow.target_for(spoke.root, config, options, os.environ)
+    request = BatchRequest(input_path, output, uri, version=version, alias=alias)
     if cron is not None:
-        recurring = schedule(
-            root,
-            config,
-            target,
-            tracking_uri=uri,
-            input=input_path,
-            output=output,
-            cron=cron,
-            version=version,
-            alias=alias,
-        )
+        recurring = schedule(spoke, target, request, cron=cron)
         click.echo(
             f"scheduled {config.model_name} batch scoring on {target.api} ({cron!r}, one run at "
             f"a time, no backfill): recurring run {recurring}"
         )
         return
-    run = submit(
-        root,
-        config,
-        target,
-        tracking_uri=uri,
-        input=input_path,
-        output=output,
-        version=version,
-        alias=alias,
-    )
+    run = submit(spoke, target, request)
     click.echo(f"submitted {config.model_name} batch scoring to {target.api}: run {run.run_id}")
     click.echo(f"  image {target.image}")
     click.echo(f"  {run.url}")

@@ -51,12 +51,12 @@ def status(ctx: click.Context, url: str | None, as_json: bool, chart: Path | Non
     spoke = spoke_from_context(ctx)
     from slipway.pipelines.rollout.status import collect
 
-    report = collect(spoke.root, spoke.config, url)
+    report = collect(spoke, url)
     if chart is not None:
         from slipway.pipelines.rollout.chart import draw_rollouts
 
         try:
-            draw_rollouts(spoke.root, chart)
+            draw_rollouts(spoke, chart)
         except ValueError as exc:
             fail(str(exc), Exit.ERROR)
         report["chart"] = str(chart)

@@ -25,10 +25,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slipway.pipelines._compat import spoke_or_root_and_config, without_root
 from slipway.pipelines.config import RiskTier
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.governance import audit
 from slipway.pipelines.governance.hub_governance import (
     SpokeGovernance,
     blob_fingerprint,
@@ -45,12 +45,14 @@ from slipway.pipelines.governance.signatures import (
 from slipway.pipelines.governance.tiers import rules_for
 from slipway.pipelines.governance.trail_checkpoint import TAG_CHECKPOINT, Checkpoint
 from slipway.pipelines.registry import TAG_AUTHOR, TAG_RISK_TIER
+from slipway.pipelines.spoke import current_actor
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
     from slipway.pipelines.config import SpokeConfig
+    from slipway.pipelines.spoke import Spoke
 
 TAG_APPROVAL_STATE = "slipway.approval.state"  # approved | rejected
 TAG_APPROVAL_BY = "slipway.approval.by"
@@ -165,13 +167,11 @@ def _key_of(signature: str) -> str:
     return blob_fingerprint(blob) if blob is not None else ""
 
 
-def proof_problem(
-    root: Path, config: SpokeConfig, version: ModelVersion, approval: Approval
-) -> str | None:
+@without_root
+def proof_problem(config: SpokeConfig, version: ModelVersion, approval: Approval) -> str | None:
     """Why `approval` is not proven to come from `approval.by`, or None when it is.
 
-    `root` is kept for callers; the keys are the hub's, never the spoke's files."""
-    del root
+    No spoke root: the keys are the hub's, never the spoke's files."""
     hub = governance_for(config.model_name)
     if not approval.signature:
         return (
@@ -229,9 +229,9 @@ def approver_problem(config: SpokeConfig, version: ModelVersion, by: str) -> str
     return None
 
 
+@spoke_or_root_and_config
 def record_decision(
-    root: Path,
-    config: SpokeConfig,
+    spoke: Spoke,
     client: MlflowClient,
     version: str,
     decision: Decision,
@@ -249,6 +249,7 @@ def record_decision(
     refuses an unsigned one here rather than let it sit in the registry counting for nothing.
     """
 
+    config = spoke.config
     by, reason = by.strip(), reason.strip()
     if not by:
         raise ApprovalError("--by must name the approver (a person, e.g. an e-mail address)")
@@ -257,7 +258,7 @@ def record_decision(
     model_version = get_version(client, config.model_name, version)
     if problem := approver_problem(config, model_version, by):
         raise ApprovalError(problem)
-    actor = audit.current_actor(root)
+    actor = current_actor(spoke.root)
     if same_person(actor, author_of(model_version)):
         raise ApprovalError(
             f"you ({actor}) are the author of version {version}; a decision must be recorded "
@@ -280,7 +281,7 @@ def record_decision(
         except SignatureError as exc:
             raise ApprovalError(str(exc)) from None
         approval = Approval(decision, by, reason, at, signature)
-        if problem := proof_problem(root, config, model_version, approval):
+        if problem := proof_problem(config, model_version, approval):
             raise ApprovalError(
                 f"the decision was signed, but {problem}; the key must be the one the hub's "
                 f"governance list names for {by}"
@@ -291,8 +292,7 @@ def record_decision(
     # rejection) do not count at any gate. The state goes last: a crash part-way leaves the
     # previous decision in force. The signature is always written (empty when unsigned).
     verb = "approve" if decision is Decision.approved else "reject"
-    entry = audit.append(
-        root,
+    entry = spoke.record(
         verb,
         model=config.model_name,
         version=version,

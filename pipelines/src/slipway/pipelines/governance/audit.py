@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines import store
+from slipway.pipelines._compat import deprecated_root, spoke_or_root
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.registry import state_dir
@@ -49,6 +50,8 @@ from slipway.pipelines.spoke import current_actor
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from slipway.pipelines.spoke import Spoke
 
 AUDIT_FILE = "audit.jsonl"
 HEAD_FILE = "audit.head"
@@ -152,6 +155,7 @@ def entry(
     )
 
 
+@deprecated_root("spoke.record(action, ...) on a Spoke.open(root)")
 def append(root: Path, action: str, **fields: Any) -> dict[str, Any]:
     """Add one entry (the fields of `entry`), chained to the head; safe against concurrent
     writers (file lock on one machine, row lock and unique constraints in the shared
@@ -159,25 +163,36 @@ def append(root: Path, action: str, **fields: Any) -> dict[str, Any]:
     return _trail(root).append(entry(action, root=root, **fields))
 
 
+@deprecated_root("spoke.audit.read()")
 def read(root: Path) -> list[dict[str, Any]]:
     """Every readable entry, oldest first (unreadable lines are skipped: `verify` names them)."""
     return _trail(root).read()
 
 
+@deprecated_root("spoke.audit.verify()")
 def verify(root: Path) -> Verification:
     """Check the whole trail: every hash, every link, and the end against the head record."""
     return _trail(root).verify()
 
 
+@deprecated_root("spoke.audit.where")
 def location(root: Path) -> str:
     """Where this spoke's trail lives, for messages."""
     return _trail(root).where
 
 
+@deprecated_root("show_entries(spoke.audit.read(), ...)")
 def show(root: Path, *, model: str | None = None, version: str | None = None) -> list[str]:
     """One readable line per entry (oldest first): when, who, what, which version, why."""
+    return show_entries(_trail(root).read(), model=model, version=version)
+
+
+def show_entries(
+    entries: Iterable[dict[str, Any]], *, model: str | None = None, version: str | None = None
+) -> list[str]:
+    """One readable line per entry (oldest first): when, who, what, which version, why."""
     lines = []
-    for entry in read(root):
+    for entry in entries:
         if model and entry.get("model") != model:
             continue
         if version and entry.get("version") != str(version):
@@ -690,7 +705,8 @@ class ImportResult:
     archived: Path
 
 
-def import_local(root: Path) -> ImportResult:
+@spoke_or_root
+def import_local(spoke: Spoke) -> ImportResult:
     """Carry this spoke's local trail (.slipway/audit.jsonl) into the shared one.
 
     The local chain must verify first (a broken trail is not laundered into the shared
@@ -698,13 +714,13 @@ def import_local(root: Path) -> ImportResult:
     still verify; otherwise each is appended after the shared head with its original seq,
     hash and time in details.imported. The local files are then renamed *.imported, so a
     second import cannot copy them twice."""
-    shared = shared_trail(root)
-    if shared is None:
+    shared = spoke.audit if spoke.state_url is not None else None
+    if not isinstance(shared, SharedTrail):
         raise AuditTrailError(
             f"no shared trail is configured: set {store.STATE_URL_ENV} (or a postgresql:// "
             "MLFLOW_TRACKING_URI) to the team's state database first"
         )
-    local = FileTrail(root)
+    local = FileTrail(spoke.root)
     if not local.path.exists():
         raise AuditTrailError(f"there is no local trail to import ({local.path} is missing)")
     checked = local.verify()
@@ -739,11 +755,12 @@ def import_local(root: Path) -> ImportResult:
     return ImportResult(count, verbatim, shared.where, archived)
 
 
-def registry_says_trail_lost(root: Path, model: str) -> str | None:
+def registry_says_trail_lost(spoke: Spoke) -> str | None:
     """A trail with no entries and no head, for a model the registry has versions of: the
     trail (and its head) were deleted. The one loss the trail cannot show by itself."""
     from slipway.pipelines import registry
 
+    root, model = spoke.root, spoke.config.model_name
     if not Settings.from_env().mlflow_tracking_uri and not (state_dir(root) / "mlflow.db").exists():
         return None
     try:

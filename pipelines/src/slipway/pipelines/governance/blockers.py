@@ -10,12 +10,11 @@ blocker says who may act and the exact command to run.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slipway.pipelines._compat import spoke_or_root_and_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.governance import audit
 from slipway.pipelines.governance.approvals import (
     ApprovalError,
     Decision,
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from slipway.pipelines.config import SpokeConfig
+    from slipway.pipelines.spoke import Spoke
 
 
 class GovernanceRefusal(SlipwayError):
@@ -43,9 +43,9 @@ class GovernanceRefusal(SlipwayError):
     exit_code = Exit.NOT_APPROVED
 
 
+@spoke_or_root_and_config
 def require_release(
-    root: Path,
-    config: SpokeConfig,
+    spoke: Spoke,
     client: MlflowClient,
     version: str,
     *,
@@ -56,7 +56,7 @@ def require_release(
 
     `action` says what was refused ("rollout", "promotion", ...), so every command words the
     refusal the same way."""
-    blockers = release_blockers(root, config, client, version)
+    blockers = release_blockers(spoke, client, version)
     if blockers:
         raise error(
             f"{action} refused by governance:\n  - " + "\n  - ".join(blockers),
@@ -72,13 +72,13 @@ def who_may_approve(config: SpokeConfig, author: str) -> str:
     return f"anyone but the author ({author or 'unknown'})"
 
 
-def release_blockers(
-    root: Path, config: SpokeConfig, client: MlflowClient, version: str
-) -> list[str]:
+@spoke_or_root_and_config
+def release_blockers(spoke: Spoke, client: MlflowClient, version: str) -> list[str]:
     """Every reason `version` may not be rolled out now; an empty list means it may proceed.
 
-    `root` is the spoke; the card must be current with its slipway.toml (`config`).
+    The card must be current with the spoke's slipway.toml (`spoke.config`).
     """
+    config = spoke.config
     try:
         model_version = get_version(client, config.model_name, str(version))
     except ApprovalError as exc:
@@ -95,7 +95,7 @@ def release_blockers(
     # The tags count only as the trail's latest decision on this version: a rejection
     # recorded in the trail stops the release even if the tags were set back to an approval
     # (replayed), and an approval whose audit entry is not the latest decision does not count.
-    entries = audit.read(root)
+    entries = spoke.audit.read()
     tags_state = decision.decision.value if decision is not None else None
     mismatch = decision_problem(entries, model_version, tags_state)
     latest = latest_decision(entries, config.model_name, str(version))
@@ -121,7 +121,7 @@ def release_blockers(
             )
         elif problem := (
             approver_problem(config, model_version, decision.by)
-            or proof_problem(root, config, model_version, decision)
+            or proof_problem(config, model_version, decision)
             or mismatch
         ):
             blockers.append(

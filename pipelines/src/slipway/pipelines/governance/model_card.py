@@ -20,6 +20,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
+from slipway.pipelines._compat import spoke_or_root_and_config
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.governance import audit
 from slipway.pipelines.governance.approvals import Decision, approval_of, proof_problem
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from slipway.pipelines.config import SpokeConfig, Task
+    from slipway.pipelines.spoke import Spoke
 
 TAG_CARD_FINGERPRINT = "slipway.card.fingerprint"
 TAG_CARD_CONFIG_SHA256 = "slipway.card.config_sha256"
@@ -238,19 +240,18 @@ def _contract_section(config: SpokeConfig) -> str:
     )
 
 
-def _history(root: Path, model: str, version: str, actions: set[str] | None) -> list[dict]:
+def _history(spoke: Spoke, model: str, version: str, actions: set[str] | None) -> list[dict]:
     return [
         e
-        for e in audit.read(root)
+        for e in spoke.audit.read()
         if e.get("model") == model
         and e.get("version") == version
         and (actions is None or e.get("action") in actions)
     ]
 
 
-def _approval_section(
-    root: Path, config: SpokeConfig, version: ModelVersion, gaps: list[str]
-) -> str:
+def _approval_section(spoke: Spoke, version: ModelVersion, gaps: list[str]) -> str:
+    config = spoke.config
     decision = approval_of(version)
     required = rules_for(config.governance.risk_tier).approval_required
     if decision is None:
@@ -262,23 +263,23 @@ def _approval_section(
         head += decision.reason
         # The card never vouches for an approval the gate would not count.
         unproven = (
-            proof_problem(root, config, version, decision)
+            proof_problem(config, version, decision)
             if required and decision.decision is Decision.approved
             else None
         )
         if unproven:
             head += f" (does not count: {unproven})"
             gaps.append(f"the approval of version {version.version} does not count: {unproven}")
-    entries = _history(root, version.name, str(version.version), {"approve", "reject"})
+    entries = _history(spoke, version.name, str(version.version), {"approve", "reject"})
     rows = [
         (e["at"], e["action"], e["details"].get("by", e["actor"]), e["reason"]) for e in entries
     ]
     return head if not rows else head + "\n\n" + _table(("when", "decision", "by", "why"), rows)
 
 
-def _rollout_section(root: Path, version: ModelVersion) -> str:
+def _rollout_section(spoke: Spoke, version: ModelVersion) -> str:
     tags = version.tags or {}
-    entries = _history(root, version.name, str(version.version), None)
+    entries = _history(spoke, version.name, str(version.version), None)
     rows = [
         (e["at"], e["action"], e["actor"], e["reason"])
         for e in entries
@@ -303,12 +304,12 @@ WINDOW_ACTIONS = frozenset({"drift", "monitor"})  # one entry per monitoring win
 SHOWN_WINDOWS = 8
 
 
-def _monitoring_section(root: Path, version: ModelVersion) -> str:
+def _monitoring_section(spoke: Spoke, version: ModelVersion) -> str:
     """The latest monitoring windows of this version while it served, each linked to its
     HTML report in the version's run (`slipway monitor --report`)."""
     windows = [
         e
-        for e in _history(root, version.name, str(version.version), set(WINDOW_ACTIONS))
+        for e in _history(spoke, version.name, str(version.version), set(WINDOW_ACTIONS))
         if (e.get("details") or {}).get("env")
     ]
     if not windows:
@@ -353,15 +354,16 @@ def _fetch_plots(
     return "\n\n".join(found) if found else "_No plots._"
 
 
+@spoke_or_root_and_config
 def render_card(
-    root: Path,
-    config: SpokeConfig,
+    spoke: Spoke,
     client: MlflowClient,
     version: ModelVersion,
     *,
     plots_dir: Path,
 ) -> tuple[str, str, str, list[str]]:
     """(markdown, config sha, fingerprint, gaps) for one version."""
+    config = spoke.config
     gaps: list[str] = []
     facts = version_facts(client, version)
     config_sha = config_sha256(config)
@@ -437,13 +439,13 @@ def render_card(
         "metrics": _metrics_section(facts, gaps),
         "plots": _fetch_plots(client, version.run_id, plots_dir, gaps, config.training.task),
         "limitations": "\n".join(f"- {item}" for item in gov.limitations) or "_None declared._",
-        "approvals": _approval_section(root, config, version, gaps),
+        "approvals": _approval_section(spoke, version, gaps),
         "approvers": "Who may approve: "
         + (", ".join(gov.approvers) or "anyone but the author")
         + ".",
         "gates": _gates_line(config),
-        "rollouts": _rollout_section(root, version),
-        "monitoring": _monitoring_section(root, version),
+        "rollouts": _rollout_section(spoke, version),
+        "monitoring": _monitoring_section(spoke, version),
     }
     sections["gaps"] = "\n".join(f"- {gap}" for gap in gaps) or "None."
     return template.substitute(sections), config_sha, print_fp, gaps
@@ -455,18 +457,18 @@ def _when(millis: int | None) -> str:
     return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="seconds")
 
 
-def write_card(
-    root: Path, config: SpokeConfig, client: MlflowClient, version: ModelVersion
-) -> CardResult:
+@spoke_or_root_and_config
+def write_card(spoke: Spoke, client: MlflowClient, version: ModelVersion) -> CardResult:
     """Write docs/model_card.md, log it to the version's run, tag the version, audit it."""
+    config = spoke.config
     if not version.run_id:
         raise CardError(
             f"version {version.version} has no MLflow run to log its card to; "
             "register versions through `slipway train`"
         )
-    path = root / CARD_FILE
+    path = spoke.root / CARD_FILE
     text, config_sha, print_fp, gaps = render_card(
-        root, config, client, version, plots_dir=path.parent / "model_card"
+        spoke, client, version, plots_dir=path.parent / "model_card"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -481,8 +483,7 @@ def write_card(
     ):
         client.set_model_version_tag(config.model_name, number, key, value)
     publish_model_facts(client, config)
-    audit.append(
-        root,
+    spoke.record(
         "card",
         model=config.model_name,
         version=number,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines.settings import Settings
@@ -25,6 +24,8 @@ from slipway.pipelines.settings import Settings
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+
+    from slipway.pipelines.spoke import Spoke
 
 TAG_CHECKPOINT = "slipway.audit.checkpoint"  # the decision's (approve / reject) entry
 TAG_OUTCOME_CHECKPOINT = "slipway.audit.outcome_checkpoint"  # the rollout outcome's entry
@@ -131,15 +132,16 @@ def checkpoint_problems(
     return problems
 
 
-def registry_checkpoint_problems(root: Path, model: str) -> list[str]:
+def registry_checkpoint_problems(spoke: Spoke) -> list[str]:
     """checkpoint_problems against the registry this spoke uses; [] when it has none yet.
 
     An unreachable registry is reported as a problem: `--verify` must not say "intact" when
     the one check that catches an owner's rewrite could not run."""
 
     from slipway.pipelines import registry
-    from slipway.pipelines.governance import audit
     from slipway.pipelines.registry import state_dir
+
+    root, model = spoke.root, spoke.config.model_name
 
     if not Settings.from_env().mlflow_tracking_uri and not (state_dir(root) / "mlflow.db").exists():
         return []
@@ -147,4 +149,4 @@ def registry_checkpoint_problems(root: Path, model: str) -> list[str]:
         versions = registry.client(root).search_model_versions(f"name = '{model}'")
     except Exception as exc:  # any failure of the registry is reported, never a traceback
         return [f"the registry's checkpoints could not be read ({type(exc).__name__}): {exc}"]
-    return checkpoint_problems(audit.read(root), list(versions))
+    return checkpoint_problems(spoke.audit.read(), list(versions))

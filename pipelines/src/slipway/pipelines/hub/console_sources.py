@@ -12,14 +12,13 @@ console that writes files into the spokes it watches would surprise their owners
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from slipway.pipelines import store
 from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import STATE_DIR
 from slipway.pipelines.rollout import state
 from slipway.pipelines.rollout.state import OPEN_STATUSES, RolloutRow
+from slipway.pipelines.spoke import Spoke
 
 __all__ = [
     "OPEN_STATUSES",
@@ -32,25 +31,21 @@ __all__ = [
 ]
 
 
-def _shared() -> bool:
-    return store.state_url() is not None
-
-
-def rollouts(root: Path) -> list[RolloutRow]:
-    """Every rollout of the spoke at `root`, oldest first."""
-    if not _shared() and not (root / STATE_DIR / state.STATE_FILE).is_file():
+def rollouts(spoke: Spoke) -> list[RolloutRow]:
+    """Every rollout of `spoke`, oldest first."""
+    if spoke.state_url is None and not (spoke.root / STATE_DIR / state.STATE_FILE).is_file():
         return []
-    return state.all_rollouts(root)
+    return spoke.rollouts.all_rollouts()
 
 
-def readings(root: Path, rollout_id: int) -> list[dict[str, Any]]:
+def readings(spoke: Spoke, rollout_id: int) -> list[dict[str, Any]]:
     """The judge's readings of one rollout, oldest first (at, phase, weight, guardrails)."""
-    return state.readings(root, rollout_id)
+    return spoke.rollouts.readings(rollout_id)
 
 
-def events(root: Path, rollout_id: int) -> list[dict[str, Any]]:
+def events(spoke: Spoke, rollout_id: int) -> list[dict[str, Any]]:
     """The timeline of one rollout (at, message), oldest first."""
-    return state.events(root, rollout_id)
+    return spoke.rollouts.events(rollout_id)
 
 
 @dataclass(frozen=True)
@@ -63,13 +58,14 @@ class TrailReading:
     where: str
 
 
-def trail(root: Path, model: str) -> TrailReading:
-    """Read and verify the trail of the spoke at `root` (files or the shared store)."""
-    if not _shared() and not (root / STATE_DIR / audit.AUDIT_FILE).exists():
+def trail(spoke: Spoke) -> TrailReading:
+    """Read and verify the trail of `spoke` (files or the shared store)."""
+    root = spoke.root
+    if spoke.state_url is None and not (root / STATE_DIR / audit.AUDIT_FILE).exists():
         # Nothing to read; verify() would still find a head record left without its trail.
         head = root / STATE_DIR / audit.HEAD_FILE
-        checked = audit.verify(root) if head.exists() else audit.Verification(0, ())
-        return TrailReading([], checked, audit.registry_says_trail_lost(root, model), "")
-    checked = audit.verify(root)
-    lost = audit.registry_says_trail_lost(root, model) if checked.entries == 0 else None
-    return TrailReading(audit.read(root), checked, lost, audit.location(root))
+        checked = spoke.audit.verify() if head.exists() else audit.Verification(0, ())
+        return TrailReading([], checked, audit.registry_says_trail_lost(spoke), "")
+    checked = spoke.audit.verify()
+    lost = audit.registry_says_trail_lost(spoke) if checked.entries == 0 else None
+    return TrailReading(spoke.audit.read(), checked, lost, spoke.audit.where)

@@ -19,6 +19,7 @@ from packaging.version import Version
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.hub import console_sources as sources
 from slipway.pipelines.hub.fleet import NotASpoke, SpokeStatus, spoke_status
+from slipway.pipelines.spoke import Spoke
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -150,8 +151,8 @@ def trail_status(checked: Any, lost: str | None) -> str:
     return VERIFIED if checked.entries else EMPTY
 
 
-def _trail(root: Path, model: str) -> TrailView:
-    read = sources.trail(root, model)
+def _trail(spoke: Spoke) -> TrailView:
+    read = sources.trail(spoke)
     checked = read.verification
     lines = tuple(
         AuditLine(
@@ -175,7 +176,7 @@ def _trail(root: Path, model: str) -> TrailView:
     )
 
 
-def _rollout(root: Path, row: sources.RolloutRow) -> RolloutView:
+def _rollout(spoke: Spoke, row: sources.RolloutRow) -> RolloutView:
     points = tuple(
         Point(
             at=round(r["at"] - row.started_at, 3),
@@ -183,9 +184,9 @@ def _rollout(root: Path, row: sources.RolloutRow) -> RolloutView:
             weight=int(r["weight"]),
             readings={key: r.get(key) for key, _ in GUARDRAILS},
         )
-        for r in sources.readings(root, row.id)
+        for r in sources.readings(spoke, row.id)
     )
-    events = tuple((_iso(e["at"]) or "", str(e["message"])) for e in sources.events(root, row.id))
+    events = tuple((_iso(e["at"]) or "", str(e["message"])) for e in sources.events(spoke, row.id))
     return RolloutView(
         id=row.id,
         version=row.version,
@@ -203,9 +204,11 @@ def _rollout(root: Path, row: sources.RolloutRow) -> RolloutView:
 
 
 def rollout_view(root: Path, rollout_id: int) -> RolloutView | None:
-    """One rollout, re-read (the live chart polls this)."""
-    row = next((r for r in sources.rollouts(root) if r.id == rollout_id), None)
-    return None if row is None else _rollout(root, row)
+    """One rollout, re-read (the live chart polls this: each poll is an edge, opening the
+    spoke at `root` whose config is read only if its state is shared)."""
+    spoke = Spoke(root)
+    row = next((r for r in sources.rollouts(spoke) if r.id == rollout_id), None)
+    return None if row is None else _rollout(spoke, row)
 
 
 def _version(
@@ -239,12 +242,13 @@ def _version(
 
 
 def _waiting(
-    root: Path, config: SpokeConfig, client: MlflowClient, versions: tuple[VersionView, ...]
+    spoke: Spoke, client: MlflowClient, versions: tuple[VersionView, ...]
 ) -> tuple[Waiting, ...]:
     """The challenger, and a newer version than the champion that no rollout has taken yet:
     what the next rollout would ask governance about."""
     from slipway.pipelines.governance.blockers import release_blockers, who_may_approve
 
+    config = spoke.config
     champion = next((v for v in versions if "champion" in v.aliases), None)
     floor = int(champion.number) if champion else 0
     candidates = [
@@ -255,7 +259,7 @@ def _waiting(
     ][:1]
     found = []
     for v in candidates:
-        blockers = release_blockers(root, config, client, v.number)
+        blockers = release_blockers(spoke, client, v.number)
         if blockers:
             found.append(
                 Waiting(
@@ -278,6 +282,7 @@ def spoke_view(root: Path, template: str | None, tags_cache: dict[str, list[Vers
 
     fleet = spoke_status(root, template, tags_cache)
     config = load_config(root)
+    spoke = Spoke.open(root, config)
     errors: list[str] = []
     versions: tuple[VersionView, ...] = ()
     waiting: tuple[Waiting, ...] = ()
@@ -288,7 +293,7 @@ def spoke_view(root: Path, template: str | None, tags_cache: dict[str, list[Vers
             aliases = dict(client.get_registered_model(config.model_name).aliases or {})
             ordered = sorted(found, key=lambda v: -int(v.version))
             versions = tuple(_version(client, config, v, aliases) for v in ordered)
-            waiting = _waiting(root, config, client, versions)
+            waiting = _waiting(spoke, client, versions)
     except SlipwayError as exc:
         errors.append(f"registry: {exc}")
     except Exception as exc:
@@ -297,8 +302,8 @@ def spoke_view(root: Path, template: str | None, tags_cache: dict[str, list[Vers
     rollouts: tuple[RolloutView, ...] = ()
     trail_view: TrailView | None = None
     try:
-        rollouts = tuple(_rollout(root, r) for r in reversed(sources.rollouts(root)))
-        trail_view = _trail(root, config.model_name)
+        rollouts = tuple(_rollout(spoke, r) for r in reversed(sources.rollouts(spoke)))
+        trail_view = _trail(spoke)
     except SlipwayError as exc:
         errors.append(f"team state: {exc}")
     return SpokeView(

@@ -11,26 +11,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from slipway.pipelines._compat import spoke_or_root
 from slipway.pipelines.rollout import state as rollout_state
+from slipway.pipelines.spoke import Spoke
 
 # The challenger's share once a rollout closes: all of it when promoted, none when rolled back.
 CLOSING_WEIGHT = {rollout_state.PROMOTED: 100, rollout_state.ROLLED_BACK: 0}
 
 
-def draw_rollouts(root: Path, path: Path) -> Path:
+@spoke_or_root
+def draw_rollouts(spoke: Spoke, path: Path) -> Path:
     """One timeline of every rollout of this spoke: weight (%) and error rates (%)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = rollout_state.all_rollouts(root)
+    rows = spoke.rollouts.all_rollouts()
     if not rows:
         raise ValueError("no rollout has run in this spoke yet; nothing to draw")
     t0 = rows[0].started_at
     fig, (top, bottom, tests) = plt.subplots(3, 1, sharex=True, figsize=(10, 8))
     for row in rows:
-        readings = rollout_state.readings(root, row.id)
+        readings = spoke.rollouts.readings(row.id)
         times = [r["at"] - t0 for r in readings]
         weights = [100 if r["phase"] == "smoke" else r["weight"] for r in readings]
         errors = [100 * (r.get("error_rate") or 0.0) for r in readings]

@@ -375,7 +375,7 @@ class Controller:
             self._echo("warning: gateway unreachable; it restores weight 0 when it restarts")
         self._event(rollout_id, f"ROLLBACK: challenger weight 0; {reason}")
         release.reject_challenger(
-            self.root,
+            self.spoke,
             self.client,
             self.model,
             row.version,
@@ -402,7 +402,7 @@ class Controller:
             return self._finished(rollout_id)
         try:
             release.promote(
-                self.root,
+                self.spoke,
                 self.client,
                 self.model,
                 row.version,
@@ -443,8 +443,7 @@ class Controller:
             self.gateway.set_weights(0, False)
         except GatewayUnreachable:
             self._echo("warning: gateway unreachable; it restores weight 0 when it restarts")
-        rollout_state.update(
-            self.root,
+        self.rollouts.update(
             rollout_id,
             expected_status=rollout_state.PROMOTING,
             status=rollout_state.ROLLED_BACK,
@@ -457,7 +456,7 @@ class Controller:
     def _governance_stop_promoted(self, rollout_id: int, version: str) -> Outcome | None:
         from slipway.pipelines.governance.blockers import release_blockers
 
-        blockers = release_blockers(self.root, self.config, self.client, version)
+        blockers = release_blockers(self.spoke, self.client, version)
         if not blockers or self._alias(registry.PREVIOUS) is None:
             return None
         return self._revert_promotion(rollout_id, "governance: " + "; ".join(blockers))
@@ -490,7 +489,7 @@ class Controller:
                 f"version {promoted.version} was a first champion, so there is nothing to "
                 "go back to; promote a known-good version with `slipway promote VERSION`"
             )
-        release.revert_promotion(self.root, self.client, self.model, reason=reason)
+        release.revert_promotion(self.spoke, self.client, self.model, reason=reason)
         self._reload_quietly()
         self.rollouts.update(
             rollout_id,
@@ -537,7 +536,7 @@ class Controller:
         if row.status == rollout_state.ROLLED_BACK and self._alias(registry.CHAMPION) == version:
             try:
                 release.revert_promotion(
-                    self.root,
+                    self.spoke,
                     self.client,
                     self.model,
                     reason=f"rollout {rollout_id} was rolled back while this controller "
@@ -562,16 +561,14 @@ class Controller:
 
     def _check_governance(self, version: str) -> None:
 
-        require_release(
-            self.root, self.config, self.client, version, action="rollout", error=NotApproved
-        )
+        require_release(self.spoke, self.client, version, action="rollout", error=NotApproved)
 
     def _governance_stop(self, rollout_id: int, version: str) -> Outcome | None:
         """Governance asked again before every step and before promotion: a `slipway reject`
         (or an approver's key withdrawn) during a canary rolls it back instead of promoting."""
         from slipway.pipelines.governance.blockers import release_blockers
 
-        blockers = release_blockers(self.root, self.config, self.client, version)
+        blockers = release_blockers(self.spoke, self.client, version)
         if not blockers:
             return None
         return self._rollback(rollout_id, "governance: " + "; ".join(blockers))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -44,6 +44,9 @@ from slipway.pipelines.rollout.kserve_readings import PrometheusReadings
 from slipway.pipelines.serving.client import GatewayUnreachable
 from slipway.pipelines.serving.window import Window
 from slipway.pipelines.settings import Settings
+
+if TYPE_CHECKING:
+    from slipway.pipelines.spoke import Spoke
 
 READY_POLL_SECONDS = 0.5
 
@@ -271,8 +274,7 @@ def storage_uris(root: Any, config: SpokeConfig) -> Callable[[str], str]:
 
 
 def kserve_target(
-    root: Any,
-    config: SpokeConfig,
+    spoke: Spoke,
     *,
     image: str,
     api: Any = None,
@@ -281,6 +283,7 @@ def kserve_target(
     """The spoke's InferenceService as a traffic target: the Kubernetes API with this
     process's credentials (`api` to use another client), the judge's readings from
     [deploy.kserve].prometheus_url, the models from the registry."""
+    root, config = spoke.root, spoke.config
     model = config.model_name
     return KServeTarget(
         root,

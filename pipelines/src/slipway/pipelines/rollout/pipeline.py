@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from kfp.dsl.graph_component import GraphComponent
 
     from slipway.pipelines.rollout.controller import Plan
+    from slipway.pipelines.spoke import Spoke
 
 SPOKE_DEPLOY_FILE = "pipelines/deploy.py"
 GATEWAY, KSERVE = "gateway", "kserve"
@@ -82,12 +83,17 @@ def approve(project_root: str, version: str, tracking_uri: str = "") -> str:
     """Governance's slot: every blocker fails the run before any traffic moves."""
     from slipway.pipelines import registry
     from slipway.pipelines.governance.blockers import require_release
+    from slipway.pipelines.spoke import Spoke
 
     use_registry(tracking_uri)
     root = Path(project_root)
     config = load_config(root)
     require_release(
-        root, config, registry.client(root), version, action="rollout", error=DeployPipelineError
+        Spoke(root, config),
+        registry.client(root),
+        version,
+        action="rollout",
+        error=DeployPipelineError,
     )
     return "approved"
 
@@ -105,7 +111,6 @@ def roll_out(
     """Run the controller on `target`; the outcome (promoted or rolled back) is data, not a
     crash. The readings and events go out with it: the next step's pod does not share this
     disk."""
-    from slipway.pipelines.rollout import state as rollout_state
     from slipway.pipelines.rollout.controller import Controller
     from slipway.pipelines.rollout.kserve import KServeError
     from slipway.pipelines.rollout.kserve_readings import PrometheusUnreachable
@@ -121,13 +126,10 @@ def roll_out(
     use_registry(tracking_uri)
     root = Path(project_root)
     config = load_config(root)
-    traffic, plan = _traffic_target(
-        root, config, target, gateway_url, image, compiled_image, step_seconds
-    )
+    spoke = Spoke.open(root, config)
+    traffic, plan = _traffic_target(spoke, target, gateway_url, image, compiled_image, step_seconds)
     try:
-        controller = Controller(
-            Spoke.open(root, config), traffic, plan, smoke_rows=lambda: replay_rows(root, config)
-        )
+        controller = Controller(spoke, traffic, plan, smoke_rows=lambda: replay_rows(root, config))
         outcome = controller.deploy(version)
     except (GatewayUnreachable, KServeError, PrometheusUnreachable) as exc:
         if target != KSERVE:
@@ -145,15 +147,14 @@ def roll_out(
             "reason": outcome.reason,
             "rollout_id": outcome.rollout_id,
             "target": target,
-            "readings": rollout_state.readings(root, outcome.rollout_id),
-            "events": rollout_state.events(root, outcome.rollout_id),
+            "readings": controller.rollouts.readings(outcome.rollout_id),
+            "events": controller.rollouts.events(outcome.rollout_id),
         }
     )
 
 
 def _traffic_target(
-    root: Path,
-    config: SpokeConfig,
+    spoke: "Spoke",
     target: str,
     gateway_url: str,
     image: str,
@@ -165,6 +166,7 @@ def _traffic_target(
     from slipway.pipelines.rollout.controller import plan_for
     from slipway.pipelines.serving.client import GatewayClient, resolve_url
 
+    config = spoke.config
     if target == GATEWAY:
         plan = plan_for(config, step_seconds=step_seconds or None)
         return GatewayClient(resolve_url(gateway_url or None, config)), plan
@@ -180,7 +182,7 @@ def _traffic_target(
             image, compiled=compiled_image or None, asked_as="the pipeline's `image` parameter"
         )
         plan = kserve_plan(config, step_seconds=step_seconds or None)
-        return kserve_target(root, config, image=chosen), plan
+        return kserve_target(spoke, image=chosen), plan
     except SlipwayError as exc:
         raise DeployPipelineError(f"{exc}; nothing was rolled out") from exc
 

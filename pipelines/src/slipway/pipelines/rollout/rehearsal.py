@@ -21,8 +21,8 @@ import mlflow.pyfunc
 
 from slipway.pipelines import registry
 from slipway.pipelines.config import SpokeConfig
-from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import fluent_registry
+from slipway.pipelines.spoke import Spoke
 
 KINDS = ("raise", "slow", "constant", "shift")
 TAG_REHEARSAL = "slipway.rehearsal"
@@ -132,8 +132,7 @@ def register_faulty(
     version = str(info.registered_model_version)  # pyright: ignore[reportPossiblyUnboundVariable]  # start_run re-raises
     client.set_model_version_tag(model_name, version, TAG_REHEARSAL, kind)
     client.set_registered_model_alias(model_name, registry.CHALLENGER, version)
-    audit.append(
-        root,
+    Spoke(root, config).record(
         "register",
         model=model_name,
         version=version,

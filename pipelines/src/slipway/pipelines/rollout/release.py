@@ -11,12 +11,11 @@ things whoever calls it: the rollout controller, `slipway promote`, `slipway rol
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slipway.pipelines._compat import spoke_or_root
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.exitcodes import Exit
-from slipway.pipelines.governance import audit
 from slipway.pipelines.registry import (
     CHALLENGER,
     CHAMPION,
@@ -29,6 +28,8 @@ from slipway.pipelines.registry import (
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from slipway.pipelines.spoke import Spoke
 
 PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
@@ -67,8 +68,9 @@ def candidate_version(client: MlflowClient, model: str, version: str | None) -> 
     return version
 
 
+@spoke_or_root
 def promote(
-    root: Path,
+    spoke: Spoke,
     client: MlflowClient,
     model: str,
     version: str,
@@ -85,9 +87,7 @@ def promote(
     details = {"previous": old, **(details or {})}
     # The audit entry first: a trail that refuses it (tampered, unreachable) leaves every
     # alias as it was, so a promotion never happens without its entry.
-    entry = audit.append(
-        root, "promote", model=model, version=version, reason=reason, details=details
-    )
+    entry = spoke.record("promote", model=model, version=version, reason=reason, details=details)
     if old is not None and old != version:
         client.set_registered_model_alias(model, PREVIOUS, old)
     client.set_registered_model_alias(model, CHAMPION, version)
@@ -96,8 +96,9 @@ def promote(
     return entry
 
 
+@spoke_or_root
 def reject_challenger(
-    root: Path,
+    spoke: Spoke,
     client: MlflowClient,
     model: str,
     version: str,
@@ -108,7 +109,7 @@ def reject_challenger(
     """Take `version` out of its rollout: alias removed, outcome tagged, audit record."""
     _drop_challenger(client, model, version)
     details = {"kind": "challenger", **(details or {})}
-    return _record(root, client, model, version, ROLLED_BACK, "rollback", reason, details)
+    return _record(spoke, client, model, version, ROLLED_BACK, "rollback", reason, details)
 
 
 class RejectedPrevious(ReleaseError):
@@ -117,14 +118,14 @@ class RejectedPrevious(ReleaseError):
     exit_code = Exit.NOT_APPROVED
 
 
-def _rejected(root: Path, client: MlflowClient, model: str, version: str) -> str | None:
+def _rejected(spoke: Spoke, client: MlflowClient, model: str, version: str) -> str | None:
     """'it was rejected by WHO (WHY)' when the latest decision on `version` is a rejection,
     in the registry's tags or in the audit trail (tags set back to an approval after a
     rejection do not make the version servable again)."""
     from slipway.pipelines.governance.approvals import Decision, approval_of
     from slipway.pipelines.governance.trail_checkpoint import latest_decision
 
-    latest = latest_decision(audit.read(root), model, version)
+    latest = latest_decision(spoke.audit.read(), model, version)
     if latest is not None and latest.get("action") == "reject":
         by = (latest.get("details") or {}).get("by", latest.get("actor", "?"))
         return (
@@ -136,7 +137,8 @@ def _rejected(root: Path, client: MlflowClient, model: str, version: str) -> str
     return f"it was rejected by {decision.by} ({decision.reason})"
 
 
-def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: str) -> dict:
+@spoke_or_root
+def revert_promotion(spoke: Spoke, client: MlflowClient, model: str, *, reason: str) -> dict:
     """Give `champion` back to the `previous` version at once; tag the reverted one."""
     current = _alias_version(client, model, CHAMPION)
     previous = _alias_version(client, model, PREVIOUS)
@@ -145,7 +147,7 @@ def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: st
             f"nothing to revert: {model} has no `previous` version (champion is {current}); "
             "promote a known-good version with `slipway promote VERSION` instead"
         )
-    if problem := _rejected(root, client, model, previous):
+    if problem := _rejected(spoke, client, model, previous):
         raise RejectedPrevious(
             f"rollback refused: `previous` is version {previous}, and {problem}, so restoring "
             f"it would serve a rejected model; nothing was changed (champion stays {current}). "
@@ -154,7 +156,7 @@ def revert_promotion(root: Path, client: MlflowClient, model: str, *, reason: st
     client.set_registered_model_alias(model, CHAMPION, previous)
     client.delete_registered_model_alias(model, PREVIOUS)
     details = {"kind": "promotion", "champion": previous}
-    return _record(root, client, model, current, ROLLED_BACK, "rollback", reason, details)
+    return _record(spoke, client, model, current, ROLLED_BACK, "rollback", reason, details)
 
 
 def _drop_challenger(client: MlflowClient, model: str, version: str) -> None:
@@ -164,7 +166,7 @@ def _drop_challenger(client: MlflowClient, model: str, version: str) -> None:
 
 
 def _record(
-    root: Path,
+    spoke: Spoke,
     client: MlflowClient,
     model: str,
     version: str,
@@ -175,7 +177,7 @@ def _record(
 ) -> dict[str, Any]:
     """Every release decision leaves the same two traces: the audit entry (returned), then
     the outcome tag on the version naming that entry (trail_checkpoint.py)."""
-    entry = audit.append(root, action, model=model, version=version, reason=reason, details=details)
+    entry = spoke.record(action, model=model, version=version, reason=reason, details=details)
     _tag(client, model, version, outcome, reason, entry)
     if action == "rollback":
         _alert_rollback(model, version, reason)

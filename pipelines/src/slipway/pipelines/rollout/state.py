@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slipway.pipelines import store
+from slipway.pipelines._compat import deprecated_root
 from slipway.pipelines.errors import SlipwayError
 from slipway.pipelines.registry import state_dir
 from slipway.pipelines.settings import SettingError, Settings
@@ -639,8 +640,8 @@ class SharedRollouts(_Rollouts):
         super().__init__(_SharedStore(url, key), f"slipway_rollouts in {store.redacted(url)}")
 
 
-# -- the 0.2.0 module functions, one release: each opens the store for `root` per call -----
-# (what every call did before); new code takes a Spoke and uses spoke.rollouts.
+# -- the 0.1.0 module functions, one release: each opens the store for `root` per call -----
+# (what every call did before) and warns; new code takes a Spoke and uses spoke.rollouts.
 
 
 def _rollouts(root: Path) -> _Rollouts:
@@ -648,53 +649,66 @@ def _rollouts(root: Path) -> _Rollouts:
     return FileRollouts(root) if url is None else SharedRollouts(url, store.spoke_key(root))
 
 
+@deprecated_root("Spoke.open(root).rollouts.where")
 def where_state_lives(root: Path) -> str:
     return _rollouts(root).where
 
 
+@deprecated_root("Spoke.open(root).rollouts.start(...)")
 def start(root: Path, **kwargs: Any) -> RolloutRow:
     return _rollouts(root).start(**kwargs)
 
 
+@deprecated_root("Spoke.open(root).rollouts.update(...)")
 def update(root: Path, rollout_id: int, **kwargs: Any) -> bool:
     return _rollouts(root).update(rollout_id, **kwargs)
 
 
+@deprecated_root("Spoke.open(root).rollouts.renew(...)")
 def renew(root: Path, rollout_id: int, owner: str, lease: float, status: str = RUNNING) -> bool:
     return _rollouts(root).renew(rollout_id, owner, lease, status)
 
 
+@deprecated_root("Spoke.open(root).rollouts.claim(...)")
 def claim(root: Path, row: RolloutRow, owner: str, lease: float, **kwargs: Any) -> bool:
     return _rollouts(root).claim(row, owner, lease, **kwargs)
 
 
+@deprecated_root("Spoke.open(root).rollouts.get(...)")
 def get(root: Path, rollout_id: int) -> RolloutRow | None:
     return _rollouts(root).get(rollout_id)
 
 
+@deprecated_root("Spoke.open(root).rollouts.latest(...)")
 def latest(root: Path) -> RolloutRow | None:
     return _rollouts(root).latest()
 
 
+@deprecated_root("Spoke.open(root).rollouts.open_rollout(...)")
 def open_rollout(root: Path) -> RolloutRow | None:
     return _rollouts(root).open_rollout()
 
 
+@deprecated_root("Spoke.open(root).rollouts.record_reading(...)")
 def record_reading(root: Path, rollout_id: int, phase: str, weight: int, data: dict) -> None:
     _rollouts(root).record_reading(rollout_id, phase, weight, data)
 
 
+@deprecated_root("Spoke.open(root).rollouts.record_event(...)")
 def record_event(root: Path, rollout_id: int, message: str) -> None:
     _rollouts(root).record_event(rollout_id, message)
 
 
+@deprecated_root("Spoke.open(root).rollouts.readings(...)")
 def readings(root: Path, rollout_id: int) -> list[dict[str, Any]]:
     return _rollouts(root).readings(rollout_id)
 
 
+@deprecated_root("Spoke.open(root).rollouts.events(...)")
 def events(root: Path, rollout_id: int) -> list[dict[str, Any]]:
     return _rollouts(root).events(rollout_id)
 
 
+@deprecated_root("Spoke.open(root).rollouts.all_rollouts(...)")
 def all_rollouts(root: Path) -> list[RolloutRow]:
     return _rollouts(root).all_rollouts()

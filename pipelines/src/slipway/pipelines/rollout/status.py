@@ -3,18 +3,18 @@ rollout with its latest guardrail readings, plus what to do when a rollout is le
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from slipway.pipelines import registry
-from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.redact import shown_url
 from slipway.pipelines.rollout import state as rollout_state
 from slipway.pipelines.serving.client import GatewayClient, GatewayUnreachable, resolve_url
+from slipway.pipelines.spoke import Spoke
 
 
-def collect(root: Path, config: SpokeConfig, url: str | None = None) -> dict[str, Any]:
-    client = registry.client(root)
+def collect(spoke: Spoke, url: str | None = None) -> dict[str, Any]:
+    config = spoke.config
+    client = registry.client(spoke.root)
     model = config.model_name
     aliases = {}
     for alias in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS):
@@ -27,14 +27,14 @@ def collect(root: Path, config: SpokeConfig, url: str | None = None) -> dict[str
         gw = {"url": shown_url(gateway.url), "reachable": False}
     finally:
         gateway.close()
-    row = rollout_state.latest(root)
+    row = spoke.rollouts.latest()
     rollout = None
     action = None
     if row is not None:
         rollout = row.as_dict()
-        readings = rollout_state.readings(root, row.id)
+        readings = spoke.rollouts.readings(row.id)
         rollout["last_reading"] = readings[-1] if readings else None
-        rollout["events"] = rollout_state.events(root, row.id)
+        rollout["events"] = spoke.rollouts.events(row.id)
         if row.status in rollout_state.OPEN_STATUSES:
             lease = "expired" if rollout_state.lease_expired(row) else "held"
             action = (

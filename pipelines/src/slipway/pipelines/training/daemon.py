@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from slipway.pipelines.settings import Settings
+from slipway.pipelines.settings import Settings, passed_on
 from slipway.pipelines.training import zygote
 
 __all__ = [
@@ -142,7 +142,7 @@ def fingerprint(root: Path) -> str:
         sys.version,
         _digest(root / "uv.lock"),
         _digest(root / "pyproject.toml"),
-        *(f"{name}={os.environ.get(name, '')}" for name in _IMPORT_ENV),
+        *(f"{name}={value}" for name, value in passed_on(_IMPORT_ENV).items()),
         *(f"{entry}@{_mtime(entry)}" for entry in _package_dirs()),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from slipway.pipelines.config import SpokeConfig
 from slipway.pipelines.exitcodes import Exit
 from slipway.pipelines.redact import shown_url
-from slipway.pipelines.settings import Settings
+from slipway.pipelines.settings import Settings, restored_environment
 from slipway.pipelines.training import images
 from slipway.pipelines.training.pipeline import TrainingError, TrainingOutcome
 
@@ -638,12 +638,7 @@ def _registry_outcome(
 def _quick_mlflow() -> Iterator[None]:
     """MLflow retries an unreachable server for minutes by default; once is enough here."""
     keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
-    saved = {k: os.environ.get(k) for k in keys}
-    for key, value in keys.items():
-        os.environ.setdefault(key, value)
-    try:
+    with restored_environment(keys):
+        for key, value in keys.items():
+            os.environ.setdefault(key, value)
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
