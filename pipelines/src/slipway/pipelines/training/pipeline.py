@@ -38,6 +38,7 @@ from slipway.pipelines.training.steps import (
     OUTCOME_GATE_REJECTED,
     OUTCOME_REGISTERED,
     VIOLATIONS_FILE,
+    runs_dir,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +59,6 @@ __all__ = [
 
 SPOKE_PIPELINE_FILE = Path("pipelines/training.py")
 COMPILED_FILE = Path("build/pipelines/training.yaml")
-RUNS_DIR = "pipeline-runs"
 
 StepCallback = Callable[[str, str], None]
 
@@ -305,8 +305,7 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     if (versions := registry_versions(registry.tracking_uri(root))) is not None:
         versions.raise_for_skew()
     run_key = uuid.uuid4().hex
-    runs = registry.state_dir(root) / RUNS_DIR
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = runs_dir(root)
     log_path = runs / f"{run_key}.log"
     # The zygote starts first: it imports the steps' libraries while this process compiles.
     with (

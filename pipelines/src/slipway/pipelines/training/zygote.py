@@ -47,11 +47,13 @@ __all__ = [
     "StepCommand",
     "Zygote",
     "ZygoteUnavailable",
+    "background_allowed",
     "parse_step_command",
     "warm_steps",
 ]
 
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
+RUNTIME_ENV = "_KFP_RUNTIME"  # what kfp's step command sets: import only what runs a step
 ENV_SWITCH = "SLIPWAY_STEP_PROCESSES"
 # Imported once by the zygote, in the order the steps need them (found by profiling each forked
 # step, benchmarks/README.md). The first stage is imported before the first step; each later one
@@ -67,7 +69,13 @@ STAGES: tuple[tuple[str, ...], ...] = (
         "slipway.pipelines.training.spoke_code",
         "slipway.pipelines.training.lineage",
     ),
-    ("pandera", "pandera.typing", "slipway.pipelines.training.data_contract"),  # validate
+    (  # validate: pandera registers its pandas backends (and imports hypothesis) on first use
+        "pandera",
+        "pandera.typing",
+        "pandera.backends.pandas.register",
+        "pandera.backends.pandas.builtin_checks",
+        "slipway.pipelines.training.data_contract",
+    ),
     (  # train
         "joblib",
         "sklearn.model_selection",
@@ -84,6 +92,10 @@ STAGES: tuple[tuple[str, ...], ...] = (
         "mlflow.store.model_registry.sqlalchemy_store",
         "mlflow.data.code_dataset_source",
         "mlflow.models",
+        "mlflow.models.evaluation.evaluator_registry",  # imported by evaluate's first call
+        "mlflow.models.evaluation.evaluators.classifier",
+        "mlflow.models.evaluation.evaluators.regressor",
+        "mlflow.pyfunc",
         "mlflow.sklearn",
         "skops.io",
         "git",  # MLflow records the source commit with GitPython
@@ -91,6 +103,17 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ),
     ("slipway.pipelines.governance.audit",),  # register
 )
+
+
+# Set in the steps of a daemon's session: there, work that need not block the command may
+# outlive the step (the daemon is the laptop's, long-lived; CI's zygote and Kubeflow's pods
+# end with the run, and a finished run must hold everything).
+_background = False
+
+
+def background_allowed() -> bool:
+    """Whether this step runs in the laptop's step daemon (see pictures.py for the use)."""
+    return _background
 
 
 class ZygoteUnavailable(SlipwayError):
@@ -123,7 +146,7 @@ def _run_step(step: StepCommand) -> int:
     module_path = os.path.join(program_path, "ephemeral_component.py")
     with open(module_path, "w", encoding="utf-8") as handle:
         handle.write(step.source)
-    os.environ["_KFP_RUNTIME"] = "true"
+    os.environ[RUNTIME_ENV] = "true"
     sys.argv = [EXECUTOR_MODULE, "--component_module_path", module_path, *step.arguments]
     from kfp.dsl import executor_main
 
@@ -174,8 +197,10 @@ def _child(request: dict[str, Any], output_fd: int, *, own_group: bool) -> None:
     """Become the step: its output, environment and directory; never returns. With
     own_group (a daemon's session, away from the terminal), the step leads its own process
     group, so that a command that goes away takes the step and what it started with it."""
+    global _background
     if own_group:
         os.setpgid(0, 0)
+        _background = True  # a daemon's session: the laptop's daemon, not CI's zygote
     if "call" in request:
         _call(request, output_fd)
     code = 1
@@ -204,6 +229,27 @@ def _import(names: tuple[str, ...]) -> None:
             importlib.import_module(name)
 
 
+@contextlib.contextmanager
+def _kfp_runtime() -> Iterator[None]:
+    """kfp imported as a step imports it (`_KFP_RUNTIME=true`, which the step command sets):
+    without the compile-time names and kfp.client, whose Kubernetes client alone is 0.3 s
+    of CPU before the first step could start."""
+    before = os.environ.get(RUNTIME_ENV)
+    os.environ[RUNTIME_ENV] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RUNTIME_ENV, None)
+        else:
+            os.environ[RUNTIME_ENV] = before
+
+
+def _first_stage() -> None:
+    with _kfp_runtime():
+        _import(STAGES[0])
+
+
 def _matplotlib() -> None:
     import importlib
 
@@ -224,8 +270,11 @@ def _requirements_map() -> None:
 def _warm_ups() -> list[Callable[[], None]]:
     """Imports, and caches every step would otherwise fill again: pure reads of this
     interpreter and its installed packages, no file or connection left open."""
-    stages: list[Callable[[], None]] = [functools.partial(_import, names) for names in STAGES]
-    stages.insert(4, _matplotlib)  # for evaluate
+    # One module at a time after the first stage: a session notices a step that ended (and
+    # forks the next) after the import under way, not after a whole stage (MLflow's is 2 s).
+    stages: list[Callable[[], None]] = [_first_stage]
+    stages += [functools.partial(_import, (name,)) for names in STAGES[1:] for name in names]
+    stages.insert(1 + sum(map(len, STAGES[1:4])), _matplotlib)  # for evaluate
     stages.append(_requirements_map)  # for register
     return stages
 
