@@ -48,6 +48,7 @@ __all__ = [
     "Zygote",
     "ZygoteUnavailable",
     "background_allowed",
+    "import_kfp_without_client",
     "parse_step_command",
     "warm_steps",
 ]
@@ -243,6 +244,29 @@ def _kfp_runtime() -> Iterator[None]:
             os.environ.pop(RUNTIME_ENV, None)
         else:
             os.environ[RUNTIME_ENV] = before
+
+
+def import_kfp_without_client() -> None:
+    """For a process that compiles and runs a pipeline on kfp.local (the `slipway train`
+    command): kfp and its compile-time names, without kfp.client, whose Kubernetes client
+    costs 0.25 s of CPU on every run and serves only a submission to a cluster. `kfp.Client`
+    still resolves, on first use. Nothing to do when kfp is already imported."""
+    if "kfp" in sys.modules:
+        return
+    import importlib
+
+    with _kfp_runtime():
+        kfp = importlib.import_module("kfp")  # its __init__ reads the variable only now
+    importlib.import_module("kfp.dsl")  # with the compile-time names: the variable is back
+
+    def attribute(name: str) -> Any:
+        if name == "Client":
+            from kfp.client import Client
+
+            return Client
+        raise AttributeError(f"module 'kfp' has no attribute {name!r}")
+
+    kfp.__getattr__ = attribute
 
 
 def _first_stage() -> None:
@@ -518,6 +542,7 @@ def warm_steps(log: IO[str] | None = None, root: Path | None = None) -> Iterator
     if log is not None:
         log.flush()
     zygote = _open(log, root)  # first, so that it imports while this process does too
+    import_kfp_without_client()
     from kfp.local import subprocess_task_handler as handler
 
     original = handler.run_local_subprocess
