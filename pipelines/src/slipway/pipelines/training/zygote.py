@@ -303,6 +303,25 @@ def _warm_ups() -> list[Callable[[], None]]:
     return stages
 
 
+# What a step needs imported before it is forked, by its function's name in the request:
+# forked earlier, it would import MLflow itself while the session imports it too (twice the
+# CPU, the same wall time). "*": every warm-up (the register step fills MLflow's package map).
+NEEDS = {"gate_model": "slipway.pipelines.training.quality_gate", "register_model": "*"}
+
+
+def _ready_for(request: dict[str, Any], pending: list[Callable[[], None]]) -> None:
+    """Finish the warm-ups the requested step needs (NEEDS) before forking it."""
+    if "call" in request:  # reading the outcome: MLflow's client, after register's warm-ups
+        module: str | None = "*"
+    else:
+        arguments = list(request.get("arguments", []))
+        flag = "--function_to_execute"
+        name = arguments[arguments.index(flag) + 1] if flag in arguments[:-1] else ""
+        module = NEEDS.get(name)
+    while module and pending and module not in sys.modules:
+        _run_quietly(pending.pop(0))
+
+
 def _run_quietly(stage: Callable[[], None]) -> None:
     with contextlib.suppress(Exception):
         stage()
@@ -392,6 +411,7 @@ def serve(
                 return
             buffer += more
         request = json.loads(buffer)
+        _ready_for(request, pending)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
