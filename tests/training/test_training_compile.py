@@ -164,3 +164,35 @@ def test_a_deploy_wiring_without_build_pipeline_gets_a_clear_error(render):
     assert "pipelines/deploy.py must define build_pipeline(config)" in result.output
     assert "docs/spoke/deploy.md" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_an_unchanged_pipeline_is_not_compiled_again_and_any_change_is(compiled, monkeypatch):
+    """The IR is kept while the pipeline, image and kfp are the same and the file untouched;
+    what is kept is byte for byte what a fresh compile writes (so the pipeline sha256 every
+    version carries cannot differ)."""
+    from kfp import compiler
+
+    from slipway.pipelines.training.pipeline import compile_training
+
+    spoke, path = compiled
+    first = path.read_bytes()
+    calls: list[str] = []
+    original = compiler.Compiler.compile
+
+    def counted(self: Any, pipeline: Any, package_path: str, **kwargs: Any) -> None:
+        calls.append(package_path)
+        original(self, pipeline, package_path, **kwargs)
+
+    monkeypatch.setattr(compiler.Compiler, "compile", counted)
+    config = load_config(spoke)
+    assert compile_training(spoke, config) == path
+    assert (calls, path.read_bytes()) == ([], first)
+    fresh = compile_training(spoke, config, output=spoke / "build" / "fresh.yaml")
+    assert (calls, fresh.read_bytes()) == ([str(fresh)], first)
+    path.write_bytes(first + b"# edited by hand\n")  # a changed file is written again
+    compile_training(spoke, config)
+    assert (len(calls), path.read_bytes()) == (2, first)
+    image = "registry.example.com/spoke@sha256:" + "a" * 64  # another input: compiled again
+    compile_training(spoke, config, image=image)
+    assert len(calls) == 3
+    assert image in path.read_text()

@@ -6,6 +6,8 @@ Fast and exhaustive where the end-to-end tests are slow and representative.
 from __future__ import annotations
 
 import subprocess
+import sys
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -204,3 +206,29 @@ def test_a_wrong_entrypoint_names_the_field_and_the_fix(tmp_path):
         resolve(tmp_path, "nowhere.data:load", "data.loader")
     with pytest.raises(SpokeCodeError, match="has no function 'nothing'"):
         resolve(tmp_path, "json:nothing", "training.trainer")
+
+
+def test_a_step_is_forked_only_once_the_imports_it_needs_are_done() -> None:
+    """The gate step is not forked while the session still has MLflow's modules to import
+    (it would import them a second time itself); a cheap step is forked at once."""
+    from slipway.pipelines.training import zygote
+
+    done: list[str] = []
+    pending = [
+        lambda: done.append("a"),
+        lambda: sys.modules.setdefault(zygote.NEEDS["gate_model"], types.ModuleType("stand-in")),
+        lambda: done.append("after"),
+    ]
+    module = zygote.NEEDS["gate_model"]
+    saved = sys.modules.pop(module, None)
+    try:
+        zygote._ready_for({"arguments": ["--function_to_execute", "train_model"]}, pending)
+        assert (done, len(pending)) == ([], 3)  # train needs none of it: forked at once
+        zygote._ready_for({"arguments": ["--function_to_execute", "gate_model"]}, pending)
+        assert (done, len(pending)) == (["a"], 1)  # up to the gate's last module, no further
+        zygote._ready_for({"call": "m:f", "arguments": {}}, pending)
+        assert (done, pending) == (["a", "after"], [])  # reading the outcome: everything
+    finally:
+        sys.modules.pop(module, None)
+        if saved is not None:
+            sys.modules[module] = saved

@@ -272,6 +272,8 @@ def alias_newest_challenger(mlflow_client: MlflowClient, model: str, version: st
 TAG_RUN_KEY = "slipway.run_key"  # ties an MLflow run to the pipeline run that made it
 TAG_OUTCOME = "slipway.outcome"  # registered | gate_rejected | data_invalid
 TAG_GATE_VERDICT = "slipway.gate.verdict"  # passed | bootstrap | rejected
+# MLflow's evaluation images of the run's model: drawing | drawn | failed: <why> (pictures.py)
+TAG_EVALUATION_PICTURES = "slipway.evaluation_pictures"
 TAG_GATE_BASELINE = "slipway.gate.baseline"  # e.g. "champion v3", or "none"
 TAG_REGISTERED_VERSION = "slipway.registered_version"
 

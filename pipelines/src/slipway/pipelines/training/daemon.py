@@ -235,9 +235,8 @@ def _start(root: Path, paths: DaemonPaths) -> socket.socket:
     raise zygote.ZygoteUnavailable(f"the step daemon did not start; its output is in {paths.log}")
 
 
-def _hello(channel: socket.socket, print_to: IO[str] | None, mark: str) -> str:
-    """Introduce this command: its fingerprint, and where its steps' output goes. A daemon
-    that does not answer within START_TIMEOUT raises TimeoutError (an OSError)."""
+def _introduce(channel: socket.socket, print_to: IO[str] | None, mark: str) -> None:
+    """Send this command's fingerprint, and where its steps' output goes."""
     channel.settimeout(START_TIMEOUT)
     target = print_to.fileno() if print_to is not None else os.open(os.devnull, os.O_WRONLY)
     try:
@@ -246,6 +245,14 @@ def _hello(channel: socket.socket, print_to: IO[str] | None, mark: str) -> str:
     finally:
         if print_to is None:
             os.close(target)
+    channel.settimeout(None)
+
+
+def _hello(channel: socket.socket, print_to: IO[str] | None, mark: str) -> str:
+    """Introduce this command and read the daemon's answer. A daemon that does not answer
+    within START_TIMEOUT raises TimeoutError (an OSError)."""
+    _introduce(channel, print_to, mark)
+    channel.settimeout(START_TIMEOUT)
     answer = b""
     while not answer.endswith(b"\n"):
         more = channel.recv(1)
@@ -268,7 +275,14 @@ def connect(root: Path, log: IO[str] | None = None) -> zygote.Zygote:
         channel = _connect(paths.socket)
         if channel is None:
             with _locked(paths.lock):
-                channel = _connect(paths.socket) or _start(root, paths)
+                channel = _connect(paths.socket)
+                if channel is None:
+                    channel = _start(root, paths)
+                    # It holds this very fingerprint and no module that could have changed:
+                    # its "ready" (after its first imports) is read at the first step, and
+                    # this command compiles the pipeline meanwhile.
+                    _introduce(channel, log, mark)
+                    return zygote.Zygote(channel, ready=False)
         try:
             answer = _hello(channel, log, mark)
         except OSError:  # a daemon that was ending dropped the connection

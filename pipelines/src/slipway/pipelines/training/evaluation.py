@@ -171,9 +171,9 @@ def as_pyfunc(model: Any, model_signature: Any) -> Any:
 
 def predictors(model: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any] | None]:
     """(predict, predict_proba or None) of a trained model, whatever its library."""
-    from mlflow.pyfunc import PythonModel
+    from slipway.pipelines.training.flavors import is_python_model
 
-    if isinstance(model, PythonModel):
+    if is_python_model(model):
         # Its predict's arguments vary (context or not, params); pyfunc knows how to call it.
         return as_pyfunc(model, model_signature=None).predict, None
     proba = getattr(model, "predict_proba", None)

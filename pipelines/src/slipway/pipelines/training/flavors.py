@@ -8,6 +8,7 @@ through pyfunc, whatever its flavor.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from slipway.pipelines.exitcodes import Exit
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
-__all__ = ["FLAVORS", "Flavor", "UnsupportedModelError", "flavor_of"]
+__all__ = ["FLAVORS", "Flavor", "UnsupportedModelError", "flavor_of", "is_python_model"]
 
 
 class UnsupportedModelError(SlipwayError):
@@ -93,11 +94,18 @@ FLAVORS = {
 }
 
 
+def is_python_model(model: Any) -> bool:
+    """Whether `model` is an `mlflow.pyfunc.PythonModel`, without importing MLflow (a second
+    of CPU in the train and evaluate steps, which need MLflow for nothing else): an instance
+    of one exists only once its class, and so mlflow.pyfunc.model, has been imported."""
+    module = sys.modules.get("mlflow.pyfunc.model")
+    python_model = getattr(module, "PythonModel", None)
+    return python_model is not None and isinstance(model, python_model)
+
+
 def flavor_of(model: Any) -> Flavor:
     """The flavor that logs `model`; UnsupportedModelError says what a trainer may return."""
-    from mlflow.pyfunc import PythonModel
-
-    if isinstance(model, PythonModel):
+    if is_python_model(model):
         return FLAVORS["pyfunc"]
     library = type(model).__module__.split(".", 1)[0]
     if library in ("lightgbm", "xgboost"):

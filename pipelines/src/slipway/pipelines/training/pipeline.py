@@ -13,6 +13,7 @@ No `from __future__ import annotations` here: kfp reads the pipeline's annotatio
 """
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -38,6 +39,7 @@ from slipway.pipelines.training.steps import (
     OUTCOME_GATE_REJECTED,
     OUTCOME_REGISTERED,
     VIOLATIONS_FILE,
+    runs_dir,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +60,6 @@ __all__ = [
 
 SPOKE_PIPELINE_FILE = Path("pipelines/training.py")
 COMPILED_FILE = Path("build/pipelines/training.yaml")
-RUNS_DIR = "pipeline-runs"
 
 StepCallback = Callable[[str, str], None]
 
@@ -149,12 +150,36 @@ def compile_training(
 
 
 def _compile(pipeline: "GraphComponent", output: Path, *, image: str | None = None) -> Path:
+    """Compile unless `output` already holds this very IR: the same pipeline spec, platform
+    spec, description, image and kfp, and a file nobody changed since (its sha256 is kept
+    beside it). kfp then writes exactly the bytes it wrote before, so the lineage's pipeline
+    sha256 is the same either way; only the YAML dump is saved, on every run."""
+    import kfp
     from kfp import compiler
 
+    key = hashlib.sha256(
+        b"\0".join(
+            [
+                kfp.__version__.encode(),
+                pipeline.pipeline_spec.SerializeToString(deterministic=True),
+                pipeline.platform_spec.SerializeToString(deterministic=True),
+                (pipeline.description or "").encode(),
+                (image or "").encode(),
+            ]
+        )
+    ).hexdigest()
+    record = output.with_name(output.name + ".sha256")  # "<inputs> <output>"
+    if output.is_file() and record.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            inputs, written = record.read_text(encoding="utf-8").split()
+            if inputs == key and written == hashlib.sha256(output.read_bytes()).hexdigest():
+                return output
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(output))
     if image is not None:
         images.set_executor_images(output, image)
+    written = hashlib.sha256(output.read_bytes()).hexdigest()
+    record.write_text(f"{key} {written}\n", encoding="utf-8")
     return output
 
 
@@ -305,8 +330,7 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     if (versions := registry_versions(registry.tracking_uri(root))) is not None:
         versions.raise_for_skew()
     run_key = uuid.uuid4().hex
-    runs = registry.state_dir(root) / RUNS_DIR
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = runs_dir(root)
     log_path = runs / f"{run_key}.log"
     # The zygote starts first: it imports the steps' libraries while this process compiles.
     with (
@@ -314,6 +338,7 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
         console.attach_log(sink),  # what this process's libraries say, -v or not
         zygote.warm_steps(sink, root) as runner,
     ):
+        zygote.import_kfp_without_client()
         from kfp import local
 
         pipeline = spoke_pipeline(root, config)

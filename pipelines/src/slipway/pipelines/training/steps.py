@@ -29,6 +29,7 @@ OUTCOME_DATA_INVALID = "data_invalid"
 VIOLATIONS_FILE = "violations.json"
 MODEL_FILE = "model.joblib"
 PARAMS_FILE = "params.json"
+RUNS_DIR = "pipeline-runs"  # under the spoke's state directory: each run's log
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,13 @@ def context(
         pipeline_sha256=pipeline_sha256,
         author=author,
     )
+
+
+def runs_dir(root: Path) -> Path:
+    """Where the laptop's runs keep their logs (never used on a cluster)."""
+    path = registry.state_dir(root) / RUNS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def refuse(message: str) -> NoReturn:
@@ -216,6 +224,7 @@ def gate(
     import mlflow
     from mlflow.models import infer_signature
 
+    from slipway.pipelines.training import pictures
     from slipway.pipelines.training.evaluation import as_pyfunc, evaluate
     from slipway.pipelines.training.quality_gate import Baseline, check_gates
     from slipway.pipelines.training.spoke_code import split
@@ -232,8 +241,12 @@ def gate(
     challenger = as_pyfunc(model, infer_signature(example, _predict(model, example)))
     held_out = f"{config.model_name}-held-out"
     scores: dict[str, float] = {}  # set inside the run (start_run re-raises on failure)
+    drawings: list[pictures.Picture] = []
     with mlflow.start_run(run_id=run_id):
-        scores = evaluate(challenger, parts.x_test, parts.y_test, task, held_out)
+        # MLflow's pictures are drawn once the verdict is recorded (pictures.py): the gate and
+        # the card never read them.
+        with pictures.deferred() as drawings:
+            scores = evaluate(challenger, parts.x_test, parts.y_test, task, held_out)
         mlflow.log_params(
             {
                 **params,
@@ -280,6 +293,9 @@ def gate(
     )
     client.log_text(run_id, "\n".join(verdict.reasons) + "\n", "gate.txt")
     report = "\n".join(f"  - {reason}" for reason in verdict.reasons)
+    pictures.after_verdict(
+        drawings, ctx.tracking_uri, run_id, lambda: runs_dir(root) / f"{ctx.run_key}.pictures.log"
+    )
     if not verdict.passed:
         client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_GATE_REJECTED)
         refuse(f"gate rejected the model; nothing was registered:\n{report}")

@@ -47,11 +47,14 @@ __all__ = [
     "StepCommand",
     "Zygote",
     "ZygoteUnavailable",
+    "background_allowed",
+    "import_kfp_without_client",
     "parse_step_command",
     "warm_steps",
 ]
 
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
+RUNTIME_ENV = "_KFP_RUNTIME"  # what kfp's step command sets: import only what runs a step
 ENV_SWITCH = "SLIPWAY_STEP_PROCESSES"
 # Imported once by the zygote, in the order the steps need them (found by profiling each forked
 # step, benchmarks/README.md). The first stage is imported before the first step; each later one
@@ -67,7 +70,13 @@ STAGES: tuple[tuple[str, ...], ...] = (
         "slipway.pipelines.training.spoke_code",
         "slipway.pipelines.training.lineage",
     ),
-    ("pandera", "pandera.typing", "slipway.pipelines.training.data_contract"),  # validate
+    (  # validate: pandera registers its pandas backends (and imports hypothesis) on first use
+        "pandera",
+        "pandera.typing",
+        "pandera.backends.pandas.register",
+        "pandera.backends.pandas.builtin_checks",
+        "slipway.pipelines.training.data_contract",
+    ),
     (  # train
         "joblib",
         "sklearn.model_selection",
@@ -84,6 +93,10 @@ STAGES: tuple[tuple[str, ...], ...] = (
         "mlflow.store.model_registry.sqlalchemy_store",
         "mlflow.data.code_dataset_source",
         "mlflow.models",
+        "mlflow.models.evaluation.evaluator_registry",  # imported by evaluate's first call
+        "mlflow.models.evaluation.evaluators.classifier",
+        "mlflow.models.evaluation.evaluators.regressor",
+        "mlflow.pyfunc",
         "mlflow.sklearn",
         "skops.io",
         "git",  # MLflow records the source commit with GitPython
@@ -91,6 +104,17 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ),
     ("slipway.pipelines.governance.audit",),  # register
 )
+
+
+# Set in the steps of a daemon's session: there, work that need not block the command may
+# outlive the step (the daemon is the laptop's, long-lived; CI's zygote and Kubeflow's pods
+# end with the run, and a finished run must hold everything).
+_background = False
+
+
+def background_allowed() -> bool:
+    """Whether this step runs in the laptop's step daemon (see pictures.py for the use)."""
+    return _background
 
 
 class ZygoteUnavailable(SlipwayError):
@@ -123,7 +147,7 @@ def _run_step(step: StepCommand) -> int:
     module_path = os.path.join(program_path, "ephemeral_component.py")
     with open(module_path, "w", encoding="utf-8") as handle:
         handle.write(step.source)
-    os.environ["_KFP_RUNTIME"] = "true"
+    os.environ[RUNTIME_ENV] = "true"
     sys.argv = [EXECUTOR_MODULE, "--component_module_path", module_path, *step.arguments]
     from kfp.dsl import executor_main
 
@@ -174,8 +198,10 @@ def _child(request: dict[str, Any], output_fd: int, *, own_group: bool) -> None:
     """Become the step: its output, environment and directory; never returns. With
     own_group (a daemon's session, away from the terminal), the step leads its own process
     group, so that a command that goes away takes the step and what it started with it."""
+    global _background
     if own_group:
         os.setpgid(0, 0)
+        _background = True  # a daemon's session: the laptop's daemon, not CI's zygote
     if "call" in request:
         _call(request, output_fd)
     code = 1
@@ -204,6 +230,50 @@ def _import(names: tuple[str, ...]) -> None:
             importlib.import_module(name)
 
 
+@contextlib.contextmanager
+def _kfp_runtime() -> Iterator[None]:
+    """kfp imported as a step imports it (`_KFP_RUNTIME=true`, which the step command sets):
+    without the compile-time names and kfp.client, whose Kubernetes client alone is 0.3 s
+    of CPU before the first step could start."""
+    before = os.environ.get(RUNTIME_ENV)
+    os.environ[RUNTIME_ENV] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RUNTIME_ENV, None)
+        else:
+            os.environ[RUNTIME_ENV] = before
+
+
+def import_kfp_without_client() -> None:
+    """For a process that compiles and runs a pipeline on kfp.local (the `slipway train`
+    command): kfp and its compile-time names, without kfp.client, whose Kubernetes client
+    costs 0.25 s of CPU on every run and serves only a submission to a cluster. `kfp.Client`
+    still resolves, on first use. Nothing to do when kfp is already imported."""
+    if "kfp" in sys.modules:
+        return
+    import importlib
+
+    with _kfp_runtime():
+        kfp = importlib.import_module("kfp")  # its __init__ reads the variable only now
+    importlib.import_module("kfp.dsl")  # with the compile-time names: the variable is back
+
+    def attribute(name: str) -> Any:
+        if name == "Client":
+            from kfp.client import Client
+
+            return Client
+        raise AttributeError(f"module 'kfp' has no attribute {name!r}")
+
+    kfp.__getattr__ = attribute
+
+
+def _first_stage() -> None:
+    with _kfp_runtime():
+        _import(STAGES[0])
+
+
 def _matplotlib() -> None:
     import importlib
 
@@ -224,10 +294,32 @@ def _requirements_map() -> None:
 def _warm_ups() -> list[Callable[[], None]]:
     """Imports, and caches every step would otherwise fill again: pure reads of this
     interpreter and its installed packages, no file or connection left open."""
-    stages: list[Callable[[], None]] = [functools.partial(_import, names) for names in STAGES]
-    stages.insert(4, _matplotlib)  # for evaluate
+    # One module at a time after the first stage: a session notices a step that ended (and
+    # forks the next) after the import under way, not after a whole stage (MLflow's is 2 s).
+    stages: list[Callable[[], None]] = [_first_stage]
+    stages += [functools.partial(_import, (name,)) for names in STAGES[1:] for name in names]
+    stages.insert(1 + sum(map(len, STAGES[1:4])), _matplotlib)  # for evaluate
     stages.append(_requirements_map)  # for register
     return stages
+
+
+# What a step needs imported before it is forked, by its function's name in the request:
+# forked earlier, it would import MLflow itself while the session imports it too (twice the
+# CPU, the same wall time). "*": every warm-up (the register step fills MLflow's package map).
+NEEDS = {"gate_model": "slipway.pipelines.training.quality_gate", "register_model": "*"}
+
+
+def _ready_for(request: dict[str, Any], pending: list[Callable[[], None]]) -> None:
+    """Finish the warm-ups the requested step needs (NEEDS) before forking it."""
+    if "call" in request:  # reading the outcome: MLflow's client, after register's warm-ups
+        module: str | None = "*"
+    else:
+        arguments = list(request.get("arguments", []))
+        flag = "--function_to_execute"
+        name = arguments[arguments.index(flag) + 1] if flag in arguments[:-1] else ""
+        module = NEEDS.get(name)
+    while module and pending and module not in sys.modules:
+        _run_quietly(pending.pop(0))
 
 
 def _run_quietly(stage: Callable[[], None]) -> None:
@@ -319,6 +411,7 @@ def serve(
                 return
             buffer += more
         request = json.loads(buffer)
+        _ready_for(request, pending)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -469,6 +562,7 @@ def warm_steps(log: IO[str] | None = None, root: Path | None = None) -> Iterator
     if log is not None:
         log.flush()
     zygote = _open(log, root)  # first, so that it imports while this process does too
+    import_kfp_without_client()
     from kfp.local import subprocess_task_handler as handler
 
     original = handler.run_local_subprocess
