@@ -330,7 +330,7 @@ def run_local_training(root: Path, *, on_step: StepCallback | None = None) -> Tr
     if (versions := registry_versions(registry.tracking_uri(root))) is not None:
         versions.raise_for_skew()
     run_key = uuid.uuid4().hex
-    runs = runs_dir(root)
+    runs = runs_dir(registry.state_dir(root))
     log_path = runs / f"{run_key}.log"
     # The zygote starts first: it imports the steps' libraries while this process compiles.
     with (

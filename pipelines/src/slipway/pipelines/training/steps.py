@@ -64,9 +64,10 @@ def context(
     )
 
 
-def runs_dir(root: Path) -> Path:
-    """Where the laptop's runs keep their logs (never used on a cluster)."""
-    path = registry.state_dir(root) / RUNS_DIR
+def runs_dir(state: Path) -> Path:
+    """Where the laptop's runs keep their logs under the spoke's state directory
+    (`registry.state_dir`), never used on a cluster."""
+    path = state / RUNS_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -294,7 +295,10 @@ def gate(
     client.log_text(run_id, "\n".join(verdict.reasons) + "\n", "gate.txt")
     report = "\n".join(f"  - {reason}" for reason in verdict.reasons)
     pictures.after_verdict(
-        drawings, ctx.tracking_uri, run_id, lambda: runs_dir(root) / f"{ctx.run_key}.pictures.log"
+        drawings,
+        ctx.tracking_uri,
+        run_id,
+        lambda: runs_dir(registry.state_dir(root)) / f"{ctx.run_key}.pictures.log",
     )
     if not verdict.passed:
         client.set_tag(run_id, registry.TAG_OUTCOME, OUTCOME_GATE_REJECTED)

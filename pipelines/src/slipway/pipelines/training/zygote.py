@@ -235,15 +235,11 @@ def _kfp_runtime() -> Iterator[None]:
     """kfp imported as a step imports it (`_KFP_RUNTIME=true`, which the step command sets):
     without the compile-time names and kfp.client, whose Kubernetes client alone is 0.3 s
     of CPU before the first step could start."""
-    before = os.environ.get(RUNTIME_ENV)
-    os.environ[RUNTIME_ENV] = "true"
-    try:
+    from slipway.pipelines.settings import restored_environment
+
+    with restored_environment([RUNTIME_ENV]):
+        os.environ[RUNTIME_ENV] = "true"
         yield
-    finally:
-        if before is None:
-            os.environ.pop(RUNTIME_ENV, None)
-        else:
-            os.environ[RUNTIME_ENV] = before
 
 
 def import_kfp_without_client() -> None:
