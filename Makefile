@@ -42,7 +42,8 @@ test: setup lint chromium prometheus ## everything CI runs: lint, library unit t
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 # The inner loop: the libraries' unit tests (pipelines/tests, infra/tests), without the
-# tests marked `slow` (a rendered spoke's own `make test`, the policy pack's spokes) and
+# tests marked `slow` (a rendered spoke's own `make test`, the step daemon's real processes,
+# MLflow evaluations) and
 # without the template, spoke and end-to-end tests under tests/. `make test` runs them all.
 test-fast: setup ## the libraries' unit tests only, no `slow` ones: the inner loop
 	$(RUN) pytest pipelines/tests infra/tests -m "not slow" -n $(PYTEST_WORKERS) -q

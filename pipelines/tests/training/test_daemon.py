@@ -100,6 +100,7 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # a real daemon or MLflow evaluation: `make test` runs it
 def test_later_commands_reuse_the_daemon_and_a_change_restarts_it(spoke: Path) -> None:
     first, session_a = _session(spoke)
     again, session_b = _session(spoke)
@@ -128,6 +129,7 @@ def test_later_commands_reuse_the_daemon_and_a_change_restarts_it(spoke: Path) -
     assert "the spoke's lock or environment changed" in daemon.paths_for(spoke).log.read_text()
 
 
+@pytest.mark.slow  # a real daemon or MLflow evaluation: `make test` runs it
 def test_two_commands_at_once_share_one_daemon_and_run_side_by_side(
     spoke: Path, tmp_path: Path
 ) -> None:
@@ -162,6 +164,7 @@ def test_two_commands_at_once_share_one_daemon_and_run_side_by_side(
     assert log.count("started for") == 1, log  # one daemon, not one per racing command
 
 
+@pytest.mark.slow  # a real daemon or MLflow evaluation: `make test` runs it
 @pytest.mark.parametrize("kind", ["daemon", "zygote"])
 def test_a_step_ends_when_its_command_goes_away(spoke: Path, tmp_path: Path, kind: str) -> None:
     """Ctrl-C or a kill of `slipway train`: the running step ends too, whether it was forked
@@ -195,6 +198,7 @@ def test_a_step_ends_when_its_command_goes_away(spoke: Path, tmp_path: Path, kin
         assert daemon.running(spoke) is not None  # the daemon stays for the next command
 
 
+@pytest.mark.slow  # a real daemon or MLflow evaluation: `make test` runs it
 def test_an_idle_daemon_stops_itself(spoke: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(daemon.IDLE_ENV, "0.01")  # 0.6 s
     pid, _ = _session(spoke)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Two real MLflow evaluations: `make test` runs them, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, tuple[dict, set]]:

@@ -76,6 +76,7 @@ def _evaluate(store: Path, scored: dict[str, Any], *, deferred: bool) -> tuple[s
     return run.info.run_id, metrics, drawings
 
 
+@pytest.mark.slow  # a real daemon or MLflow evaluation: `make test` runs it
 def test_deferred_pictures_are_recorded_not_drawn_and_the_metrics_are_the_same(
     store, scored, mlflow_env
 ):
@@ -143,6 +144,7 @@ os._exit(0)  # the step ends at once, as a forked step does
 """
 
 
+@pytest.mark.slow  # a real daemon or MLflow evaluation: `make test` runs it
 def test_in_the_daemon_a_process_of_their_own_draws_them_after_the_step_ended(
     store, tmp_path, mlflow_env
 ):
