@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from slipway.pipelines.settings import restored_environment
 from tests.shared.conftest import MlflowServer
 from tests.shared.console.fleet import Fleet, build
 
@@ -21,17 +20,24 @@ def fleet(
 ) -> Iterator[Fleet]:
     if not mlflow_server.proc or mlflow_server.proc.poll() is not None:
         mlflow_server.start()  # an outage test before stopped it and failed before restarting
+    saved = {key: os.environ.get(key) for key in STATE_ENV}
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow_server.url
+    os.environ["SLIPWAY_STATE_URL"] = mlflow_server.backend
     # Only while the fleet is built: left set for the session, they sent every later test of
     # this xdist worker to the team's shared trail (fleet_env sets them per console test).
-    with restored_environment(STATE_ENV):
-        os.environ["MLFLOW_TRACKING_URI"] = mlflow_server.url
-        os.environ["SLIPWAY_STATE_URL"] = mlflow_server.backend
+    try:
         built = build(
             tmp_path_factory.mktemp("console"),
             template_repo,
             mlflow_server.url,
             mlflow_server.backend,
         )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     yield built
 
 
